@@ -1,0 +1,121 @@
+//! The #[napi] surface: converts types and errors, nothing else.
+
+use std::os::fd::IntoRawFd;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::reaper::{self, Exit};
+use crate::spawn::{spawn, SpawnError};
+use crate::{plan, spec, stdio};
+
+#[napi(object)]
+pub struct SetupFailure {
+    pub stage: String,
+    pub path: Option<String>,
+    pub errno: i32,
+    /// The errno's name: ENOENT, EACCES...
+    pub code: String,
+    pub message: String,
+}
+
+#[napi(object)]
+pub struct Started {
+    pub pid: i32,
+    /// Parent ends of the pipes (or the pty master), to wrap in Node streams.
+    pub stdin: Option<i32>,
+    pub stdout: Option<i32>,
+    pub stderr: Option<i32>,
+    /// Set when a setup step or exec failed: the container never ran and was reaped.
+    pub failure: Option<SetupFailure>,
+}
+
+#[napi(object)]
+pub struct ExitInfo {
+    pub pid: i32,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub user_cpu_us: f64,
+    pub system_cpu_us: f64,
+}
+
+impl From<Exit> for ExitInfo {
+    fn from(e: Exit) -> Self {
+        ExitInfo {
+            pid: e.pid,
+            exit_code: e.code,
+            signal: e.signal,
+            user_cpu_us: e.user_us as f64,
+            system_cpu_us: e.system_us as f64,
+        }
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::new(Status::InvalidArg, e.to_string())
+}
+
+/// Creates and starts a container from a JSON ContainerSpec. `onExit` is called once,
+/// on the JS thread, when the container has been reaped.
+#[napi]
+pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, (), ExitInfo, Status, false>) -> Result<Started> {
+    let spec = spec::parse(&spec_json).map_err(invalid)?;
+    let wired = stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
+    let prepared = spec.prepare(wired.child_fds()).map_err(invalid)?;
+    let spawned = spawn(&prepared, &spec.argv[0]);
+    drop(wired.child);
+    let [stdin, stdout, stderr] = wired.parent;
+    match spawned {
+        Ok(s) => {
+            reaper::watch(s.pid, s.pidfd, Box::new(move |exit| {
+                on_exit.call(exit.into(), ThreadsafeFunctionCallMode::NonBlocking);
+            }))
+            .map_err(|e| Error::from_reason(format!("epoll_ctl: {e}")))?;
+            let raw = |fd: Option<std::os::fd::OwnedFd>| fd.map(|f| f.into_raw_fd());
+            Ok(Started { pid: s.pid, stdin: raw(stdin), stdout: raw(stdout), stderr: raw(stderr), failure: None })
+        }
+        Err(SpawnError::Setup { stage, path, errno }) => {
+            let message = SpawnError::Setup { stage: stage.clone(), path: path.clone(), errno }.to_string();
+            let code = format!("{errno:?}");
+            Ok(Started {
+                pid: 0,
+                stdin: None,
+                stdout: None,
+                stderr: None,
+                failure: Some(SetupFailure { message: format!("{message} ({code})"), stage, path, errno: errno as i32, code }),
+            })
+        }
+        Err(e) => Err(Error::from_reason(e.to_string())),
+    }
+}
+
+/// Sends `signal` to the container's PID 1 through its pidfd. False once it has been reaped.
+#[napi]
+pub fn kill_container(pid: i32, signal: i32) -> Result<bool> {
+    reaper::signal(pid, signal).map_err(|e| Error::from_reason(format!("pidfd_send_signal: {e}")))
+}
+
+/// Containers started and not yet reaped.
+#[napi]
+pub fn live_containers() -> u32 {
+    reaper::live_count() as u32
+}
+
+/// The setup plan for a spec, one step per line, without running anything.
+#[napi]
+pub fn describe_plan(spec_json: String) -> Result<String> {
+    let spec = spec::parse(&spec_json).map_err(invalid)?;
+    let prepared = spec.prepare([0, 1, 2]).map_err(invalid)?;
+    Ok(plan::describe(&prepared.plan))
+}
+
+/// Sets a pty's window size (the CLI forwards its terminal's size).
+#[napi]
+pub fn set_window_size(fd: i32, rows: u32, cols: u32) -> Result<()> {
+    let size = libc::winsize { ws_row: rows as u16, ws_col: cols as u16, ws_xpixel: 0, ws_ypixel: 0 };
+    match unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &size) } {
+        0 => Ok(()),
+        _ => Err(Error::from_reason(format!("ioctl TIOCSWINSZ: {}", nix::errno::Errno::last()))),
+    }
+}

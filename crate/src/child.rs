@@ -1,0 +1,186 @@
+//! The code between clone and exec: the one place where the rule of the child holds.
+//!
+//! The child shares the Node process's memory (CLONE_VM) while other Node threads run:
+//! no allocation, no locks, no panics, no formatting, no Rust std I/O. It only reads
+//! the plan the parent built, writes fds into the parent's slot array, and on failure
+//! writes one `Report` and `_exit`s. Successful exec leaves the report untouched.
+
+use std::ffi::CString;
+use std::os::raw::{c_char, c_int};
+
+use nix::errno::Errno;
+
+use crate::plan::{InRoot, Op, ROOT, STAGE};
+use crate::sys::Sys;
+
+/// The failure record the parent reads once clone returns (vfork: the child has
+/// exec'd or exited by then). `step == NO_FAILURE` means exec succeeded.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Report {
+    pub step: u32,
+    pub errno: i32,
+}
+
+pub const NO_FAILURE: u32 = u32::MAX;
+
+/// What exec needs, with argv/envp pointer arrays built before clone.
+pub struct ExecPlan {
+    /// Paths to try in order (PATH search is done here, inside the new root).
+    pub candidates: Vec<CString>,
+    pub argv: Vec<*const c_char>,
+    pub envp: Vec<*const c_char>,
+    // Own the strings the pointer arrays point into.
+    pub _argv: Vec<CString>,
+    pub _envp: Vec<CString>,
+}
+
+/// Everything the child touches, prepared by the parent.
+pub struct ChildContext<'a> {
+    pub plan: &'a [Op],
+    pub exec: &'a ExecPlan,
+    pub slots: *mut c_int,
+    pub slot_count: usize,
+    pub report: *mut Report,
+}
+
+/// The child's entry point. Never returns: exec or `_exit`.
+pub fn child_main<S: Sys>(sys: &S, ctx: &ChildContext) -> ! {
+    // SAFETY: the parent sized `slots` for the plan and is suspended until we exec or exit.
+    let slots = unsafe { std::slice::from_raw_parts_mut(ctx.slots, ctx.slot_count) };
+    let (step, errno, code) = match setup(sys, ctx.plan, slots) {
+        Err((step, errno)) => (step as u32, errno, 125),
+        Ok(()) => (ctx.plan.len() as u32, exec(sys, ctx.exec), 127),
+    };
+    unsafe {
+        std::ptr::write_volatile(ctx.report, Report { step, errno: errno as i32 });
+        libc::_exit(code)
+    }
+}
+
+/// Walks the plan; on failure returns the index of the failing step and its errno.
+pub fn setup<S: Sys>(sys: &S, plan: &[Op], slots: &mut [c_int]) -> Result<(), (usize, Errno)> {
+    for (i, op) in plan.iter().enumerate() {
+        apply(sys, op, slots).map_err(|e| (i, e))?;
+    }
+    Ok(())
+}
+
+fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
+    match op {
+        Op::ResetSignals => {
+            sys.reset_signals();
+            Ok(())
+        }
+        Op::NewSession => sys.setsid(),
+        Op::ParentDeathSignal(sig) => sys.set_parent_death_signal(*sig),
+        Op::Dup2 { from, to } => sys.dup2(*from, *to),
+        Op::ControllingTty(fd) => sys.set_controlling_tty(*fd),
+        Op::Unshare(flags) => sys.unshare(*flags),
+        Op::MakeMountsPrivate => sys.make_mounts_private(),
+        Op::CloneTree { src, slot, attrs } => {
+            let fd = sys.open_tree(src)?;
+            slots[*slot] = fd;
+            if *attrs != 0 {
+                sys.set_mount_attrs(fd, *attrs, true)?;
+            }
+            Ok(())
+        }
+        Op::NewFs { fstype, params, attrs, slot } => {
+            slots[*slot] = sys.fs_mount(fstype, params, *attrs)?;
+            Ok(())
+        }
+        Op::AttachRoot { slot } => {
+            sys.move_mount(slots[*slot], libc::AT_FDCWD, STAGE)?;
+            sys.close(slots[*slot]);
+            slots[ROOT] = sys.open_dir(STAGE)?;
+            Ok(())
+        }
+        Op::EnsureDir { components } => {
+            let root = slots[ROOT];
+            if let Some(last) = components.last() {
+                if exists(sys, root, last) {
+                    return Ok(());
+                }
+            }
+            for dir in components {
+                let parent = sys.open_in_root(root, &dir.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+                let made = sys.mkdirat(parent, &dir.name, 0o755);
+                sys.close(parent);
+                match made {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        }
+        Op::EnsureFile { target } => {
+            let root = slots[ROOT];
+            if exists(sys, root, target) {
+                return Ok(());
+            }
+            let parent = sys.open_in_root(root, &target.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let made = sys.create_file_at(parent, &target.name);
+            sys.close(parent);
+            made
+        }
+        Op::Attach { slot, target } => {
+            let at = sys.open_in_root(slots[ROOT], &target.path, libc::O_PATH)?;
+            let moved = sys.move_mount(slots[*slot], at, c"");
+            sys.close(at);
+            sys.close(slots[*slot]);
+            moved
+        }
+        Op::Symlink { link_target, at } => {
+            let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let made = sys.symlinkat(link_target, parent, &at.name);
+            sys.close(parent);
+            match made {
+                Err(Errno::EEXIST) => Ok(()),
+                other => other,
+            }
+        }
+        Op::RootAttrs(attrs) => sys.set_mount_attrs(slots[ROOT], *attrs, false),
+        Op::PivotRoot => {
+            let pivoted = sys.pivot_into(slots[ROOT]);
+            sys.close(slots[ROOT]);
+            pivoted
+        }
+        Op::Hostname(name) => sys.sethostname(name),
+        Op::LoopbackUp => {
+            // SAFETY: ifreq is plain old data; only the name and IFF_UP are set.
+            let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+            req.ifr_name[0] = b'l' as c_char;
+            req.ifr_name[1] = b'o' as c_char;
+            req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16;
+            sys.loopback_up(&req)
+        }
+        Op::Credentials { uid, gid, groups } => sys.set_credentials(*uid, *gid, groups),
+        Op::Chdir(path) => sys.chdir(path),
+        Op::CloseFds => sys.close_fds_from(3),
+    }
+}
+
+fn exists<S: Sys>(sys: &S, root: c_int, target: &InRoot) -> bool {
+    match sys.open_in_root(root, &target.path, libc::O_PATH) {
+        Ok(fd) => {
+            sys.close(fd);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// execvp inside the new root: the first candidate that is not ENOENT wins; like
+/// execvp, EACCES from any candidate is reported over a later ENOENT.
+fn exec<S: Sys>(sys: &S, plan: &ExecPlan) -> Errno {
+    let mut reported = Errno::ENOENT;
+    for path in &plan.candidates {
+        match sys.execve(path, plan.argv.as_ptr(), plan.envp.as_ptr()) {
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            Errno::EACCES => reported = Errno::EACCES,
+            other => return other,
+        }
+    }
+    reported
+}

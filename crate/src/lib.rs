@@ -1,0 +1,12 @@
+//! lonely-container's native core: everything that touches the kernel.
+#![cfg(target_os = "linux")]
+
+mod binding;
+pub mod child;
+pub mod mounts;
+pub mod plan;
+pub mod reaper;
+pub mod spawn;
+pub mod spec;
+pub mod stdio;
+pub mod sys;

@@ -1,0 +1,206 @@
+//! The container's filesystem as plan steps: the root (a rootfs bind or the host
+//! mirror), /proc, /dev, /sys, /tmp, the user's binds and tmpfs, then pivot_root.
+
+use std::ffi::CString;
+
+use crate::plan::{InRoot, Op};
+use crate::spec::{container_path, cstring, is_dir, ContainerSpec, MountSpec, SpecError};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+/// Host directories the default root mirrors read-only (those that exist).
+const HOST_MIRROR: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"];
+/// Device nodes bound from the host into the container's /dev (docker's set).
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+const DEV_SYMLINKS: &[(&str, &str)] = &[
+    ("dev/ptmx", "pts/ptmx"),
+    ("dev/fd", "/proc/self/fd"),
+    ("dev/stdin", "/proc/self/fd/0"),
+    ("dev/stdout", "/proc/self/fd/1"),
+    ("dev/stderr", "/proc/self/fd/2"),
+];
+
+/// Assigns fd slots; slot 0 is the root (plan::ROOT).
+struct Slots(usize);
+
+impl Slots {
+    fn next(&mut self) -> usize {
+        self.0 += 1;
+        self.0
+    }
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).expect("static strings have no NUL")
+}
+
+fn param(key: &str, value: &str) -> (CString, Option<CString>) {
+    (c(key), Some(c(value)))
+}
+
+fn new_fs(plan: &mut Vec<Op>, slots: &mut Slots, fstype: &str, params: Vec<(CString, Option<CString>)>, attrs: u64, target: &str) {
+    let slot = slots.next();
+    plan.push(Op::EnsureDir { components: InRoot::components(target) });
+    plan.push(Op::NewFs { fstype: c(fstype), params, attrs, slot });
+    plan.push(Op::Attach { slot, target: InRoot::new(target) });
+}
+
+/// Appends the mount steps; returns the number of fd slots the child needs.
+pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError> {
+    let mut slots = Slots(0);
+    plan.push(Op::MakeMountsPrivate);
+
+    // Clone every host tree first: once the stage is covered nothing else is reachable by path.
+    let root = slots.next();
+    let mirror = spec.rootfs.is_none();
+    match &spec.rootfs {
+        Some(rootfs) => plan.push(Op::CloneTree { src: cstring("rootfs", rootfs)?, slot: root, attrs: 0 }),
+        None => plan.push(Op::NewFs { fstype: c("tmpfs"), params: vec![param("mode", "0755"), param("size", "1m")], attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, slot: root }),
+    }
+    let mut host_dirs = Vec::new();
+    let mut host_links = Vec::new();
+    if mirror {
+        for dir in HOST_MIRROR {
+            let path = format!("/{dir}");
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let target = std::fs::read_link(&path).map_err(|source| SpecError::Source { path: path.clone(), source })?;
+                    host_links.push((dir.to_string(), cstring("rootfs", &target.to_string_lossy())?));
+                }
+                Ok(m) if m.is_dir() => {
+                    let slot = slots.next();
+                    plan.push(Op::CloneTree { src: c(&path), slot, attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV });
+                    host_dirs.push((dir.to_string(), slot));
+                }
+                _ => {}
+            }
+        }
+    }
+    let mut devices = Vec::new();
+    for dev in DEVICES {
+        let slot = slots.next();
+        plan.push(Op::CloneTree { src: c(&format!("/dev/{dev}")), slot, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
+        devices.push((format!("dev/{dev}"), slot));
+    }
+    let mut binds = Vec::new();
+    for m in &spec.mounts {
+        if let MountSpec::Bind { source, readonly, .. } = m {
+            let slot = slots.next();
+            let attrs = if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
+            plan.push(Op::CloneTree { src: cstring("mounts.source", source)?, slot, attrs });
+            binds.push((slot, is_dir(source)?));
+        }
+    }
+
+    plan.push(Op::AttachRoot { slot: root });
+    for (dir, slot) in host_dirs {
+        plan.push(Op::EnsureDir { components: InRoot::components(&dir) });
+        plan.push(Op::Attach { slot, target: InRoot::new(&dir) });
+    }
+    for (dir, target) in host_links {
+        plan.push(Op::Symlink { link_target: target, at: InRoot::new(&dir) });
+    }
+
+    new_fs(plan, &mut slots, "proc", vec![], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "proc");
+    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "0755"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "dev");
+    for (path, slot) in devices {
+        let target = InRoot::new(&path);
+        plan.push(Op::EnsureFile { target: target.clone() });
+        plan.push(Op::Attach { slot, target });
+    }
+    let devpts = vec![(c("newinstance"), None), param("ptmxmode", "0666"), param("mode", "0620"), param("gid", "5")];
+    new_fs(plan, &mut slots, "devpts", devpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "dev/pts");
+    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "1777"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "dev/shm");
+    for (link, target) in DEV_SYMLINKS {
+        plan.push(Op::Symlink { link_target: c(target), at: InRoot::new(link) });
+    }
+    new_fs(plan, &mut slots, "sysfs", vec![], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "sys");
+    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "1777")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "tmp");
+
+    let mut binds = binds.into_iter();
+    for m in &spec.mounts {
+        match m {
+            MountSpec::Bind { target, .. } => {
+                let (slot, dir) = binds.next().expect("one bind slot per bind mount");
+                let rel = container_path("mounts.target", target)?;
+                let at = InRoot::new(&rel);
+                if dir {
+                    plan.push(Op::EnsureDir { components: InRoot::components(&rel) });
+                } else {
+                    if let Some((parent, _)) = rel.rsplit_once('/') {
+                        plan.push(Op::EnsureDir { components: InRoot::components(parent) });
+                    }
+                    plan.push(Op::EnsureFile { target: at.clone() });
+                }
+                plan.push(Op::Attach { slot, target: at });
+            }
+            MountSpec::Tmpfs { target, size, mode } => {
+                let rel = container_path("mounts.target", target)?;
+                let mut params = vec![param("mode", mode.as_deref().unwrap_or("1777"))];
+                if let Some(size) = size {
+                    params.push(param("size", size));
+                }
+                new_fs(plan, &mut slots, "tmpfs", params, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &rel);
+            }
+        }
+    }
+
+    if mirror || spec.readonly_root {
+        // Last: every mount point above had to be created in a writable root.
+        plan.push(Op::RootAttrs(MOUNT_ATTR_RDONLY));
+    }
+    plan.push(Op::PivotRoot);
+    Ok(slots.0 + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::parse;
+
+    fn spec_with(extra: &str) -> ContainerSpec {
+        parse(&format!(
+            r#"{{"argv":["true"],"env":[],"cwd":"/","hostname":null,
+            "namespaces":{{"pid":true,"mount":true,"uts":true,"ipc":true,"net":true,"cgroup":true}},
+            "uid":0,"gid":0{extra}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn host_trees_are_cloned_before_the_root_is_attached() {
+        let s = spec_with(r#","rootfs":"/","mounts":[{"type":"bind","source":"/tmp","target":"/mnt/x"}]"#);
+        let mut plan = vec![];
+        plan_fn(&s, &mut plan);
+        let attach = plan.iter().position(|o| matches!(o, Op::AttachRoot { .. })).unwrap();
+        let last_clone = plan.iter().rposition(|o| matches!(o, Op::CloneTree { .. })).unwrap();
+        assert!(last_clone < attach);
+        assert_eq!(plan.last(), Some(&Op::PivotRoot));
+        assert!(!plan.iter().any(|o| matches!(o, Op::RootAttrs(_))), "a rootfs stays writable unless asked");
+    }
+
+    #[test]
+    fn the_mirror_root_ends_read_only() {
+        let s = spec_with(r#","rootfs":null"#);
+        let mut plan = vec![];
+        plan_fn(&s, &mut plan);
+        let n = plan.len();
+        assert_eq!(plan[n - 2], Op::RootAttrs(MOUNT_ATTR_RDONLY));
+        assert!(plan.iter().any(|o| matches!(o, Op::CloneTree { src, .. } if src.to_str() == Ok("/usr"))));
+    }
+
+    #[test]
+    fn every_slot_is_within_the_count() {
+        let s = spec_with(r#","rootfs":null,"mounts":[{"type":"tmpfs","target":"/a/b","size":"1m","mode":null}]"#);
+        let mut plan = vec![];
+        let count = plan_fn(&s, &mut plan);
+        for op in &plan {
+            if let Op::CloneTree { slot, .. } | Op::NewFs { slot, .. } | Op::Attach { slot, .. } = op {
+                assert!(*slot < count);
+            }
+        }
+    }
+
+    fn plan_fn(s: &ContainerSpec, out: &mut Vec<Op>) -> usize {
+        plan(s, out).unwrap()
+    }
+}

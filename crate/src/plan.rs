@@ -1,0 +1,145 @@
+//! The container's setup as plain data (bubblewrap's model): an ordered list of
+//! operations with every path already a C string. The parent builds it, the child
+//! walks it with one `match` (child.rs), a user can print it (`describe`).
+
+use std::ffi::CString;
+use std::os::raw::c_int;
+
+/// Where the container's root is assembled before pivot_root. Every bind source is
+/// cloned with open_tree *before* anything is mounted here, so covering it hides nothing.
+pub const STAGE: &std::ffi::CStr = c"/tmp";
+
+/// A mount target: a path inside the new root, resolved with RESOLVE_IN_ROOT.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InRoot {
+    /// The parent directory, relative to the root ("." for the root itself).
+    pub parent: CString,
+    /// The last component.
+    pub name: CString,
+    /// The whole relative path ("dev/pts").
+    pub path: CString,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    ResetSignals,
+    NewSession,
+    ParentDeathSignal(c_int),
+    /// dup2(from, to); `from` is >= 3 (the parent moves user fds up first) or `to` itself (inherit).
+    Dup2 { from: c_int, to: c_int },
+    ControllingTty(c_int),
+    /// unshare(flags): namespaces that must be made after an earlier step (cgroup after the cgroup join).
+    Unshare(c_int),
+    MakeMountsPrivate,
+    /// open_tree(src, OPEN_TREE_CLONE|AT_RECURSIVE) into slot; attrs set recursively on the copy.
+    CloneTree { src: CString, slot: usize, attrs: u64 },
+    /// A fresh filesystem (fsopen/fsconfig/fsmount) into slot.
+    NewFs { fstype: CString, params: Vec<(CString, Option<CString>)>, attrs: u64, slot: usize },
+    /// Attach the tree in slot at STAGE and open it as the root (slot ROOT).
+    AttachRoot { slot: usize },
+    /// mkdir -p inside the root, one component per entry.
+    EnsureDir { components: Vec<InRoot> },
+    EnsureFile { target: InRoot },
+    /// move_mount(slot -> target inside the root).
+    Attach { slot: usize, target: InRoot },
+    Symlink { link_target: CString, at: InRoot },
+    /// mount_setattr on the root mount itself (not recursive).
+    RootAttrs(u64),
+    PivotRoot,
+    Hostname(Vec<u8>),
+    LoopbackUp,
+    Credentials { uid: u32, gid: u32, groups: Vec<libc::gid_t> },
+    Chdir(CString),
+    CloseFds,
+}
+
+/// The slot of the root's O_PATH fd once AttachRoot ran.
+pub const ROOT: usize = 0;
+
+impl Op {
+    /// The failing stage as the user reads it (crun style: what and where).
+    pub fn stage(&self) -> (String, Option<String>) {
+        let s = |c: &CString| c.to_string_lossy().into_owned();
+        let abs = |t: &InRoot| format!("/{}", t.path.to_string_lossy().trim_start_matches("./"));
+        match self {
+            Op::ResetSignals => ("reset signals".into(), None),
+            Op::NewSession => ("setsid".into(), None),
+            Op::ParentDeathSignal(_) => ("prctl PR_SET_PDEATHSIG".into(), None),
+            Op::Dup2 { to, .. } => (format!("dup2 stdio {to}"), None),
+            Op::ControllingTty(_) => ("ioctl TIOCSCTTY".into(), None),
+            Op::Unshare(_) => ("unshare".into(), None),
+            Op::MakeMountsPrivate => ("make mounts private".into(), Some("/".into())),
+            Op::CloneTree { src, .. } => ("open_tree".into(), Some(s(src))),
+            Op::NewFs { fstype, .. } => (format!("mount {}", s(fstype)), None),
+            Op::AttachRoot { .. } => ("attach root".into(), Some(s(&STAGE.to_owned()))),
+            Op::EnsureDir { components } => ("mkdir".into(), components.last().map(abs)),
+            Op::EnsureFile { target } => ("create mount point".into(), Some(abs(target))),
+            Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
+            Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
+            Op::RootAttrs(_) => ("remount root read-only".into(), Some("/".into())),
+            Op::PivotRoot => ("pivot_root".into(), None),
+            Op::Hostname(_) => ("sethostname".into(), None),
+            Op::LoopbackUp => ("loopback up".into(), Some("lo".into())),
+            Op::Credentials { .. } => ("set credentials".into(), None),
+            Op::Chdir(p) => ("chdir".into(), Some(s(p))),
+            Op::CloseFds => ("close_range".into(), None),
+        }
+    }
+}
+
+impl InRoot {
+    /// `path` is relative to the root, normalized (no "", ".", ".." components).
+    pub fn new(path: &str) -> InRoot {
+        let path = path.trim_matches('/');
+        let (parent, name) = match path.rsplit_once('/') {
+            Some((p, n)) => (p, n),
+            None => (".", path),
+        };
+        let c = |s: &str| CString::new(s).expect("paths are checked for NUL before planning");
+        InRoot { parent: c(parent), name: c(name), path: c(path) }
+    }
+
+    /// One entry per component of `path`, for `EnsureDir`.
+    pub fn components(path: &str) -> Vec<InRoot> {
+        let path = path.trim_matches('/');
+        let mut out = Vec::new();
+        for (i, _) in path.match_indices('/').chain(std::iter::once((path.len(), ""))) {
+            out.push(InRoot::new(&path[..i]));
+        }
+        out
+    }
+}
+
+/// A human-readable listing of the plan, one step per line.
+pub fn describe(plan: &[Op]) -> String {
+    plan.iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let (stage, path) = op.stage();
+            match path {
+                Some(p) => format!("{i:3} {stage} `{p}`"),
+                None => format!("{i:3} {stage}"),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_root_splits_parent_and_name() {
+        let t = InRoot::new("/dev/pts/");
+        assert_eq!(t.parent.to_str().unwrap(), "dev");
+        assert_eq!(t.name.to_str().unwrap(), "pts");
+        assert_eq!(InRoot::new("proc").parent.to_str().unwrap(), ".");
+    }
+
+    #[test]
+    fn components_cover_every_prefix() {
+        let c: Vec<_> = InRoot::components("a/b/c").iter().map(|t| t.path.to_str().unwrap().to_owned()).collect();
+        assert_eq!(c, ["a", "a/b", "a/b/c"]);
+    }
+}

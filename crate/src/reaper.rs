@@ -1,0 +1,128 @@
+//! One thread for all containers: epoll over their pidfds, reaped with
+//! waitid(P_PIDFD) so Node's own children are never touched (no waitpid(-1)).
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::{Mutex, OnceLock};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
+/// How a container ended, with the kernel's CPU accounting for it and its reaped descendants.
+/// (ru_maxrss is left out: exec records the vfork-shared Node heap in it.)
+#[derive(Debug, Clone, Copy)]
+pub struct Exit {
+    pub pid: i32,
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    pub user_us: u64,
+    pub system_us: u64,
+}
+
+pub type OnExit = Box<dyn FnOnce(Exit) + Send>;
+
+struct Watched {
+    pidfd: OwnedFd,
+    on_exit: OnExit,
+}
+
+struct Reaper {
+    epoll: Epoll,
+    live: Mutex<HashMap<i32, Watched>>,
+}
+
+static REAPER: OnceLock<Reaper> = OnceLock::new();
+
+fn reaper() -> &'static Reaper {
+    REAPER.get_or_init(|| {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).expect("epoll_create1");
+        std::thread::Builder::new()
+            .name("lonely-reaper".into())
+            .spawn(run)
+            .expect("spawn the reaper thread");
+        Reaper { epoll, live: Mutex::new(HashMap::new()) }
+    })
+}
+
+/// Hands a running container to the reaper; `on_exit` runs on the reaper thread.
+pub fn watch(pid: i32, pidfd: OwnedFd, on_exit: OnExit) -> Result<(), Errno> {
+    let r = reaper();
+    let event = EpollEvent::new(EpollFlags::EPOLLIN, pid as u64);
+    let mut live = r.live.lock().unwrap_or_else(|e| e.into_inner());
+    // Registered under the lock: an exit that fires at once finds its entry.
+    r.epoll.add(pidfd.as_fd(), event)?;
+    live.insert(pid, Watched { pidfd, on_exit });
+    Ok(())
+}
+
+/// Signals a live container through its pidfd (no pid-reuse race). False once it is reaped.
+pub fn signal(pid: i32, sig: i32) -> Result<bool, Errno> {
+    let live = reaper().live.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(w) = live.get(&pid) else { return Ok(false) };
+    let ret = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, w.pidfd.as_raw_fd(), sig, 0usize, 0u32) };
+    match ret {
+        0 => Ok(true),
+        _ => match Errno::last() {
+            Errno::ESRCH => Ok(false),
+            e => Err(e),
+        },
+    }
+}
+
+pub fn live_count() -> usize {
+    REAPER.get().map_or(0, |r| r.live.lock().unwrap_or_else(|e| e.into_inner()).len())
+}
+
+fn run() {
+    // The thread starts inside get_or_init; wait until the cell is filled.
+    let r = loop {
+        if let Some(r) = REAPER.get() {
+            break r;
+        }
+        std::thread::yield_now();
+    };
+    let mut events = [EpollEvent::empty(); 64];
+    loop {
+        let n = match r.epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => panic!("epoll_wait: {e}"),
+        };
+        for event in &events[..n] {
+            let pid = event.data() as i32;
+            let watched = r.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            if let Some(w) = watched {
+                let _ = r.epoll.delete(w.pidfd.as_fd());
+                let exit = reap(pid, &w.pidfd);
+                (w.on_exit)(exit);
+            }
+        }
+    }
+}
+
+fn reap(pid: i32, pidfd: &OwnedFd) -> Exit {
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    const P_PIDFD: libc::c_int = 3;
+    loop {
+        let ret = unsafe {
+            libc::syscall(libc::SYS_waitid, P_PIDFD, pidfd.as_raw_fd(), &mut info, libc::WEXITED, &mut usage)
+        };
+        if ret == 0 || Errno::last() != Errno::EINTR {
+            break;
+        }
+    }
+    let status = unsafe { info.si_status() };
+    let (code, signal) = match info.si_code {
+        libc::CLD_EXITED => (Some(status), None),
+        _ => (None, Some(status)),
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Exit {
+        pid,
+        code,
+        signal,
+        user_us: micros(usage.ru_utime),
+        system_us: micros(usage.ru_stime),
+    }
+}

@@ -1,0 +1,224 @@
+//! ContainerSpec: what index.ts sends (already validated there, checked again here
+//! for the invariants the child relies on), and its pre-computation into a plan.
+
+use std::ffi::CString;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::child::ExecPlan;
+use crate::mounts;
+use crate::plan::Op;
+use crate::stdio::{Named, Stdio};
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContainerSpec {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub hostname: Option<String>,
+    pub namespaces: Namespaces,
+    /// None: the built-in read-only host mirror.
+    pub rootfs: Option<String>,
+    #[serde(default)]
+    pub readonly_root: bool,
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub groups: Vec<u32>,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default = "inherit_all")]
+    pub stdio: [Stdio; 3],
+}
+
+fn inherit_all() -> [Stdio; 3] {
+    [Stdio::Named(Named::Inherit); 3]
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct Namespaces {
+    pub pid: bool,
+    pub mount: bool,
+    pub uts: bool,
+    pub ipc: bool,
+    pub net: bool,
+    pub cgroup: bool,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum MountSpec {
+    Bind { source: String, target: String, #[serde(default)] readonly: bool },
+    Tmpfs { target: String, size: Option<String>, mode: Option<String> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error("spec: invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("spec: {field} contains a NUL byte")]
+    Nul { field: &'static str },
+    #[error("spec: argv is empty")]
+    EmptyArgv,
+    #[error("spec: {field} `{path}` must be an absolute path")]
+    NotAbsolute { field: &'static str, path: String },
+    #[error("spec: {field} `{path}` must not contain `..`")]
+    DotDot { field: &'static str, path: String },
+    #[error("spec: rootfs and mounts need the mount namespace")]
+    NeedsMountNamespace,
+    #[error("spec: mount source `{path}`: {source}")]
+    Source { path: String, source: std::io::Error },
+}
+
+/// Everything clone and the child need, computed before clone.
+pub struct Prepared {
+    pub clone_flags: libc::c_int,
+    pub plan: Vec<Op>,
+    pub exec: ExecPlan,
+    pub slot_count: usize,
+}
+
+pub fn parse(json: &str) -> Result<ContainerSpec, SpecError> {
+    Ok(serde_json::from_str(json)?)
+}
+
+pub fn cstring(field: &'static str, s: &str) -> Result<CString, SpecError> {
+    CString::new(s).map_err(|_| SpecError::Nul { field })
+}
+
+/// `path` must be absolute and free of `..`; returns it relative to the root, normalized.
+pub fn container_path(field: &'static str, path: &str) -> Result<String, SpecError> {
+    if !path.starts_with('/') {
+        return Err(SpecError::NotAbsolute { field, path: path.into() });
+    }
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if parts.contains(&"..") {
+        return Err(SpecError::DotDot { field, path: path.into() });
+    }
+    cstring(field, path)?;
+    Ok(parts.join("/"))
+}
+
+impl ContainerSpec {
+    /// Builds the plan. `stdio` are the fds the child dup2s onto 0, 1, 2.
+    pub fn prepare(&self, stdio: [i32; 3]) -> Result<Prepared, SpecError> {
+        if self.argv.is_empty() {
+            return Err(SpecError::EmptyArgv);
+        }
+        let ns = self.namespaces;
+        if !ns.mount && (self.rootfs.is_some() || !self.mounts.is_empty()) {
+            return Err(SpecError::NeedsMountNamespace);
+        }
+        let mut plan = vec![Op::ResetSignals, Op::NewSession, Op::ParentDeathSignal(libc::SIGKILL)];
+        for (to, from) in stdio.iter().enumerate() {
+            plan.push(Op::Dup2 { from: *from, to: to as i32 });
+        }
+        if self.tty {
+            plan.push(Op::ControllingTty(0));
+        }
+        if ns.cgroup {
+            // After the cgroup join (once limits exist), so the namespace's root is the container's cgroup.
+            plan.push(Op::Unshare(libc::CLONE_NEWCGROUP));
+        }
+        let mut slot_count = 1;
+        if ns.mount {
+            slot_count = mounts::plan(self, &mut plan)?;
+        }
+        if let (true, Some(name)) = (ns.uts, &self.hostname) {
+            plan.push(Op::Hostname(name.as_bytes().to_vec()));
+        }
+        if ns.net {
+            plan.push(Op::LoopbackUp);
+        }
+        plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone() });
+        plan.push(Op::Chdir(cstring("cwd", &self.cwd)?));
+        plan.push(Op::CloseFds);
+
+        let mut flags = libc::CLONE_VM | libc::CLONE_VFORK;
+        for (on, flag) in [
+            (ns.pid, libc::CLONE_NEWPID),
+            (ns.mount, libc::CLONE_NEWNS),
+            (ns.uts, libc::CLONE_NEWUTS),
+            (ns.ipc, libc::CLONE_NEWIPC),
+            (ns.net, libc::CLONE_NEWNET),
+        ] {
+            if on {
+                flags |= flag;
+            }
+        }
+        Ok(Prepared { clone_flags: flags, plan, exec: self.exec_plan()?, slot_count })
+    }
+
+    fn exec_plan(&self) -> Result<ExecPlan, SpecError> {
+        let argv: Vec<CString> = self.argv.iter().map(|a| cstring("argv", a)).collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = self.env.iter().map(|e| cstring("env", e)).collect::<Result<_, _>>()?;
+        let command = &self.argv[0];
+        let candidates = if command.contains('/') {
+            vec![cstring("argv", command)?]
+        } else {
+            let path = self.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            path.split(':')
+                .map(|dir| if dir.is_empty() { "." } else { dir })
+                .map(|dir| cstring("argv", &format!("{}/{}", dir.trim_end_matches('/'), command)))
+                .collect::<Result<_, _>>()?
+        };
+        let pointers = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+        Ok(ExecPlan { candidates, argv: pointers(&argv), envp: pointers(&envp), _argv: argv, _envp: envp })
+    }
+}
+
+/// Whether `path` is a directory on the host (for choosing a mount point's kind).
+pub fn is_dir(path: &str) -> Result<bool, SpecError> {
+    std::fs::metadata(Path::new(path)).map(|m| m.is_dir()).map_err(|source| SpecError::Source { path: path.into(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> ContainerSpec {
+        parse(json).unwrap()
+    }
+
+    const BASE: &str = r#"{"argv":["ls","-l"],"env":["PATH=/bin:/usr/bin"],"cwd":"/","hostname":"box",
+        "namespaces":{"pid":true,"mount":true,"uts":true,"ipc":true,"net":true,"cgroup":true},
+        "rootfs":null,"uid":0,"gid":0}"#;
+
+    #[test]
+    fn path_search_happens_in_the_container_path() {
+        let p = spec(BASE).prepare([0, 1, 2]).unwrap();
+        let c: Vec<_> = p.exec.candidates.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(c, ["/bin/ls", "/usr/bin/ls"]);
+        assert_eq!(p.exec.argv.len(), 3);
+        assert!(p.exec.argv[2].is_null());
+    }
+
+    #[test]
+    fn clone_flags_follow_namespaces() {
+        let p = spec(BASE).prepare([0, 1, 2]).unwrap();
+        assert_ne!(p.clone_flags & libc::CLONE_NEWNET, 0);
+        let off = BASE.replace(r#""net":true"#, r#""net":false"#);
+        let p = spec(&off).prepare([0, 1, 2]).unwrap();
+        assert_eq!(p.clone_flags & libc::CLONE_NEWNET, 0);
+        assert!(!p.plan.contains(&Op::LoopbackUp));
+    }
+
+    #[test]
+    fn rejects_nul_and_relative_paths() {
+        assert!(matches!(container_path("cwd", "tmp"), Err(SpecError::NotAbsolute { .. })));
+        assert!(matches!(container_path("mounts", "/a/../b"), Err(SpecError::DotDot { .. })));
+        assert_eq!(container_path("mounts", "/a//b/./c/").unwrap(), "a/b/c");
+        let bad = BASE.replace(r#""-l""#, r#""a\u0000b""#);
+        assert!(matches!(spec(&bad).prepare([0, 1, 2]), Err(SpecError::Nul { field: "argv" })));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(parse(&BASE.replace(r#""uid":0"#, r#""uid":0,"bogus":1"#)).is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! The container's fds 0-2: pipes, a pty, /dev/null, or fds the caller passes.
+//! Every fd made here is CLOEXEC, so concurrent spawns elsewhere in Node never inherit it.
+
+use std::fs::OpenOptions;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::unistd::pipe2;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(untagged)]
+pub enum Stdio {
+    Named(Named),
+    Fd(i32),
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Named {
+    Pipe,
+    Inherit,
+    Ignore,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StdioError {
+    #[error("pipe2: {0}")]
+    Pipe(Errno),
+    #[error("openpty: {0}")]
+    Pty(Errno),
+    #[error("open `/dev/null`: {0}")]
+    DevNull(std::io::Error),
+    #[error("stdio fd {fd}: {errno}")]
+    BadFd { fd: i32, errno: Errno },
+}
+
+/// Both ends: what the child dup2s onto 0-2, and what the parent keeps.
+#[derive(Default)]
+pub struct Wired {
+    /// Kept open until clone returns, then closed in the parent.
+    pub child: [Option<OwnedFd>; 3],
+    pub parent: [Option<OwnedFd>; 3],
+}
+
+impl Wired {
+    /// The fd the child dup2s onto 0, 1, 2. Inherit is dup2(i, i): that clears FD_CLOEXEC,
+    /// which a Node process may carry on its own stdio.
+    pub fn child_fds(&self) -> [i32; 3] {
+        [0, 1, 2].map(|i| self.child[i as usize].as_ref().map_or(i, |fd| fd.as_raw_fd()))
+    }
+}
+
+/// Moves a caller's fd above 2 (CLOEXEC) so dup2 onto 0-2 in any order cannot clobber it.
+fn dup_high(fd: i32) -> Result<OwnedFd, StdioError> {
+    let fd_ref = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    fcntl(fd_ref, FcntlArg::F_DUPFD_CLOEXEC(3))
+        .map(|n| unsafe { OwnedFd::from_raw_fd(n) })
+        .map_err(|errno| StdioError::BadFd { fd, errno })
+}
+
+pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
+    let mut w = Wired::default();
+    if tty {
+        let pty = nix::pty::openpty(None, None).map_err(StdioError::Pty)?;
+        for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
+            fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(StdioError::Pty)?;
+        }
+        // A separate fd per direction: Node wants one handle to read, one to write.
+        w.parent[0] = Some(dup_high(pty.master.as_raw_fd())?);
+        for i in 0..3 {
+            w.child[i] = Some(dup_high(pty.slave.as_raw_fd())?);
+        }
+        w.parent[1] = Some(pty.master);
+        return Ok(w);
+    }
+    for (i, s) in stdio.iter().enumerate() {
+        match s {
+            Stdio::Named(Named::Inherit) => {}
+            Stdio::Named(Named::Ignore) => {
+                let null = OpenOptions::new().read(i == 0).write(i != 0).open("/dev/null").map_err(StdioError::DevNull)?;
+                w.child[i] = Some(dup_high(null.as_raw_fd())?);
+            }
+            Stdio::Named(Named::Pipe) => {
+                let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(StdioError::Pipe)?;
+                let (child, parent) = if i == 0 { (read, write) } else { (write, read) };
+                w.child[i] = Some(child);
+                w.parent[i] = Some(parent);
+            }
+            Stdio::Fd(fd) => w.child[i] = Some(dup_high(*fd)?),
+        }
+    }
+    Ok(w)
+}

@@ -1,0 +1,238 @@
+//! The privileged calls the child makes, behind one trait (youki's `Syscall`):
+//! `Kernel` issues them for real, unit tests record them and inject failures.
+//! Every method is async-signal-safe: raw syscalls, no allocation.
+
+use std::ffi::CStr;
+use std::os::raw::{c_char, c_int, c_long, c_uint, c_ulong};
+
+use nix::errno::Errno;
+
+pub type SysResult<T> = Result<T, Errno>;
+
+// The new mount API's constants are not in the libc crate yet (linux/mount.h).
+pub const OPEN_TREE_CLONE: c_uint = 1;
+pub const AT_RECURSIVE: c_uint = 0x8000;
+pub const MOVE_MOUNT_F_EMPTY_PATH: c_uint = 0x4;
+pub const MOVE_MOUNT_T_EMPTY_PATH: c_uint = 0x40;
+pub const FSOPEN_CLOEXEC: c_uint = 1;
+pub const FSMOUNT_CLOEXEC: c_uint = 1;
+pub const FSCONFIG_SET_FLAG: c_uint = 0;
+pub const FSCONFIG_SET_STRING: c_uint = 1;
+pub const FSCONFIG_CMD_CREATE: c_uint = 6;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// The kernel calls the child needs, in the order-independent form the plan uses.
+pub trait Sys {
+    fn reset_signals(&self);
+    fn setsid(&self) -> SysResult<()>;
+    fn set_parent_death_signal(&self, sig: c_int) -> SysResult<()>;
+    fn dup2(&self, from: c_int, to: c_int) -> SysResult<()>;
+    fn set_controlling_tty(&self, fd: c_int) -> SysResult<()>;
+    fn unshare(&self, flags: c_int) -> SysResult<()>;
+    fn make_mounts_private(&self) -> SysResult<()>;
+    fn open_tree(&self, path: &CStr) -> SysResult<c_int>;
+    fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()>;
+    fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()>;
+    fn fs_mount(&self, fstype: &CStr, params: &[(std::ffi::CString, Option<std::ffi::CString>)], attrs: u64) -> SysResult<c_int>;
+    fn open_in_root(&self, root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int>;
+    fn open_dir(&self, path: &CStr) -> SysResult<c_int>;
+    fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()>;
+    fn create_file_at(&self, dir: c_int, name: &CStr) -> SysResult<()>;
+    fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()>;
+    fn close(&self, fd: c_int);
+    fn pivot_into(&self, root: c_int) -> SysResult<()>;
+    fn chdir(&self, path: &CStr) -> SysResult<()>;
+    fn sethostname(&self, name: &[u8]) -> SysResult<()>;
+    fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()>;
+    fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t]) -> SysResult<()>;
+    fn close_fds_from(&self, first: c_uint) -> SysResult<()>;
+    fn execve(&self, path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno;
+}
+
+/// The real kernel.
+pub struct Kernel;
+
+fn check(ret: c_long) -> SysResult<c_long> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn check_int(ret: c_int) -> SysResult<c_int> {
+    if ret < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(ret)
+    }
+}
+
+impl Sys for Kernel {
+    fn reset_signals(&self) {
+        // Node's handlers must never run here, and SIG_IGN (Node ignores SIGPIPE) survives exec.
+        unsafe {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            for sig in 1..=64 {
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty, 0usize, 8usize);
+        }
+    }
+
+    fn setsid(&self) -> SysResult<()> {
+        check(unsafe { libc::syscall(libc::SYS_setsid) }).map(drop)
+    }
+
+    fn set_parent_death_signal(&self, sig: c_int) -> SysResult<()> {
+        check_int(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as c_ulong) }).map(drop)
+    }
+
+    fn dup2(&self, from: c_int, to: c_int) -> SysResult<()> {
+        if from == to {
+            // dup2 onto itself keeps FD_CLOEXEC: clear it so the fd survives exec.
+            return check_int(unsafe { libc::fcntl(from, libc::F_SETFD, 0) }).map(drop);
+        }
+        check_int(unsafe { libc::dup2(from, to) }).map(drop)
+    }
+
+    fn set_controlling_tty(&self, fd: c_int) -> SysResult<()> {
+        check_int(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
+    }
+
+    fn unshare(&self, flags: c_int) -> SysResult<()> {
+        check(unsafe { libc::syscall(libc::SYS_unshare, flags) }).map(drop)
+    }
+
+    fn make_mounts_private(&self) -> SysResult<()> {
+        let root = c"/";
+        check_int(unsafe {
+            libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+        })
+        .map(drop)
+    }
+
+    fn open_tree(&self, path: &CStr) -> SysResult<c_int> {
+        let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as c_uint | AT_RECURSIVE;
+        check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) }).map(|fd| fd as c_int)
+    }
+
+    fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
+        let attr = MountAttr { attr_set: attrs, attr_clr: 0, propagation: 0, userns_fd: 0 };
+        let flags = libc::AT_EMPTY_PATH as c_uint | if recursive { AT_RECURSIVE } else { 0 };
+        check(unsafe {
+            libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr, std::mem::size_of::<MountAttr>())
+        })
+        .map(drop)
+    }
+
+    fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()> {
+        let flags = MOVE_MOUNT_F_EMPTY_PATH | if to_path.is_empty() { MOVE_MOUNT_T_EMPTY_PATH } else { 0 };
+        check(unsafe { libc::syscall(libc::SYS_move_mount, from, c"".as_ptr(), to_dir, to_path.as_ptr(), flags) })
+            .map(drop)
+    }
+
+    fn fs_mount(&self, fstype: &CStr, params: &[(std::ffi::CString, Option<std::ffi::CString>)], attrs: u64) -> SysResult<c_int> {
+        let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })? as c_int;
+        let result = (|| {
+            for (key, value) in params {
+                let (cmd, value_ptr) = match value {
+                    Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
+                    None => (FSCONFIG_SET_FLAG, std::ptr::null()),
+                };
+                check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), value_ptr, 0) })?;
+            }
+            let null: *const c_char = std::ptr::null();
+            check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) })?;
+            check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs as c_uint) }).map(|fd| fd as c_int)
+        })();
+        unsafe { libc::close(fs) };
+        result
+    }
+
+    fn open_in_root(&self, root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int> {
+        // RESOLVE_IN_ROOT: a symlink in the rootfs cannot point a mount outside it.
+        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+        how.flags = (flags | libc::O_CLOEXEC) as u64;
+        how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+        check(unsafe { libc::syscall(libc::SYS_openat2, root, path.as_ptr(), &how, std::mem::size_of::<libc::open_how>()) })
+            .map(|fd| fd as c_int)
+    }
+
+    fn open_dir(&self, path: &CStr) -> SysResult<c_int> {
+        check_int(unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+    }
+
+    fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()> {
+        check_int(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) }).map(drop)
+    }
+
+    fn create_file_at(&self, dir: c_int, name: &CStr) -> SysResult<()> {
+        let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        let fd = check_int(unsafe { libc::openat(dir, name.as_ptr(), flags, 0o644) })?;
+        unsafe { libc::close(fd) };
+        Ok(())
+    }
+
+    fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()> {
+        check_int(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(drop)
+    }
+
+    fn close(&self, fd: c_int) {
+        unsafe { libc::close(fd) };
+    }
+
+    fn pivot_into(&self, root: c_int) -> SysResult<()> {
+        // pivot_root(".", ".") stacks the old root under the new one; detach it at once.
+        check_int(unsafe { libc::fchdir(root) })?;
+        let dot = c".";
+        check(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) })?;
+        check_int(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) })?;
+        check_int(unsafe { libc::chdir(c"/".as_ptr()) }).map(drop)
+    }
+
+    fn chdir(&self, path: &CStr) -> SysResult<()> {
+        check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+    }
+
+    fn sethostname(&self, name: &[u8]) -> SysResult<()> {
+        check_int(unsafe { libc::sethostname(name.as_ptr() as *const c_char, name.len()) }).map(drop)
+    }
+
+    fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()> {
+        let sock = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+        let ret = check_int(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, ifreq) });
+        unsafe { libc::close(sock) };
+        ret.map(drop)
+    }
+
+    fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t]) -> SysResult<()> {
+        // Raw syscalls: glibc's wrappers broadcast to threads that do not exist here and hang.
+        check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })?;
+        check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
+        check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+    }
+
+    fn close_fds_from(&self, first: c_uint) -> SysResult<()> {
+        check(unsafe { libc::syscall(libc::SYS_close_range, first, c_uint::MAX, 0) }).map(drop)
+    }
+
+    fn execve(&self, path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
+        unsafe { libc::execve(path.as_ptr(), argv, envp) };
+        Errno::last()
+    }
+}
