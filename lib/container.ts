@@ -1,0 +1,146 @@
+// The handle of a running container, shaped like child_process's ChildProcess.
+import { EventEmitter } from 'node:events'
+import * as net from 'node:net'
+import * as tty from 'node:tty'
+import type { Readable, Writable } from 'node:stream'
+import { constants } from 'node:os'
+
+import { native } from './native'
+import type { Normalized } from './options'
+import { signalNumber } from './options'
+import { ContainerError, signalName, type ContainerResult } from './result'
+import type { ExitInfo } from '../binding'
+
+/** How a container ended; `run()` adds its buffered stdout and stderr. */
+export type ContainerExit = Omit<ContainerResult<never>, 'stdout' | 'stderr'>
+
+function readable(fd: number | undefined | null, isTty: boolean): Readable | null {
+  if (fd === undefined || fd === null) return null
+  if (isTty) {
+    const stream = new tty.ReadStream(fd)
+    // The pty master reads EIO once the container's side is gone: that is its EOF.
+    stream.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EIO' ? stream.push(null) : stream.destroy(e)))
+    return stream
+  }
+  return new net.Socket({ fd, readable: true, writable: false })
+}
+
+function writable(fd: number | undefined | null, isTty: boolean): Writable | null {
+  if (fd === undefined || fd === null) return null
+  const stream = isTty ? new tty.WriteStream(fd) : new net.Socket({ fd, readable: false, writable: true })
+  // A container that exits without reading its stdin is not our error.
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET' && e.code !== 'EIO') stream.emit('lonely:error', e)
+  })
+  return stream
+}
+
+export class ContainerProcess extends EventEmitter implements PromiseLike<ContainerExit> {
+  /** Host pid of the container's PID 1. */
+  readonly pid: number
+  readonly stdin: Writable | null
+  readonly stdout: Readable | null
+  /** null with `tty: true` (the terminal merges it into stdout). */
+  readonly stderr: Readable | null
+  readonly command: string
+  exitCode: number | null = null
+  signalCode: NodeJS.Signals | null = null
+  timedOut = false
+  isCanceled = false
+  /** The pty's fd with `tty: true` (for window-size changes). */
+  readonly ttyFd: number | null
+
+  #opts: Normalized
+  #started = performance.now()
+  #exited: Promise<ContainerExit>
+  #timers: NodeJS.Timeout[] = []
+  #running = true
+
+  /** Starts the container; throws ContainerError if setup or exec failed. */
+  constructor(opts: Normalized) {
+    super()
+    this.#opts = opts
+    this.command = opts.spec.argv.join(' ')
+    let resolveExit!: (e: ContainerExit) => void
+    this.#exited = new Promise((resolve) => (resolveExit = resolve))
+    const started = native().spawnContainer(JSON.stringify(opts.spec), (info: ExitInfo) => resolveExit(this.#onExit(info)))
+    if (started.failure) {
+      const f = started.failure
+      throw new ContainerError(f.message, {
+        command: this.command, pid: 0, stdout: '', stderr: '', durationMs: performance.now() - this.#started,
+        timedOut: false, isCanceled: false, stage: f.stage, code: f.code, errno: f.errno, path: f.path ?? undefined,
+      })
+    }
+    this.pid = started.pid
+    const isTty = opts.spec.tty
+    this.ttyFd = isTty ? started.stdout ?? null : null
+    this.stdin = writable(started.stdin, isTty)
+    this.stdout = readable(started.stdout, isTty)
+    this.stderr = readable(started.stderr, false)
+    if (opts.input !== undefined && this.stdin) this.stdin.end(opts.input)
+    if (opts.timeout > 0) {
+      this.#timers.push(setTimeout(() => this.#stop('timedOut'), opts.timeout))
+    }
+    const cancel = opts.cancelSignal
+    if (cancel) {
+      const onAbort = () => this.#stop('isCanceled')
+      if (cancel.aborted) queueMicrotask(onAbort)
+      else cancel.addEventListener('abort', onAbort, { once: true })
+      this.#exited.then(() => cancel.removeEventListener('abort', onAbort))
+    }
+  }
+
+  #stop(reason: 'timedOut' | 'isCanceled'): void {
+    if (!this.#running) return
+    this[reason] = true
+    this.kill(this.#opts.killSignal)
+  }
+
+  #onExit(info: ExitInfo): ContainerExit {
+    this.#running = false
+    for (const t of this.#timers) clearTimeout(t)
+    this.exitCode = info.exitCode ?? null
+    this.signalCode = signalName(info.signal) ?? null
+    const result: ContainerExit = {
+      command: this.command,
+      pid: this.pid,
+      exitCode: info.exitCode ?? undefined,
+      signal: this.signalCode ?? undefined,
+      durationMs: performance.now() - this.#started,
+      timedOut: this.timedOut,
+      isCanceled: this.isCanceled,
+      failed: this.timedOut || this.isCanceled || info.exitCode !== 0,
+      usage: { cpuUserMs: info.userCpuUs / 1000, cpuSystemMs: info.systemCpuUs / 1000 },
+    }
+    this.emit('exit', this.exitCode, this.signalCode)
+    return result
+  }
+
+  /**
+   * Signals the container's PID 1 (default: the `killSignal` option). PID 1 ignores signals
+   * it has no handler for, so unless it is SIGKILL, SIGKILL follows after `forceKillAfterDelay`.
+   * Killing PID 1 ends every process in the container. False if it already ended.
+   */
+  kill(signal: NodeJS.Signals | number = this.#opts.killSignal): boolean {
+    const sig = signalNumber('signal', signal)
+    if (!this.#running) return false
+    const sent = native().killContainer(this.pid, sig)
+    if (sent && sig !== constants.signals.SIGKILL && this.#opts.forceKillAfterDelay >= 0) {
+      const force = setTimeout(() => this.#running && native().killContainer(this.pid, constants.signals.SIGKILL), this.#opts.forceKillAfterDelay)
+      this.#timers.push(force)
+    }
+    return sent
+  }
+
+  /** Resolves when the container has ended (never rejects: inspect exitCode/signal). */
+  wait(): Promise<ContainerExit> {
+    return this.#exited
+  }
+
+  then<A = ContainerExit, B = never>(
+    onfulfilled?: ((value: ContainerExit) => A | PromiseLike<A>) | null,
+    onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
+  ): Promise<A | B> {
+    return this.#exited.then(onfulfilled, onrejected)
+  }
+}

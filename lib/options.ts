@@ -1,0 +1,360 @@
+// Options are normalized in one place: every validator names the option and echoes the
+// bad value, and throws before any process exists.
+import { constants } from 'node:os'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { inspect } from 'node:util'
+
+export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
+export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup'
+
+export type Mount =
+  | { type: 'bind'; source: string; target: string; readonly?: boolean }
+  | { type: 'tmpfs'; target: string; size?: number | string; mode?: number }
+
+export interface ContainerOptions {
+  /** Root directory of the container. Default: a read-only mirror of the host's /usr, /bin, /lib*, /sbin, /etc. */
+  rootfs?: string
+  /** Default `lonely`. */
+  hostname?: string
+  /** Each namespace is on by default; set one to false to share the host's. */
+  namespaces?: Partial<Record<NamespaceName, boolean>>
+  /** Added to the container's default env (PATH, HOSTNAME, HOME); never the Node process's env. */
+  env?: Record<string, string>
+  /** Working directory inside the container. Default `/`. */
+  cwd?: string
+  uid?: number
+  gid?: number
+  /** Supplementary groups. Default none. */
+  groups?: number[]
+  /** One value for all three streams, or one per stream. Default `pipe`. */
+  stdio?: StdioOption | [StdioOption, StdioOption, StdioOption]
+  stdin?: StdioOption
+  stdout?: StdioOption
+  stderr?: StdioOption
+  /** Written to stdin, which is then closed. */
+  input?: string | Uint8Array
+  /** Kill the container after this many milliseconds. */
+  timeout?: number
+  cancelSignal?: AbortSignal
+  /** Sent on timeout, cancel and kill(). Default SIGTERM. */
+  killSignal?: NodeJS.Signals | number
+  /** Then SIGKILL after this many ms (PID 1 ignores signals it has no handler for). Default 2000. */
+  forceKillAfterDelay?: number
+  mounts?: Mount[]
+  /** Mount the rootfs read-only (the default mirror root is always read-only). */
+  readonlyRoot?: boolean
+  /** A pseudo-terminal on stdin/stdout/stderr, as `docker run -t`. */
+  tty?: boolean
+}
+
+export interface RunOptions extends ContainerOptions {
+  /** Reject on non-zero exit, signal, timeout or cancel. Default true. */
+  reject?: boolean
+  /** `utf8` (default) or `buffer`. */
+  encoding?: 'utf8' | 'buffer'
+  /** Largest stdout/stderr kept, in bytes. Default 100 MB. */
+  maxBuffer?: number
+  /** Default true, as execa. */
+  stripFinalNewline?: boolean
+}
+
+const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as const
+const CONTAINER_KEYS = [
+  'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
+  'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty',
+] as const
+const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup']
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+
+/** What the addon receives (crate/src/spec.rs ContainerSpec). */
+export interface Spec {
+  argv: string[]
+  env: string[]
+  cwd: string
+  hostname: string | null
+  namespaces: Record<NamespaceName, boolean>
+  rootfs: string | null
+  readonlyRoot: boolean
+  mounts: Array<{ type: 'bind'; source: string; target: string; readonly: boolean } | { type: 'tmpfs'; target: string; size: string | null; mode: string | null }>
+  uid: number
+  gid: number
+  groups: number[]
+  tty: boolean
+  stdio: StdioOption[]
+}
+
+export interface Normalized {
+  spec: Spec
+  input?: Uint8Array
+  timeout: number
+  cancelSignal?: AbortSignal
+  killSignal: number
+  forceKillAfterDelay: number
+  reject: boolean
+  encoding: 'utf8' | 'buffer'
+  maxBuffer: number
+  stripFinalNewline: boolean
+}
+
+const show = (v: unknown) => inspect(v, { breakLength: Infinity, maxStringLength: 80 })
+
+function typeError(option: string, expected: string, value: unknown): TypeError {
+  return new TypeError(`Option \`${option}\` must be ${expected}; got ${show(value)}.`)
+}
+
+function rangeError(option: string, problem: string, value: unknown): RangeError {
+  return new RangeError(`Option \`${option}\` ${problem}; got ${show(value)}.`)
+}
+
+function noNul(option: string, value: string): string {
+  if (value.includes('\0')) throw rangeError(option, 'must not contain a NUL byte', value)
+  return value
+}
+
+function bool(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (typeof value !== 'boolean') throw typeError(option, 'a boolean', value)
+  return value
+}
+
+function id(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 0xfffffffe) {
+    throw typeError(option, 'an integer from 0 to 4294967294', value)
+  }
+  return value as number
+}
+
+function millis(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw typeError(option, 'a non-negative number of milliseconds', value)
+  }
+  return value
+}
+
+/** An absolute path inside the container, without `..`. */
+function containerPath(option: string, value: unknown): string {
+  if (typeof value !== 'string') throw typeError(option, 'a string', value)
+  noNul(option, value)
+  if (!value.startsWith('/')) throw rangeError(option, 'must be an absolute path inside the container', value)
+  if (value.split('/').includes('..')) throw rangeError(option, 'must not contain `..`', value)
+  return value
+}
+
+export function signalNumber(option: string, value: unknown): number {
+  if (typeof value === 'number' && Number.isInteger(value) && value > 0 && value < 65) return value
+  if (typeof value === 'string' && value in constants.signals) return constants.signals[value as NodeJS.Signals]
+  throw typeError(option, 'a signal name like "SIGTERM" or a signal number from 1 to 64', value)
+}
+
+function stdioValue(option: string, value: unknown): StdioOption {
+  if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value
+  if (Number.isInteger(value) && (value as number) >= 0) return value as number
+  throw typeError(option, '"pipe", "inherit", "ignore" or a file descriptor', value)
+}
+
+function stdio(options: ContainerOptions): StdioOption[] {
+  const all = options.stdio
+  let base: StdioOption[]
+  if (Array.isArray(all)) {
+    if (all.length !== 3) throw rangeError('stdio', 'must have exactly 3 entries', all)
+    base = all.map((v, i) => stdioValue(`stdio[${i}]`, v))
+  } else {
+    const one = all === undefined ? 'pipe' : stdioValue('stdio', all)
+    base = [one, one, one]
+  }
+  const names = ['stdin', 'stdout', 'stderr'] as const
+  names.forEach((name, i) => {
+    if (options[name] !== undefined) base[i] = stdioValue(name, options[name])
+  })
+  return base
+}
+
+function hostname(value: unknown): string {
+  if (value === undefined) return 'lonely'
+  if (typeof value !== 'string') throw typeError('hostname', 'a string', value)
+  if (Buffer.byteLength(value) > 64) throw rangeError('hostname', 'must be at most 64 bytes', value)
+  if (!HOSTNAME.test(value)) throw rangeError('hostname', 'must be letters, digits, `-` and `.` (RFC 1123)', value)
+  return value
+}
+
+function namespaces(value: unknown): Record<NamespaceName, boolean> {
+  const out = Object.fromEntries(NAMESPACES.map((n) => [n, true])) as Record<NamespaceName, boolean>
+  if (value === undefined) return out
+  if (typeof value !== 'object' || value === null) throw typeError('namespaces', 'an object', value)
+  for (const [key, on] of Object.entries(value)) {
+    if (key === 'user') throw rangeError('namespaces.user', 'is not supported yet (user namespaces come with rootless mode)', on)
+    if (!NAMESPACES.includes(key as NamespaceName)) {
+      throw rangeError('namespaces', `has an unknown key \`${key}\` (known: ${NAMESPACES.join(', ')})`, value)
+    }
+    out[key as NamespaceName] = bool(`namespaces.${key}`, on, true)
+  }
+  return out
+}
+
+function hostDirectory(option: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') throw typeError(option, 'a path to a directory', value)
+  const abs = path.resolve(noNul(option, value))
+  let stat: fs.Stats
+  try {
+    stat = fs.statSync(abs)
+  } catch {
+    throw rangeError(option, 'must be an existing directory', value)
+  }
+  if (!stat.isDirectory()) throw rangeError(option, 'must be a directory', value)
+  return fs.realpathSync(abs)
+}
+
+/**
+ * Walks `target` inside `root` the way the kernel will (RESOLVE_IN_ROOT), and refuses a
+ * symlink that points out of it: such a mount would land somewhere the user did not mean.
+ */
+function checkInsideRoot(option: string, root: string, target: string): void {
+  const parts = target.split('/').filter((p) => p && p !== '.')
+  let depth: string[] = []
+  let hops = 0
+  while (parts.length) {
+    const part = parts.shift()!
+    if (part === '..') {
+      if (depth.length === 0) throw rangeError(option, `leaves the rootfs through a symlink`, target)
+      depth.pop()
+      continue
+    }
+    const host = path.join(root, ...depth, part)
+    let link: string | undefined
+    try {
+      if (fs.lstatSync(host).isSymbolicLink()) link = fs.readlinkSync(host)
+    } catch {
+      return // does not exist yet: it will be created inside the root
+    }
+    if (link === undefined) {
+      depth.push(part)
+      continue
+    }
+    if (++hops > 40) throw rangeError(option, 'has too many levels of symlinks', target)
+    if (link.startsWith('/')) {
+      throw rangeError(option, `goes through the symlink /${[...depth, part].join('/')} -> ${link}, which points out of the rootfs`, target)
+    }
+    parts.unshift(...link.split('/').filter((p) => p && p !== '.'))
+  }
+}
+
+function size(option: string, value: unknown): string | null {
+  if (value === undefined) return null
+  if (typeof value === 'number' && Number.isInteger(value) && value > 0) return String(value)
+  if (typeof value === 'string' && /^[1-9][0-9]*[kmgKMG]?$/.test(value)) return value.toLowerCase()
+  throw typeError(option, 'a positive number of bytes or a size like "64m"', value)
+}
+
+function mounts(value: unknown, root: string | null): Spec['mounts'] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw typeError('mounts', 'an array', value)
+  return value.map((m, i) => {
+    const at = `mounts[${i}]`
+    if (typeof m !== 'object' || m === null) throw typeError(at, 'an object', m)
+    const target = containerPath(`${at}.target`, m.target)
+    if (root) checkInsideRoot(`${at}.target`, root, target)
+    if (m.type === 'bind') {
+      for (const key of Object.keys(m)) {
+        if (!['type', 'source', 'target', 'readonly'].includes(key)) throw rangeError(at, `has an unknown key \`${key}\``, m)
+      }
+      if (typeof m.source !== 'string' || m.source === '') throw typeError(`${at}.source`, 'a host path', m.source)
+      const source = path.resolve(noNul(`${at}.source`, m.source))
+      if (!fs.existsSync(source)) throw rangeError(`${at}.source`, 'must exist on the host', m.source)
+      return { type: 'bind' as const, source, target, readonly: bool(`${at}.readonly`, m.readonly, false) }
+    }
+    if (m.type === 'tmpfs') {
+      for (const key of Object.keys(m)) {
+        if (!['type', 'target', 'size', 'mode'].includes(key)) throw rangeError(at, `has an unknown key \`${key}\``, m)
+      }
+      if (m.mode !== undefined && (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777)) {
+        throw typeError(`${at}.mode`, 'a file mode from 0 to 0o7777', m.mode)
+      }
+      const mode = m.mode === undefined ? null : (m.mode as number).toString(8).padStart(4, '0')
+      return { type: 'tmpfs' as const, target, size: size(`${at}.size`, m.size), mode }
+    }
+    throw rangeError(`${at}.type`, 'must be "bind" or "tmpfs"', m.type)
+  })
+}
+
+function env(value: unknown, name: string, uid: number, tty: boolean): string[] {
+  const base: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: name, HOME: uid === 0 ? '/root' : '/' }
+  if (tty) base.TERM = 'xterm'
+  if (value !== undefined) {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw typeError('env', 'an object of strings', value)
+    for (const [key, v] of Object.entries(value)) {
+      if (key === '' || key.includes('=') || key.includes('\0')) throw rangeError('env', `has an invalid name ${show(key)}`, value)
+      if (typeof v !== 'string') throw typeError(`env.${key}`, 'a string', v)
+      base[key] = noNul(`env.${key}`, v)
+    }
+  }
+  return Object.entries(base).map(([k, v]) => `${k}=${v}`)
+}
+
+function command(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0) throw typeError('command', 'a non-empty array of strings', value)
+  return value.map((arg, i) => {
+    if (typeof arg !== 'string') throw typeError(`command[${i}]`, 'a string', arg)
+    if (i === 0 && arg === '') throw rangeError('command[0]', 'must not be empty', arg)
+    return noNul(`command[${i}]`, arg)
+  })
+}
+
+export function normalize(cmd: unknown, options: unknown, forRun: boolean): Normalized {
+  if (options === undefined) options = {}
+  if (typeof options !== 'object' || options === null) throw typeError('options', 'an object', options)
+  const known: readonly string[] = forRun ? [...CONTAINER_KEYS, ...RUN_ONLY] : CONTAINER_KEYS
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw new TypeError(`Unknown option \`${key}\`${forRun ? '' : ' for spawn()'}.`)
+  }
+  const o = options as RunOptions
+  const argv = command(cmd)
+  const ns = namespaces(o.namespaces)
+  const rootfs = o.rootfs === undefined ? null : hostDirectory('rootfs', o.rootfs)
+  if (!ns.mount && (rootfs || o.mounts?.length)) {
+    throw rangeError('namespaces.mount', 'must stay on to use `rootfs` or `mounts`', false)
+  }
+  const name = hostname(o.hostname)
+  const uid = id('uid', o.uid, 0)
+  const tty = bool('tty', o.tty, false)
+  const streams = stdio(o)
+  if (o.input !== undefined) {
+    if (typeof o.input !== 'string' && !(o.input instanceof Uint8Array)) throw typeError('input', 'a string or a Uint8Array', o.input)
+    if (o.stdin !== undefined && o.stdin !== 'pipe') throw rangeError('input', 'needs `stdin: "pipe"`', o.stdin)
+    streams[0] = 'pipe'
+  }
+  if (o.cancelSignal !== undefined && !(o.cancelSignal instanceof AbortSignal)) throw typeError('cancelSignal', 'an AbortSignal', o.cancelSignal)
+  if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
+  const encoding = o.encoding ?? 'utf8'
+  if (encoding !== 'utf8' && encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', encoding)
+
+  return {
+    spec: {
+      argv,
+      env: env(o.env, name, uid, tty),
+      cwd: o.cwd === undefined ? '/' : containerPath('cwd', o.cwd),
+      hostname: ns.uts ? name : null,
+      namespaces: ns,
+      rootfs,
+      readonlyRoot: bool('readonlyRoot', o.readonlyRoot, false),
+      mounts: mounts(o.mounts, rootfs),
+      uid,
+      gid: id('gid', o.gid, 0),
+      groups: (o.groups ?? []).map((g, i) => id(`groups[${i}]`, g, 0)),
+      tty,
+      stdio: streams,
+    },
+    input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
+    timeout: millis('timeout', o.timeout, 0),
+    cancelSignal: o.cancelSignal,
+    killSignal: o.killSignal === undefined ? constants.signals.SIGTERM : signalNumber('killSignal', o.killSignal),
+    forceKillAfterDelay: millis('forceKillAfterDelay', o.forceKillAfterDelay, 2000),
+    reject: bool('reject', o.reject, true),
+    encoding,
+    maxBuffer: millis('maxBuffer', o.maxBuffer, 100 * 1024 * 1024),
+    stripFinalNewline: bool('stripFinalNewline', o.stripFinalNewline, true),
+  }
+}
