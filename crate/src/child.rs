@@ -173,7 +173,7 @@ fn exists<S: Sys>(sys: &S, root: c_int, target: &InRoot) -> bool {
 
 /// execvp inside the new root: the first candidate that is not ENOENT wins; like
 /// execvp, EACCES from any candidate is reported over a later ENOENT.
-fn exec<S: Sys>(sys: &S, plan: &ExecPlan) -> Errno {
+pub fn exec<S: Sys>(sys: &S, plan: &ExecPlan) -> Errno {
     let mut reported = Errno::ENOENT;
     for path in &plan.candidates {
         match sys.execve(path, plan.argv.as_ptr(), plan.envp.as_ptr()) {

@@ -10,3 +10,5 @@ pub mod spawn;
 pub mod spec;
 pub mod stdio;
 pub mod sys;
+#[cfg(test)]
+mod child_tests;

@@ -1,0 +1,172 @@
+//! The child's plan walker against a recording fake kernel: order, slots, failure
+//! reporting and exec's errno rule, without root.
+
+use std::cell::RefCell;
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_uint};
+
+use crate::child::{exec, setup};
+use crate::plan::Op;
+use crate::spec::parse;
+use crate::sys::{Sys, SysResult};
+use nix::errno::Errno;
+
+#[derive(Default)]
+struct Recorder {
+    calls: RefCell<Vec<String>>,
+    next_fd: RefCell<c_int>,
+    /// Fail the first call whose record starts with this prefix.
+    fail: Option<(&'static str, Errno)>,
+    exec_errnos: RefCell<Vec<Errno>>,
+}
+
+impl Recorder {
+    fn record(&self, call: String) -> SysResult<()> {
+        let failing = matches!(self.fail, Some((prefix, _)) if call.starts_with(prefix));
+        self.calls.borrow_mut().push(call);
+        match self.fail {
+            Some((_, errno)) if failing => Err(errno),
+            _ => Ok(()),
+        }
+    }
+    fn fd(&self) -> c_int {
+        let mut n = self.next_fd.borrow_mut();
+        *n += 1;
+        100 + *n
+    }
+}
+
+fn s(c: &CStr) -> String {
+    c.to_string_lossy().into_owned()
+}
+
+impl Sys for Recorder {
+    fn reset_signals(&self) {
+        let _ = self.record("reset_signals".into());
+    }
+    fn setsid(&self) -> SysResult<()> {
+        self.record("setsid".into())
+    }
+    fn set_parent_death_signal(&self, sig: c_int) -> SysResult<()> {
+        self.record(format!("pdeathsig {sig}"))
+    }
+    fn dup2(&self, from: c_int, to: c_int) -> SysResult<()> {
+        self.record(format!("dup2 {from} {to}"))
+    }
+    fn set_controlling_tty(&self, fd: c_int) -> SysResult<()> {
+        self.record(format!("ctty {fd}"))
+    }
+    fn unshare(&self, flags: c_int) -> SysResult<()> {
+        self.record(format!("unshare {flags:#x}"))
+    }
+    fn make_mounts_private(&self) -> SysResult<()> {
+        self.record("private".into())
+    }
+    fn open_tree(&self, path: &CStr) -> SysResult<c_int> {
+        self.record(format!("open_tree {}", s(path))).map(|_| self.fd())
+    }
+    fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
+        self.record(format!("setattr {fd} {attrs:#x} {recursive}"))
+    }
+    fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()> {
+        self.record(format!("move_mount {from} {to_dir} {}", s(to_path)))
+    }
+    fn fs_mount(&self, fstype: &CStr, _: &[(CString, Option<CString>)], _: u64) -> SysResult<c_int> {
+        self.record(format!("fs_mount {}", s(fstype))).map(|_| self.fd())
+    }
+    fn open_in_root(&self, root: c_int, path: &CStr, _: c_int) -> SysResult<c_int> {
+        // Nothing exists yet in the fake root, except directories we open as parents.
+        let p = s(path);
+        self.record(format!("open_in_root {root} {p}"))?;
+        let made = self.calls.borrow().iter().any(|c| c.ends_with(&format!(" {p}")) && c.starts_with("mkdir"));
+        if p == "." || made || self.calls.borrow().iter().filter(|c| c.starts_with("open_in_root") && c.ends_with(&format!(" {p}"))).count() > 1 {
+            Ok(self.fd())
+        } else {
+            Err(Errno::ENOENT)
+        }
+    }
+    fn open_dir(&self, path: &CStr) -> SysResult<c_int> {
+        self.record(format!("open_dir {}", s(path))).map(|_| 7)
+    }
+    fn mkdirat(&self, _: c_int, name: &CStr, _: u32) -> SysResult<()> {
+        self.record(format!("mkdir {}", s(name)))
+    }
+    fn create_file_at(&self, _: c_int, name: &CStr) -> SysResult<()> {
+        self.record(format!("create {}", s(name)))
+    }
+    fn symlinkat(&self, target: &CStr, _: c_int, name: &CStr) -> SysResult<()> {
+        self.record(format!("symlink {} -> {}", s(name), s(target)))
+    }
+    fn close(&self, _: c_int) {}
+    fn pivot_into(&self, root: c_int) -> SysResult<()> {
+        self.record(format!("pivot {root}"))
+    }
+    fn chdir(&self, path: &CStr) -> SysResult<()> {
+        self.record(format!("chdir {}", s(path)))
+    }
+    fn sethostname(&self, name: &[u8]) -> SysResult<()> {
+        self.record(format!("hostname {}", String::from_utf8_lossy(name)))
+    }
+    fn loopback_up(&self, _: &libc::ifreq) -> SysResult<()> {
+        self.record("lo up".into())
+    }
+    fn set_credentials(&self, uid: u32, gid: u32, _: &[libc::gid_t]) -> SysResult<()> {
+        self.record(format!("creds {uid}:{gid}"))
+    }
+    fn close_fds_from(&self, first: c_uint) -> SysResult<()> {
+        self.record(format!("close_range {first}"))
+    }
+    fn execve(&self, path: &CStr, _: *const *const c_char, _: *const *const c_char) -> Errno {
+        let _ = self.record(format!("execve {}", s(path)));
+        self.exec_errnos.borrow_mut().remove(0)
+    }
+}
+
+const SPEC: &str = r#"{"argv":["sh"],"env":["PATH=/a:/b"],"cwd":"/work","hostname":"box",
+    "namespaces":{"pid":true,"mount":true,"uts":true,"ipc":true,"net":true,"cgroup":true},
+    "rootfs":"/","uid":1000,"gid":100}"#;
+
+fn walk(fail: Option<(&'static str, Errno)>) -> (Vec<Op>, Vec<String>, Result<(), (usize, Errno)>) {
+    let prepared = parse(SPEC).unwrap().prepare([0, 1, 2]).unwrap();
+    let rec = Recorder { fail, ..Default::default() };
+    let mut slots = vec![-1; prepared.slot_count];
+    let result = setup(&rec, &prepared.plan, &mut slots);
+    (prepared.plan, rec.calls.into_inner(), result)
+}
+
+#[test]
+fn the_walk_isolates_before_it_drops_credentials_and_closes_fds_last() {
+    let (_, calls, result) = walk(None);
+    assert_eq!(result, Ok(()));
+    let at = |prefix: &str| calls.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {calls:?}"));
+    assert_eq!(at("reset_signals"), 0, "signals are reset before anything else");
+    assert!(at("setsid") < at("private"));
+    assert!(at("private") < at("open_tree /"), "mounts are private before any mount");
+    assert!(at("open_tree /") < at("move_mount"), "the rootfs is cloned before the stage is covered");
+    assert!(at("fs_mount proc") < at("pivot"));
+    assert!(at("pivot") < at("hostname box"));
+    assert!(at("creds 1000:100") < at("chdir /work"));
+    assert_eq!(calls.last().unwrap(), "close_range 3");
+}
+
+#[test]
+fn a_failing_step_stops_the_walk_and_names_its_index() {
+    let (plan, calls, result) = walk(Some(("fs_mount proc", Errno::EPERM)));
+    let (index, errno) = result.unwrap_err();
+    assert_eq!(errno, Errno::EPERM);
+    assert!(matches!(&plan[index], Op::NewFs { fstype, .. } if fstype.to_str() == Ok("proc")));
+    assert_eq!(plan[index].stage().0, "mount proc");
+    assert!(calls.last().unwrap().starts_with("fs_mount proc"), "nothing runs after the failure");
+}
+
+#[test]
+fn exec_searches_the_path_and_prefers_eacces_over_enoent() {
+    let prepared = parse(SPEC).unwrap().prepare([0, 1, 2]).unwrap();
+    let rec = Recorder::default();
+    rec.exec_errnos.replace(vec![Errno::EACCES, Errno::ENOENT]);
+    assert_eq!(exec(&rec, &prepared.exec), Errno::EACCES);
+    assert_eq!(*rec.calls.borrow(), ["execve /a/sh", "execve /b/sh"]);
+    let rec = Recorder::default();
+    rec.exec_errnos.replace(vec![Errno::ENOEXEC]);
+    assert_eq!(exec(&rec, &prepared.exec), Errno::ENOEXEC, "a real error stops the search");
+}
