@@ -1,6 +1,6 @@
 //! The #[napi] surface: converts types and errors, nothing else.
 
-use std::os::fd::IntoRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd};
 
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -8,7 +8,7 @@ use napi_derive::napi;
 
 use crate::reaper::{self, Exit};
 use crate::spawn::{spawn, SpawnError};
-use crate::{plan, spec, stdio};
+use crate::{netns, plan, spec, stdio};
 
 #[napi(object)]
 pub struct SetupFailure {
@@ -62,9 +62,10 @@ fn invalid(e: impl std::fmt::Display) -> Error {
 pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, (), ExitInfo, Status, false>) -> Result<Started> {
     let spec = spec::parse(&spec_json).map_err(invalid)?;
     let wired = stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
-    let prepared = spec.prepare(wired.child_fds()).map_err(invalid)?;
+    let netns = if spec.namespaces.net { netns::take() } else { None };
+    let prepared = spec.prepare(wired.child_fds(), netns.as_ref().map(|fd| fd.as_raw_fd())).map_err(invalid)?;
     let spawned = spawn(&prepared, &spec.argv[0]);
-    drop(wired.child);
+    drop((wired.child, netns));
     let [stdin, stdout, stderr] = wired.parent;
     match spawned {
         Ok(s) => {
@@ -106,7 +107,7 @@ pub fn live_containers() -> u32 {
 #[napi]
 pub fn describe_plan(spec_json: String) -> Result<String> {
     let spec = spec::parse(&spec_json).map_err(invalid)?;
-    let prepared = spec.prepare([0, 1, 2]).map_err(invalid)?;
+    let prepared = spec.prepare([0, 1, 2], None).map_err(invalid)?;
     Ok(plan::describe(&prepared.plan))
 }
 

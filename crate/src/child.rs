@@ -77,6 +77,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::Dup2 { from, to } => sys.dup2(*from, *to),
         Op::ControllingTty(fd) => sys.set_controlling_tty(*fd),
         Op::Unshare(flags) => sys.unshare(*flags),
+        Op::JoinNamespace { fd, nstype } => sys.setns(*fd, *nstype),
         Op::MakeMountsPrivate => sys.make_mounts_private(),
         Op::CloneTree { src, slot, attrs } => {
             let fd = sys.open_tree(src)?;
@@ -139,6 +140,12 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 Err(Errno::EEXIST) => Ok(()),
                 other => other,
             }
+        }
+        Op::Device { at, major, minor } => {
+            let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let made = sys.mknodat(parent, &at.name, libc::S_IFCHR | 0o666, libc::makedev(*major, *minor));
+            sys.close(parent);
+            made
         }
         Op::RootAttrs(attrs) => sys.set_mount_attrs(slots[ROOT], *attrs, false),
         Op::PivotRoot => {

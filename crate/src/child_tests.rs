@@ -59,6 +59,9 @@ impl Sys for Recorder {
     fn unshare(&self, flags: c_int) -> SysResult<()> {
         self.record(format!("unshare {flags:#x}"))
     }
+    fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()> {
+        self.record(format!("setns {fd} {nstype:#x}"))
+    }
     fn make_mounts_private(&self) -> SysResult<()> {
         self.record("private".into())
     }
@@ -94,6 +97,9 @@ impl Sys for Recorder {
     fn create_file_at(&self, _: c_int, name: &CStr) -> SysResult<()> {
         self.record(format!("create {}", s(name)))
     }
+    fn mknodat(&self, _: c_int, name: &CStr, _: u32, dev: u64) -> SysResult<()> {
+        self.record(format!("mknod {} {dev:#x}", s(name)))
+    }
     fn symlinkat(&self, target: &CStr, _: c_int, name: &CStr) -> SysResult<()> {
         self.record(format!("symlink {} -> {}", s(name), s(target)))
     }
@@ -127,7 +133,7 @@ const SPEC: &str = r#"{"argv":["sh"],"env":["PATH=/a:/b"],"cwd":"/work","hostnam
     "rootfs":"/","uid":1000,"gid":100}"#;
 
 fn walk(fail: Option<(&'static str, Errno)>) -> (Vec<Op>, Vec<String>, Result<(), (usize, Errno)>) {
-    let prepared = parse(SPEC).unwrap().prepare([0, 1, 2]).unwrap();
+    let prepared = parse(SPEC).unwrap().prepare([0, 1, 2], None).unwrap();
     let rec = Recorder { fail, ..Default::default() };
     let mut slots = vec![-1; prepared.slot_count];
     let result = setup(&rec, &prepared.plan, &mut slots);
@@ -161,7 +167,7 @@ fn a_failing_step_stops_the_walk_and_names_its_index() {
 
 #[test]
 fn exec_searches_the_path_and_prefers_eacces_over_enoent() {
-    let prepared = parse(SPEC).unwrap().prepare([0, 1, 2]).unwrap();
+    let prepared = parse(SPEC).unwrap().prepare([0, 1, 2], None).unwrap();
     let rec = Recorder::default();
     rec.exec_errnos.replace(vec![Errno::EACCES, Errno::ENOENT]);
     assert_eq!(exec(&rec, &prepared.exec), Errno::EACCES);

@@ -9,8 +9,8 @@ use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_A
 
 /// Host directories the default root mirrors read-only (those that exist).
 const HOST_MIRROR: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"];
-/// Device nodes bound from the host into the container's /dev (docker's set).
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// Device nodes made in the container's /dev (docker's set): name, major, minor.
+const DEVICES: &[(&str, u32, u32)] = &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
 const DEV_SYMLINKS: &[(&str, &str)] = &[
     ("dev/ptmx", "pts/ptmx"),
     ("dev/fd", "/proc/self/fd"),
@@ -75,12 +75,6 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
             }
         }
     }
-    let mut devices = Vec::new();
-    for dev in DEVICES {
-        let slot = slots.next();
-        plan.push(Op::CloneTree { src: c(&format!("/dev/{dev}")), slot, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
-        devices.push((format!("dev/{dev}"), slot));
-    }
     let mut binds = Vec::new();
     for m in &spec.mounts {
         if let MountSpec::Bind { source, readonly, .. } = m {
@@ -102,10 +96,8 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
 
     new_fs(plan, &mut slots, "proc", vec![], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "proc");
     new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "0755"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "dev");
-    for (path, slot) in devices {
-        let target = InRoot::new(&path);
-        plan.push(Op::EnsureFile { target: target.clone() });
-        plan.push(Op::Attach { slot, target });
+    for (name, major, minor) in DEVICES {
+        plan.push(Op::Device { at: InRoot::new(&format!("dev/{name}")), major: *major, minor: *minor });
     }
     let devpts = vec![(c("newinstance"), None), param("ptmxmode", "0666"), param("mode", "0620"), param("gid", "5")];
     new_fs(plan, &mut slots, "devpts", devpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "dev/pts");

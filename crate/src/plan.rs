@@ -30,6 +30,8 @@ pub enum Op {
     ControllingTty(c_int),
     /// unshare(flags): namespaces that must be made after an earlier step (cgroup after the cgroup join).
     Unshare(c_int),
+    /// setns(fd, nstype): join a namespace made ahead of time (netns.rs).
+    JoinNamespace { fd: c_int, nstype: c_int },
     MakeMountsPrivate,
     /// open_tree(src, OPEN_TREE_CLONE|AT_RECURSIVE) into slot; attrs set recursively on the copy.
     CloneTree { src: CString, slot: usize, attrs: u64 },
@@ -43,6 +45,8 @@ pub enum Op {
     /// move_mount(slot -> target inside the root).
     Attach { slot: usize, target: InRoot },
     Symlink { link_target: CString, at: InRoot },
+    /// mknod of a character device (docker's /dev set), in the container's own /dev tmpfs.
+    Device { at: InRoot, major: u32, minor: u32 },
     /// mount_setattr on the root mount itself (not recursive).
     RootAttrs(u64),
     PivotRoot,
@@ -68,6 +72,7 @@ impl Op {
             Op::Dup2 { to, .. } => (format!("dup2 stdio {to}"), None),
             Op::ControllingTty(_) => ("ioctl TIOCSCTTY".into(), None),
             Op::Unshare(_) => ("unshare".into(), None),
+            Op::JoinNamespace { .. } => ("setns".into(), None),
             Op::MakeMountsPrivate => ("make mounts private".into(), Some("/".into())),
             Op::CloneTree { src, .. } => ("open_tree".into(), Some(s(src))),
             Op::NewFs { fstype, .. } => (format!("mount {}", s(fstype)), None),
@@ -76,6 +81,7 @@ impl Op {
             Op::EnsureFile { target } => ("create mount point".into(), Some(abs(target))),
             Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
+            Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
             Op::RootAttrs(_) => ("remount root read-only".into(), Some("/".into())),
             Op::PivotRoot => ("pivot_root".into(), None),
             Op::Hostname(_) => ("sethostname".into(), None),

@@ -105,8 +105,9 @@ pub fn container_path(field: &'static str, path: &str) -> Result<String, SpecErr
 }
 
 impl ContainerSpec {
-    /// Builds the plan. `stdio` are the fds the child dup2s onto 0, 1, 2.
-    pub fn prepare(&self, stdio: [i32; 3]) -> Result<Prepared, SpecError> {
+    /// Builds the plan. `stdio` are the fds the child dup2s onto 0, 1, 2; `netns` a
+    /// ready network namespace to join instead of making one at clone.
+    pub fn prepare(&self, stdio: [i32; 3], netns: Option<i32>) -> Result<Prepared, SpecError> {
         if self.argv.is_empty() {
             return Err(SpecError::EmptyArgv);
         }
@@ -117,6 +118,10 @@ impl ContainerSpec {
         let mut plan = vec![Op::ResetSignals, Op::NewSession, Op::ParentDeathSignal(libc::SIGKILL)];
         for (to, from) in stdio.iter().enumerate() {
             plan.push(Op::Dup2 { from: *from, to: to as i32 });
+        }
+        if let (true, Some(fd)) = (ns.net, netns) {
+            // Before the mounts: sysfs shows the network namespace of the task that mounts it.
+            plan.push(Op::JoinNamespace { fd, nstype: libc::CLONE_NEWNET });
         }
         if self.tty {
             plan.push(Op::ControllingTty(0));
@@ -132,7 +137,8 @@ impl ContainerSpec {
         if let (true, Some(name)) = (ns.uts, &self.hostname) {
             plan.push(Op::Hostname(name.as_bytes().to_vec()));
         }
-        if ns.net {
+        let clone_net = ns.net && netns.is_none();
+        if clone_net {
             plan.push(Op::LoopbackUp);
         }
         plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone() });
@@ -145,7 +151,7 @@ impl ContainerSpec {
             (ns.mount, libc::CLONE_NEWNS),
             (ns.uts, libc::CLONE_NEWUTS),
             (ns.ipc, libc::CLONE_NEWIPC),
-            (ns.net, libc::CLONE_NEWNET),
+            (clone_net, libc::CLONE_NEWNET),
         ] {
             if on {
                 flags |= flag;
@@ -191,7 +197,7 @@ mod tests {
 
     #[test]
     fn path_search_happens_in_the_container_path() {
-        let p = spec(BASE).prepare([0, 1, 2]).unwrap();
+        let p = spec(BASE).prepare([0, 1, 2], None).unwrap();
         let c: Vec<_> = p.exec.candidates.iter().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(c, ["/bin/ls", "/usr/bin/ls"]);
         assert_eq!(p.exec.argv.len(), 3);
@@ -200,10 +206,10 @@ mod tests {
 
     #[test]
     fn clone_flags_follow_namespaces() {
-        let p = spec(BASE).prepare([0, 1, 2]).unwrap();
+        let p = spec(BASE).prepare([0, 1, 2], None).unwrap();
         assert_ne!(p.clone_flags & libc::CLONE_NEWNET, 0);
         let off = BASE.replace(r#""net":true"#, r#""net":false"#);
-        let p = spec(&off).prepare([0, 1, 2]).unwrap();
+        let p = spec(&off).prepare([0, 1, 2], None).unwrap();
         assert_eq!(p.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(!p.plan.contains(&Op::LoopbackUp));
     }
@@ -214,7 +220,7 @@ mod tests {
         assert!(matches!(container_path("mounts", "/a/../b"), Err(SpecError::DotDot { .. })));
         assert_eq!(container_path("mounts", "/a//b/./c/").unwrap(), "a/b/c");
         let bad = BASE.replace(r#""-l""#, r#""a\u0000b""#);
-        assert!(matches!(spec(&bad).prepare([0, 1, 2]), Err(SpecError::Nul { field: "argv" })));
+        assert!(matches!(spec(&bad).prepare([0, 1, 2], None), Err(SpecError::Nul { field: "argv" })));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub trait Sys {
     fn dup2(&self, from: c_int, to: c_int) -> SysResult<()>;
     fn set_controlling_tty(&self, fd: c_int) -> SysResult<()>;
     fn unshare(&self, flags: c_int) -> SysResult<()>;
+    fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()>;
     fn make_mounts_private(&self) -> SysResult<()>;
     fn open_tree(&self, path: &CStr) -> SysResult<c_int>;
     fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()>;
@@ -49,6 +50,7 @@ pub trait Sys {
     fn open_dir(&self, path: &CStr) -> SysResult<c_int>;
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()>;
     fn create_file_at(&self, dir: c_int, name: &CStr) -> SysResult<()>;
+    fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()>;
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()>;
     fn close(&self, fd: c_int);
     fn pivot_into(&self, root: c_int) -> SysResult<()>;
@@ -116,6 +118,10 @@ impl Sys for Kernel {
 
     fn unshare(&self, flags: c_int) -> SysResult<()> {
         check(unsafe { libc::syscall(libc::SYS_unshare, flags) }).map(drop)
+    }
+
+    fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()> {
+        check(unsafe { libc::syscall(libc::SYS_setns, fd, nstype) }).map(drop)
     }
 
     fn make_mounts_private(&self) -> SysResult<()> {
@@ -186,6 +192,10 @@ impl Sys for Kernel {
         let fd = check_int(unsafe { libc::openat(dir, name.as_ptr(), flags, 0o644) })?;
         unsafe { libc::close(fd) };
         Ok(())
+    }
+
+    fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()> {
+        check_int(unsafe { libc::mknodat(dir, name.as_ptr(), mode, dev) }).map(drop)
     }
 
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()> {
