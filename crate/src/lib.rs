@@ -3,6 +3,7 @@
 
 #[cfg(not(test))]
 mod binding;
+pub mod cgroups;
 pub mod child;
 pub mod mounts;
 pub mod netns;

@@ -1,0 +1,235 @@
+//! cgroup v2: one directory under the Node process's cgroup. The no-internal-processes
+//! rule is respected: if the Node process sits in the cgroup whose controllers must be
+//! delegated, it moves into a leaf of its own (`lonely-supervisor`) first.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use super::{kill_listed, read_key, read_u64, remove_dir, write, Cgroup, CgroupError, Limits, Stats};
+
+pub struct V2 {
+    dir: PathBuf,
+    procs: Option<OwnedFd>,
+}
+
+const SUPERVISOR: &str = "lonely-supervisor";
+
+fn words(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path).unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+}
+
+/// Controllers a container's limits need, with the option that needs each.
+fn required(l: &Limits) -> Vec<(&'static str, &'static str)> {
+    let mut r = Vec::new();
+    if l.memory.is_some() || l.memory_swap.is_some() {
+        r.push(("memory", "memory"));
+    }
+    if l.cpus.is_some() || l.cpu_shares.is_some() {
+        r.push(("cpu", if l.cpus.is_some() { "cpus" } else { "cpuShares" }));
+    }
+    if l.cpuset_cpus.is_some() || l.cpuset_mems.is_some() {
+        r.push(("cpuset", "cpusetCpus"));
+    }
+    if l.pids.is_some() {
+        r.push(("pids", "pids"));
+    }
+    if l.io_weight.is_some() {
+        r.push(("io", "ioWeight"));
+    }
+    r
+}
+
+/// Makes sure `base` delegates `controllers` to its children.
+fn delegate(base: &Path, controllers: &[&str]) -> Result<(), CgroupError> {
+    let enabled = words(&base.join("cgroup.subtree_control"));
+    let missing: Vec<String> = controllers.iter().filter(|c| !enabled.iter().any(|e| e == *c)).map(|c| format!("+{c}")).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let control = base.join("cgroup.subtree_control");
+    let value = missing.join(" ");
+    match std::fs::write(&control, &value) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            // The Node process itself is in `base`: move it to a leaf, then delegate.
+            let leaf = base.join(SUPERVISOR);
+            match std::fs::create_dir(&leaf) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(source) => return Err(CgroupError::Mkdir { path: leaf, source }),
+            }
+            write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+            write(&control, &value)
+        }
+        Err(source) => Err(CgroupError::Write { path: control, value, source }),
+    }
+}
+
+impl V2 {
+    pub fn create(base: &Path, name: &str, limits: &Limits) -> Result<V2, CgroupError> {
+        let available = words(&base.join("cgroup.controllers"));
+        let required = required(limits);
+        for (controller, limit) in &required {
+            if !available.iter().any(|a| a == controller) {
+                return Err(CgroupError::Unsupported {
+                    limit,
+                    why: format!("the cgroup v2 `{controller}` controller is not delegated to `{}` (cgroup.controllers: {:?})", base.display(), available.join(" ")),
+                });
+            }
+        }
+        // Accounting wants memory and pids too, where the host has them.
+        let mut wanted: Vec<&str> = required.iter().map(|(c, _)| *c).collect();
+        for extra in ["memory", "pids"] {
+            if !wanted.contains(&extra) && available.iter().any(|a| a == extra) {
+                wanted.push(extra);
+            }
+        }
+        delegate(base, &wanted)?;
+        let dir = base.join(name);
+        std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir { path: dir.clone(), source })?;
+        let mut cg = V2 { dir, procs: None };
+        match cg.apply(limits) {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                let _ = cg.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&mut self, l: &Limits) -> Result<(), CgroupError> {
+        let d = &self.dir;
+        if let Some(bytes) = l.memory {
+            write(&d.join("memory.max"), &bytes.to_string())?;
+            let swap = match l.memory_swap {
+                Some(-1) => "max".to_owned(),
+                Some(total) => (total as u64).saturating_sub(bytes).to_string(),
+                None => "0".to_owned(),
+            };
+            if d.join("memory.swap.max").exists() || l.memory_swap.is_some() {
+                write(&d.join("memory.swap.max"), &swap)?;
+            }
+            // On OOM the whole container goes, not one process of it.
+            write(&d.join("memory.oom.group"), "1")?;
+        }
+        if let Some(cpus) = l.cpus {
+            write(&d.join("cpu.max"), &format!("{} 100000", (cpus * 100_000.0).round().max(1000.0) as u64))?;
+        }
+        if let Some(shares) = l.cpu_shares {
+            write(&d.join("cpu.weight"), &(1 + (shares.saturating_sub(2) * 9999) / 262_142).to_string())?;
+        }
+        if let Some(cpus) = &l.cpuset_cpus {
+            write(&d.join("cpuset.cpus"), cpus)?;
+        }
+        if let Some(mems) = &l.cpuset_mems {
+            write(&d.join("cpuset.mems"), mems)?;
+        }
+        if let Some(max) = l.pids {
+            write(&d.join("pids.max"), &max.to_string())?;
+        }
+        if let Some(weight) = l.io_weight {
+            write(&d.join("io.weight"), &format!("default {weight}"))?;
+        }
+        let path = d.join("cgroup.procs");
+        self.procs = Some(super::open_procs(path)?);
+        Ok(())
+    }
+}
+
+impl Cgroup for V2 {
+    fn join_fds(&self) -> Vec<i32> {
+        self.procs.iter().map(|f| f.as_raw_fd()).collect()
+    }
+
+    fn oom_eventfd(&self) -> Option<&OwnedFd> {
+        None
+    }
+
+    fn stats(&self) -> Stats {
+        let d = &self.dir;
+        Stats {
+            memory_bytes: read_u64(&d.join("memory.current")),
+            memory_peak_bytes: read_u64(&d.join("memory.peak")),
+            cpu_usage_us: read_key(&d.join("cpu.stat"), "usage_usec"),
+            pids: read_u64(&d.join("pids.current")),
+            pids_peak: read_u64(&d.join("pids.peak")),
+            oom_kills: read_key(&d.join("memory.events"), "oom_kill").unwrap_or(0),
+        }
+    }
+
+    fn kill_all(&self) {
+        if std::fs::write(self.dir.join("cgroup.kill"), "1").is_err() {
+            kill_listed(&self.dir.join("cgroup.procs"));
+        }
+    }
+
+    fn remove(&mut self) -> Result<(), CgroupError> {
+        self.procs = None;
+        remove_dir(&self.dir)
+    }
+
+    fn describe(&self) -> String {
+        self.dir.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::tests::tempdir;
+
+    fn fake_base(controllers: &str) -> PathBuf {
+        let base = tempdir();
+        std::fs::write(base.join("cgroup.controllers"), controllers).unwrap();
+        std::fs::write(base.join("cgroup.subtree_control"), "").unwrap();
+        base
+    }
+
+    fn cleanup(dir: &Path) {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn limits_are_written_in_the_v2_units_and_controllers_delegated() {
+        let base = fake_base("cpuset cpu io memory pids\n");
+        let limits = Limits { memory: Some(64 << 20), cpus: Some(0.25), cpu_shares: Some(1024), pids: Some(32), io_weight: Some(200), ..Default::default() };
+        let cg = V2::create(&base, "c1", &limits).unwrap();
+        let read = |p: &str| std::fs::read_to_string(base.join("c1").join(p)).unwrap();
+        assert_eq!(read("memory.max"), "67108864");
+        assert_eq!(read("memory.oom.group"), "1");
+        assert_eq!(read("cpu.max"), "25000 100000");
+        assert_eq!(read("cpu.weight"), "39");
+        assert_eq!(read("pids.max"), "32");
+        assert_eq!(read("io.weight"), "default 200");
+        let delegated = std::fs::read_to_string(base.join("cgroup.subtree_control")).unwrap();
+        assert_eq!(delegated, "+memory +cpu +pids +io");
+        assert_eq!(cg.join_fds().len(), 1);
+        std::fs::write(base.join("c1/memory.events"), "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n").unwrap();
+        std::fs::write(base.join("c1/memory.peak"), "67100000\n").unwrap();
+        std::fs::write(base.join("c1/cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").unwrap();
+        let s = cg.stats();
+        assert_eq!((s.oom_kills, s.memory_peak_bytes, s.cpu_usage_us), (1, Some(67_100_000), Some(1500)));
+        cleanup(&base);
+    }
+
+    #[test]
+    fn a_controller_the_parent_lacks_is_an_error_naming_the_limit() {
+        let base = fake_base("cpu memory\n");
+        let err = V2::create(&base, "c2", &Limits { pids: Some(4), ..Default::default() }).err().unwrap();
+        assert!(err.to_string().starts_with("limits.pids: the cgroup v2 `pids` controller is not delegated"), "{err}");
+        assert!(!base.join("c2").exists());
+        cleanup(&base);
+    }
+
+    #[test]
+    fn swap_defaults_to_none_and_minus_one_is_unlimited() {
+        let base = fake_base("memory\n");
+        V2::create(&base, "a", &Limits { memory: Some(100), ..Default::default() }).unwrap();
+        V2::create(&base, "b", &Limits { memory: Some(100), memory_swap: Some(-1), ..Default::default() }).unwrap();
+        V2::create(&base, "c", &Limits { memory: Some(100), memory_swap: Some(300), ..Default::default() }).unwrap();
+        let read = |p: &str| std::fs::read_to_string(base.join(p)).unwrap();
+        assert_eq!((read("b/memory.swap.max"), read("c/memory.swap.max")), ("max".to_owned(), "200".to_owned()));
+        assert!(!base.join("a/memory.swap.max").exists(), "a host without swap files gets none written");
+        cleanup(&base);
+    }
+}
