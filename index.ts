@@ -9,7 +9,8 @@ import { ContainerError, failureMessage, type ContainerResult } from './lib/resu
 export { ContainerProcess, ContainerError }
 export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }
 export type { Mount, NamespaceName, StdioOption } from './lib/options'
-export type { SetupFailure, Usage } from './lib/result'
+export type { SetupFailure, Stats, Usage } from './lib/result'
+export type { Limits, RlimitName, Rlimits, RlimitValue } from './lib/limits'
 
 /**
  * Starts `command` in a new container and returns its handle at once. Throws
@@ -83,6 +84,11 @@ export async function run<O extends RunOptions = RunOptions>(command: string[], 
 /** The setup plan a container with these options would get, one step per line; runs nothing. */
 export function explain(command: string[], options?: ContainerOptions): string {
   return native().describePlan(JSON.stringify(normalize(command, options, false).spec))
+}
+
+/** The host's cgroup layout as this library sees it: `unified` (v2), `legacy` (v1) or `hybrid`. */
+export function cgroupMode(): string {
+  return native().cgroupMode()
 }
 
 /** Containers started by this process that have not been reaped yet. */

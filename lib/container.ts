@@ -8,7 +8,7 @@ import { constants } from 'node:os'
 import { native } from './native'
 import type { Normalized } from './options'
 import { signalNumber } from './options'
-import { ContainerError, signalName, type ContainerResult } from './result'
+import { ContainerError, signalName, type ContainerResult, type Stats } from './result'
 import type { ExitInfo } from '../binding'
 
 /** How a container ended; `run()` adds its buffered stdout and stderr. */
@@ -110,7 +110,13 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
       timedOut: this.timedOut,
       isCanceled: this.isCanceled,
       failed: this.timedOut || this.isCanceled || info.exitCode !== 0,
-      usage: { cpuUserMs: info.userCpuUs / 1000, cpuSystemMs: info.systemCpuUs / 1000 },
+      oomKilled: info.oomKilled ?? false,
+      usage: {
+        cpuUserMs: info.userCpuUs / 1000,
+        cpuSystemMs: info.systemCpuUs / 1000,
+        ...(info.cgroup?.memoryPeakBytes != null ? { memoryPeakBytes: info.cgroup.memoryPeakBytes } : {}),
+        ...(info.cgroup?.pidsPeak != null ? { pidsPeak: info.cgroup.pidsPeak } : {}),
+      },
     }
     this.emit('exit', this.exitCode, this.signalCode)
     return result
@@ -130,6 +136,18 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
       this.#timers.push(force)
     }
     return sent
+  }
+
+  /** Live cgroup accounting; null without `limits` or once the container has ended. */
+  stats(): Stats | null {
+    const s = this.#running ? native().containerStats(this.pid) : null
+    if (!s) return null
+    return {
+      memoryBytes: s.memoryBytes ?? undefined,
+      memoryPeakBytes: s.memoryPeakBytes ?? undefined,
+      cpuMs: s.cpuUsageUs == null ? undefined : s.cpuUsageUs / 1000,
+      pids: s.pids ?? undefined,
+    }
   }
 
   /** Resolves when the container has ended (never rejects: inspect exitCode/signal). */

@@ -5,6 +5,8 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { inspect } from 'node:util'
 
+import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
+
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
 export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup'
 
@@ -46,6 +48,10 @@ export interface ContainerOptions {
   readonlyRoot?: boolean
   /** A pseudo-terminal on stdin/stdout/stderr, as `docker run -t`. */
   tty?: boolean
+  /** cgroup limits; the container gets a cgroup (and memory/pids accounting) only with this. */
+  limits?: Limits
+  /** setrlimit before exec, by docker's --ulimit names: `{ nofile: 1024, core: 0 }`. */
+  rlimits?: Rlimits
 }
 
 export interface RunOptions extends ContainerOptions {
@@ -63,6 +69,7 @@ const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as con
 const CONTAINER_KEYS = [
   'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty',
+  'limits', 'rlimits',
 ] as const
 const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup']
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -83,6 +90,8 @@ export interface Spec {
   groups: number[]
   tty: boolean
   stdio: StdioOption[]
+  limits?: LimitsSpec
+  rlimits?: Array<{ name: string; soft: number; hard: number }>
 }
 
 export interface Normalized {
@@ -328,6 +337,8 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   }
   if (o.cancelSignal !== undefined && !(o.cancelSignal instanceof AbortSignal)) throw typeError('cancelSignal', 'an AbortSignal', o.cancelSignal)
   if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
+  const limits = normalizeLimits(o.limits)
+  const rlimits = normalizeRlimits(o.rlimits)
   const encoding = o.encoding ?? 'utf8'
   if (encoding !== 'utf8' && encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', encoding)
 
@@ -346,6 +357,9 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       groups: (o.groups ?? []).map((g, i) => id(`groups[${i}]`, g, 0)),
       tty,
       stdio: streams,
+      // Sent only when set: no limits means no cgroup at all (the fast path).
+      ...(limits ? { limits } : {}),
+      ...(rlimits.length ? { rlimits } : {}),
     },
     input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
     timeout: millis('timeout', o.timeout, 0),

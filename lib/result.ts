@@ -6,6 +6,18 @@ export interface Usage {
   /** CPU time in user mode of the container's processes (reaped ones included), ms. */
   cpuUserMs: number
   cpuSystemMs: number
+  /** With `limits`: the cgroup's peak memory use, bytes. */
+  memoryPeakBytes?: number
+  /** With `limits`: the cgroup's peak number of processes (cgroup v2 hosts that track it). */
+  pidsPeak?: number
+}
+
+/** Live accounting of a running container with `limits` (ContainerProcess.stats()). */
+export interface Stats {
+  memoryBytes?: number
+  memoryPeakBytes?: number
+  cpuMs?: number
+  pids?: number
 }
 
 export interface ContainerResult<Out = string> {
@@ -22,6 +34,8 @@ export interface ContainerResult<Out = string> {
   timedOut: boolean
   isCanceled: boolean
   failed: boolean
+  /** The kernel's OOM killer ended it inside its cgroup (only possible with `limits.memory`). */
+  oomKilled: boolean
   usage?: Usage
 }
 
@@ -46,6 +60,7 @@ export class ContainerError<Out = string> extends Error implements ContainerResu
   timedOut!: boolean
   isCanceled!: boolean
   failed = true
+  oomKilled = false
   usage?: Usage
   /** The failing setup step (`pivot_root`, `mount`, `exec`...), when the program never ran. */
   stage?: string
@@ -71,6 +86,7 @@ export function signalName(signal: number | undefined | null): NodeJS.Signals | 
 export function failureMessage(r: ContainerResult<unknown>, timeout: number): string | undefined {
   if (r.timedOut) return `Command timed out after ${timeout} milliseconds: ${r.command}`
   if (r.isCanceled) return `Command was canceled: ${r.command}`
+  if (r.oomKilled) return `Command was killed with ${r.signal ?? 'SIGKILL'} (out of memory): ${r.command}`
   if (r.signal) return `Command was killed with ${r.signal}: ${r.command}`
   if (r.exitCode !== 0) return `Command failed with exit code ${r.exitCode}: ${r.command}`
   return undefined

@@ -8,6 +8,7 @@ use napi_derive::napi;
 
 use crate::reaper::{self, Exit};
 use crate::spawn::{spawn, SpawnError};
+use crate::cgroups::{self, Stats};
 use crate::{netns, plan, spec, stdio};
 
 #[napi(object)]
@@ -31,6 +32,31 @@ pub struct Started {
     pub failure: Option<SetupFailure>,
 }
 
+/// A cgroup's accounting (fields the host does not provide are absent).
+#[napi(object)]
+pub struct CgroupStats {
+    pub memory_bytes: Option<f64>,
+    pub memory_peak_bytes: Option<f64>,
+    pub cpu_usage_us: Option<f64>,
+    pub pids: Option<f64>,
+    pub pids_peak: Option<f64>,
+    pub oom_kills: f64,
+}
+
+impl From<Stats> for CgroupStats {
+    fn from(s: Stats) -> Self {
+        let f = |v: Option<u64>| v.map(|n| n as f64);
+        CgroupStats {
+            memory_bytes: f(s.memory_bytes),
+            memory_peak_bytes: f(s.memory_peak_bytes),
+            cpu_usage_us: f(s.cpu_usage_us),
+            pids: f(s.pids),
+            pids_peak: f(s.pids_peak),
+            oom_kills: s.oom_kills as f64,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct ExitInfo {
     pub pid: i32,
@@ -38,6 +64,8 @@ pub struct ExitInfo {
     pub signal: Option<i32>,
     pub user_cpu_us: f64,
     pub system_cpu_us: f64,
+    pub cgroup: Option<CgroupStats>,
+    pub oom_killed: bool,
 }
 
 impl From<Exit> for ExitInfo {
@@ -48,6 +76,8 @@ impl From<Exit> for ExitInfo {
             signal: e.signal,
             user_cpu_us: e.user_us as f64,
             system_cpu_us: e.system_us as f64,
+            cgroup: e.cgroup.map(Into::into),
+            oom_killed: e.oom_killed,
         }
     }
 }
@@ -62,14 +92,37 @@ fn invalid(e: impl std::fmt::Display) -> Error {
 pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, (), ExitInfo, Status, false>) -> Result<Started> {
     let spec = spec::parse(&spec_json).map_err(invalid)?;
     let wired = stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
+    // Before anything runs: a limit the host cannot enforce is an error, never ignored.
+    let mut cgroup = match &spec.limits {
+        Some(limits) => Some(cgroups::create(limits).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?),
+        None => None,
+    };
     let netns = if spec.namespaces.net { netns::take() } else { None };
-    let prepared = spec.prepare(wired.child_fds(), netns.as_ref().map(|fd| fd.as_raw_fd())).map_err(invalid)?;
+    let handles = spec::Handles {
+        stdio: wired.child_fds(),
+        netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
+        cgroup_procs: cgroup.as_ref().map(|c| c.join_fds()).unwrap_or_default(),
+    };
+    let prepared = match spec.prepare(&handles) {
+        Ok(p) => p,
+        Err(e) => {
+            if let Some(cg) = cgroup.as_mut() {
+                let _ = cg.remove();
+            }
+            return Err(invalid(e));
+        }
+    };
     let spawned = spawn(&prepared, &spec.argv[0]);
     drop((wired.child, netns));
     let [stdin, stdout, stderr] = wired.parent;
+    if spawned.is_err() {
+        if let Some(cg) = cgroup.as_mut() {
+            let _ = cg.remove();
+        }
+    }
     match spawned {
         Ok(s) => {
-            reaper::watch(s.pid, s.pidfd, Box::new(move |exit| {
+            reaper::watch(s.pid, s.pidfd, cgroup, Box::new(move |exit| {
                 on_exit.call(exit.into(), ThreadsafeFunctionCallMode::NonBlocking);
             }))
             .map_err(|e| Error::from_reason(format!("epoll_ctl: {e}")))?;
@@ -97,6 +150,25 @@ pub fn kill_container(pid: i32, signal: i32) -> Result<bool> {
     reaper::signal(pid, signal).map_err(|e| Error::from_reason(format!("pidfd_send_signal: {e}")))
 }
 
+/// Live accounting of a running container's cgroup; null without limits or once it ended.
+#[napi]
+pub fn container_stats(pid: i32) -> Option<CgroupStats> {
+    reaper::stats(pid).map(Into::into)
+}
+
+/// The host's cgroup mode: "unified", "legacy", "hybrid", or an error message.
+#[napi]
+pub fn cgroup_mode() -> String {
+    match cgroups::detect() {
+        Ok(h) => match h.mode {
+            cgroups::Mode::Unified { .. } => "unified".into(),
+            cgroups::Mode::Legacy { .. } => "legacy".into(),
+            cgroups::Mode::Hybrid { .. } => "hybrid".into(),
+        },
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Containers started and not yet reaped.
 #[napi]
 pub fn live_containers() -> u32 {
@@ -107,7 +179,8 @@ pub fn live_containers() -> u32 {
 #[napi]
 pub fn describe_plan(spec_json: String) -> Result<String> {
     let spec = spec::parse(&spec_json).map_err(invalid)?;
-    let prepared = spec.prepare([0, 1, 2], None).map_err(invalid)?;
+    let handles = spec::Handles { stdio: [0, 1, 2], ..Default::default() };
+    let prepared = spec.prepare(&handles).map_err(invalid)?;
     Ok(plan::describe(&prepared.plan))
 }
 

@@ -78,6 +78,8 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::ControllingTty(fd) => sys.set_controlling_tty(*fd),
         Op::Unshare(flags) => sys.unshare(*flags),
         Op::JoinNamespace { fd, nstype } => sys.setns(*fd, *nstype),
+        Op::JoinCgroup(fd) => sys.join_cgroup(*fd),
+        Op::Rlimit { resource, soft, hard } => sys.set_rlimit(*resource, *soft, *hard),
         Op::MakeMountsPrivate => sys.make_mounts_private(),
         Op::CloneTree { src, slot, attrs } => {
             let fd = sys.open_tree(src)?;

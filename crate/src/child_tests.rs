@@ -7,7 +7,7 @@ use std::os::raw::{c_char, c_int, c_uint};
 
 use crate::child::{exec, setup};
 use crate::plan::Op;
-use crate::spec::parse;
+use crate::spec::{parse, Handles};
 use crate::sys::{Sys, SysResult};
 use nix::errno::Errno;
 
@@ -58,6 +58,12 @@ impl Sys for Recorder {
     }
     fn unshare(&self, flags: c_int) -> SysResult<()> {
         self.record(format!("unshare {flags:#x}"))
+    }
+    fn join_cgroup(&self, procs: c_int) -> SysResult<()> {
+        self.record(format!("join_cgroup {procs}"))
+    }
+    fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult<()> {
+        self.record(format!("rlimit {resource} {soft} {hard}"))
     }
     fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()> {
         self.record(format!("setns {fd} {nstype:#x}"))
@@ -133,7 +139,7 @@ const SPEC: &str = r#"{"argv":["sh"],"env":["PATH=/a:/b"],"cwd":"/work","hostnam
     "rootfs":"/","uid":1000,"gid":100}"#;
 
 fn walk(fail: Option<(&'static str, Errno)>) -> (Vec<Op>, Vec<String>, Result<(), (usize, Errno)>) {
-    let prepared = parse(SPEC).unwrap().prepare([0, 1, 2], None).unwrap();
+    let prepared = parse(SPEC).unwrap().prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
     let rec = Recorder { fail, ..Default::default() };
     let mut slots = vec![-1; prepared.slot_count];
     let result = setup(&rec, &prepared.plan, &mut slots);
@@ -167,7 +173,7 @@ fn a_failing_step_stops_the_walk_and_names_its_index() {
 
 #[test]
 fn exec_searches_the_path_and_prefers_eacces_over_enoent() {
-    let prepared = parse(SPEC).unwrap().prepare([0, 1, 2], None).unwrap();
+    let prepared = parse(SPEC).unwrap().prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
     let rec = Recorder::default();
     rec.exec_errnos.replace(vec![Errno::EACCES, Errno::ENOENT]);
     assert_eq!(exec(&rec, &prepared.exec), Errno::EACCES);

@@ -30,6 +30,8 @@ pub enum Op {
     ControllingTty(c_int),
     /// unshare(flags): namespaces that must be made after an earlier step (cgroup after the cgroup join).
     Unshare(c_int),
+    JoinCgroup(c_int),
+    Rlimit { resource: c_int, soft: u64, hard: u64 },
     /// setns(fd, nstype): join a namespace made ahead of time (netns.rs).
     JoinNamespace { fd: c_int, nstype: c_int },
     MakeMountsPrivate,
@@ -73,6 +75,8 @@ impl Op {
             Op::ControllingTty(_) => ("ioctl TIOCSCTTY".into(), None),
             Op::Unshare(_) => ("unshare".into(), None),
             Op::JoinNamespace { .. } => ("setns".into(), None),
+            Op::JoinCgroup(_) => ("join cgroup".into(), None),
+            Op::Rlimit { resource, .. } => (format!("setrlimit {resource}"), None),
             Op::MakeMountsPrivate => ("make mounts private".into(), Some("/".into())),
             Op::CloneTree { src, .. } => ("open_tree".into(), Some(s(src))),
             Op::NewFs { fstype, .. } => (format!("mount {}", s(fstype)), None),

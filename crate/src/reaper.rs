@@ -1,5 +1,6 @@
-//! One thread for all containers: epoll over their pidfds, reaped with
-//! waitid(P_PIDFD) so Node's own children are never touched (no waitpid(-1)).
+//! One thread for all containers: epoll over their pidfds (and v1 OOM eventfds), reaped
+//! with waitid(P_PIDFD) so Node's own children are never touched (no waitpid(-1)). The
+//! container's cgroup is read and removed here, before the result is delivered.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -7,6 +8,8 @@ use std::sync::{Mutex, OnceLock};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+
+use crate::cgroups::{Cgroup, Stats};
 
 /// How a container ended, with the kernel's CPU accounting for it and its reaped descendants.
 /// (ru_maxrss is left out: exec records the vfork-shared Node heap in it.)
@@ -17,6 +20,9 @@ pub struct Exit {
     pub signal: Option<i32>,
     pub user_us: u64,
     pub system_us: u64,
+    /// The cgroup's accounting, when the container had one.
+    pub cgroup: Option<Stats>,
+    pub oom_killed: bool,
 }
 
 pub type OnExit = Box<dyn FnOnce(Exit) + Send>;
@@ -24,7 +30,12 @@ pub type OnExit = Box<dyn FnOnce(Exit) + Send>;
 struct Watched {
     pidfd: OwnedFd,
     on_exit: OnExit,
+    cgroup: Option<Box<dyn Cgroup>>,
+    oom: bool,
 }
+
+/// Epoll data: the pid, tagged when the event is the cgroup's OOM eventfd.
+const OOM_TAG: u64 = 1 << 32;
 
 struct Reaper {
     epoll: Epoll,
@@ -45,14 +56,22 @@ fn reaper() -> &'static Reaper {
 }
 
 /// Hands a running container to the reaper; `on_exit` runs on the reaper thread.
-pub fn watch(pid: i32, pidfd: OwnedFd, on_exit: OnExit) -> Result<(), Errno> {
+pub fn watch(pid: i32, pidfd: OwnedFd, cgroup: Option<Box<dyn Cgroup>>, on_exit: OnExit) -> Result<(), Errno> {
     let r = reaper();
-    let event = EpollEvent::new(EpollFlags::EPOLLIN, pid as u64);
     let mut live = r.live.lock().unwrap_or_else(|e| e.into_inner());
     // Registered under the lock: an exit that fires at once finds its entry.
-    r.epoll.add(pidfd.as_fd(), event)?;
-    live.insert(pid, Watched { pidfd, on_exit });
+    r.epoll.add(pidfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, pid as u64))?;
+    if let Some(efd) = cgroup.as_ref().and_then(|c| c.oom_eventfd()) {
+        r.epoll.add(efd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, OOM_TAG | pid as u64))?;
+    }
+    live.insert(pid, Watched { pidfd, on_exit, cgroup, oom: false });
     Ok(())
+}
+
+/// Live accounting of a running container's cgroup.
+pub fn stats(pid: i32) -> Option<Stats> {
+    let live = reaper().live.lock().unwrap_or_else(|e| e.into_inner());
+    live.get(&pid)?.cgroup.as_ref().map(|c| c.stats())
 }
 
 /// Signals a live container through its pidfd (no pid-reuse race). False once it is reaped.
@@ -89,15 +108,46 @@ fn run() {
             Err(e) => panic!("epoll_wait: {e}"),
         };
         for event in &events[..n] {
-            let pid = event.data() as i32;
+            let pid = event.data() as u32 as i32;
+            if event.data() & OOM_TAG != 0 {
+                on_oom(r, pid);
+                continue;
+            }
             let watched = r.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
             if let Some(w) = watched {
-                let _ = r.epoll.delete(w.pidfd.as_fd());
-                let exit = reap(pid, &w.pidfd);
-                (w.on_exit)(exit);
+                finish(r, pid, w);
             }
         }
     }
+}
+
+/// The cgroup ran out of memory: the kernel killed one process, we end the whole container.
+fn on_oom(r: &Reaper, pid: i32) {
+    let mut live = r.live.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(w) = live.get_mut(&pid) else { return };
+    if let Some(efd) = w.cgroup.as_ref().and_then(|c| c.oom_eventfd()) {
+        let mut count = 0u64;
+        unsafe { libc::read(efd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+    }
+    w.oom = true;
+    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, w.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32) };
+}
+
+fn finish(r: &Reaper, pid: i32, mut w: Watched) {
+    let _ = r.epoll.delete(w.pidfd.as_fd());
+    if let Some(efd) = w.cgroup.as_ref().and_then(|c| c.oom_eventfd()) {
+        let _ = r.epoll.delete(efd.as_fd());
+    }
+    let mut exit = reap(pid, &w.pidfd);
+    if let Some(cg) = w.cgroup.as_mut() {
+        let stats = cg.stats();
+        // Without a PID namespace, descendants can outlive PID 1: the cgroup knows them all.
+        cg.kill_all();
+        let _ = cg.remove();
+        exit.oom_killed = w.oom || stats.oom_kills > 0;
+        exit.cgroup = Some(stats);
+    }
+    (w.on_exit)(exit);
 }
 
 fn reap(pid: i32, pidfd: &OwnedFd) -> Exit {
@@ -124,5 +174,7 @@ fn reap(pid: i32, pidfd: &OwnedFd) -> Exit {
         signal,
         user_us: micros(usage.ru_utime),
         system_us: micros(usage.ru_stime),
+        cgroup: None,
+        oom_killed: false,
     }
 }

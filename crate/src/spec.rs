@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::child::ExecPlan;
 use crate::mounts;
+use crate::cgroups::Limits;
 use crate::plan::Op;
 use crate::stdio::{Named, Stdio};
 
@@ -33,6 +34,55 @@ pub struct ContainerSpec {
     pub tty: bool,
     #[serde(default = "inherit_all")]
     pub stdio: [Stdio; 3],
+    /// cgroup limits; None: no cgroup at all.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimit {
+    /// `nofile`, `nproc`, ... (setrlimit's names without RLIMIT_, lower case).
+    pub name: String,
+    /// -1 is unlimited (RLIM_INFINITY: u64::MAX does not survive JSON through a JS number).
+    pub soft: i64,
+    pub hard: i64,
+}
+
+/// RLIMIT_* by docker's --ulimit names.
+pub fn rlimit_resource(name: &str) -> Option<libc::c_int> {
+    Some(match name {
+        "as" => libc::RLIMIT_AS,
+        "core" => libc::RLIMIT_CORE,
+        "cpu" => libc::RLIMIT_CPU,
+        "data" => libc::RLIMIT_DATA,
+        "fsize" => libc::RLIMIT_FSIZE,
+        "locks" => libc::RLIMIT_LOCKS,
+        "memlock" => libc::RLIMIT_MEMLOCK,
+        "msgqueue" => libc::RLIMIT_MSGQUEUE,
+        "nice" => libc::RLIMIT_NICE,
+        "nofile" => libc::RLIMIT_NOFILE,
+        "nproc" => libc::RLIMIT_NPROC,
+        "rss" => libc::RLIMIT_RSS,
+        "rtprio" => libc::RLIMIT_RTPRIO,
+        "rttime" => libc::RLIMIT_RTTIME,
+        "sigpending" => libc::RLIMIT_SIGPENDING,
+        "stack" => libc::RLIMIT_STACK,
+        _ => return None,
+    } as libc::c_int)
+}
+
+/// Fds and namespaces made for this container before clone.
+#[derive(Debug, Default)]
+pub struct Handles {
+    /// What the child dup2s onto 0, 1, 2.
+    pub stdio: [i32; 3],
+    /// A ready network namespace to join instead of making one at clone.
+    pub netns: Option<i32>,
+    /// cgroup.procs of the container's cgroup, one per hierarchy.
+    pub cgroup_procs: Vec<i32>,
 }
 
 fn inherit_all() -> [Stdio; 3] {
@@ -71,6 +121,8 @@ pub enum SpecError {
     DotDot { field: &'static str, path: String },
     #[error("spec: rootfs and mounts need the mount namespace")]
     NeedsMountNamespace,
+    #[error("spec: rlimits: unknown resource `{0}`")]
+    UnknownRlimit(String),
     #[error("spec: mount source `{path}`: {source}")]
     Source { path: String, source: std::io::Error },
 }
@@ -105,9 +157,8 @@ pub fn container_path(field: &'static str, path: &str) -> Result<String, SpecErr
 }
 
 impl ContainerSpec {
-    /// Builds the plan. `stdio` are the fds the child dup2s onto 0, 1, 2; `netns` a
-    /// ready network namespace to join instead of making one at clone.
-    pub fn prepare(&self, stdio: [i32; 3], netns: Option<i32>) -> Result<Prepared, SpecError> {
+    /// Builds the plan around the fds made for this container.
+    pub fn prepare(&self, handles: &Handles) -> Result<Prepared, SpecError> {
         if self.argv.is_empty() {
             return Err(SpecError::EmptyArgv);
         }
@@ -116,18 +167,21 @@ impl ContainerSpec {
             return Err(SpecError::NeedsMountNamespace);
         }
         let mut plan = vec![Op::ResetSignals, Op::NewSession, Op::ParentDeathSignal(libc::SIGKILL)];
-        for (to, from) in stdio.iter().enumerate() {
+        for (to, from) in handles.stdio.iter().enumerate() {
             plan.push(Op::Dup2 { from: *from, to: to as i32 });
         }
-        if let (true, Some(fd)) = (ns.net, netns) {
+        if let (true, Some(fd)) = (ns.net, handles.netns) {
             // Before the mounts: sysfs shows the network namespace of the task that mounts it.
             plan.push(Op::JoinNamespace { fd, nstype: libc::CLONE_NEWNET });
         }
         if self.tty {
             plan.push(Op::ControllingTty(0));
         }
+        for fd in &handles.cgroup_procs {
+            plan.push(Op::JoinCgroup(*fd));
+        }
         if ns.cgroup {
-            // After the cgroup join (once limits exist), so the namespace's root is the container's cgroup.
+            // After the cgroup join, so the namespace's root is the container's own cgroup.
             plan.push(Op::Unshare(libc::CLONE_NEWCGROUP));
         }
         let mut slot_count = 1;
@@ -137,9 +191,14 @@ impl ContainerSpec {
         if let (true, Some(name)) = (ns.uts, &self.hostname) {
             plan.push(Op::Hostname(name.as_bytes().to_vec()));
         }
-        let clone_net = ns.net && netns.is_none();
+        let clone_net = ns.net && handles.netns.is_none();
         if clone_net {
             plan.push(Op::LoopbackUp);
+        }
+        for r in &self.rlimits {
+            let resource = rlimit_resource(&r.name).ok_or_else(|| SpecError::UnknownRlimit(r.name.clone()))?;
+            let value = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
+            plan.push(Op::Rlimit { resource, soft: value(r.soft), hard: value(r.hard) });
         }
         plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone() });
         plan.push(Op::Chdir(cstring("cwd", &self.cwd)?));
@@ -197,7 +256,7 @@ mod tests {
 
     #[test]
     fn path_search_happens_in_the_container_path() {
-        let p = spec(BASE).prepare([0, 1, 2], None).unwrap();
+        let p = spec(BASE).prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
         let c: Vec<_> = p.exec.candidates.iter().map(|c| c.to_str().unwrap()).collect();
         assert_eq!(c, ["/bin/ls", "/usr/bin/ls"]);
         assert_eq!(p.exec.argv.len(), 3);
@@ -206,10 +265,10 @@ mod tests {
 
     #[test]
     fn clone_flags_follow_namespaces() {
-        let p = spec(BASE).prepare([0, 1, 2], None).unwrap();
+        let p = spec(BASE).prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
         assert_ne!(p.clone_flags & libc::CLONE_NEWNET, 0);
         let off = BASE.replace(r#""net":true"#, r#""net":false"#);
-        let p = spec(&off).prepare([0, 1, 2], None).unwrap();
+        let p = spec(&off).prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
         assert_eq!(p.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(!p.plan.contains(&Op::LoopbackUp));
     }
@@ -220,7 +279,7 @@ mod tests {
         assert!(matches!(container_path("mounts", "/a/../b"), Err(SpecError::DotDot { .. })));
         assert_eq!(container_path("mounts", "/a//b/./c/").unwrap(), "a/b/c");
         let bad = BASE.replace(r#""-l""#, r#""a\u0000b""#);
-        assert!(matches!(spec(&bad).prepare([0, 1, 2], None), Err(SpecError::Nul { field: "argv" })));
+        assert!(matches!(spec(&bad).prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }), Err(SpecError::Nul { field: "argv" })));
     }
 
     #[test]

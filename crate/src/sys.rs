@@ -40,6 +40,9 @@ pub trait Sys {
     fn dup2(&self, from: c_int, to: c_int) -> SysResult<()>;
     fn set_controlling_tty(&self, fd: c_int) -> SysResult<()>;
     fn unshare(&self, flags: c_int) -> SysResult<()>;
+    /// write(fd, "0"): moves the caller into the cgroup whose cgroup.procs `fd` is.
+    fn join_cgroup(&self, procs: c_int) -> SysResult<()>;
+    fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult<()>;
     fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()>;
     fn make_mounts_private(&self) -> SysResult<()>;
     fn open_tree(&self, path: &CStr) -> SysResult<c_int>;
@@ -118,6 +121,15 @@ impl Sys for Kernel {
 
     fn unshare(&self, flags: c_int) -> SysResult<()> {
         check(unsafe { libc::syscall(libc::SYS_unshare, flags) }).map(drop)
+    }
+
+    fn join_cgroup(&self, procs: c_int) -> SysResult<()> {
+        check(unsafe { libc::write(procs, c"0".as_ptr().cast(), 1) } as c_long).map(drop)
+    }
+
+    fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult<()> {
+        let limit = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
+        check(unsafe { libc::syscall(libc::SYS_prlimit64, 0, resource, &limit, std::ptr::null_mut::<libc::rlimit64>()) }).map(drop)
     }
 
     fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()> {

@@ -117,10 +117,10 @@ impl V1 {
             write(&pids.join("pids.max"), &max.to_string())?;
         }
         if let (Some(blkio), Some(weight)) = (self.dir("blkio"), l.io_weight) {
-            let file = blkio.join("blkio.weight");
-            if !file.exists() {
-                return Err(CgroupError::Unsupported { limit: "ioWeight", why: "blkio.weight is missing on this host (it needs the BFQ IO scheduler)".into() });
-            }
+            // CFQ's file, or BFQ's under its own name.
+            let Some(file) = ["blkio.weight", "blkio.bfq.weight"].iter().map(|f| blkio.join(f)).find(|f| f.exists()) else {
+                return Err(CgroupError::Unsupported { limit: "ioWeight", why: "this host's blkio controller has no weight (blkio.weight needs the CFQ or BFQ IO scheduler)".into() });
+            };
             write(&file, &weight.to_string())?;
         }
         Ok(())
