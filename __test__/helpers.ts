@@ -13,6 +13,7 @@ export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.exist
 export function makeBusyboxRoot(): string {
   if (!BUSYBOX) throw new Error('busybox-static is not installed (apt-get install busybox-static)')
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-root-'))
+  fs.chmodSync(root, 0o755) // mkdtemp's 0700 would lock out non-root uids
   for (const dir of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root']) fs.mkdirSync(path.join(root, dir))
   fs.copyFileSync(BUSYBOX, path.join(root, 'bin/busybox'))
   fs.chmodSync(path.join(root, 'bin/busybox'), 0o755)

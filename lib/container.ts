@@ -2,7 +2,7 @@
 import { EventEmitter } from 'node:events'
 import * as net from 'node:net'
 import * as tty from 'node:tty'
-import type { Readable, Writable } from 'node:stream'
+import { PassThrough, type Readable, type Writable } from 'node:stream'
 import { constants } from 'node:os'
 
 import { native } from './native'
@@ -17,10 +17,13 @@ export type ContainerExit = Omit<ContainerResult<never>, 'stdout' | 'stderr'>
 function readable(fd: number | undefined | null, isTty: boolean): Readable | null {
   if (fd === undefined || fd === null) return null
   if (isTty) {
-    const stream = new tty.ReadStream(fd)
-    // The pty master reads EIO once the container's side is gone: that is its EOF.
-    stream.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EIO' ? stream.push(null) : stream.destroy(e)))
-    return stream
+    // The pty master reads EIO once the container's side is gone: that is its EOF, so the
+    // user's stream ends cleanly instead of erroring.
+    const master = new tty.ReadStream(fd)
+    const out = new PassThrough()
+    master.pipe(out)
+    master.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EIO' ? out.end() : out.destroy(e)))
+    return out
   }
   return new net.Socket({ fd, readable: true, writable: false })
 }
@@ -99,6 +102,8 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   #onExit(info: ExitInfo): ContainerExit {
     this.#running = false
     for (const t of this.#timers) clearTimeout(t)
+    // As child_process: nobody reads stdin any more, so its fd goes now.
+    this.stdin?.destroy()
     this.exitCode = info.exitCode ?? null
     this.signalCode = signalName(info.signal) ?? null
     const result: ContainerExit = {

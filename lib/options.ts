@@ -130,17 +130,15 @@ function bool(option: string, value: unknown, fallback: boolean): boolean {
 
 function id(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
-  if (!Number.isInteger(value) || (value as number) < 0 || (value as number) > 0xfffffffe) {
-    throw typeError(option, 'an integer from 0 to 4294967294', value)
-  }
-  return value as number
+  if (typeof value !== 'number') throw typeError(option, 'an integer from 0 to 4294967294', value)
+  if (!Number.isInteger(value) || value < 0 || value > 0xfffffffe) throw rangeError(option, 'must be an integer from 0 to 4294967294', value)
+  return value
 }
 
 function millis(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw typeError(option, 'a non-negative number of milliseconds', value)
-  }
+  if (typeof value !== 'number') throw typeError(option, 'a non-negative number of milliseconds', value)
+  if (!Number.isFinite(value) || value < 0) throw rangeError(option, 'must be a non-negative number of milliseconds', value)
   return value
 }
 

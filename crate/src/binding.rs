@@ -91,7 +91,7 @@ fn invalid(e: impl std::fmt::Display) -> Error {
 #[napi]
 pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, (), ExitInfo, Status, false>) -> Result<Started> {
     let spec = spec::parse(&spec_json).map_err(invalid)?;
-    let wired = stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
+    let mut wired = stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
     // Before anything runs: a limit the host cannot enforce is an error, never ignored.
     let mut cgroup = match &spec.limits {
         Some(limits) => Some(cgroups::create(limits).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?),
@@ -102,6 +102,7 @@ pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, 
         stdio: wired.child_fds(),
         netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
         cgroup_procs: cgroup.as_ref().map(|c| c.join_fds()).unwrap_or_default(),
+        console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
     };
     let prepared = match spec.prepare(&handles) {
         Ok(p) => p,
@@ -113,7 +114,16 @@ pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, 
         }
     };
     let spawned = spawn(&prepared, &spec.argv[0]);
-    drop((wired.child, netns));
+    drop((std::mem::take(&mut wired.child), netns));
+    if let (Ok(s), Err(e)) = (&spawned, stdio::receive_console(&mut wired)) {
+        // It runs but its terminal never arrived: end it rather than leave it unwatched.
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(s.pid), None);
+        if let Some(cg) = cgroup.as_mut() {
+            let _ = cg.remove();
+        }
+        return Err(Error::from_reason(e.to_string()));
+    }
     let [stdin, stdout, stderr] = wired.parent;
     if spawned.is_err() {
         if let Some(cg) = cgroup.as_mut() {

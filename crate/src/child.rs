@@ -75,7 +75,19 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::NewSession => sys.setsid(),
         Op::ParentDeathSignal(sig) => sys.set_parent_death_signal(*sig),
         Op::Dup2 { from, to } => sys.dup2(*from, *to),
-        Op::ControllingTty(fd) => sys.set_controlling_tty(*fd),
+        Op::Console { ptmx, sock } => {
+            let (master, slave) = sys.open_pty(ptmx)?;
+            let wired = (|| {
+                for to in 0..3 {
+                    sys.dup2(slave, to)?;
+                }
+                sys.set_controlling_tty(0)?;
+                sys.send_fd(*sock, master)
+            })();
+            sys.close(master);
+            sys.close(slave);
+            wired
+        }
         Op::Unshare(flags) => sys.unshare(*flags),
         Op::JoinNamespace { fd, nstype } => sys.setns(*fd, *nstype),
         Op::JoinCgroup(fd) => sys.join_cgroup(*fd),
@@ -102,8 +114,11 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::EnsureDir { components } => {
             let root = slots[ROOT];
             if let Some(last) = components.last() {
-                if exists(sys, root, last) {
-                    return Ok(());
+                match kind(sys, root, last) {
+                    Some(true) => return Ok(()),
+                    // A directory bound onto a file: mount(2)'s answer.
+                    Some(false) => return Err(Errno::ENOTDIR),
+                    None => {}
                 }
             }
             for dir in components {
@@ -119,8 +134,10 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         }
         Op::EnsureFile { target } => {
             let root = slots[ROOT];
-            if exists(sys, root, target) {
-                return Ok(());
+            match kind(sys, root, target) {
+                Some(false) => return Ok(()),
+                Some(true) => return Err(Errno::ENOTDIR),
+                None => {}
             }
             let parent = sys.open_in_root(root, &target.parent, libc::O_PATH | libc::O_DIRECTORY)?;
             let made = sys.create_file_at(parent, &target.name);
@@ -170,13 +187,16 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
     }
 }
 
-fn exists<S: Sys>(sys: &S, root: c_int, target: &InRoot) -> bool {
-    match sys.open_in_root(root, &target.path, libc::O_PATH) {
-        Ok(fd) => {
-            sys.close(fd);
-            true
+/// Whether `target` exists inside the root: Some(true) a directory, Some(false) something else.
+fn kind<S: Sys>(sys: &S, root: c_int, target: &InRoot) -> Option<bool> {
+    let fd = sys.open_in_root(root, &target.path, libc::O_PATH).ok()?;
+    sys.close(fd);
+    match sys.open_in_root(root, &target.path, libc::O_PATH | libc::O_DIRECTORY) {
+        Ok(dir) => {
+            sys.close(dir);
+            Some(true)
         }
-        Err(_) => false,
+        Err(_) => Some(false),
     }
 }
 

@@ -65,6 +65,12 @@ impl Sys for Recorder {
     fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult<()> {
         self.record(format!("rlimit {resource} {soft} {hard}"))
     }
+    fn open_pty(&self, ptmx: &CStr) -> SysResult<(c_int, c_int)> {
+        self.record(format!("open_pty {}", s(ptmx))).map(|_| (50, 51))
+    }
+    fn send_fd(&self, sock: c_int, fd: c_int) -> SysResult<()> {
+        self.record(format!("send_fd {sock} {fd}"))
+    }
     fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()> {
         self.record(format!("setns {fd} {nstype:#x}"))
     }

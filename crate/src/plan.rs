@@ -27,7 +27,9 @@ pub enum Op {
     ParentDeathSignal(c_int),
     /// dup2(from, to); `from` is >= 3 (the parent moves user fds up first) or `to` itself (inherit).
     Dup2 { from: c_int, to: c_int },
-    ControllingTty(c_int),
+    /// Open a pty in the container's devpts, make its slave fds 0-2 and the controlling
+    /// terminal, and send the master to the parent over `sock`.
+    Console { ptmx: CString, sock: c_int },
     /// unshare(flags): namespaces that must be made after an earlier step (cgroup after the cgroup join).
     Unshare(c_int),
     JoinCgroup(c_int),
@@ -72,7 +74,7 @@ impl Op {
             Op::NewSession => ("setsid".into(), None),
             Op::ParentDeathSignal(_) => ("prctl PR_SET_PDEATHSIG".into(), None),
             Op::Dup2 { to, .. } => (format!("dup2 stdio {to}"), None),
-            Op::ControllingTty(_) => ("ioctl TIOCSCTTY".into(), None),
+            Op::Console { ptmx, .. } => ("open console".into(), Some(s(ptmx))),
             Op::Unshare(_) => ("unshare".into(), None),
             Op::JoinNamespace { .. } => ("setns".into(), None),
             Op::JoinCgroup(_) => ("join cgroup".into(), None),

@@ -83,6 +83,8 @@ pub struct Handles {
     pub netns: Option<i32>,
     /// cgroup.procs of the container's cgroup, one per hierarchy.
     pub cgroup_procs: Vec<i32>,
+    /// With a tty: the socket the child sends the pty master over.
+    pub console: Option<i32>,
 }
 
 fn inherit_all() -> [Stdio; 3] {
@@ -167,15 +169,14 @@ impl ContainerSpec {
             return Err(SpecError::NeedsMountNamespace);
         }
         let mut plan = vec![Op::ResetSignals, Op::NewSession, Op::ParentDeathSignal(libc::SIGKILL)];
-        for (to, from) in handles.stdio.iter().enumerate() {
-            plan.push(Op::Dup2 { from: *from, to: to as i32 });
+        if handles.console.is_none() {
+            for (to, from) in handles.stdio.iter().enumerate() {
+                plan.push(Op::Dup2 { from: *from, to: to as i32 });
+            }
         }
         if let (true, Some(fd)) = (ns.net, handles.netns) {
             // Before the mounts: sysfs shows the network namespace of the task that mounts it.
             plan.push(Op::JoinNamespace { fd, nstype: libc::CLONE_NEWNET });
-        }
-        if self.tty {
-            plan.push(Op::ControllingTty(0));
         }
         for fd in &handles.cgroup_procs {
             plan.push(Op::JoinCgroup(*fd));
@@ -187,6 +188,11 @@ impl ContainerSpec {
         let mut slot_count = 1;
         if ns.mount {
             slot_count = mounts::plan(self, &mut plan)?;
+        }
+        if let Some(sock) = handles.console {
+            // After pivot_root: /dev/pts is the container's own devpts instance.
+            let ptmx = if ns.mount { c"/dev/pts/ptmx" } else { c"/dev/ptmx" };
+            plan.push(Op::Console { ptmx: ptmx.to_owned(), sock });
         }
         if let (true, Some(name)) = (ns.uts, &self.hostname) {
             plan.push(Op::Hostname(name.as_bytes().to_vec()));

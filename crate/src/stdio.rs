@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sys::socket::{recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType};
 use nix::unistd::pipe2;
 use serde::Deserialize;
 
@@ -28,7 +29,7 @@ pub enum Named {
 pub enum StdioError {
     #[error("pipe2: {0}")]
     Pipe(Errno),
-    #[error("openpty: {0}")]
+    #[error("console socket: {0}")]
     Pty(Errno),
     #[error("open `/dev/null`: {0}")]
     DevNull(std::io::Error),
@@ -42,6 +43,9 @@ pub struct Wired {
     /// Kept open until clone returns, then closed in the parent.
     pub child: [Option<OwnedFd>; 3],
     pub parent: [Option<OwnedFd>; 3],
+    /// With a tty: the child opens the pty in the container's own devpts (so the terminal
+    /// has a name there) and sends the master over this socketpair (child end, parent end).
+    pub console: Option<(OwnedFd, OwnedFd)>,
 }
 
 impl Wired {
@@ -50,6 +54,27 @@ impl Wired {
     pub fn child_fds(&self) -> [i32; 3] {
         [0, 1, 2].map(|i| self.child[i as usize].as_ref().map_or(i, |fd| fd.as_raw_fd()))
     }
+}
+
+/// The pty master the child sent (tty mode), as two fds: Node reads one and writes the other.
+pub fn receive_console(wired: &mut Wired) -> Result<(), StdioError> {
+    let Some((_, parent)) = &wired.console else { return Ok(()) };
+    let mut space = nix::cmsg_space!(std::os::fd::RawFd);
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    let msg = recvmsg::<()>(parent.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC).map_err(StdioError::Pty)?;
+    let master = msg
+        .cmsgs()
+        .map_err(StdioError::Pty)?
+        .find_map(|c| match c {
+            ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+            _ => None,
+        })
+        .ok_or(StdioError::Pty(Errno::EBADMSG))?;
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    wired.parent[0] = Some(dup_high(master.as_raw_fd())?);
+    wired.parent[1] = Some(master);
+    Ok(())
 }
 
 /// Moves a caller's fd above 2 (CLOEXEC) so dup2 onto 0-2 in any order cannot clobber it.
@@ -63,16 +88,8 @@ fn dup_high(fd: i32) -> Result<OwnedFd, StdioError> {
 pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
     let mut w = Wired::default();
     if tty {
-        let pty = nix::pty::openpty(None, None).map_err(StdioError::Pty)?;
-        for fd in [pty.master.as_raw_fd(), pty.slave.as_raw_fd()] {
-            fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)).map_err(StdioError::Pty)?;
-        }
-        // A separate fd per direction: Node wants one handle to read, one to write.
-        w.parent[0] = Some(dup_high(pty.master.as_raw_fd())?);
-        for i in 0..3 {
-            w.child[i] = Some(dup_high(pty.slave.as_raw_fd())?);
-        }
-        w.parent[1] = Some(pty.master);
+        let (child, parent) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(StdioError::Pty)?;
+        w.console = Some((child, parent));
         return Ok(w);
     }
     for (i, s) in stdio.iter().enumerate() {

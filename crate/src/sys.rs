@@ -39,6 +39,10 @@ pub trait Sys {
     fn set_parent_death_signal(&self, sig: c_int) -> SysResult<()>;
     fn dup2(&self, from: c_int, to: c_int) -> SysResult<()>;
     fn set_controlling_tty(&self, fd: c_int) -> SysResult<()>;
+    /// Opens a pty through `ptmx`: (master, slave), both CLOEXEC.
+    fn open_pty(&self, ptmx: &CStr) -> SysResult<(c_int, c_int)>;
+    /// sendmsg(SCM_RIGHTS) of one fd.
+    fn send_fd(&self, sock: c_int, fd: c_int) -> SysResult<()>;
     fn unshare(&self, flags: c_int) -> SysResult<()>;
     /// write(fd, "0"): moves the caller into the cgroup whose cgroup.procs `fd` is.
     fn join_cgroup(&self, procs: c_int) -> SysResult<()>;
@@ -117,6 +121,41 @@ impl Sys for Kernel {
 
     fn set_controlling_tty(&self, fd: c_int) -> SysResult<()> {
         check_int(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
+    }
+
+    fn open_pty(&self, ptmx: &CStr) -> SysResult<(c_int, c_int)> {
+        let master = check_int(unsafe { libc::open(ptmx.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+        let unlock: c_int = 0;
+        let slave = check_int(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) })
+            // TIOCGPTPEER: the slave without a path lookup that a rootfs could redirect.
+            .and_then(|_| check_int(unsafe { libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }));
+        match slave {
+            Ok(slave) => Ok((master, slave)),
+            Err(e) => {
+                unsafe { libc::close(master) };
+                Err(e)
+            }
+        }
+    }
+
+    fn send_fd(&self, sock: c_int, fd: c_int) -> SysResult<()> {
+        // A cmsg buffer on the stack, u64-aligned as cmsghdr wants.
+        let mut space = [0u64; 4];
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        unsafe {
+            let mut msg: libc::msghdr = std::mem::zeroed();
+            msg.msg_iov = &mut iov;
+            msg.msg_iovlen = 1;
+            msg.msg_control = space.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as usize;
+            let cmsg = libc::CMSG_FIRSTHDR(&msg);
+            (*cmsg).cmsg_level = libc::SOL_SOCKET;
+            (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), fd);
+            check(libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) as c_long).map(drop)
+        }
     }
 
     fn unshare(&self, flags: c_int) -> SysResult<()> {
