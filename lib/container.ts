@@ -95,8 +95,8 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
 
   #stop(reason: 'timedOut' | 'isCanceled'): void {
     if (!this.#running) return
-    this[reason] = true
-    this.kill(this.#opts.killSignal)
+    // Only when a signal was really sent: one that raced with the exit changes nothing.
+    if (this.kill(this.#opts.killSignal)) this[reason] = true
   }
 
   #onExit(info: ExitInfo): ContainerExit {

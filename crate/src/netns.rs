@@ -51,7 +51,9 @@ fn fill() {
         match make() {
             Ok(fd) => p.ready.lock().unwrap_or_else(|e| e.into_inner()).push_back(fd),
             // Not permitted here (no CAP_SYS_ADMIN...): callers fall back to CLONE_NEWNET.
-            Err(_) => return,
+            Err(Errno::EPERM) => return,
+            // Out of memory or fds for a moment: try again soon.
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
         }
     }
 }

@@ -1,0 +1,493 @@
+// What a container can see of the host, and what it cannot: PID, UTS, mount, net, IPC and
+// cgroup namespaces, the filesystem (mirror root and a busybox rootfs), /proc, /sys, /dev,
+// /tmp, binds and tmpfs, credentials, cwd and env. Every test runs both with the default
+// host-mirror root and with a busybox rootfs where that makes sense, and every one checks
+// that nothing leaked. Tests are serial: they measure host-wide counts.
+import test, { type ExecutionContext } from 'ava'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { execFileSync } from 'node:child_process'
+
+import { run, spawn, type ContainerOptions, type ContainerResult, type RunOptions } from '../index'
+import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot } from './helpers'
+
+let root = ''
+let scratch = '' // host-only temp dir: never bound into a container
+let marker = '' // a file that exists on the host only
+let warm: Snapshot
+
+type Kind = 'mirror' | 'busybox'
+const KINDS: Kind[] = ['mirror', 'busybox']
+const base = (kind: Kind): ContainerOptions => (kind === 'busybox' ? { rootfs: root } : {})
+
+// Tries `mkdir x; chroot x; chdir .. (x64); chroot .` — the classic escape from a chroot jail —
+// and reports whether the host-only marker (argv[1]) is reachable before and after.
+const ESCAPE_C = String.raw`
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  if (argc < 2) return 64;
+  printf("before: %s\n", access(argv[1], F_OK) == 0 ? "visible" : "hidden");
+  if (mkdir("escape-jail", 0755) != 0 && errno != EEXIST) { printf("mkdir: %s\n", strerror(errno)); return 2; }
+  if (chroot("escape-jail") != 0) { printf("chroot jail: %s\n", strerror(errno)); return 3; }
+  for (int i = 0; i < 64; i++) chdir("..");
+  if (chroot(".") != 0) { printf("chroot .: %s\n", strerror(errno)); return 4; }
+  printf("chroot escape attempted\n");
+  printf("after: %s\n", access(argv[1], F_OK) == 0 ? "visible" : "hidden");
+  return 0;
+}
+`
+
+test.before(async () => {
+  root = makeBusyboxRoot()
+  // mkdtemp makes the root 0700: a non-root uid could not even chdir to `/` inside.
+  fs.chmodSync(root, 0o755)
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-iso-host-'))
+  marker = path.join(scratch, 'host-only-marker')
+  fs.writeFileSync(marker, 'host secret\n')
+  fs.writeFileSync(path.join(scratch, 'escape.c'), ESCAPE_C)
+  execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'escape'), path.join(scratch, 'escape.c')])
+  // Warm-up: the first container loads the addon and starts the reaper thread.
+  await run(['true'], { stdin: 'ignore' })
+  await run(['true'], { rootfs: root, stdin: 'ignore' })
+  warm = await settled(snapshot())
+})
+
+test.after.always(async (t) => {
+  if (warm) {
+    const now = await settled(warm)
+    t.is(now.mounts, warm.mounts, 'host mount count after the whole file')
+    t.is(now.live, 0)
+    t.is(now.zombies, 0)
+  }
+  if (root) removeRoot(root)
+  if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
+})
+
+/** A serial test that makes containers and checks afterwards that none of them leaked anything. */
+function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
+  test.serial(title, async (t) => {
+    const before = await settled(warm)
+    await fn(t)
+    const after = await settled(before)
+    t.is(after.mounts, before.mounts, 'host mount count')
+    t.true(after.fds <= before.fds, `fds: ${after.fds} now, ${before.fds} before`)
+    t.is(after.zombies, 0, 'zombies')
+    t.is(after.live, 0, 'live containers')
+  })
+}
+
+// stdin is /dev/null here: these tests are not about stdio (stdio.spec.ts is), and a piped
+// stdin that nobody ends is the one leak they would all trip over.
+function go(command: string[], options: RunOptions = {}): Promise<ContainerResult> {
+  return run(command, { reject: false, stdin: 'ignore', ...options }) as Promise<ContainerResult>
+}
+
+function sh(script: string, options: RunOptions = {}): Promise<ContainerResult> {
+  return go(['/bin/sh', '-c', script], options)
+}
+
+const lines = (s: string) => s.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter(Boolean)
+
+// ---------------------------------------------------------------- PID namespace
+
+for (const kind of KINDS) {
+  ctest(`[${kind}] the command is PID 1 and ps lists only the container's processes`, async (t) => {
+    const ps = kind === 'busybox' ? 'ps -o pid,comm' : 'ps -e -o pid=,comm='
+    // `; true` keeps the shell from exec'ing ps in its place.
+    const r = await sh(`echo $$; ${ps}; true`, base(kind))
+    t.is(r.exitCode, 0, r.stderr)
+    const out = lines(r.stdout).filter((l) => l !== 'PID COMMAND')
+    t.deepEqual(out, ['1', '1 sh', '2 ps'])
+  })
+
+  ctest(`[${kind}] /proc lists PID 1 only (no host process is visible)`, async (t) => {
+    // Shell builtins only, so the shell is the only process.
+    const r = await sh('for p in /proc/[0-9]*; do echo ${p#/proc/}; done', base(kind))
+    t.is(r.exitCode, 0, r.stderr)
+    t.is(r.stdout, '1')
+  })
+
+  ctest(`[${kind}] /proc is fresh: /proc/1/cmdline is the container's command`, async (t) => {
+    // `; true` keeps busybox sh from exec'ing cat as PID 1.
+    const r = await go(['/bin/sh', '-c', 'cat /proc/1/cmdline; true', 'arg0'], { ...base(kind), stripFinalNewline: false })
+    t.is(r.stdout, '/bin/sh\0-c\0cat /proc/1/cmdline; true\0arg0\0')
+  })
+}
+
+// ---------------------------------------------------------------- UTS namespace
+
+for (const kind of KINDS) {
+  ctest(`[${kind}] the hostname is set inside and the host's is unchanged`, async (t) => {
+    const host = os.hostname()
+    const r = await sh('hostname; echo $HOSTNAME', { ...base(kind), hostname: 'iso-box.example' })
+    t.is(r.stdout, 'iso-box.example\niso-box.example')
+    t.is(os.hostname(), host)
+    t.is(fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim(), host)
+  })
+
+  ctest(`[${kind}] the default hostname is lonely`, async (t) => {
+    const r = await sh('hostname', base(kind))
+    t.is(r.stdout, 'lonely')
+    t.not(os.hostname(), 'lonely')
+  })
+
+  ctest(`[${kind}] control: namespaces.uts false shows the host's hostname`, async (t) => {
+    const r = await sh('hostname', { ...base(kind), namespaces: { uts: false } })
+    t.is(r.stdout, os.hostname())
+  })
+}
+
+// ---------------------------------------------------------------- mount namespace
+
+const mountinfo = () => fs.readFileSync('/proc/self/mountinfo', 'utf8')
+
+for (const kind of KINDS) {
+  ctest(`[${kind}] the host mount table is unchanged while a container runs and after`, async (t) => {
+    const before = mountinfo()
+    const c = spawn(['/bin/sh', '-c', 'echo ready; exec sleep 30'], {
+      ...base(kind),
+      stdin: 'ignore',
+      mounts: [{ type: 'tmpfs', target: '/extra' }, { type: 'bind', source: scratch, target: '/bound', readonly: true }],
+    })
+    await new Promise<void>((resolve, reject) => {
+      c.stdout!.once('data', () => resolve())
+      c.stdout!.once('close', () => reject(new Error('container ended before it was ready')))
+    })
+    const during = mountinfo()
+    t.true(c.kill('SIGKILL'))
+    const exit = await c
+    t.is(exit.signal, 'SIGKILL')
+    t.is(during.split('\n').length, before.split('\n').length, 'mount count while running')
+    t.is(during, before, 'mount table while running')
+    t.is(mountinfo(), before, 'mount table after')
+  })
+
+  ctest(`[${kind}] a host file outside the container is not reachable`, async (t) => {
+    const r = await sh(`test -e '${marker}' && echo visible || echo hidden; test -e '${scratch}' && echo dir-visible || echo dir-hidden; test -e '${process.cwd()}' && echo repo-visible || echo repo-hidden`, base(kind))
+    t.is(r.stdout, 'hidden\ndir-hidden\nrepo-hidden')
+  })
+}
+
+ctest('control: with namespaces.mount false the host file is reachable', async (t) => {
+  const r = await sh(`test -e '${marker}' && echo visible || echo hidden; cat '${marker}'`, { namespaces: { mount: false } })
+  t.is(r.stdout, 'visible\nhost secret')
+})
+
+for (const kind of KINDS) {
+  ctest(`[${kind}] the nested-chroot escape lands inside the container`, async (t) => {
+    const opts: RunOptions = kind === 'busybox'
+      ? { rootfs: root, cwd: '/tmp' }
+      : { cwd: '/tmp', mounts: [{ type: 'bind', source: path.join(root, 'escape'), target: '/escape', readonly: true }] }
+    const r = await go(['/escape', marker], opts)
+    t.is(r.exitCode, 0, r.stdout + r.stderr)
+    // The attack really ran (chroot is allowed), and still did not reach the host.
+    t.is(r.stdout, 'before: hidden\nchroot escape attempted\nafter: hidden')
+  })
+}
+
+ctest('control: the escape program sees the marker when its root is the host (namespaces.mount false)', async (t) => {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-iso-escape-'))
+  try {
+    const r = await go([path.join(root, 'escape'), marker], { namespaces: { mount: false }, cwd: work })
+    t.is(r.exitCode, 0, r.stdout + r.stderr)
+    t.is(r.stdout, 'before: visible\nchroot escape attempted\nafter: visible')
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true })
+  }
+})
+
+// ---------------------------------------------------------------- network namespace
+
+for (const kind of KINDS) {
+  ctest(`[${kind}] the network namespace has only lo, and lo is up`, async (t) => {
+    const r = await sh("ls /sys/class/net; cat /sys/class/net/lo/flags; tail -n +3 /proc/net/dev | cut -d: -f1", base(kind))
+    t.is(r.exitCode, 0, r.stderr)
+    const [iface, flags, dev] = lines(r.stdout)
+    t.is(iface, 'lo')
+    t.is(parseInt(flags, 16) & 0x1, 0x1, `lo flags ${flags}: IFF_UP`)
+    t.is(dev, 'lo')
+    t.is(lines(r.stdout).length, 3)
+  })
+
+  ctest(`[${kind}] control: namespaces.net false shows the host's interfaces`, async (t) => {
+    const r = await sh('ls /sys/class/net', { ...base(kind), namespaces: { net: false } })
+    const inside = lines(r.stdout).sort()
+    t.deepEqual(inside, fs.readdirSync('/sys/class/net').sort())
+    for (const name of Object.keys(os.networkInterfaces())) t.true(inside.includes(name), name)
+    t.true(inside.length > 1, 'the host has more than lo')
+  })
+}
+
+ctest('[mirror] ip link shows lo only, UP', async (t) => {
+  const r = await sh('ip -o link')
+  t.is(r.exitCode, 0, r.stderr)
+  const out = lines(r.stdout)
+  t.is(out.length, 1)
+  t.regex(out[0], /^1: lo: <LOOPBACK,UP,LOWER_UP>/)
+})
+
+// ---------------------------------------------------------------- namespace identities
+
+const NS: Array<[string, 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup']> = [
+  ['ipc', 'ipc'], ['net', 'net'], ['uts', 'uts'], ['pid', 'pid'], ['mnt', 'mount'], ['cgroup', 'cgroup'],
+]
+const hostNs = (name: string) => fs.readlinkSync(`/proc/self/ns/${name}`)
+const readNs = `for n in ${NS.map(([n]) => n).join(' ')}; do readlink /proc/self/ns/$n; done`
+
+for (const kind of KINDS) {
+  ctest(`[${kind}] every namespace (ipc net uts pid mnt cgroup) differs from the host's`, async (t) => {
+    const r = await sh(readNs, base(kind))
+    t.is(r.exitCode, 0, r.stderr)
+    const inside = lines(r.stdout)
+    t.is(inside.length, NS.length)
+    NS.forEach(([name], i) => {
+      t.regex(inside[i], new RegExp(`^${name}:\\[\\d+\\]$`))
+      t.not(inside[i], hostNs(name), name)
+    })
+  })
+
+  for (const [name, key] of NS) {
+    if (kind === 'busybox' && key === 'mount') continue // a rootfs needs the mount namespace
+    ctest(`[${kind}] control: namespaces.${key} false shares the host's ${name} namespace (and only that one)`, async (t) => {
+      const r = await sh(readNs, { ...base(kind), namespaces: { [key]: false } })
+      t.is(r.exitCode, 0, r.stderr)
+      const inside = lines(r.stdout)
+      NS.forEach(([other], i) => {
+        if (other === name) t.is(inside[i], hostNs(other), other)
+        else t.not(inside[i], hostNs(other), other)
+      })
+    })
+  }
+}
+
+ctest('[mirror] IPC: a SysV shared memory segment made on the host is not visible inside', async (t) => {
+  // /proc/sysvipc/shm is per IPC namespace: a fresh one has the header line only.
+  const r = await sh('wc -l < /proc/sysvipc/shm; wc -l < /proc/sysvipc/sem; wc -l < /proc/sysvipc/msg')
+  t.deepEqual(lines(r.stdout), ['1', '1', '1'])
+  const shared = await sh('cat /proc/sysvipc/shm', { namespaces: { ipc: false } })
+  t.is(shared.stdout, fs.readFileSync('/proc/sysvipc/shm', 'utf8').replace(/\n$/, ''))
+})
+
+// ---------------------------------------------------------------- /sys, /tmp, /dev
+
+const DEV = ['fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']
+
+for (const kind of KINDS) {
+  ctest(`[${kind}] /sys is read-only`, async (t) => {
+    // lo's own queue length in the container's net namespace: harmless even if it were writable.
+    const r = await sh('echo 1000 > /sys/class/net/lo/tx_queue_len && echo wrote; mkdir /sys/lonely-x && echo made; awk \'$2=="/sys"{print $3, substr($4,1,3)}\' /proc/mounts', base(kind))
+    t.is(r.stdout, 'sysfs ro,')
+    t.regex(r.stderr, /tx_queue_len.*Read-only file system/)
+    t.regex(r.stderr, /lonely-x.*Read-only file system/)
+  })
+
+  ctest(`[${kind}] /tmp is a writable tmpfs`, async (t) => {
+    const r = await sh('echo data > /tmp/f && cat /tmp/f; awk \'$2=="/tmp"{print $3, substr($4,1,3)}\' /proc/mounts', base(kind))
+    t.is(r.exitCode, 0, r.stderr)
+    t.is(r.stdout, 'data\ntmpfs rw,')
+  })
+
+  ctest(`[${kind}] /dev has only the standard devices and symlinks`, async (t) => {
+    const r = await sh('ls -A /dev', base(kind))
+    t.deepEqual(lines(r.stdout), DEV)
+    for (const hostOnly of ['vda', 'sda', 'kmsg', 'mem', 'console']) t.false(lines(r.stdout).includes(hostOnly), hostOnly)
+    const links = await sh('for l in fd stdin stdout stderr ptmx; do echo $l=$(readlink /dev/$l); done', base(kind))
+    t.is(links.stdout, 'fd=/proc/self/fd\nstdin=/proc/self/fd/0\nstdout=/proc/self/fd/1\nstderr=/proc/self/fd/2\nptmx=pts/ptmx')
+    const chars = await sh('for d in null zero full random urandom tty; do [ -c /dev/$d ] && echo $d; done; [ -d /dev/pts ] && [ -d /dev/shm ] && echo dirs', base(kind))
+    t.is(chars.stdout, 'null\nzero\nfull\nrandom\nurandom\ntty\ndirs')
+  })
+
+  ctest(`[${kind}] /dev/null, /dev/zero, /dev/full and /dev/shm work`, async (t) => {
+    const r = await sh('echo x > /dev/null && echo null-ok; head -c 5 /dev/zero | wc -c; head -c 7 /dev/urandom | wc -c; echo x > /dev/full || echo full-refused; echo s > /dev/shm/s && cat /dev/shm/s', base(kind))
+    t.deepEqual(lines(r.stdout), ['null-ok', '5', '7', 'full-refused', 's'])
+    t.not(r.stderr, '', 'the write to /dev/full reported an error')
+  })
+}
+
+// ---------------------------------------------------------------- read-only roots
+
+ctest('[mirror] the root is read-only, /tmp is writable', async (t) => {
+  const r = await sh('touch /usr/lonely-probe || echo usr-refused; touch /lonely-probe || echo root-refused; touch /etc/lonely-probe || echo etc-refused; touch /tmp/ok && echo tmp-ok')
+  t.deepEqual(lines(r.stdout), ['usr-refused', 'root-refused', 'etc-refused', 'tmp-ok'])
+  t.is((r.stderr.match(/Read-only file system/g) ?? []).length, 3, r.stderr)
+  t.false(fs.existsSync('/usr/lonely-probe'))
+  t.false(fs.existsSync('/etc/lonely-probe'))
+})
+
+ctest('[busybox] readonlyRoot: true makes the rootfs read-only, /tmp stays writable', async (t) => {
+  const probe = path.join(root, 'lonely-ro-probe')
+  const r = await sh('touch /lonely-ro-probe || echo refused; touch /tmp/ok && echo tmp-ok', { rootfs: root, readonlyRoot: true })
+  t.deepEqual(lines(r.stdout), ['refused', 'tmp-ok'])
+  t.regex(r.stderr, /Read-only file system/)
+  t.false(fs.existsSync(probe))
+})
+
+ctest('[busybox] control: without readonlyRoot the rootfs is writable', async (t) => {
+  const probe = path.join(root, 'lonely-rw-probe')
+  try {
+    const r = await sh('echo written > /lonely-rw-probe && echo ok', { rootfs: root })
+    t.is(r.stdout, 'ok')
+    t.is(fs.readFileSync(probe, 'utf8'), 'written\n')
+  } finally {
+    fs.rmSync(probe, { force: true })
+  }
+})
+
+// ---------------------------------------------------------------- mounts
+
+function hostDir(files: Record<string, string>): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-iso-data-'))
+  for (const [name, content] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), content)
+  return dir
+}
+
+/** Removes mount points a test created in the shared busybox rootfs. */
+function cleanRoot(...names: string[]) {
+  for (const n of names) fs.rmSync(path.join(root, n), { recursive: true, force: true })
+}
+
+for (const kind of KINDS) {
+  ctest(`[${kind}] a bind of a host directory shows its files`, async (t) => {
+    const dir = hostDir({ 'a.txt': 'alpha', 'b.txt': 'beta' })
+    try {
+      const r = await sh('ls /data; cat /data/a.txt', { ...base(kind), mounts: [{ type: 'bind', source: dir, target: '/data' }] })
+      t.is(r.stdout, 'a.txt\nb.txt\nalpha')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+      if (kind === 'busybox') cleanRoot('data')
+    }
+  })
+
+  ctest(`[${kind}] a bind of a single host file works, its mount point is created`, async (t) => {
+    const dir = hostDir({ 'conf.txt': 'key=value\n' })
+    try {
+      const r = await sh('cat /opt/app/conf.txt; ls /opt/app', { ...base(kind), mounts: [{ type: 'bind', source: path.join(dir, 'conf.txt'), target: '/opt/app/conf.txt' }] })
+      t.is(r.exitCode, 0, r.stderr)
+      t.is(r.stdout, 'key=value\nconf.txt')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+      if (kind === 'busybox') cleanRoot('opt')
+    }
+  })
+
+  ctest(`[${kind}] a read-only bind refuses writes; the host file is unchanged`, async (t) => {
+    const dir = hostDir({ 'a.txt': 'original' })
+    try {
+      const r = await sh('echo changed > /data/a.txt || echo refused; touch /data/new || echo refused-new', {
+        ...base(kind), mounts: [{ type: 'bind', source: dir, target: '/data', readonly: true }],
+      })
+      t.is(r.stdout, 'refused\nrefused-new')
+      t.regex(r.stderr, /Read-only file system/)
+      t.is(fs.readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'original')
+      t.false(fs.existsSync(path.join(dir, 'new')))
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+      if (kind === 'busybox') cleanRoot('data')
+    }
+  })
+
+  ctest(`[${kind}] control: a read-write bind writes through to the host`, async (t) => {
+    const dir = hostDir({ 'a.txt': 'original' })
+    try {
+      const r = await sh('echo changed > /data/a.txt && echo ok', { ...base(kind), mounts: [{ type: 'bind', source: dir, target: '/data', readonly: false }] })
+      t.is(r.stdout, 'ok')
+      t.is(fs.readFileSync(path.join(dir, 'a.txt'), 'utf8'), 'changed\n')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+      if (kind === 'busybox') cleanRoot('data')
+    }
+  })
+
+  ctest(`[${kind}] a read-only bind of a single file refuses writes; read-write writes through`, async (t) => {
+    const dir = hostDir({ 'f.txt': 'original' })
+    const file = path.join(dir, 'f.txt')
+    try {
+      const ro = await sh('echo changed > /f.txt || echo refused', { ...base(kind), mounts: [{ type: 'bind', source: file, target: '/f.txt', readonly: true }] })
+      t.is(ro.stdout, 'refused')
+      t.is(fs.readFileSync(file, 'utf8'), 'original')
+      const rw = await sh('echo changed > /f.txt && echo ok', { ...base(kind), mounts: [{ type: 'bind', source: file, target: '/f.txt' }] })
+      t.is(rw.stdout, 'ok')
+      t.is(fs.readFileSync(file, 'utf8'), 'changed\n')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+      if (kind === 'busybox') cleanRoot('f.txt')
+    }
+  })
+
+  ctest(`[${kind}] a tmpfs with a size refuses to grow past it (ENOSPC); its mode is applied`, async (t) => {
+    const r = await sh('dd if=/dev/zero of=/small/big bs=1024 count=2048 2>/dev/stdout | grep -o "No space left on device"; wc -c < /small/big; rm /small/big; head -c 524288 /dev/zero > /small/half && echo half-ok; stat -c %a /small; awk \'$2=="/small"{print $3}\' /proc/mounts', {
+      ...base(kind), mounts: [{ type: 'tmpfs', target: '/small', size: '1m', mode: 0o700 }],
+    })
+    t.deepEqual(lines(r.stdout), ['No space left on device', '1048576', 'half-ok', '700', 'tmpfs'])
+    if (kind === 'busybox') cleanRoot('small')
+  })
+
+  ctest(`[${kind}] a bind target that does not exist is created (nested)`, async (t) => {
+    const dir = hostDir({ 'inside.txt': 'deep' })
+    try {
+      const r = await sh('cat /made/by/lonely/inside.txt', { ...base(kind), mounts: [{ type: 'bind', source: dir, target: '/made/by/lonely' }] })
+      t.is(r.exitCode, 0, r.stderr)
+      t.is(r.stdout, 'deep')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+      if (kind === 'busybox') cleanRoot('made')
+    }
+  })
+
+  ctest(`[${kind}] uid, gid and groups are what was asked`, async (t) => {
+    const r = await sh('id -u; id -g; id -G; echo $HOME', { ...base(kind), uid: 1234, gid: 5678, groups: [100, 200] })
+    t.is(r.exitCode, 0, r.stderr)
+    t.deepEqual(lines(r.stdout), ['1234', '5678', '5678 100 200', '/'])
+    const rootUser = await sh('id -u; id -g; id -G; echo $HOME', base(kind))
+    t.deepEqual(lines(rootUser.stdout), ['0', '0', '0', '/root'])
+  })
+
+  ctest(`[${kind}] cwd is honored`, async (t) => {
+    t.is((await sh('pwd', { ...base(kind), cwd: '/tmp' })).stdout, '/tmp')
+    t.is((await sh('pwd', base(kind))).stdout, '/')
+    const dir = hostDir({ 'here.txt': '' })
+    try {
+      const r = await sh('pwd; ls', { ...base(kind), cwd: '/work', mounts: [{ type: 'bind', source: dir, target: '/work' }] })
+      t.is(r.stdout, '/work\nhere.txt')
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+      if (kind === 'busybox') cleanRoot('work')
+    }
+  })
+
+  ctest(`[${kind}] the default env is exactly PATH, HOSTNAME, HOME (nothing from Node's env)`, async (t) => {
+    process.env.LONELY_SECRET = 'x'
+    try {
+      const r = await go(['env'], base(kind))
+      t.deepEqual(r.stdout.split('\n'), [
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        'HOSTNAME=lonely',
+        'HOME=/root',
+      ])
+      t.false(r.stdout.includes('LONELY_SECRET'))
+    } finally {
+      delete process.env.LONELY_SECRET
+    }
+  })
+
+  ctest(`[${kind}] user env is added to the default env`, async (t) => {
+    process.env.LONELY_SECRET = 'x'
+    try {
+      const r = await go(['env'], { ...base(kind), hostname: 'envbox', env: { GREETING: 'hello world', EMPTY: '' } })
+      t.deepEqual(r.stdout.split('\n'), [
+        'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+        'HOSTNAME=envbox',
+        'HOME=/root',
+        'GREETING=hello world',
+        'EMPTY=',
+      ])
+    } finally {
+      delete process.env.LONELY_SECRET
+    }
+  })
+}

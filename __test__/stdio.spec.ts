@@ -1,0 +1,351 @@
+// The container's stdin/stdout/stderr: pipes, input, inherit, ignore, raw fds, large
+// output, encodings, maxBuffer, stripFinalNewline, spawn() streams and tty. Every test
+// checks that nothing leaked; tests are serial because they measure process-wide counts.
+import test, { type ExecutionContext } from 'ava'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { execFile } from 'node:child_process'
+
+import { ContainerError, run, spawn, type ContainerProcess } from '../index'
+import { settled, snapshot, type Snapshot } from './helpers'
+
+const REPO = path.resolve(__dirname, '..')
+let warm: Snapshot
+let scratch = ''
+
+test.before(async () => {
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-stdio-'))
+  await run(['true'], { stdin: 'ignore' })
+  warm = await settled(snapshot())
+})
+
+test.after.always(async (t) => {
+  if (warm) {
+    const now = await settled(warm)
+    t.is(now.mounts, warm.mounts)
+    t.is(now.live, 0)
+    t.is(now.zombies, 0)
+  }
+  if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
+})
+
+async function assertNoLeak(t: ExecutionContext, before: Snapshot): Promise<void> {
+  const after = await settled(before)
+  t.is(after.mounts, before.mounts, 'host mount count')
+  t.true(after.fds <= before.fds, `fds: ${after.fds} now, ${before.fds} before`)
+  t.is(after.zombies, 0, 'zombies')
+  t.is(after.live, 0, 'live containers')
+}
+
+/** A serial test that makes containers and checks afterwards that none of them leaked anything. */
+function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
+  test.serial(title, async (t) => {
+    const before = await settled(warm, 10)
+    await fn(t)
+    await assertNoLeak(t, before)
+  })
+}
+
+async function readAll(stream: NodeJS.ReadableStream | null): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const chunk of stream!) chunks.push(chunk as Buffer)
+  return Buffer.concat(chunks)
+}
+
+// ---------------------------------------------------------------- pipe
+
+ctest('pipe is the default: stdout and stderr are collected separately', async (t) => {
+  const r = await run(['/bin/sh', '-c', 'echo out; echo err >&2'], { stdin: 'ignore' })
+  t.is(r.stdout, 'out')
+  t.is(r.stderr, 'err')
+  t.is(r.exitCode, 0)
+})
+
+ctest('spawn() with the default stdio has three streams', async (t) => {
+  const c = spawn(['/bin/sh', '-c', 'echo out; echo err >&2'])
+  t.truthy(c.stdin)
+  const [out, err] = await Promise.all([readAll(c.stdout), readAll(c.stderr)])
+  c.stdin!.end()
+  const exit = await c
+  t.is(out.toString(), 'out\n')
+  t.is(err.toString(), 'err\n')
+  t.is(exit.exitCode, 0)
+})
+
+// Node's child_process destroys a child's stdin when it exits; a container's piped stdin
+// that the caller never ended must not stay open forever either.
+ctest('run() without input closes its stdin pipe once the container ended (no fd leak)', async (t) => {
+  for (let i = 0; i < 5; i++) t.is((await run(['true'])).exitCode, 0)
+})
+
+ctest('spawn() closes a stdin the caller never touched once the container ended (no fd leak)', async (t) => {
+  for (let i = 0; i < 5; i++) t.is((await spawn(['true'], { stdout: 'ignore', stderr: 'ignore' })).exitCode, 0)
+})
+
+// ---------------------------------------------------------------- input
+
+ctest('input as a string reaches stdin, then EOF', async (t) => {
+  const r = await run(['cat'], { input: 'hello\nworld' })
+  t.is(r.stdout, 'hello\nworld')
+  const wc = await run(['wc', '-c'], { input: 'x'.repeat(70000) })
+  t.is(wc.stdout.trim(), '70000')
+})
+
+ctest('input as a Buffer reaches stdin byte for byte', async (t) => {
+  const bytes = Buffer.from([0, 1, 2, 0x7f, 0x80, 0xfe, 0xff, 0x0a])
+  const r = await run(['cat'], { input: bytes, encoding: 'buffer' })
+  t.true(Buffer.isBuffer(r.stdout))
+  t.deepEqual(r.stdout, bytes)
+  const u8 = await run(['cat'], { input: new Uint8Array([65, 66, 67]) })
+  t.is(u8.stdout, 'ABC')
+})
+
+// ---------------------------------------------------------------- inherit
+
+function node(script: string, stdin: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, ['--import', 'tsx', '-e', script], { cwd: REPO, timeout: 60_000 }, (error, stdout, stderr) => {
+      if (error && typeof error.code !== 'number') return reject(error)
+      resolve({ code: error ? (error.code as unknown as number) : 0, stdout, stderr })
+    })
+    child.stdin!.end(stdin)
+  })
+}
+
+ctest('stdio inherit: the container reads the parent\'s stdin and writes to its stdout and stderr', async (t) => {
+  const script = `
+    const { run } = require('./index.ts')
+    run(['/bin/sh', '-c', 'cat; echo to-stdout; echo to-stderr >&2'], { stdio: 'inherit' }).then(
+      (r) => process.stdout.write('result=' + JSON.stringify([r.exitCode, r.stdout, r.stderr]) + '\\n'),
+      (e) => { console.error('FAILED', e); process.exit(3) })`
+  const r = await node(script, 'from-parent-stdin\n')
+  t.is(r.code, 0, r.stderr)
+  t.is(r.stdout, 'from-parent-stdin\nto-stdout\nresult=[0,"",""]\n')
+  t.is(r.stderr, 'to-stderr\n')
+})
+
+// ---------------------------------------------------------------- ignore
+
+ctest('stdout ignore: the output is gone, stderr is still collected', async (t) => {
+  const r = await run(['/bin/sh', '-c', 'echo gone; echo kept >&2'], { stdin: 'ignore', stdout: 'ignore' })
+  t.is(r.stdout, '')
+  t.is(r.stderr, 'kept')
+  const c = spawn(['true'], { stdio: 'ignore' })
+  t.is(c.stdin, null)
+  t.is(c.stdout, null)
+  t.is(c.stderr, null)
+  t.is((await c).exitCode, 0)
+})
+
+ctest('stdin ignore: stdin reads EOF at once', async (t) => {
+  const r = await run(['/bin/sh', '-c', 'cat; echo "cat=$?"'], { stdin: 'ignore', timeout: 10_000 })
+  t.is(r.stdout, 'cat=0')
+  t.false(r.timedOut)
+})
+
+ctest('stdio ignore for all three: nothing is collected', async (t) => {
+  const r = await run(['/bin/sh', '-c', 'cat; echo out; echo err >&2'], { stdio: 'ignore', timeout: 10_000 })
+  t.is(r.exitCode, 0)
+  t.is(r.stdout, '')
+  t.is(r.stderr, '')
+})
+
+// ---------------------------------------------------------------- raw fds
+
+ctest('a raw fd as stdout receives what the container wrote; the caller\'s fd stays open', async (t) => {
+  const file = path.join(scratch, 'out.txt')
+  const fd = fs.openSync(file, 'w')
+  try {
+    const r = await run(['/bin/sh', '-c', 'echo raw-out; echo raw-err >&2'], { stdin: 'ignore', stdout: fd })
+    t.is(r.stdout, '')
+    t.is(r.stderr, 'raw-err')
+    fs.writeSync(fd, 'after\n')
+  } finally {
+    fs.closeSync(fd)
+  }
+  t.is(fs.readFileSync(file, 'utf8'), 'raw-out\nafter\n')
+})
+
+ctest('a raw fd as stdin feeds the container', async (t) => {
+  const file = path.join(scratch, 'in.txt')
+  fs.writeFileSync(file, 'from a file\n')
+  const fd = fs.openSync(file, 'r')
+  try {
+    const r = await run(['cat'], { stdin: fd })
+    t.is(r.stdout, 'from a file')
+  } finally {
+    fs.closeSync(fd)
+  }
+})
+
+ctest('stdio as an array sets each stream', async (t) => {
+  const file = path.join(scratch, 'err.txt')
+  const fd = fs.openSync(file, 'w')
+  try {
+    const r = await run(['/bin/sh', '-c', 'echo o; echo e >&2'], { stdio: ['ignore', 'pipe', fd] })
+    t.is(r.stdout, 'o')
+    t.is(r.stderr, '')
+  } finally {
+    fs.closeSync(fd)
+  }
+  t.is(fs.readFileSync(file, 'utf8'), 'e\n')
+})
+
+// ---------------------------------------------------------------- volume
+
+ctest('10 MB on stdout and 10 MB on stderr at once, without deadlock or corruption', async (t) => {
+  const size = 10 * 1024 * 1024
+  const r = await run(['/bin/sh', '-c', `yes abcdefghi | head -c ${size} & yes ABCDEFGHI | head -c ${size} >&2; wait`], {
+    stdin: 'ignore', encoding: 'buffer', timeout: 60_000,
+  })
+  t.is(r.exitCode, 0)
+  t.is(r.stdout.length, size)
+  t.is(r.stderr.length, size)
+  t.true(r.stdout.equals(Buffer.from('abcdefghi\n'.repeat(size / 10))), 'stdout content')
+  t.true(r.stderr.equals(Buffer.from('ABCDEFGHI\n'.repeat(size / 10))), 'stderr content')
+})
+
+// ---------------------------------------------------------------- encoding, maxBuffer, stripFinalNewline
+
+ctest('encoding buffer gives Buffers; utf8 (default) gives strings', async (t) => {
+  const r = await run(['/bin/sh', '-c', 'head -c 4 /dev/zero; printf "\\377" >&2'], { stdin: 'ignore', encoding: 'buffer' })
+  t.true(Buffer.isBuffer(r.stdout))
+  t.true(Buffer.isBuffer(r.stderr))
+  t.deepEqual(r.stdout, Buffer.alloc(4))
+  t.deepEqual(r.stderr, Buffer.from([0xff]))
+  const s = await run(['echo', 'héllo'], { stdin: 'ignore' })
+  t.is(typeof s.stdout, 'string')
+  t.is(s.stdout, 'héllo')
+})
+
+ctest('maxBuffer exceeded on stdout rejects naming maxBuffer and kills the container', async (t) => {
+  const started = Date.now()
+  const e = await t.throwsAsync(run(['/bin/sh', '-c', 'head -c 100000 /dev/zero; sleep 60'], { stdin: 'ignore', maxBuffer: 1000, encoding: 'buffer' }), { instanceOf: ContainerError })
+  t.is(e!.message, 'stdout exceeded maxBuffer (1000 bytes): /bin/sh -c head -c 100000 /dev/zero; sleep 60')
+  t.is((e!.stdout as unknown as Buffer).length, 1000)
+  t.is(e!.signal, 'SIGKILL')
+  t.is(e!.exitCode, undefined)
+  t.true(e!.failed)
+  t.true(Date.now() - started < 30_000, 'the container was killed, not waited for')
+})
+
+ctest('maxBuffer exceeded on stderr, with reject false, resolves with the error', async (t) => {
+  const r = await run(['/bin/sh', '-c', 'head -c 5000 /dev/zero >&2; sleep 60'], { stdin: 'ignore', maxBuffer: 100, reject: false })
+  t.true(r instanceof ContainerError)
+  t.is((r as ContainerError).message, 'stderr exceeded maxBuffer (100 bytes): /bin/sh -c head -c 5000 /dev/zero >&2; sleep 60')
+  t.is(r.stderr.length, 100)
+  t.is(r.signal, 'SIGKILL')
+})
+
+ctest('output exactly at maxBuffer is not an error', async (t) => {
+  const r = await run(['head', '-c', '1000', '/dev/zero'], { stdin: 'ignore', maxBuffer: 1000, encoding: 'buffer' })
+  t.is(r.stdout.length, 1000)
+  t.is(r.exitCode, 0)
+})
+
+ctest('stripFinalNewline: one final newline is stripped by default, none with false', async (t) => {
+  const cmd = ['/bin/sh', '-c', 'printf "a\\n\\n"; printf "b\\r\\n" >&2']
+  const d = await run(cmd, { stdin: 'ignore' })
+  t.is(d.stdout, 'a\n')
+  t.is(d.stderr, 'b')
+  const k = await run(cmd, { stdin: 'ignore', stripFinalNewline: false })
+  t.is(k.stdout, 'a\n\n')
+  t.is(k.stderr, 'b\r\n')
+})
+
+// ---------------------------------------------------------------- spawn streams
+
+ctest('spawn(): write to stdin, read stdout with for await, then await the container', async (t) => {
+  const c = spawn(['cat'], { stderr: 'ignore' })
+  t.true(c.pid > 0)
+  c.stdin!.write('one\n')
+  c.stdin!.end('two\n')
+  const out = await readAll(c.stdout)
+  const exit = await c
+  t.is(out.toString(), 'one\ntwo\n')
+  t.is(exit.exitCode, 0)
+  t.is(c.exitCode, 0)
+})
+
+ctest('spawn(): a real conversation over stdin/stdout', async (t) => {
+  const c = spawn(['/bin/sh', '-c', 'read a; echo got-$a; read b; echo got-$b'], { stderr: 'ignore' })
+  const it = c.stdout![Symbol.asyncIterator]()
+  let buffered = ''
+  const nextLine = async (): Promise<string | null> => {
+    while (!buffered.includes('\n')) {
+      const { value, done } = await it.next()
+      if (done) return null
+      buffered += value.toString()
+    }
+    const line = buffered.slice(0, buffered.indexOf('\n'))
+    buffered = buffered.slice(line.length + 1)
+    return line
+  }
+  // The second line is written only after the reply to the first one came back.
+  c.stdin!.write('first\n')
+  t.is(await nextLine(), 'got-first')
+  c.stdin!.end('second\n')
+  t.is(await nextLine(), 'got-second')
+  t.is(await nextLine(), null)
+  t.is((await c).exitCode, 0)
+})
+
+// ---------------------------------------------------------------- tty
+
+/** Reads a tty's output, counting the pty master's EIO (the container's side closed) as its end. */
+function readTty(c: ContainerProcess): Promise<string> {
+  const chunks: Buffer[] = []
+  return new Promise((resolve, reject) => {
+    c.stdout!.on('data', (chunk: Buffer) => chunks.push(chunk))
+    c.stdout!.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EIO' ? resolve(Buffer.concat(chunks).toString()) : reject(e)))
+    c.stdout!.on('close', () => resolve(Buffer.concat(chunks).toString()))
+  })
+}
+
+async function ttyOutput(c: ContainerProcess): Promise<string> {
+  const out = await readTty(c)
+  await c
+  c.stdin?.destroy() // see the leak tests above: nothing closes it otherwise
+  return out
+}
+
+ctest('tty: true gives a terminal on stdin/stdout/stderr, stderr merged into stdout', async (t) => {
+  const c = spawn(['/bin/sh', '-c', '[ -t 0 ] && echo in-tty; [ -t 1 ] && echo out-tty; [ -t 2 ] && echo err-tty; echo to-stderr >&2; echo TERM=$TERM'], { tty: true })
+  t.is(c.stderr, null)
+  t.is(typeof c.ttyFd, 'number')
+  t.is(await ttyOutput(c), 'in-tty\r\nout-tty\r\nerr-tty\r\nto-stderr\r\nTERM=xterm\r\n')
+  t.is(c.exitCode, 0)
+})
+
+ctest('tty: true, the terminal has a name inside the container (`tty` prints /dev/pts/N)', async (t) => {
+  const c = spawn(['/bin/sh', '-c', 'tty; echo "tty=$?"; ls /dev/pts'], { tty: true })
+  const [name, status, ...pts] = (await ttyOutput(c)).split('\r\n').filter(Boolean)
+  t.regex(name, /^\/dev\/pts\/\d+$/)
+  t.is(status, 'tty=0')
+  t.true(pts.join(' ').split(/\s+/).includes(name.replace('/dev/pts/', '')), `ls /dev/pts: ${pts.join(' ')}`)
+})
+
+ctest('tty: true, stdout ends cleanly for a `for await` reader when the container exits (EIO is EOF)', async (t) => {
+  const errors: string[] = []
+  for (let i = 0; i < 10; i++) {
+    const c = spawn(['/bin/sh', '-c', 'sleep 0.05; echo hi'], { tty: true })
+    let out = ''
+    try {
+      for await (const chunk of c.stdout!) out += chunk.toString()
+    } catch (e) {
+      errors.push((e as NodeJS.ErrnoException).code ?? String(e))
+    }
+    await c
+    c.stdin!.destroy()
+    if (!errors.length) t.is(out, 'hi\r\n')
+  }
+  t.deepEqual(errors, [], 'the stream errored instead of ending')
+})
+
+ctest('run() with tty: true collects the merged output and closes the terminal', async (t) => {
+  const r = await run(['/bin/sh', '-c', 'echo one; echo two >&2'], { tty: true, input: '' })
+  t.is(r.stdout, 'one\r\ntwo')
+  t.is(r.stderr, '')
+  t.is(r.exitCode, 0)
+})
