@@ -138,7 +138,15 @@ function id(option: string, value: unknown, fallback: number): number {
 function millis(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number') throw typeError(option, 'a non-negative number of milliseconds', value)
-  if (!Number.isFinite(value) || value < 0) throw rangeError(option, 'must be a non-negative number of milliseconds', value)
+  // Node's timers hold at most 2^31-1 ms; larger values would fire at once.
+  if (!Number.isFinite(value) || value < 0 || value > 0x7fffffff) throw rangeError(option, 'must be from 0 to 2147483647 milliseconds', value)
+  return value
+}
+
+function byteCount(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number') throw typeError(option, 'a number of bytes', value)
+  if (!Number.isSafeInteger(value) || value < 0) throw rangeError(option, 'must be a non-negative integer number of bytes', value)
   return value
 }
 
@@ -366,7 +374,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     forceKillAfterDelay: millis('forceKillAfterDelay', o.forceKillAfterDelay, 2000),
     reject: bool('reject', o.reject, true),
     encoding,
-    maxBuffer: millis('maxBuffer', o.maxBuffer, 100 * 1024 * 1024),
+    maxBuffer: byteCount('maxBuffer', o.maxBuffer, 100 * 1024 * 1024),
     stripFinalNewline: bool('stripFinalNewline', o.stripFinalNewline, true),
   }
 }

@@ -1,0 +1,528 @@
+// The `lonely` command, run as `node cli.js ...` from the repo root (build first with
+// `npx tsc -p tsconfig.json`). Every flag is shown to take effect inside a real container,
+// next to a control without it; exit codes follow docker; the interactive shell is driven
+// through a real pseudo-terminal made by util-linux `script`.
+import test, { type ExecutionContext } from 'ava'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+
+import { makeBusyboxRoot, removeRoot } from './helpers'
+
+const REPO = path.resolve(__dirname, '..')
+const CLI = path.join(REPO, 'cli.js')
+const HAS_SCRIPT = (() => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+let root = ''
+let host = '' // a host directory for binds, never the rootfs
+let hostMounts = ''
+
+interface Outcome {
+  code: number | null
+  signal: NodeJS.Signals | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs `node cli.js ...args` and resolves when it has exited. Its stdin is a pipe, never a terminal. */
+function lonely(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; onStdout?: (all: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env: opts.env ?? process.env, stdio: 'pipe' })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d
+      opts.onStdout?.(stdout, child)
+    })
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    child.stdin.end(opts.input ?? '')
+    const guard = setTimeout(() => child.kill('SIGKILL'), 30_000)
+    child.on('error', reject)
+    child.on('close', (code, signal) => {
+      clearTimeout(guard)
+      resolve({ code, signal, stdout, stderr })
+    })
+  })
+}
+
+/** `lonely run --rootfs <busybox root> ...args`. */
+const inBox = (args: string[], opts?: Parameters<typeof lonely>[1]) => lonely(['run', '--rootfs', root, ...args], opts)
+
+/** Nothing of the container outlives the CLI: no host mount, no process still running `marker`. */
+function noLeaks(t: ExecutionContext, marker?: string): void {
+  t.is(fs.readFileSync('/proc/self/mountinfo', 'utf8'), hostMounts, 'the host mount table changed')
+  if (!marker) return
+  const alive = fs.readdirSync('/proc').filter((pid) => {
+    if (!/^\d+$/.test(pid)) return false
+    try {
+      return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(marker)
+    } catch {
+      return false
+    }
+  })
+  t.deepEqual(alive, [], `a container process (${marker}) outlived the CLI`)
+}
+
+test.before(() => {
+  if (!fs.existsSync(CLI)) throw new Error('cli.js is missing: run `npx tsc -p tsconfig.json` first')
+  root = makeBusyboxRoot()
+  fs.chmodSync(root, 0o755) // mkdtemp makes it 0700: a non-root user could not even chdir to /
+  host = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-cli-host-'))
+  fs.writeFileSync(path.join(host, 'greeting'), 'hello from the host\n')
+  fs.writeFileSync(path.join(root, 'not-executable'), '#!/bin/sh\necho ran\n', { mode: 0o644 })
+  fs.writeFileSync(path.join(root, 'not-a-program'), 'this is text, not a program\n', { mode: 0o755 })
+  fs.chmodSync(path.join(root, 'not-a-program'), 0o755)
+  hostMounts = fs.readFileSync('/proc/self/mountinfo', 'utf8')
+})
+
+test.after.always(() => {
+  if (root) removeRoot(root)
+  if (host) fs.rmSync(host, { recursive: true, force: true })
+})
+
+// ---------------------------------------------------------------- help, version, errors
+
+const EVERY_FLAG = [
+  '--rootfs DIR', '-h, --hostname NAME', '-e, --env K=V', '-w, --workdir DIR', '-u, --user UID[:GID]',
+  '-v, --volume SRC:DST[:ro|rw]', '--tmpfs DST[:size=N[,mode=M]]', '--read-only', '--network none|host',
+  '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--rm', '-i, --interactive', '-t, --tty',
+  '--print-plan', '--help',
+]
+
+test('lonely run --help documents every flag, its default, and the exit codes', async (t) => {
+  const r = await lonely(['run', '--help'])
+  t.is(r.code, 0)
+  for (const flag of EVERY_FLAG) t.true(r.stdout.includes(flag), `--help does not list ${flag}`)
+  const flagLines = r.stdout.split('\n').filter((l) => /^ {2}(-\w, |    )--[\w-]+/.test(l))
+  t.is(flagLines.length, EVERY_FLAG.length, 'a flag is listed that this test does not know about')
+  const flat = r.stdout.replace(/\s+/g, ' ')
+  for (const text of ['Default "lonely"', 'Default /.', 'Default 0:0', 'none (default)', 'Default SIGTERM', 'Default 2.', 'stdin is', 'lonely run -it -- /bin/sh']) {
+    t.true(flat.includes(text), `--help does not say ${JSON.stringify(text)}`)
+  }
+  for (const code of ['125', '126', '127', '128+n', '137', '143']) t.true(r.stdout.includes(code), `--help does not explain exit status ${code}`)
+  t.is(r.stderr, '')
+})
+
+test('lonely --help names the run command; --version prints package.json\'s version', async (t) => {
+  const help = await lonely(['--help'])
+  t.is(help.code, 0)
+  t.regex(help.stdout, /Usage: lonely/)
+  t.regex(help.stdout, /^ {2}run\b/m)
+  const version = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')).version as string
+  const v = await lonely(['--version'])
+  t.is(v.code, 0)
+  t.is(v.stdout, `lonely ${version}\n`)
+})
+
+test('unknown flags, missing values and bad values exit 125 with one `lonely:` error naming the flag', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['run', '--bogus', 'true'], /unknown flag: --bogus/],
+    [['run', '-iq', 'true'], /unknown shorthand flag: 'q' in -iq/],
+    [['run', '--hostname'], /flag needs an argument: --hostname/],
+    [['run', '-it', '-u'], /flag needs an argument: 'u' in -u/],
+    [['run', '-h', 'bad name!', 'true'], /-h\/--hostname: hostname must be letters, digits.*'bad name!'/],
+    [['run', '-u', 'nobody', 'true'], /"nobody" for -u\/--user: only numeric UID\[:GID\]/],
+    [['run', '--network', 'bridge', 'true'], /"bridge" for --network: must be none/],
+    [['run', '--timeout', 'soon', 'true'], /"soon" for --timeout/],
+    [['run', '--timeout', '3000000', 'true'], /"3000000" for --timeout: must be at most 2147483 seconds/],
+    [['run', '--stop-signal', 'SIGNOPE', 'true'], /"SIGNOPE" for --stop-signal/],
+    [['run', '-v', '/no/such/dir:/x', 'true'], /-v\/--volume "\/no\/such\/dir:\/x": mounts\[0\]\.source must exist on the host/],
+    [['run', '-v', 'named:/x', 'true'], /named volumes are not supported/],
+    [['run', '--tmpfs', '/x:size=lots', 'true'], /--tmpfs "\/x:size=lots": mounts\[0\]\.size/],
+    [['run', '-w', 'relative', 'true'], /"relative" for -w\/--workdir: must be an absolute path/],
+    [['run', '--rootfs', '/no/such/root', 'true'], /--rootfs: rootfs must be an existing directory/],
+    [['run'], /"lonely run" requires a command/],
+    [['frobnicate'], /'frobnicate' is not a lonely command/],
+  ]
+  for (const [args, message] of cases) {
+    const r = await lonely(args)
+    t.is(r.code, 125, `${args.join(' ')}: ${r.stderr}`)
+    t.regex(r.stderr, /^lonely: /, args.join(' '))
+    t.regex(r.stderr, message, args.join(' '))
+    t.is(r.stdout, '', args.join(' '))
+  }
+})
+
+test('a bad flag is refused before anything runs', async (t) => {
+  const probe = path.join(host, 'bad-flag-probe')
+  const r = await lonely(['run', '-v', `${host}:/out`, '--bogus', '--', 'touch', '/out/bad-flag-probe'])
+  t.is(r.code, 125)
+  t.false(fs.existsSync(probe))
+  const control = await lonely(['run', '-v', `${host}:/out`, '--', 'touch', '/out/bad-flag-probe'])
+  t.is(control.code, 0, control.stderr)
+  t.true(fs.existsSync(probe))
+  fs.rmSync(probe)
+  noLeaks(t)
+})
+
+// ---------------------------------------------------------------- flags take effect
+
+test('-h/--hostname sets the name seen inside; the default is "lonely"', async (t) => {
+  t.is((await inBox(['-h', 'box-one', '--', 'hostname'])).stdout, 'box-one\n')
+  t.is((await inBox(['--hostname=box-two', 'hostname'])).stdout, 'box-two\n')
+  t.is((await inBox(['-hbox-three', 'hostname'])).stdout, 'box-three\n')
+  const control = await inBox(['hostname'])
+  t.is(control.stdout, 'lonely\n')
+  t.not(os.hostname(), 'box-one')
+  noLeaks(t)
+})
+
+test('-e/--env sets variables, -e K copies K from the caller, and nothing else of the caller leaks', async (t) => {
+  const env: NodeJS.ProcessEnv = { ...process.env, FROM_CALLER: 'copied', NOT_PASSED: 'secret' }
+  delete env.NEVER_SET
+  const r = await inBox(['-e', 'GREETING=hi there', '--env=EMPTY=', '-e', 'FROM_CALLER', '-e', 'NEVER_SET', '--', 'env'], { env })
+  t.is(r.code, 0, r.stderr)
+  const vars = r.stdout.split('\n')
+  t.true(vars.includes('GREETING=hi there'))
+  t.true(vars.includes('EMPTY='))
+  t.true(vars.includes('FROM_CALLER=copied'))
+  t.false(r.stdout.includes('NEVER_SET'))
+  t.false(r.stdout.includes('NOT_PASSED'))
+  const control = await inBox(['env'], { env })
+  t.false(control.stdout.includes('GREETING'))
+  t.false(control.stdout.includes('FROM_CALLER'))
+  noLeaks(t)
+})
+
+test('-w/--workdir sets the working directory; the default is /', async (t) => {
+  t.is((await inBox(['-w', '/tmp', '--', 'pwd'])).stdout, '/tmp\n')
+  t.is((await inBox(['--workdir=/etc', 'pwd'])).stdout, '/etc\n')
+  t.is((await inBox(['pwd'])).stdout, '/\n')
+  noLeaks(t)
+})
+
+test('-u/--user UID:GID sets the credentials; UID alone takes its group from the container\'s /etc/passwd', async (t) => {
+  const r = await inBox(['-u', '65534:65534', '--', 'sh', '-c', 'id -u; id -g'])
+  t.is(r.stdout, '65534\n65534\n', r.stderr)
+  const mixed = await inBox(['--user=1234:5678', 'sh', '-c', 'id -u; id -g'])
+  t.is(mixed.stdout, '1234\n5678\n', mixed.stderr)
+  const alone = await inBox(['-u', '65534', 'id', '-g'])
+  t.is(alone.stdout, '65534\n', alone.stderr)
+  const unknown = await inBox(['-u', '4321', 'id', '-g'])
+  t.is(unknown.stdout, '0\n', unknown.stderr)
+  const control = await inBox(['id', '-u'])
+  t.is(control.stdout, '0\n')
+  noLeaks(t)
+})
+
+test('-v/--volume binds a host path read-write; :ro makes writes fail with EROFS', async (t) => {
+  const rw = await inBox(['-v', `${host}:/data`, '--', 'sh', '-c', 'cat /data/greeting && echo written > /data/from-rw'])
+  t.is(rw.code, 0, rw.stderr)
+  t.is(rw.stdout, 'hello from the host\n')
+  t.is(fs.readFileSync(path.join(host, 'from-rw'), 'utf8'), 'written\n')
+
+  const ro = await inBox(['-v', `${host}:/data:ro`, '--', 'sh', '-c', 'cat /data/greeting; echo nope > /data/from-ro'])
+  t.is(ro.stdout, 'hello from the host\n')
+  t.not(ro.code, 0)
+  t.regex(ro.stderr, /Read-only file system/)
+  t.false(fs.existsSync(path.join(host, 'from-ro')))
+
+  const control = await inBox(['cat', '/data/greeting'])
+  t.not(control.code, 0)
+  noLeaks(t)
+})
+
+test('--tmpfs mounts a fresh tmpfs with the given size and mode', async (t) => {
+  const r = await inBox(['--tmpfs', '/scratch:size=1m,mode=700', '--', 'sh', '-c', 'grep " /scratch " /proc/mounts; stat -c %a /scratch; echo x > /scratch/f && cat /scratch/f'])
+  t.is(r.code, 0, r.stderr)
+  const [mount, mode, content] = r.stdout.split('\n')
+  t.regex(mount, /^\S+ \/scratch tmpfs /)
+  t.regex(mount, /size=1024k/)
+  t.is(mode, '700')
+  t.is(content, 'x')
+  const plain = await inBox(['--tmpfs=/scratch2', 'grep', ' /scratch2 ', '/proc/mounts'])
+  t.regex(plain.stdout, /^\S+ \/scratch2 tmpfs /)
+  const control = await inBox(['grep', ' /scratch ', '/proc/mounts'])
+  t.is(control.stdout, '')
+  noLeaks(t)
+})
+
+test('--read-only makes writes to / fail; without it the rootfs is writable', async (t) => {
+  const probe = path.join(root, 'read-only-probe')
+  const ro = await inBox(['--read-only', '--', 'touch', '/read-only-probe'])
+  t.not(ro.code, 0)
+  t.regex(ro.stderr, /Read-only file system/)
+  t.false(fs.existsSync(probe))
+  const control = await inBox(['touch', '/read-only-probe'])
+  t.is(control.code, 0, control.stderr)
+  t.true(fs.existsSync(probe))
+  fs.rmSync(probe)
+  noLeaks(t)
+})
+
+test('--network host shares the host\'s interfaces; the default (none) has only lo', async (t) => {
+  const script = 'readlink /proc/self/ns/net; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "'
+  const hostNs = fs.readlinkSync('/proc/self/ns/net')
+  const hostIfaces = fs.readdirSync('/sys/class/net').sort()
+
+  const def = await inBox(['sh', '-c', script])
+  const [defNs, ...defIfaces] = def.stdout.trim().split('\n')
+  t.not(defNs, hostNs)
+  t.deepEqual(defIfaces, ['lo'])
+
+  const none = await inBox(['--network', 'none', 'sh', '-c', script])
+  t.not(none.stdout.split('\n')[0], hostNs)
+
+  const shared = await inBox(['--network=host', 'sh', '-c', script])
+  const [sharedNs, ...sharedIfaces] = shared.stdout.trim().split('\n')
+  t.is(sharedNs, hostNs)
+  t.deepEqual(sharedIfaces.sort(), hostIfaces)
+  noLeaks(t)
+})
+
+test('-i passes stdin through (also combined as -ie); without it the container reads nothing', async (t) => {
+  const r = await inBox(['-ie', 'A=1', '--', 'sh', '-c', 'echo "A=$A"; cat'], { input: 'piped in\n' })
+  t.is(r.code, 0, r.stderr)
+  t.is(r.stdout, 'A=1\npiped in\n')
+  const control = await inBox(['sh', '-c', 'cat; echo end'], { input: 'piped in\n' })
+  t.is(control.stdout, 'end\n')
+  noLeaks(t)
+})
+
+test('--rm is accepted and changes nothing', async (t) => {
+  const r = await inBox(['--rm', '-h', 'rm-box', 'hostname'])
+  t.is(r.code, 0, r.stderr)
+  t.is(r.stdout, 'rm-box\n')
+  noLeaks(t)
+})
+
+test('--print-plan prints the setup steps and runs nothing', async (t) => {
+  const probe = path.join(host, 'plan-probe')
+  const r = await inBox(['--print-plan', '-h', 'planned', '-v', `${host}:/out`, '--', 'touch', '/out/plan-probe'])
+  t.is(r.code, 0, r.stderr)
+  for (const step of ['pivot_root', 'sethostname', 'mount `/out`', 'mount proc']) t.true(r.stdout.includes(step), `plan lacks ${step}`)
+  t.false(fs.existsSync(probe))
+  const control = await inBox(['-v', `${host}:/out`, '--', 'touch', '/out/plan-probe'])
+  t.is(control.code, 0, control.stderr)
+  t.true(fs.existsSync(probe))
+  fs.rmSync(probe)
+  noLeaks(t)
+})
+
+// ---------------------------------------------------------------- exit codes and signals
+
+test('the container\'s exit code is passed through', async (t) => {
+  t.is((await inBox(['sh', '-c', 'exit 7'])).code, 7)
+  t.is((await inBox(['sh', '-c', 'exit 0'])).code, 0)
+  t.is((await inBox(['false'])).code, 1)
+  noLeaks(t)
+})
+
+test('127 when the command does not exist, 126 when it cannot be executed', async (t) => {
+  const missing = await inBox(['/no/such/command'])
+  t.is(missing.code, 127)
+  t.regex(missing.stderr, /^lonely: .*\/no\/such\/command.*ENOENT/)
+  const missingOnPath = await inBox(['no-such-command'])
+  t.is(missingOnPath.code, 127)
+
+  const noExecBit = await inBox(['/not-executable'])
+  t.is(noExecBit.code, 126, noExecBit.stderr)
+  t.regex(noExecBit.stderr, /^lonely: .*EACCES/)
+  const notAProgram = await inBox(['/not-a-program'])
+  t.is(notAProgram.code, 126, notAProgram.stderr)
+  t.regex(notAProgram.stderr, /^lonely: .*ENOEXEC/)
+
+  // Controls: the same files do run once they are executable programs.
+  const control = await inBox(['sh', '/not-executable'])
+  t.is(control.stdout, 'ran\n')
+  noLeaks(t)
+})
+
+test('--timeout stops the container: SIGTERM is ignored by PID 1, SIGKILL follows, exit 137 and one line', async (t) => {
+  const started = Date.now()
+  const r = await inBox(['--timeout', '0.3', '--', 'sleep', '5.137'])
+  t.is(r.code, 137)
+  t.is(r.stderr, 'lonely: container timed out after 0.3 s\n')
+  t.true(Date.now() - started < 5000, 'the container ran to its end')
+  noLeaks(t, '5.137')
+})
+
+test('--stop-signal is what --timeout sends, and a PID 1 that handles it decides the exit code', async (t) => {
+  const loop = 'trap "echo stopped; exit 3" USR1; while :; do sleep 0.05; done'
+  const r = await inBox(['--timeout', '0.3', '--stop-signal', 'SIGUSR1', '--', 'sh', '-c', loop])
+  t.is(r.code, 3)
+  t.is(r.stdout, 'stopped\n')
+  t.is(r.stderr, 'lonely: container timed out after 0.3 s\n')
+  const kill = await inBox(['--timeout', '0.2', '--stop-signal=KILL', '--', 'sh', '-c', loop])
+  t.is(kill.code, 137)
+  t.is(kill.stdout, '')
+  noLeaks(t)
+})
+
+test('--stop-timeout is the grace before SIGKILL', async (t) => {
+  // sleep ignores SIGTERM as PID 1: with a long grace it finishes on its own (exit 0)...
+  const patient = await inBox(['--timeout', '0.2', '--stop-timeout', '30', '--', 'sleep', '2.5'])
+  t.is(patient.code, 0)
+  t.is(patient.stderr, 'lonely: container timed out after 0.2 s\n')
+  // ...with no grace it is killed at once (the default 2 s would also give 137, later).
+  const impatient = await inBox(['--timeout', '0.2', '--stop-timeout', '0', '--', 'sleep', '2.51'])
+  t.is(impatient.code, 137)
+  noLeaks(t, '2.51')
+})
+
+test('SIGTERM and SIGINT sent to lonely are forwarded to the container', async (t) => {
+  for (const [signal, status] of [['SIGTERM', 42], ['SIGINT', 43]] as const) {
+    const name = signal.slice(3)
+    const loop = `trap "echo got-${name}; exit ${status}" ${name}; echo ready; while :; do sleep 0.05; done`
+    let sent = false
+    // The backstop timeout sends SIGKILL: a signal that was not forwarded ends in 137.
+    const r = await inBox(['--timeout', '10', '--stop-signal', 'SIGKILL', '--', 'sh', '-c', loop], {
+      onStdout: (all, child) => {
+        if (!sent && all.includes('ready\n')) {
+          sent = true
+          child.kill(signal)
+        }
+      },
+    })
+    t.is(r.code, status, `${signal}: ${r.signal} ${r.stderr}`)
+    t.is(r.stdout, `ready\ngot-${name}\n`)
+  }
+  // A PID 1 without a handler is killed after the grace period: 128 + SIGKILL.
+  let sent = false
+  const plain = await inBox(['--stop-timeout', '0.1', '--', 'sh', '-c', 'echo ready; exec sleep 20.5'], {
+    onStdout: (all, child) => {
+      if (!sent && all.includes('ready')) {
+        sent = true
+        setTimeout(() => child.kill('SIGTERM'), 100)
+      }
+    },
+  })
+  t.is(plain.code, 137)
+  noLeaks(t, '20.5')
+})
+
+// ---------------------------------------------------------------- the terminal
+
+/** `cmd` run by sh inside a fresh pseudo-terminal made by util-linux `script`. */
+class Terminal {
+  out = ''
+  readonly child: ChildProcessWithoutNullStreams
+  readonly exited: Promise<number | null>
+  #waiters: Array<() => void> = []
+
+  constructor(cmd: string) {
+    this.child = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: REPO })
+    this.child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      this.out += d
+      for (const w of this.#waiters) w()
+    })
+    const guard = setTimeout(() => this.child.kill('SIGKILL'), 30_000)
+    this.exited = new Promise((resolve) => this.child.on('close', (code) => {
+      clearTimeout(guard)
+      resolve(code)
+    }))
+  }
+
+  /** Resolves with the output once it matches `re` (searching from `from`). */
+  waitFor(re: RegExp, from = 0, ms = 10_000): Promise<RegExpExecArray> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const m = re.exec(this.out.slice(from))
+        if (m) {
+          this.#waiters = this.#waiters.filter((w) => w !== check)
+          clearTimeout(timer)
+          resolve(m)
+        }
+      }
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${re}; got ${JSON.stringify(this.out)}`)), ms)
+      this.#waiters.push(check)
+      check()
+    })
+  }
+
+  type(text: string): void {
+    this.child.stdin.write(text)
+  }
+}
+
+const PROMPT = 'LONELY-PROMPT> '
+const lines = (s: string) => s.split(/\r*\n/)
+
+const ptyTest = HAS_SCRIPT ? test : test.skip
+if (!HAS_SCRIPT) console.warn('cli.spec.ts: util-linux `script` is missing (Debian package bsdutils): terminal tests skipped')
+
+ptyTest('-it gives an interactive shell on a terminal: its hostname, its own PIDs, exit 0', async (t) => {
+  const term = new Terminal(`node ${CLI} run -it --rootfs ${root} -h tty-box -e 'PS1=${PROMPT}' -- /bin/sh`)
+  await term.waitFor(new RegExp(PROMPT))
+  const from = term.out.length
+  term.type('hostname; ps; test -t 0 && echo stdin-is-a-terminal; exit\r')
+  t.is(await term.exited, 0, term.out)
+  const out = lines(term.out.slice(from))
+  t.true(out.includes('tty-box'), term.out)
+  t.true(out.includes('stdin-is-a-terminal'), term.out)
+  const header = out.findIndex((l) => /^\s*PID\s+USER/.test(l))
+  t.true(header >= 0, term.out)
+  const procs = out.slice(header + 1).filter((l) => /^\s*\d+\s/.test(l))
+  t.regex(procs[0] ?? '', /^\s*1\s.*sh/, 'PID 1 is the shell')
+  t.true(procs.length >= 2 && procs.length <= 3, `only the shell and ps: ${JSON.stringify(procs)}`)
+  noLeaks(t)
+})
+
+ptyTest('-it forwards the terminal size at start and on SIGWINCH', async (t) => {
+  const term = new Terminal(`stty rows 33 cols 111; tty; node ${CLI} run -it --rootfs ${root} -e 'PS1=${PROMPT}' -- /bin/sh`)
+  const [, outer] = await term.waitFor(/(\/dev\/pts\/\d+)/)
+  await term.waitFor(new RegExp(PROMPT))
+  let from = term.out.length
+  term.type('stty size\r')
+  await term.waitFor(/^33 111\r?\r?$/m, from)
+  // Resize the outer terminal: the kernel sends SIGWINCH to lonely, which resizes the container's.
+  execFileSync('stty', ['-F', outer, 'rows', '44', 'cols', '122'])
+  let resized = false
+  for (let i = 0; i < 25 && !resized; i++) {
+    from = term.out.length
+    term.type('stty size\r')
+    const [size] = await term.waitFor(/^\d+ \d+\r?\r?$/m, from)
+    resized = size.startsWith('44 122')
+    if (!resized) await new Promise((r) => setTimeout(r, 100))
+  }
+  t.true(resized, term.out)
+  term.type('exit 5\r')
+  t.is(await term.exited, 5)
+  noLeaks(t)
+})
+
+ptyTest('-it --timeout: exit 137 with one line, and the terminal is back in cooked mode', async (t) => {
+  const cli = `node ${CLI} run -it --rootfs ${root} -e 'PS1=${PROMPT}' --timeout 0.5 --stop-timeout 0 -- /bin/sh`
+  const term = new Terminal(`${cli}; echo "cli-exit=$?"; stty -a`)
+  t.is(await term.exited, 0, term.out)
+  const out = lines(term.out)
+  t.true(out.includes('lonely: container timed out after 0.5 s'), term.out)
+  t.true(out.includes('cli-exit=137'), term.out)
+  const modes = term.out.slice(term.out.indexOf('cli-exit='))
+  t.regex(modes, /(^|\s)icanon(\s|$)/m, 'canonical mode restored')
+  t.regex(modes, /(^|\s)echo(\s|$)/m, 'echo restored')
+  t.regex(modes, /(^|\s)isig(\s|$)/m, 'Ctrl-C is a signal again')
+  noLeaks(t)
+})
+
+ptyTest('on a terminal, `lonely run -- /bin/sh` implies -it; a shell with arguments does not', async (t) => {
+  const term = new Terminal(`node ${CLI} run --rootfs ${root} -h implied -e 'PS1=${PROMPT}' -- /bin/sh`)
+  await term.waitFor(new RegExp(PROMPT))
+  const from = term.out.length
+  term.type('test -t 0 && echo stdin-is-a-terminal; hostname; exit\r')
+  t.is(await term.exited, 0, term.out)
+  const out = lines(term.out.slice(from))
+  t.true(out.includes('stdin-is-a-terminal'), term.out)
+  t.true(out.includes('implied'), term.out)
+
+  const control = new Terminal(`node ${CLI} run --rootfs ${root} -- /bin/sh -c 'test -t 0 && echo terminal || echo no-terminal'`)
+  t.is(await control.exited, 0)
+  t.true(lines(control.out).includes('no-terminal'), control.out)
+  noLeaks(t)
+})
+
+test('-t without a terminal on stdin still runs, with stdin EOF passed on as ^D', async (t) => {
+  const r = await inBox(['-it', '-e', `PS1=${PROMPT}`, '--', '/bin/sh'], { input: 'echo "from $(hostname)"\n' })
+  t.is(r.code, 0, r.stderr)
+  t.true(lines(r.stdout).includes('from lonely'), r.stdout)
+  t.is(r.stderr, '')
+  noLeaks(t)
+})

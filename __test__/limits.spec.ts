@@ -1,0 +1,169 @@
+// Resource limits: every limit is shown to bite (with a control where it does not),
+// accounting is plausible, and no cgroup is left behind on any path.
+import test from 'ava'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { spawnSync } from 'node:child_process'
+
+import { cgroupMode, run, spawn, ContainerError } from '../index'
+import { snapshot, settled, type Snapshot } from './helpers'
+
+/** Our own directory in every cgroup hierarchy, from /proc/self/cgroup and the mount table. */
+function cgroupDirs(): string[] {
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => / - cgroup2? /.test(l))
+  const dirs: string[] = []
+  for (const line of fs.readFileSync('/proc/self/cgroup', 'utf8').trim().split('\n')) {
+    const [, names, own] = line.split(':')
+    for (const m of mounts) {
+      const [left, right] = m.split(' - ')
+      const point = left.split(' ')[4]
+      const [fstype, , opts] = right.split(' ')
+      const match = names === '' ? fstype === 'cgroup2' : fstype === 'cgroup' && names.split(',').some((n) => opts.split(',').includes(n))
+      if (match) dirs.push(path.join(point, own))
+    }
+  }
+  return [...new Set(dirs)].filter((d) => fs.existsSync(d))
+}
+
+function ourCgroups(): string[] {
+  return cgroupDirs().flatMap((d) => fs.readdirSync(d).filter((n) => n.startsWith('lonely-') && n !== 'lonely-supervisor').map((n) => path.join(d, n)))
+}
+
+let before: Snapshot
+test.before(async () => {
+  await run(['true'], { limits: { pids: 10 } })
+  before = snapshot()
+})
+
+test.afterEach.always('no cgroup, mount, fd or zombie is left', async (t) => {
+  const after = await settled(before)
+  t.deepEqual(ourCgroups(), [])
+  t.is(after.mounts, before.mounts)
+  t.true(after.fds <= before.fds, `fds ${before.fds} -> ${after.fds}`)
+  t.is(after.zombies, 0)
+  t.is(after.live, 0)
+})
+
+test.serial('the host cgroup layout is detected', (t) => {
+  const unified = fs.existsSync('/sys/fs/cgroup/cgroup.controllers')
+  const v1 = fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(' - cgroup ')
+  t.is(cgroupMode(), unified ? 'unified' : v1 && fs.existsSync('/sys/fs/cgroup/unified') ? 'hybrid' : 'legacy')
+})
+
+test.serial('a memory bomb is OOM-killed inside its cgroup; the same work fits under a larger limit', async (t) => {
+  const bomb = ['sh', '-c', 'head -c 200000000 /dev/zero | tail; echo survived']
+  const e = await t.throwsAsync(run(bomb, { limits: { memory: '32m' } }), { instanceOf: ContainerError })
+  t.true(e!.oomKilled)
+  t.is(e!.signal, 'SIGKILL')
+  t.regex(e!.message, /out of memory/)
+  t.true(e!.usage!.memoryPeakBytes! >= 30 * 1024 * 1024)
+  const control = await run(bomb, { limits: { memory: '512m' } })
+  t.false(control.oomKilled)
+  t.is(control.stdout, 'survived')
+  t.is((await run(['echo', 'ok'])).stdout, 'ok', 'the library and host are fine afterwards')
+})
+
+test.serial('an OOM in a grandchild ends the whole container, not one process', async (t) => {
+  const r = await run(['sh', '-c', '(head -c 200000000 /dev/zero | tail) ; sleep 30'], { limits: { memory: '32m' }, reject: false, timeout: 20000 })
+  t.true(r.oomKilled)
+  t.is(r.signal, 'SIGKILL', 'PID 1 (the shell) was killed too')
+  t.false(r.timedOut)
+})
+
+test.serial('a fork bomb under pids: 32 cannot fork past the limit; 200 can', async (t) => {
+  const limited = await run(['sh', '-c', 'for i in $(seq 60); do sleep 3 & done; echo forked'], { limits: { pids: 32 }, reject: false })
+  t.not(limited.exitCode, 0)
+  t.regex(limited.stderr, /fork|Resource temporarily unavailable/i)
+  const control = await run(['sh', '-c', 'for i in $(seq 60); do sleep 0.2 & done; wait; echo forked'], { limits: { pids: 200 } })
+  t.is(control.stdout, 'forked')
+})
+
+test.serial('cpus: 0.25 holds a busy loop to about a quarter of one CPU; unlimited uses a whole one', async (t) => {
+  const loop = ['timeout', '2', 'sh', '-c', 'while :; do :; done']
+  const cpu = (r: { usage?: { cpuUserMs: number; cpuSystemMs: number } }) => r.usage!.cpuUserMs + r.usage!.cpuSystemMs
+  const limited = await run(loop, { limits: { cpus: 0.25 }, reject: false })
+  t.is(limited.exitCode, 124)
+  t.true(cpu(limited) > 300 && cpu(limited) < 750, `limited: ${cpu(limited)} ms of CPU in 2 s`)
+  const free = await run(loop, { reject: false })
+  t.true(cpu(free) > 1200, `unlimited: ${cpu(free)} ms of CPU in 2 s`)
+})
+
+test.serial('usage shows a 50 MB allocation, and stats() reads a running container', async (t) => {
+  const c = spawn(['sh', '-c', 'dd if=/dev/zero of=/dev/shm/fill bs=1M count=50 2>/dev/null; sleep 0.5'], { limits: { memory: '256m', pids: 16 } })
+  await new Promise((r) => setTimeout(r, 300))
+  const live = c.stats()
+  t.truthy(live)
+  t.true(live!.pids! >= 1 && live!.pids! <= 3, `pids ${live!.pids}`)
+  const r = await c
+  t.true(r.usage!.memoryPeakBytes! >= 50 * 1024 * 1024, `peak ${r.usage!.memoryPeakBytes}`)
+  t.is(c.stats(), null, 'no stats once it ended')
+  t.is(spawn(['true']).stats(), null, 'no stats without limits')
+})
+
+test.serial('rlimits are visible inside', async (t) => {
+  const r = await run(['sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -c'], { rlimits: { nofile: [123, 456], core: 0 } })
+  t.is(r.stdout, '123\n456\n0')
+  const unlimited = await run(['sh', '-c', 'ulimit -c'], { rlimits: { core: 'unlimited' } })
+  t.is(unlimited.stdout, 'unlimited')
+})
+
+test.serial('the container sees its own cgroup as the root', async (t) => {
+  const r = await run(['cat', '/proc/self/cgroup'], { limits: { memory: '64m' } })
+  const memory = r.stdout.split('\n').find((l) => /:memory:|^0::/.test(l))
+  t.regex(memory!, /:\/$/)
+})
+
+test.serial('bad limit values are refused before anything runs, naming the limit', (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    [{ memory: 'lots' }, /`limits.memory` must be a positive number of bytes.*'lots'/],
+    [{ memory: '1k' }, /`limits.memory` must be at least 6 MiB.*'1k'/],
+    [{ memory: '64m', memorySwap: '32m' }, /`limits.memorySwap` must be at least limits.memory/],
+    [{ memorySwap: '64m' }, /`limits.memorySwap` must be given together with `limits.memory`/],
+    [{ cpus: 0 }, /`limits.cpus` must be a number from 0.01/],
+    [{ cpus: 1000 }, /`limits.cpus` must be a number from 0.01 to \d+/],
+    [{ pids: 0 }, /`limits.pids` must be an integer from 1/],
+    [{ cpuShares: 1 }, /`limits.cpuShares` must be an integer from 2 to 262144/],
+    [{ cpuset: 'all' }, /`limits.cpuset` must be a list like "0-2,4"; got 'all'/],
+    [{ swap: 1 }, /`limits` has an unknown key `swap`/],
+  ]
+  for (const [limits, message] of cases) {
+    t.throws(() => spawn(['true'], { limits: limits as never }), { message }, JSON.stringify(limits))
+  }
+  t.throws(() => spawn(['true'], { rlimits: { files: 3 } as never }), { message: /`rlimits` has an unknown resource `files`/ })
+  t.throws(() => spawn(['true'], { rlimits: { nofile: [10, 5] } }), { message: /`rlimits.nofile` must be a soft limit no higher than the hard limit/ })
+  t.is(snapshot().live, 0)
+})
+
+test.serial('a limit this host cannot enforce is an error, not ignored', (t) => {
+  const hasWeight = cgroupDirs().some((d) => fs.existsSync(path.join(d, 'blkio.weight')) || fs.existsSync(path.join(d, 'blkio.bfq.weight')) || fs.existsSync(path.join(d, 'io.weight')))
+  if (hasWeight) {
+    t.pass('this host supports IO weights; nothing to refuse')
+    return
+  }
+  t.throws(() => spawn(['true'], { limits: { ioWeight: 100 } }), { message: /^limits.ioWeight: / })
+})
+
+test.serial('no cgroup is left after 200 limited containers, timeouts and setup failures', async (t) => {
+  for (let i = 0; i < 200; i++) await run(['true'], { limits: { memory: '64m', pids: 8 } })
+  for (let i = 0; i < 5; i++) {
+    const r = await run(['sleep', '5'], { limits: { pids: 8 }, timeout: 50, forceKillAfterDelay: 50, reject: false })
+    t.true(r.timedOut)
+  }
+  for (let i = 0; i < 5; i++) {
+    await t.throwsAsync(run(['/nonexistent'], { limits: { pids: 8 } }), { message: /ENOENT/ })
+  }
+  t.deepEqual(ourCgroups(), [])
+})
+
+test.serial('a cgroup left by a crashed process is swept by the next one', (t) => {
+  const memory = cgroupDirs().find((d) => fs.existsSync(path.join(d, 'memory.limit_in_bytes')) || fs.existsSync(path.join(d, 'memory.max')))
+  if (!memory) {
+    t.pass('no memory hierarchy here')
+    return
+  }
+  const stale = path.join(memory, 'lonely-999999999-7')
+  fs.mkdirSync(stale)
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '-e', "require('./index.ts').run(['true'], { limits: { pids: 4 } }).then(() => console.log('ran'))"], { cwd: path.join(__dirname, '..'), encoding: 'utf8' })
+  t.is(child.stdout.trim(), 'ran', child.stderr)
+  t.false(fs.existsSync(stale))
+})
