@@ -94,7 +94,8 @@ const EVERY_FLAG = [
   '--rootfs DIR', '-h, --hostname NAME', '-e, --env K=V', '-w, --workdir DIR', '-u, --user UID[:GID]',
   '-v, --volume SRC:DST[:ro|rw]', '--tmpfs DST[:size=N[,mode=M]]', '--read-only', '--network none|host',
   '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--rm', '-i, --interactive', '-t, --tty',
-  '--print-plan', '--help',
+  '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
+  '--cpuset-cpus LIST', '--cpuset-mems LIST', '--pids-limit N', '--ulimit NAME=SOFT[:HARD]',
 ]
 
 test('lonely run --help documents every flag, its default, and the exit codes', async (t) => {
@@ -334,6 +335,46 @@ test('127 when the command does not exist, 126 when it cannot be executed', asyn
   const control = await inBox(['sh', '/not-executable'])
   t.is(control.stdout, 'ran\n')
   noLeaks(t)
+})
+
+test('--memory: an OOM kill is reported on one line and exits 137; the same work fits in more memory', async (t) => {
+  const bomb = ['sh', '-c', 'head -c 200000000 /dev/zero | tail; echo survived']
+  const r = await inBox(['--memory', '32m', '--', ...bomb])
+  t.is(r.code, 137)
+  t.is(r.stderr, 'lonely: container was killed: out of memory (--memory 32m)\n')
+  const control = await inBox(['--memory', '512m', '--', ...bomb])
+  t.is(control.code, 0, control.stderr)
+  t.is(control.stdout, 'survived\n')
+  noLeaks(t)
+})
+
+test('--pids-limit makes fork fail past the limit; --ulimit sets rlimits; --cpus is accepted', async (t) => {
+  const forks = ['sh', '-c', 'for i in $(seq 40); do sleep 1 & done; echo forked']
+  const limited = await inBox(['--pids-limit', '16', '--', ...forks])
+  t.not(limited.code, 0)
+  t.regex(limited.stderr, /fork|Resource temporarily unavailable/i)
+  const control = await inBox(['--pids-limit', '100', '--', ...forks])
+  t.is(control.stdout, 'forked\n', control.stderr)
+  const ulimit = await inBox(['--ulimit', 'nofile=100:200', '--ulimit', 'core=0', '--', 'sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -c'])
+  t.is(ulimit.stdout, '100\n200\n0\n', ulimit.stderr)
+  const cpus = await inBox(['--cpus', '0.5', '--cpu-shares', '512', '--cpuset-cpus', '0', '--', 'true'])
+  t.is(cpus.code, 0, cpus.stderr)
+  noLeaks(t)
+})
+
+test('bad limit values exit 125 naming the flag', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--memory', 'lots'], /^lonely: invalid value for -m\/--memory: limits.memory must be a positive number of bytes/],
+    [['--cpus', 'many'], /^lonely: invalid value "many" for --cpus: must be a number of CPUs/],
+    [['--pids-limit', '0'], /^lonely: invalid value for --pids-limit: limits.pids must be an integer from 1/],
+    [['--ulimit', 'nofile'], /^lonely: invalid value "nofile" for --ulimit: must be NAME=SOFT\[:HARD\]/],
+    [['--ulimit', 'files=3'], /^lonely: invalid value for --ulimit: rlimits /],
+  ]
+  for (const [flags, message] of cases) {
+    const r = await inBox([...flags, '--', 'true'])
+    t.is(r.code, 125, flags.join(' '))
+    t.regex(r.stderr, message, flags.join(' '))
+  }
 })
 
 test('--timeout stops the container: SIGTERM is ignored by PID 1, SIGKILL follows, exit 137 and one line', async (t) => {

@@ -134,13 +134,15 @@ test.serial('bad limit values are refused before anything runs, naming the limit
   t.is(snapshot().live, 0)
 })
 
-test.serial('a limit this host cannot enforce is an error, not ignored', (t) => {
-  const hasWeight = cgroupDirs().some((d) => fs.existsSync(path.join(d, 'blkio.weight')) || fs.existsSync(path.join(d, 'blkio.bfq.weight')) || fs.existsSync(path.join(d, 'io.weight')))
-  if (hasWeight) {
-    t.pass('this host supports IO weights; nothing to refuse')
-    return
-  }
-  t.throws(() => spawn(['true'], { limits: { ioWeight: 100 } }), { message: /^limits.ioWeight: / })
+test.serial('a limit this host cannot enforce is an error naming it, and nothing is left', (t) => {
+  // CPU 63 passes validation (a well-formed list) but this host has fewer CPUs: the kernel refuses it.
+  const cpus = require('node:os').availableParallelism()
+  t.true(cpus < 64)
+  t.throws(() => spawn(['true'], { limits: { cpuset: '63' } }), { message: /^limits.cpuset: the kernel refused "63" for `[^`]+cpuset.cpus`/ })
+  t.is(snapshot().live, 0)
+  const control = spawn(['true'], { limits: { cpuset: '0' } })
+  t.true(control.pid > 0)
+  return control.wait().then(() => undefined)
 })
 
 test.serial('no cgroup is left after 200 limited containers, timeouts and setup failures', async (t) => {

@@ -83,8 +83,9 @@ impl Op {
             Op::CloneTree { src, .. } => ("open_tree".into(), Some(s(src))),
             Op::NewFs { fstype, .. } => (format!("mount {}", s(fstype)), None),
             Op::AttachRoot { .. } => ("attach root".into(), Some(s(&STAGE.to_owned()))),
-            Op::EnsureDir { components } => ("mkdir".into(), components.last().map(abs)),
-            Op::EnsureFile { target } => ("create mount point".into(), Some(abs(target))),
+            // Mount points exist only to be mounted on: their failures are the mount's.
+            Op::EnsureDir { components } => ("mount".into(), components.last().map(abs)),
+            Op::EnsureFile { target } => ("mount".into(), Some(abs(target))),
             Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),

@@ -131,6 +131,10 @@ fn on_oom(r: &Reaper, pid: i32) {
     }
     w.oom = true;
     unsafe { libc::syscall(libc::SYS_pidfd_send_signal, w.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32) };
+    // Without a PID namespace PID 1's death ends nothing else: the cgroup knows every process.
+    if let Some(cg) = w.cgroup.as_ref() {
+        cg.kill_all();
+    }
 }
 
 fn finish(r: &Reaper, pid: i32, mut w: Watched) {

@@ -56,6 +56,8 @@ pub enum CgroupError {
     Mkdir { path: PathBuf, source: std::io::Error },
     #[error("write `{}` ({value}): {source}", path.display())]
     Write { path: PathBuf, value: String, source: std::io::Error },
+    #[error("limits.{limit}: the kernel refused {value:?} for `{}`: {source}", path.display())]
+    Refused { limit: &'static str, path: PathBuf, value: String, source: std::io::Error },
     #[error("open `{}`: {source}", path.display())]
     Open { path: PathBuf, source: std::io::Error },
     #[error("rmdir `{}`: {source}", path.display())]
@@ -102,6 +104,11 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 pub(crate) fn open_procs(path: PathBuf) -> Result<OwnedFd, CgroupError> {
     let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path);
     file.map(OwnedFd::from).map_err(|source| CgroupError::Open { path, source })
+}
+
+/// Writes one limit's file; a refusal names the limit (`limits.cpuset: the kernel refused ...`).
+pub(crate) fn write_limit(limit: &'static str, path: &Path, value: &str) -> Result<(), CgroupError> {
+    std::fs::write(path, value).map_err(|source| CgroupError::Refused { limit, path: path.to_owned(), value: value.to_owned(), source })
 }
 
 pub(crate) fn read_u64(path: &Path) -> Option<u64> {

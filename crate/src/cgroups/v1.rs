@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::host::Controller;
-use super::{kill_listed, read_key, read_u64, remove_dir, write, Cgroup, CgroupError, Limits, Stats};
+use super::{kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits, Stats};
 
 pub struct V1 {
     /// Controller name -> the container's directory in that controller's hierarchy.
@@ -71,8 +71,13 @@ impl V1 {
             self.procs.push(super::open_procs(path)?);
         }
         if let Some(mem) = self.dir("memory").map(Path::to_owned) {
-            // Without it OOM is still seen at exit (oom_kill count), only not acted on at once.
-            self.oom = oom_eventfd(&mem).ok();
+            // With the eventfd registered, the kernel's OOM killer is told to pause the cgroup
+            // instead of picking one victim: the reaper then kills the whole container. Without
+            // it OOM is still seen at exit (the oom_kill count), only one process dies.
+            if let Ok(efd) = oom_eventfd(&mem) {
+                write(&mem.join("memory.oom_control"), "1")?;
+                self.oom = Some(efd);
+            }
         }
         Ok(())
     }
@@ -80,26 +85,26 @@ impl V1 {
     fn apply(&self, l: &Limits) -> Result<(), CgroupError> {
         if let Some(mem) = self.dir("memory") {
             if let Some(bytes) = l.memory {
-                write(&mem.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                write_limit("memory", &mem.join("memory.limit_in_bytes"), &bytes.to_string())?;
                 let memsw = mem.join("memory.memsw.limit_in_bytes");
                 match (l.memory_swap, memsw.exists()) {
                     (Some(_), false) => {
                         return Err(CgroupError::Unsupported { limit: "memorySwap", why: "this host has no swap accounting (memory.memsw.limit_in_bytes is missing)".into() })
                     }
-                    (Some(swap), true) => write(&memsw, &swap.to_string())?,
+                    (Some(swap), true) => write_limit("memorySwap", &memsw, &swap.to_string())?,
                     // No swap unless asked: a memory limit then means what it says.
-                    (None, true) => write(&memsw, &bytes.to_string())?,
+                    (None, true) => write_limit("memory", &memsw, &bytes.to_string())?,
                     (None, false) => {}
                 }
             }
         }
         if let Some(cpu) = self.dir("cpu") {
             if let Some(cpus) = l.cpus {
-                write(&cpu.join("cpu.cfs_period_us"), "100000")?;
-                write(&cpu.join("cpu.cfs_quota_us"), &((cpus * 100_000.0).round().max(1000.0) as u64).to_string())?;
+                write_limit("cpus", &cpu.join("cpu.cfs_period_us"), "100000")?;
+                write_limit("cpus", &cpu.join("cpu.cfs_quota_us"), &((cpus * 100_000.0).round().max(1000.0) as u64).to_string())?;
             }
             if let Some(shares) = l.cpu_shares {
-                write(&cpu.join("cpu.shares"), &shares.to_string())?;
+                write_limit("cpuShares", &cpu.join("cpu.shares"), &shares.to_string())?;
             }
         }
         if let Some(cpuset) = self.dir("cpuset") {
@@ -110,18 +115,18 @@ impl V1 {
                     Some(v) => v.clone(),
                     None => std::fs::read_to_string(parent.join(file)).unwrap_or_default().trim().to_owned(),
                 };
-                write(&cpuset.join(file), &value)?;
+                write_limit(if file == "cpuset.cpus" { "cpuset" } else { "cpusetMems" }, &cpuset.join(file), &value)?;
             }
         }
         if let (Some(pids), Some(max)) = (self.dir("pids"), l.pids) {
-            write(&pids.join("pids.max"), &max.to_string())?;
+            write_limit("pids", &pids.join("pids.max"), &max.to_string())?;
         }
         if let (Some(blkio), Some(weight)) = (self.dir("blkio"), l.io_weight) {
             // CFQ's file, or BFQ's under its own name.
             let Some(file) = ["blkio.weight", "blkio.bfq.weight"].iter().map(|f| blkio.join(f)).find(|f| f.exists()) else {
                 return Err(CgroupError::Unsupported { limit: "ioWeight", why: "this host's blkio controller has no weight (blkio.weight needs the CFQ or BFQ IO scheduler)".into() });
             };
-            write(&file, &weight.to_string())?;
+            write_limit("ioWeight", &file, &weight.to_string())?;
         }
         Ok(())
     }
@@ -227,6 +232,19 @@ mod tests {
         }
         cg.remove().unwrap();
         assert!(!root.join("pids/node/c1").exists());
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn an_io_weight_without_a_weight_file_is_refused_by_name() {
+        let root = tempdir();
+        let mut controllers = fake(&root);
+        let base = root.join("blkio/node");
+        std::fs::create_dir_all(&base).unwrap();
+        controllers.push(Controller { name: "blkio".into(), base });
+        let err = V1::create(&controllers, "c3", &Limits { io_weight: Some(100), ..Default::default() }).err().unwrap();
+        assert!(err.to_string().starts_with("limits.ioWeight: this host's blkio controller has no weight"), "{err}");
+        assert!(!root.join("blkio/node/c3").exists());
         std::fs::remove_dir_all(root).unwrap();
     }
 

@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::{kill_listed, read_key, read_u64, remove_dir, write, Cgroup, CgroupError, Limits, Stats};
+use super::{kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits, Stats};
 
 pub struct V2 {
     dir: PathBuf,
@@ -100,35 +100,35 @@ impl V2 {
     fn apply(&mut self, l: &Limits) -> Result<(), CgroupError> {
         let d = &self.dir;
         if let Some(bytes) = l.memory {
-            write(&d.join("memory.max"), &bytes.to_string())?;
+            write_limit("memory", &d.join("memory.max"), &bytes.to_string())?;
             let swap = match l.memory_swap {
                 Some(-1) => "max".to_owned(),
                 Some(total) => (total as u64).saturating_sub(bytes).to_string(),
                 None => "0".to_owned(),
             };
             if d.join("memory.swap.max").exists() || l.memory_swap.is_some() {
-                write(&d.join("memory.swap.max"), &swap)?;
+                write_limit("memorySwap", &d.join("memory.swap.max"), &swap)?;
             }
             // On OOM the whole container goes, not one process of it.
             write(&d.join("memory.oom.group"), "1")?;
         }
         if let Some(cpus) = l.cpus {
-            write(&d.join("cpu.max"), &format!("{} 100000", (cpus * 100_000.0).round().max(1000.0) as u64))?;
+            write_limit("cpus", &d.join("cpu.max"), &format!("{} 100000", (cpus * 100_000.0).round().max(1000.0) as u64))?;
         }
         if let Some(shares) = l.cpu_shares {
-            write(&d.join("cpu.weight"), &(1 + (shares.saturating_sub(2) * 9999) / 262_142).to_string())?;
+            write_limit("cpuShares", &d.join("cpu.weight"), &(1 + (shares.saturating_sub(2) * 9999) / 262_142).to_string())?;
         }
         if let Some(cpus) = &l.cpuset_cpus {
-            write(&d.join("cpuset.cpus"), cpus)?;
+            write_limit("cpuset", &d.join("cpuset.cpus"), cpus)?;
         }
         if let Some(mems) = &l.cpuset_mems {
-            write(&d.join("cpuset.mems"), mems)?;
+            write_limit("cpusetMems", &d.join("cpuset.mems"), mems)?;
         }
         if let Some(max) = l.pids {
-            write(&d.join("pids.max"), &max.to_string())?;
+            write_limit("pids", &d.join("pids.max"), &max.to_string())?;
         }
         if let Some(weight) = l.io_weight {
-            write(&d.join("io.weight"), &format!("default {weight}"))?;
+            write_limit("ioWeight", &d.join("io.weight"), &format!("default {weight}"))?;
         }
         let path = d.join("cgroup.procs");
         self.procs = Some(super::open_procs(path)?);
