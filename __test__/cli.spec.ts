@@ -338,7 +338,8 @@ test('127 when the command does not exist, 126 when it cannot be executed', asyn
 })
 
 test('--memory: an OOM kill is reported on one line and exits 137; the same work fits in more memory', async (t) => {
-  const bomb = ['sh', '-c', 'head -c 200000000 /dev/zero | tail >/dev/null; echo survived']
+  // tmpfs pages are charged to the container's memory and cannot be reclaimed without swap.
+  const bomb = ['sh', '-c', 'dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>/dev/null && echo survived']
   const r = await inBox(['--memory', '32m', '--', ...bomb])
   t.is(r.code, 137)
   t.is(r.stderr, 'lonely: container was killed: out of memory (--memory 32m)\n')
