@@ -11,6 +11,8 @@ export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }
 export type { Mount, NamespaceName, StdioOption } from './lib/options'
 export type { SetupFailure, Stats, Usage } from './lib/result'
 export type { Limits, RlimitName, Rlimits, RlimitValue } from './lib/limits'
+export type { Capability, SecurityOptions } from './lib/security'
+export { CAPABILITIES, DEFAULT_CAPABILITIES } from './lib/security'
 
 /**
  * Starts `command` in a new container and returns its handle at once. Throws

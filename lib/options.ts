@@ -6,6 +6,7 @@ import * as path from 'node:path'
 import { inspect } from 'node:util'
 
 import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
+import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
 export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup'
@@ -14,7 +15,7 @@ export type Mount =
   | { type: 'bind'; source: string; target: string; readonly?: boolean }
   | { type: 'tmpfs'; target: string; size?: number | string; mode?: number }
 
-export interface ContainerOptions {
+export interface ContainerOptions extends SecurityOptions {
   /** Root directory of the container. Default: a read-only mirror of the host's /usr, /bin, /lib*, /sbin, /etc. */
   rootfs?: string
   /** Default `lonely`. */
@@ -69,14 +70,14 @@ const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as con
 const CONTAINER_KEYS = [
   'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty',
-  'limits', 'rlimits',
+  'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'maskedPaths', 'readonlyPaths',
 ] as const
 const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup']
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 
 /** What the addon receives (crate/src/spec.rs ContainerSpec). */
-export interface Spec {
+export interface Spec extends SecuritySpec {
   argv: string[]
   env: string[]
   cwd: string
@@ -329,6 +330,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const argv = command(cmd)
   const ns = namespaces(o.namespaces)
   const rootfs = o.rootfs === undefined ? null : hostDirectory('rootfs', o.rootfs)
+  if (rootfs) checkRootfsLinks(rootfs)
   if (!ns.mount && (rootfs || o.mounts?.length)) {
     throw rangeError('namespaces.mount', 'must stay on to use `rootfs` or `mounts`', false)
   }
@@ -366,6 +368,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       // Sent only when set: no limits means no cgroup at all (the fast path).
       ...(limits ? { limits } : {}),
       ...(rlimits.length ? { rlimits } : {}),
+      ...normalizeSecurity(o),
     },
     input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
     timeout: millis('timeout', o.timeout, 0),

@@ -5,13 +5,13 @@
 //! the plan the parent built, writes fds into the parent's slot array, and on failure
 //! writes one `Report` and `_exit`s. Successful exec leaves the report untouched.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::raw::{c_char, c_int};
 
 use nix::errno::Errno;
 
 use crate::plan::{InRoot, Op, ROOT, STAGE};
-use crate::sys::Sys;
+use crate::sys::{Sys, MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// The failure record the parent reads once clone returns (vfork: the child has
 /// exec'd or exited by then). `step == NO_FAILURE` means exec succeeded.
@@ -144,13 +144,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.close(parent);
             made
         }
-        Op::Attach { slot, target } => {
-            let at = sys.open_in_root(slots[ROOT], &target.path, libc::O_PATH)?;
-            let moved = sys.move_mount(slots[*slot], at, c"");
-            sys.close(at);
-            sys.close(slots[*slot]);
-            moved
-        }
+        Op::Attach { slot, target } => attach(sys, slots[ROOT], slots[*slot], &target.path),
         Op::Symlink { link_target, at } => {
             let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
             let made = sys.symlinkat(link_target, parent, &at.name);
@@ -166,6 +160,45 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.close(parent);
             made
         }
+        Op::MaskPath(target) => {
+            let root = slots[ROOT];
+            let cover = match kind(sys, root, target) {
+                None => return Ok(()), // not on this kernel
+                Some(true) => sys.fs_mount(c"tmpfs", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?,
+                Some(false) => sys.clone_in_root(root, c"dev/null")?,
+            };
+            attach(sys, root, cover, &target.path)
+        }
+        Op::ReadonlyPath(target) => {
+            let root = slots[ROOT];
+            if kind(sys, root, target).is_none() {
+                return Ok(());
+            }
+            let copy = sys.clone_in_root(root, &target.path)?;
+            match sys.set_mount_attrs(copy, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true) {
+                Ok(()) => attach(sys, root, copy, &target.path),
+                Err(e) => {
+                    sys.close(copy);
+                    Err(e)
+                }
+            }
+        }
+        Op::BoundingSet { keep, last } => {
+            for cap in 0..=*last {
+                if keep & (1u64 << cap) == 0 {
+                    sys.drop_bounding_cap(cap)?;
+                }
+            }
+            Ok(())
+        }
+        Op::Capabilities { set, root } => {
+            // A non-root uid keeps none: setresuid already cleared what it had.
+            let have = if *root { *set } else { 0 };
+            sys.set_capabilities(have, have, 0)?;
+            sys.clear_ambient_caps()
+        }
+        Op::NoNewPrivs => sys.set_no_new_privs(),
+        Op::Seccomp(program) => sys.load_seccomp(&program.0),
         Op::RootAttrs(attrs) => sys.set_mount_attrs(slots[ROOT], *attrs, false),
         Op::PivotRoot => {
             let pivoted = sys.pivot_into(slots[ROOT]);
@@ -185,6 +218,21 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::Chdir(path) => sys.chdir(path),
         Op::CloseFds => sys.close_fds_from(3),
     }
+}
+
+/// Moves the detached mount `tree` onto `path` inside the root; closes `tree`.
+fn attach<S: Sys>(sys: &S, root: c_int, tree: c_int, path: &CStr) -> Result<(), Errno> {
+    let at = match sys.open_in_root(root, path, libc::O_PATH) {
+        Ok(at) => at,
+        Err(e) => {
+            sys.close(tree);
+            return Err(e);
+        }
+    };
+    let moved = sys.move_mount(tree, at, c"");
+    sys.close(at);
+    sys.close(tree);
+    moved
 }
 
 /// Whether `target` exists inside the root: Some(true) a directory, Some(false) something else.

@@ -134,6 +134,24 @@ impl Sys for Recorder {
     fn close_fds_from(&self, first: c_uint) -> SysResult<()> {
         self.record(format!("close_range {first}"))
     }
+    fn clone_in_root(&self, _: c_int, path: &CStr) -> SysResult<c_int> {
+        self.record(format!("clone_in_root {}", s(path))).map(|_| self.fd())
+    }
+    fn drop_bounding_cap(&self, cap: u32) -> SysResult<()> {
+        self.record(format!("bounding drop {cap}"))
+    }
+    fn set_capabilities(&self, e: u64, p: u64, i: u64) -> SysResult<()> {
+        self.record(format!("capset {e:#x} {p:#x} {i:#x}"))
+    }
+    fn clear_ambient_caps(&self) -> SysResult<()> {
+        self.record("ambient clear".into())
+    }
+    fn set_no_new_privs(&self) -> SysResult<()> {
+        self.record("no_new_privs".into())
+    }
+    fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()> {
+        self.record(format!("seccomp {}", program.len()))
+    }
     fn execve(&self, path: &CStr, _: *const *const c_char, _: *const *const c_char) -> Errno {
         let _ = self.record(format!("execve {}", s(path)));
         self.exec_errnos.borrow_mut().remove(0)
@@ -153,7 +171,7 @@ fn walk(fail: Option<(&'static str, Errno)>) -> (Vec<Op>, Vec<String>, Result<()
 }
 
 #[test]
-fn the_walk_isolates_before_it_drops_credentials_and_closes_fds_last() {
+fn the_walk_isolates_then_drops_privileges_and_loads_seccomp_last() {
     let (_, calls, result) = walk(None);
     assert_eq!(result, Ok(()));
     let at = |prefix: &str| calls.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {calls:?}"));
@@ -163,8 +181,15 @@ fn the_walk_isolates_before_it_drops_credentials_and_closes_fds_last() {
     assert!(at("open_tree /") < at("move_mount"), "the rootfs is cloned before the stage is covered");
     assert!(at("fs_mount proc") < at("pivot"));
     assert!(at("pivot") < at("hostname box"));
+    assert!(at("bounding drop") < at("creds 1000:100"), "the bounding set shrinks while still root");
+    assert!(at("close_range 3") < at("chdir /work"), "no inherited fd can lead chdir out");
     assert!(at("creds 1000:100") < at("chdir /work"));
-    assert_eq!(calls.last().unwrap(), "close_range 3");
+    assert!(at("chdir /work") < at("capset"));
+    assert_eq!(calls[at("capset")], "capset 0x0 0x0 0x0", "uid 1000 keeps no capability");
+    assert!(at("no_new_privs") < at("seccomp"));
+    assert!(calls.last().unwrap().starts_with("seccomp"), "seccomp is the last step: {:?}", calls.last());
+    assert_eq!(calls.iter().filter(|c| c.starts_with("seccomp")).count(), 2, "allowlist and terminal guard");
+    assert!(calls.iter().any(|c| c == "open_in_root 7 proc/kcore") || calls.iter().any(|c| c.contains("proc/kcore")), "masked paths are handled");
 }
 
 #[test]

@@ -9,6 +9,8 @@ pub mod mounts;
 pub mod netns;
 pub mod plan;
 pub mod reaper;
+pub mod seccomp;
+pub mod security;
 pub mod spawn;
 pub mod spec;
 pub mod stdio;

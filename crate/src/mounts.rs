@@ -4,6 +4,7 @@
 use std::ffi::CString;
 
 use crate::plan::{InRoot, Op};
+use crate::security;
 use crate::spec::{container_path, cstring, is_dir, ContainerSpec, MountSpec, SpecError};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
@@ -134,6 +135,18 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
                 new_fs(plan, &mut slots, "tmpfs", params, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &rel);
             }
         }
+    }
+
+    // After every mount: a bind over /proc must not unmask what is masked.
+    let paths = |given: &Option<Vec<String>>, default: &[&str]| -> Result<Vec<String>, SpecError> {
+        let list: Vec<String> = given.clone().unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
+        list.iter().map(|p| container_path("maskedPaths", p)).collect()
+    };
+    for path in paths(&spec.masked_paths, security::MASKED_PATHS)? {
+        plan.push(Op::MaskPath(InRoot::new(&path)));
+    }
+    for path in paths(&spec.readonly_paths, security::READONLY_PATHS)? {
+        plan.push(Op::ReadonlyPath(InRoot::new(&path)));
     }
 
     if mirror || spec.readonly_root {

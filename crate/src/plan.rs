@@ -53,6 +53,16 @@ pub enum Op {
     Device { at: InRoot, major: u32, minor: u32 },
     /// mount_setattr on the root mount itself (not recursive).
     RootAttrs(u64),
+    /// docker's masked paths: /dev/null over a file, an empty read-only tmpfs over a directory.
+    MaskPath(InRoot),
+    /// Bound over itself, read-only.
+    ReadonlyPath(InRoot),
+    /// Drop every capability not in `keep` from the bounding set (0..=last).
+    BoundingSet { keep: u64, last: u32 },
+    /// capset: effective = permitted = `set` for root (0 for other uids), inheritable and ambient empty.
+    Capabilities { set: u64, root: bool },
+    NoNewPrivs,
+    Seccomp(crate::seccomp::Program),
     PivotRoot,
     Hostname(Vec<u8>),
     LoopbackUp,
@@ -89,6 +99,12 @@ impl Op {
             Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
+            Op::MaskPath(target) => ("mask".into(), Some(abs(target))),
+            Op::ReadonlyPath(target) => ("remount read-only".into(), Some(abs(target))),
+            Op::BoundingSet { .. } => ("prctl PR_CAPBSET_DROP".into(), None),
+            Op::Capabilities { .. } => ("capset".into(), None),
+            Op::NoNewPrivs => ("prctl PR_SET_NO_NEW_PRIVS".into(), None),
+            Op::Seccomp(_) => ("seccomp".into(), None),
             Op::RootAttrs(_) => ("remount root read-only".into(), Some("/".into())),
             Op::PivotRoot => ("pivot_root".into(), None),
             Op::Hostname(_) => ("sethostname".into(), None),

@@ -10,6 +10,7 @@ use crate::child::ExecPlan;
 use crate::mounts;
 use crate::cgroups::Limits;
 use crate::plan::Op;
+use crate::{seccomp, security};
 use crate::stdio::{Named, Stdio};
 
 #[derive(Debug, Deserialize, Clone)]
@@ -39,6 +40,41 @@ pub struct ContainerSpec {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub rlimits: Vec<Rlimit>,
+    /// The capability set root keeps (None: docker's default 14).
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    #[serde(default = "yes")]
+    pub no_new_privileges: bool,
+    #[serde(default = "default_seccomp")]
+    pub seccomp: Seccomp,
+    /// None: docker's lists (security.rs).
+    #[serde(default)]
+    pub masked_paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub readonly_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(untagged)]
+pub enum Seccomp {
+    Named(SeccompName),
+    /// A docker/OCI profile as JSON text.
+    Profile { profile: String },
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompName {
+    Default,
+    Unconfined,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_seccomp() -> Seccomp {
+    Seccomp::Named(SeccompName::Default)
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -123,6 +159,8 @@ pub enum SpecError {
     DotDot { field: &'static str, path: String },
     #[error("spec: rootfs and mounts need the mount namespace")]
     NeedsMountNamespace,
+    #[error("spec: {0}")]
+    Security(String),
     #[error("spec: rlimits: unknown resource `{0}`")]
     UnknownRlimit(String),
     #[error("spec: mount source `{path}`: {source}")]
@@ -206,9 +244,33 @@ impl ContainerSpec {
             let value = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
             plan.push(Op::Rlimit { resource, soft: value(r.soft), hard: value(r.hard) });
         }
+        let caps = match &self.capabilities {
+            Some(names) => security::mask(names).map_err(|e| SpecError::Security(e.to_string()))?,
+            None => security::mask(&security::DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("known names"),
+        };
+        let seccomp = match &self.seccomp {
+            Seccomp::Named(SeccompName::Default) => seccomp::default_programs(),
+            Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
+            Seccomp::Profile { profile } => seccomp::compile(profile),
+        }
+        .map_err(|e| SpecError::Security(e.to_string()))?;
+        let filters = |plan: &mut Vec<Op>| plan.extend(seccomp.iter().cloned().map(Op::Seccomp));
+        // Needs CAP_SETPCAP: before the uid changes.
+        plan.push(Op::BoundingSet { keep: caps, last: security::last_cap() });
+        // Before chdir: no inherited directory fd can lead the cwd out of the root.
+        plan.push(Op::CloseFds);
+        if !self.no_new_privileges {
+            // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
+            filters(&mut plan);
+        }
         plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone() });
         plan.push(Op::Chdir(cstring("cwd", &self.cwd)?));
-        plan.push(Op::CloseFds);
+        plan.push(Op::Capabilities { set: caps, root: self.uid == 0 });
+        if self.no_new_privileges {
+            plan.push(Op::NoNewPrivs);
+            // Last: the filter then only has to allow execve.
+            filters(&mut plan);
+        }
 
         let mut flags = libc::CLONE_VM | libc::CLONE_VFORK;
         for (on, flag) in [

@@ -66,6 +66,13 @@ pub trait Sys {
     fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()>;
     fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t]) -> SysResult<()>;
     fn close_fds_from(&self, first: c_uint) -> SysResult<()>;
+    /// open_tree(dir, path, OPEN_TREE_CLONE): a bind source inside the new root.
+    fn clone_in_root(&self, dir: c_int, path: &CStr) -> SysResult<c_int>;
+    fn drop_bounding_cap(&self, cap: u32) -> SysResult<()>;
+    fn set_capabilities(&self, effective: u64, permitted: u64, inheritable: u64) -> SysResult<()>;
+    fn clear_ambient_caps(&self) -> SysResult<()>;
+    fn set_no_new_privs(&self) -> SysResult<()>;
+    fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()>;
     fn execve(&self, path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno;
 }
 
@@ -290,6 +297,47 @@ impl Sys for Kernel {
 
     fn close_fds_from(&self, first: c_uint) -> SysResult<()> {
         check(unsafe { libc::syscall(libc::SYS_close_range, first, c_uint::MAX, 0) }).map(drop)
+    }
+
+    fn clone_in_root(&self, dir: c_int, path: &CStr) -> SysResult<c_int> {
+        let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as c_uint;
+        check(unsafe { libc::syscall(libc::SYS_open_tree, dir, path.as_ptr(), flags) }).map(|fd| fd as c_int)
+    }
+
+    fn drop_bounding_cap(&self, cap: u32) -> SysResult<()> {
+        check_int(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    fn set_capabilities(&self, effective: u64, permitted: u64, inheritable: u64) -> SysResult<()> {
+        #[repr(C)]
+        struct Header {
+            version: u32,
+            pid: c_int,
+        }
+        #[repr(C)]
+        struct Data {
+            effective: u32,
+            permitted: u32,
+            inheritable: u32,
+        }
+        // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+        let header = Header { version: 0x2008_0522, pid: 0 };
+        let split = |m: u64, i: usize| (m >> (32 * i)) as u32;
+        let data = [0, 1].map(|i| Data { effective: split(effective, i), permitted: split(permitted, i), inheritable: split(inheritable, i) });
+        check(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) }).map(drop)
+    }
+
+    fn clear_ambient_caps(&self) -> SysResult<()> {
+        check_int(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    fn set_no_new_privs(&self) -> SysResult<()> {
+        check_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()> {
+        let prog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut libc::sock_filter };
+        check_int(unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER as c_ulong, &prog as *const _ as c_ulong, 0, 0) }).map(drop)
     }
 
     fn execve(&self, path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {

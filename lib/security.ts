@@ -1,0 +1,136 @@
+// Privilege options: capabilities (docker's default set, capAdd/capDrop), no_new_privs,
+// seccomp, masked and read-only paths. Each can be relaxed explicitly, never silently.
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { inspect } from 'node:util'
+
+/** In kernel order (capability.h). */
+export const CAPABILITIES = [
+  'CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP',
+  'LINUX_IMMUTABLE', 'NET_BIND_SERVICE', 'NET_BROADCAST', 'NET_ADMIN', 'NET_RAW', 'IPC_LOCK', 'IPC_OWNER',
+  'SYS_MODULE', 'SYS_RAWIO', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_PACCT', 'SYS_ADMIN', 'SYS_BOOT', 'SYS_NICE',
+  'SYS_RESOURCE', 'SYS_TIME', 'SYS_TTY_CONFIG', 'MKNOD', 'LEASE', 'AUDIT_WRITE', 'AUDIT_CONTROL', 'SETFCAP',
+  'MAC_OVERRIDE', 'MAC_ADMIN', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'AUDIT_READ', 'PERFMON', 'BPF',
+  'CHECKPOINT_RESTORE',
+] as const
+export type Capability = (typeof CAPABILITIES)[number]
+
+/** What root in a container keeps by default: docker's 14. */
+export const DEFAULT_CAPABILITIES: Capability[] = [
+  'CHOWN', 'DAC_OVERRIDE', 'FSETID', 'FOWNER', 'MKNOD', 'NET_RAW', 'SETGID', 'SETUID', 'SETFCAP', 'SETPCAP',
+  'NET_BIND_SERVICE', 'SYS_CHROOT', 'KILL', 'AUDIT_WRITE',
+]
+
+export interface SecurityOptions {
+  /** Capabilities added to docker's default set: names with or without `CAP_`, or `ALL`. */
+  capAdd?: string[]
+  /** Capabilities removed from it; `ALL` drops every one (then `capAdd` picks). */
+  capDrop?: string[]
+  /** Default true: no setuid binary or file capability can raise privileges. */
+  noNewPrivileges?: boolean
+  /** `'default'` (docker's allowlist, stricter), `'unconfined'`, a path to a docker/OCI JSON profile, or the profile object. */
+  seccomp?: 'default' | 'unconfined' | string | object
+  /** Paths hidden from the container (default: docker's list, e.g. /proc/kcore, /proc/keys, /sys/firmware). */
+  maskedPaths?: string[]
+  /** Paths made read-only (default: /proc/bus, /proc/fs, /proc/irq, /proc/sys, /proc/sysrq-trigger). */
+  readonlyPaths?: string[]
+}
+
+export interface SecuritySpec {
+  capabilities: string[]
+  noNewPrivileges: boolean
+  seccomp: 'default' | 'unconfined' | { profile: string }
+  maskedPaths?: string[]
+  readonlyPaths?: string[]
+}
+
+const show = (v: unknown) => inspect(v, { breakLength: Infinity, maxStringLength: 80 })
+
+function capabilityList(option: string, value: unknown): string[] {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) throw new TypeError(`Option \`${option}\` must be an array of capability names; got ${show(value)}.`)
+  return value.map((v, i) => {
+    if (typeof v !== 'string') throw new TypeError(`Option \`${option}[${i}]\` must be a string; got ${show(v)}.`)
+    const name = v.toUpperCase().replace(/^CAP_/, '')
+    if (name !== 'ALL' && !(CAPABILITIES as readonly string[]).includes(name)) {
+      throw new RangeError(`Option \`${option}[${i}]\` is not a capability; got ${show(v)} (known: ${CAPABILITIES.join(', ')}, ALL).`)
+    }
+    return name
+  })
+}
+
+function pathList(option: string, value: unknown): string[] | undefined {
+  if (value === undefined) return undefined
+  if (!Array.isArray(value)) throw new TypeError(`Option \`${option}\` must be an array of absolute paths; got ${show(value)}.`)
+  return value.map((p, i) => {
+    if (typeof p !== 'string' || !p.startsWith('/') || p.split('/').includes('..') || p.includes('\0')) {
+      throw new RangeError(`Option \`${option}[${i}]\` must be an absolute path inside the container without \`..\`; got ${show(p)}.`)
+    }
+    return p
+  })
+}
+
+function seccomp(value: unknown): SecuritySpec['seccomp'] {
+  if (value === undefined || value === 'default') return 'default'
+  if (value === 'unconfined') return 'unconfined'
+  if (typeof value === 'string') {
+    let text: string
+    try {
+      text = fs.readFileSync(path.resolve(value), 'utf8')
+    } catch (e) {
+      throw new RangeError(`Option \`seccomp\` must be 'default', 'unconfined', a profile object or a readable JSON file; got ${show(value)} (${(e as Error).message}).`)
+    }
+    try {
+      JSON.parse(text)
+    } catch (e) {
+      throw new RangeError(`Option \`seccomp\`: ${show(value)} is not JSON (${(e as Error).message}).`)
+    }
+    return { profile: text }
+  }
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    if (typeof (value as { defaultAction?: unknown }).defaultAction !== 'string') {
+      throw new RangeError(`Option \`seccomp\` as a profile needs a \`defaultAction\` (docker/OCI format); got ${show(value)}.`)
+    }
+    return { profile: JSON.stringify(value) }
+  }
+  throw new TypeError(`Option \`seccomp\` must be 'default', 'unconfined', a path or a profile object; got ${show(value)}.`)
+}
+
+export function normalizeSecurity(o: SecurityOptions): SecuritySpec {
+  const add = capabilityList('capAdd', o.capAdd)
+  const drop = capabilityList('capDrop', o.capDrop)
+  let caps = new Set<string>(drop.includes('ALL') ? [] : DEFAULT_CAPABILITIES)
+  if (add.includes('ALL')) caps = new Set(CAPABILITIES)
+  for (const c of add) if (c !== 'ALL') caps.add(c)
+  for (const c of drop) if (c !== 'ALL' && !add.includes(c)) caps.delete(c)
+  if (o.noNewPrivileges !== undefined && typeof o.noNewPrivileges !== 'boolean') {
+    throw new TypeError(`Option \`noNewPrivileges\` must be a boolean; got ${show(o.noNewPrivileges)}.`)
+  }
+  const masked = pathList('maskedPaths', o.maskedPaths)
+  const readonly = pathList('readonlyPaths', o.readonlyPaths)
+  return {
+    capabilities: CAPABILITIES.filter((c) => caps.has(c)),
+    noNewPrivileges: o.noNewPrivileges ?? true,
+    seccomp: seccomp(o.seccomp),
+    ...(masked ? { maskedPaths: masked } : {}),
+    ...(readonly ? { readonlyPaths: readonly } : {}),
+  }
+}
+
+/**
+ * A rootfs whose /proc, /sys or /dev/null is a symlink is refused (CVE-2019-16884,
+ * CVE-2019-19921 and CVE-2025-31133 classes): such a rootfs exists to redirect a mount.
+ */
+export function checkRootfsLinks(rootfs: string): void {
+  for (const p of ['proc', 'sys', 'dev', 'dev/null']) {
+    let st: fs.Stats
+    try {
+      st = fs.lstatSync(path.join(rootfs, p))
+    } catch {
+      continue // absent: created by the container's setup
+    }
+    if (st.isSymbolicLink()) {
+      throw new RangeError(`Option \`rootfs\` has /${p} as a symlink, which is refused (a rootfs must not redirect /proc, /sys or /dev/null); got ${show(rootfs)}.`)
+    }
+  }
+}
