@@ -30,7 +30,7 @@ const RUN_FLAGS: Flag[] = [
   { long: 'hostname', short: 'h', arg: 'NAME', help: 'Host name inside the container. Default "lonely", in its own UTS namespace: the host\'s name is neither visible nor changeable.' },
   { long: 'env', short: 'e', arg: 'K=V', help: 'Set an environment variable (repeatable). `-e K` alone copies K from your environment (skipped if unset). Default: only PATH, HOSTNAME and HOME (and TERM with -t); none of your variables leak in.' },
   { long: 'workdir', short: 'w', arg: 'DIR', help: 'Working directory inside the container (absolute). Default /.' },
-  { long: 'user', short: 'u', arg: 'UID[:GID]', help: 'Numeric user and group id (names are not looked up). Default 0:0 (root inside the container). Without GID: the UID\'s group in the container\'s /etc/passwd, else 0.' },
+  { long: 'user', short: 'u', arg: 'UID[:GID]', help: 'Numeric user and group id (names are not looked up). Default 0:0: root inside the container, with docker\'s default capabilities only. Without GID: the UID\'s group in the container\'s /etc/passwd, else 0.' },
   { long: 'volume', short: 'v', arg: 'SRC:DST[:ro|rw]', help: 'Bind-mount the host path SRC (absolute, or starting with `.`) at DST (repeatable). Default rw; `ro` makes it read-only. By default no host path is shared but the read-only mirror.' },
   { long: 'tmpfs', arg: 'DST[:size=N[,mode=M]]', help: 'Mount a fresh tmpfs at DST (repeatable). size in bytes or with a k/m/g suffix (default: the kernel\'s, half of RAM), mode in octal (default 1777).' },
   { long: 'read-only', help: 'Mount the root filesystem read-only (--rootfs is writable by default; the default mirror root is always read-only).' },
@@ -46,6 +46,9 @@ const RUN_FLAGS: Flag[] = [
   { long: 'cpuset-mems', arg: 'LIST', help: 'Memory nodes the container may use, like 0.' },
   { long: 'pids-limit', arg: 'N', help: 'Most processes and threads alive at once; fork fails beyond it. Default: no limit.' },
   { long: 'ulimit', arg: 'NAME=SOFT[:HARD]', help: 'A resource limit (setrlimit) by name: nofile, nproc, core, fsize, stack, as, cpu, data, memlock, ... (repeatable); -1 or unlimited for none. Default: inherited from lonely.' },
+  { long: 'cap-add', arg: 'CAP', help: 'Add a Linux capability (repeatable; CAP_ prefix optional; ALL for all). Default: docker\'s 14 (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP) for root; none for other users.' },
+  { long: 'cap-drop', arg: 'CAP', help: 'Drop a Linux capability (repeatable; ALL drops every one, then --cap-add picks).' },
+  { long: 'security-opt', arg: 'OPT', help: 'seccomp=unconfined, seccomp=PROFILE.json (docker/OCI format), no-new-privileges[=true|false] (default true), systempaths=unconfined (no masked or read-only /proc and /sys paths). Default: the built-in seccomp profile (docker\'s allowlist, plus TIOCSTI/TIOCLINUX blocked), no_new_privs, docker\'s masked paths.' },
   { long: 'rm', help: 'Accepted for docker compatibility and ignored: a container is always removed when it exits.' },
   { long: 'interactive', short: 'i', help: 'Keep stdin open: the container reads your stdin. Default: stdin is /dev/null.' },
   { long: 'tty', short: 't', help: 'Allocate a pseudo-terminal for the container\'s stdin/stdout/stderr (stderr is merged into stdout). With -i your terminal is put in raw mode while it runs and restored after; its size follows yours. Default: no terminal, the container writes straight to your stdout/stderr.' },
@@ -102,9 +105,9 @@ everything after \`--\`, is the command with its arguments. Short flags combine
 
 With no options the container is isolated by default: its own pid, mount, uts,
 ipc, net and cgroup namespaces; the read-only host mirror as root; loopback-only
-network; hostname "lonely"; no stdin; every fd but 0-2 closed. It is removed
-when it exits. (Capability dropping, seccomp and masked /proc paths are not
-applied yet: see the README's security notes.)
+network; hostname "lonely"; root with docker's default capabilities,
+no_new_privs, the default seccomp profile and masked /proc and /sys paths;
+no stdin; every fd but 0-2 closed. It is removed when it exits.
 
 Options:
 ${flagList()}
@@ -345,6 +348,20 @@ function buildPlan(p: Parsed): Plan {
   if (pids !== undefined) limits.pids = integerFlag('pids-limit', pids)
   if (Object.keys(limits).length) options.limits = limits
 
+  const capAdd = all('cap-add')
+  if (capAdd.length) options.capAdd = capAdd
+  const capDrop = all('cap-drop')
+  if (capDrop.length) options.capDrop = capDrop
+  for (const opt of all('security-opt')) {
+    const [key, value] = opt.includes('=') ? [opt.slice(0, opt.indexOf('=')), opt.slice(opt.indexOf('=') + 1)] : [opt, undefined]
+    if (key === 'seccomp' && value) options.seccomp = value === 'unconfined' ? 'unconfined' : value
+    else if (key === 'no-new-privileges' && (value === undefined || value === 'true' || value === 'false')) options.noNewPrivileges = value !== 'false'
+    else if (key === 'systempaths' && value === 'unconfined') {
+      options.maskedPaths = []
+      options.readonlyPaths = []
+    } else throw invalid('security-opt', opt, 'must be seccomp=unconfined|PROFILE, no-new-privileges[=true|false] or systempaths=unconfined')
+  }
+
   const rlimits: NonNullable<ContainerOptions['rlimits']> = {}
   for (const u of all('ulimit')) {
     const m = /^([a-z]+)=(-1|unlimited|\d+)(?::(-1|unlimited|\d+))?$/.exec(u)
@@ -399,6 +416,7 @@ function translate(message: string, plan: Plan | undefined): string {
       timeout: 'timeout', killSignal: 'stop-signal', forceKillAfterDelay: 'stop-timeout', rlimits: 'ulimit',
       'limits.memory': 'memory', 'limits.memorySwap': 'memory-swap', 'limits.cpus': 'cpus', 'limits.cpuShares': 'cpu-shares',
       'limits.cpuset': 'cpuset-cpus', 'limits.cpusetMems': 'cpuset-mems', 'limits.pids': 'pids-limit',
+      capAdd: 'cap-add', capDrop: 'cap-drop', seccomp: 'security-opt', rootfs_links: 'rootfs',
     }
     const long = byOption[option] ?? byOption[option.split(/[.[]/)[0]]
     if (long) flag = flagName(long)

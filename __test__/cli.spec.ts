@@ -96,6 +96,7 @@ const EVERY_FLAG = [
   '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--rm', '-i, --interactive', '-t, --tty',
   '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
   '--cpuset-cpus LIST', '--cpuset-mems LIST', '--pids-limit N', '--ulimit NAME=SOFT[:HARD]',
+  '--cap-add CAP', '--cap-drop CAP', '--security-opt OPT',
 ]
 
 test('lonely run --help documents every flag, its default, and the exit codes', async (t) => {
@@ -360,6 +361,20 @@ test('--pids-limit makes fork fail past the limit; --ulimit sets rlimits; --cpus
   t.is(ulimit.stdout, '100\n200\n0\n', ulimit.stderr)
   const cpus = await inBox(['--cpus', '0.5', '--cpu-shares', '512', '--cpuset-cpus', '0', '--', 'true'])
   t.is(cpus.code, 0, cpus.stderr)
+  noLeaks(t)
+})
+
+test('--cap-add/--cap-drop change the capability set; --security-opt relaxes seccomp, no_new_privs and masked paths', async (t) => {
+  const status = ['sh', '-c', 'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status']
+  const byDefault = await inBox(status)
+  t.is(byDefault.stdout, 'CapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n')
+  const relaxed = await inBox(['--cap-drop', 'ALL', '--cap-add', 'CAP_KILL', '--security-opt', 'seccomp=unconfined', '--security-opt', 'no-new-privileges=false', '--', ...status])
+  t.is(relaxed.stdout, 'CapEff:\t0000000000000020\nNoNewPrivs:\t0\nSeccomp:\t0\n', relaxed.stderr)
+  const bad = await inBox(['--cap-add', 'SUPERPOWER', '--', 'true'])
+  t.is(bad.code, 125)
+  t.regex(bad.stderr, /^lonely: invalid value for --cap-add: capAdd\[0\] is not a capability/)
+  const badOpt = await inBox(['--security-opt', 'apparmor=x', '--', 'true'])
+  t.is(badOpt.code, 125)
   noLeaks(t)
 })
 
