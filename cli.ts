@@ -416,7 +416,7 @@ function translate(message: string, plan: Plan | undefined): string {
       timeout: 'timeout', killSignal: 'stop-signal', forceKillAfterDelay: 'stop-timeout', rlimits: 'ulimit',
       'limits.memory': 'memory', 'limits.memorySwap': 'memory-swap', 'limits.cpus': 'cpus', 'limits.cpuShares': 'cpu-shares',
       'limits.cpuset': 'cpuset-cpus', 'limits.cpusetMems': 'cpuset-mems', 'limits.pids': 'pids-limit',
-      capAdd: 'cap-add', capDrop: 'cap-drop', seccomp: 'security-opt', rootfs_links: 'rootfs',
+      capAdd: 'cap-add', capDrop: 'cap-drop', seccomp: 'security-opt', noNewPrivileges: 'security-opt',
     }
     const long = byOption[option] ?? byOption[option.split(/[.[]/)[0]]
     if (long) flag = flagName(long)
