@@ -9,7 +9,7 @@ import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type R
 import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
-export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup'
+export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup' | 'user'
 
 export type Mount =
   | { type: 'bind'; source: string; target: string; readonly?: boolean }
@@ -72,7 +72,7 @@ const CONTAINER_KEYS = [
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty',
   'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'maskedPaths', 'readonlyPaths',
 ] as const
-const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup']
+const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'user']
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 
@@ -199,10 +199,15 @@ function hostname(value: unknown): string {
 
 function namespaces(value: unknown): Record<NamespaceName, boolean> {
   const out = Object.fromEntries(NAMESPACES.map((n) => [n, true])) as Record<NamespaceName, boolean>
+  // Root makes containers directly; anyone else through a user namespace (rootless).
+  const root = process.geteuid?.() === 0
+  out.user = !root
   if (value === undefined) return out
   if (typeof value !== 'object' || value === null) throw typeError('namespaces', 'an object', value)
   for (const [key, on] of Object.entries(value)) {
-    if (key === 'user') throw rangeError('namespaces.user', 'is not supported yet (user namespaces come with rootless mode)', on)
+    if (key === 'user' && on === false && !root) {
+      throw rangeError('namespaces.user', `can only be turned off by root (this process runs as uid ${process.geteuid?.()})`, on)
+    }
     if (!NAMESPACES.includes(key as NamespaceName)) {
       throw rangeError('namespaces', `has an unknown key \`${key}\` (known: ${NAMESPACES.join(', ')})`, value)
     }
@@ -336,6 +341,13 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   }
   const name = hostname(o.hostname)
   const uid = id('uid', o.uid, 0)
+  if (ns.user) {
+    // One id is mapped: the caller's, as root inside.
+    for (const [key, v] of [['uid', uid], ['gid', o.gid ?? 0]] as const) {
+      if (v !== 0) throw rangeError(key, 'must be 0 in a user namespace (rootless: only the caller\'s id is mapped, as root inside)', v)
+    }
+    if (o.groups?.length) throw rangeError('groups', 'must be empty in a user namespace (setgroups is denied there)', o.groups)
+  }
   const tty = bool('tty', o.tty, false)
   const streams = stdio(o)
   if (o.input !== undefined) {

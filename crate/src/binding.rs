@@ -9,7 +9,7 @@ use napi_derive::napi;
 use crate::reaper::{self, Exit};
 use crate::spawn::{spawn, SpawnError};
 use crate::cgroups::{self, Stats};
-use crate::{netns, plan, spec, stdio};
+use crate::{netns, plan, spec, stdio, userns};
 
 #[napi(object)]
 pub struct SetupFailure {
@@ -97,7 +97,8 @@ pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, 
         Some(limits) => Some(cgroups::create(limits).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?),
         None => None,
     };
-    let netns = if spec.namespaces.net { netns::take() } else { None };
+    // The pool's namespaces belong to the initial user namespace: a new one cannot join them.
+    let netns = if spec.namespaces.net && !spec.namespaces.user { netns::take() } else { None };
     let handles = spec::Handles {
         stdio: wired.child_fds(),
         netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
@@ -149,6 +150,9 @@ pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, 
                 stderr: None,
                 failure: Some(SetupFailure { message: format!("{message} ({code})"), stage, path, errno: errno as i32, code }),
             })
+        }
+        Err(SpawnError::Clone(errno)) if spec.namespaces.user && matches!(errno, nix::errno::Errno::EPERM | nix::errno::Errno::ENOSPC | nix::errno::Errno::EACCES) => {
+            Err(Error::from_reason(userns::explain(errno)))
         }
         Err(e) => Err(Error::from_reason(e.to_string())),
     }

@@ -214,7 +214,16 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16;
             sys.loopback_up(&req)
         }
-        Op::Credentials { uid, gid, groups } => sys.set_credentials(*uid, *gid, groups),
+        Op::Credentials { uid, gid, groups, set_groups } => sys.set_credentials(*uid, *gid, groups, *set_groups),
+        Op::IdMaps { uid_map, gid_map } => {
+            // Unprivileged, a gid map needs setgroups denied first (user_namespaces(7)).
+            match sys.write_file(c"/proc/self/setgroups", b"deny") {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(e),
+            }
+            sys.write_file(c"/proc/self/uid_map", uid_map)?;
+            sys.write_file(c"/proc/self/gid_map", gid_map)
+        }
         Op::Chdir(path) => sys.chdir(path),
         Op::CloseFds => sys.close_fds_from(3),
     }

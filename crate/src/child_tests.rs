@@ -128,7 +128,10 @@ impl Sys for Recorder {
     fn loopback_up(&self, _: &libc::ifreq) -> SysResult<()> {
         self.record("lo up".into())
     }
-    fn set_credentials(&self, uid: u32, gid: u32, _: &[libc::gid_t]) -> SysResult<()> {
+    fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()> {
+        self.record(format!("write {} {}", s(path), String::from_utf8_lossy(data)))
+    }
+    fn set_credentials(&self, uid: u32, gid: u32, _: &[libc::gid_t], _: bool) -> SysResult<()> {
         self.record(format!("creds {uid}:{gid}"))
     }
     fn close_fds_from(&self, first: c_uint) -> SysResult<()> {

@@ -15,5 +15,6 @@ pub mod spawn;
 pub mod spec;
 pub mod stdio;
 pub mod sys;
+pub mod userns;
 #[cfg(test)]
 mod child_tests;

@@ -76,6 +76,22 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
             }
         }
     }
+    let user = spec.namespaces.user;
+    // In a user namespace mknod is refused: the device nodes are bound from the host's /dev.
+    let mut devices = Vec::new();
+    if user {
+        for (name, _, _) in DEVICES {
+            let slot = slots.next();
+            plan.push(Op::CloneTree { src: c(&format!("/dev/{name}")), slot, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
+            devices.push((format!("dev/{name}"), slot));
+        }
+    }
+    // A user namespace may mount sysfs only for a network namespace it owns.
+    let host_sys = (user && !spec.namespaces.net).then(|| {
+        let slot = slots.next();
+        plan.push(Op::CloneTree { src: c("/sys"), slot, attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC });
+        slot
+    });
     let mut binds = Vec::new();
     for m in &spec.mounts {
         if let MountSpec::Bind { source, readonly, .. } = m {
@@ -97,16 +113,33 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
 
     new_fs(plan, &mut slots, "proc", vec![], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "proc");
     new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "0755"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "dev");
-    for (name, major, minor) in DEVICES {
-        plan.push(Op::Device { at: InRoot::new(&format!("dev/{name}")), major: *major, minor: *minor });
+    if user {
+        for (path, slot) in devices {
+            let target = InRoot::new(&path);
+            plan.push(Op::EnsureFile { target: target.clone() });
+            plan.push(Op::Attach { slot, target });
+        }
+    } else {
+        for (name, major, minor) in DEVICES {
+            plan.push(Op::Device { at: InRoot::new(&format!("dev/{name}")), major: *major, minor: *minor });
+        }
     }
-    let devpts = vec![(c("newinstance"), None), param("ptmxmode", "0666"), param("mode", "0620"), param("gid", "5")];
+    let mut devpts = vec![(c("newinstance"), None), param("ptmxmode", "0666"), param("mode", "0620")];
+    if !user {
+        devpts.push(param("gid", "5")); // tty's gid, which a user namespace does not map
+    }
     new_fs(plan, &mut slots, "devpts", devpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "dev/pts");
     new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "1777"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "dev/shm");
     for (link, target) in DEV_SYMLINKS {
         plan.push(Op::Symlink { link_target: c(target), at: InRoot::new(link) });
     }
-    new_fs(plan, &mut slots, "sysfs", vec![], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "sys");
+    match host_sys {
+        Some(slot) => {
+            plan.push(Op::EnsureDir { components: InRoot::components("sys") });
+            plan.push(Op::Attach { slot, target: InRoot::new("sys") });
+        }
+        None => new_fs(plan, &mut slots, "sysfs", vec![], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "sys"),
+    }
     new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "1777")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "tmp");
 
     let mut binds = binds.into_iter();

@@ -66,7 +66,9 @@ pub enum Op {
     PivotRoot,
     Hostname(Vec<u8>),
     LoopbackUp,
-    Credentials { uid: u32, gid: u32, groups: Vec<libc::gid_t> },
+    Credentials { uid: u32, gid: u32, groups: Vec<libc::gid_t>, set_groups: bool },
+    /// In a new user namespace: setgroups "deny", then map the caller's uid and gid to 0.
+    IdMaps { uid_map: Vec<u8>, gid_map: Vec<u8> },
     Chdir(CString),
     CloseFds,
 }
@@ -110,6 +112,7 @@ impl Op {
             Op::Hostname(_) => ("sethostname".into(), None),
             Op::LoopbackUp => ("loopback up".into(), Some("lo".into())),
             Op::Credentials { .. } => ("set credentials".into(), None),
+            Op::IdMaps { .. } => ("write uid_map/gid_map".into(), Some("/proc/self/uid_map".into())),
             Op::Chdir(p) => ("chdir".into(), Some(s(p))),
             Op::CloseFds => ("close_range".into(), None),
         }

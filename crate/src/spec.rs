@@ -136,6 +136,9 @@ pub struct Namespaces {
     pub ipc: bool,
     pub net: bool,
     pub cgroup: bool,
+    /// A user namespace mapping the caller's uid and gid to 0 (rootless).
+    #[serde(default)]
+    pub user: bool,
 }
 
 #[derive(Debug, Deserialize, Clone)]
@@ -207,6 +210,11 @@ impl ContainerSpec {
             return Err(SpecError::NeedsMountNamespace);
         }
         let mut plan = vec![Op::ResetSignals, Op::NewSession, Op::ParentDeathSignal(libc::SIGKILL)];
+        if ns.user {
+            // First: every later step's privileges are those of root in this namespace.
+            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+            plan.push(Op::IdMaps { uid_map: format!("0 {uid} 1").into_bytes(), gid_map: format!("0 {gid} 1").into_bytes() });
+        }
         if handles.console.is_none() {
             for (to, from) in handles.stdio.iter().enumerate() {
                 plan.push(Op::Dup2 { from: *from, to: to as i32 });
@@ -263,7 +271,7 @@ impl ContainerSpec {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
             filters(&mut plan);
         }
-        plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone() });
+        plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone(), set_groups: !ns.user });
         plan.push(Op::Chdir(cstring("cwd", &self.cwd)?));
         plan.push(Op::Capabilities { set: caps, root: self.uid == 0 });
         if self.no_new_privileges {
@@ -279,6 +287,7 @@ impl ContainerSpec {
             (ns.uts, libc::CLONE_NEWUTS),
             (ns.ipc, libc::CLONE_NEWIPC),
             (clone_net, libc::CLONE_NEWNET),
+            (ns.user, libc::CLONE_NEWUSER),
         ] {
             if on {
                 flags |= flag;

@@ -64,7 +64,9 @@ pub trait Sys {
     fn chdir(&self, path: &CStr) -> SysResult<()>;
     fn sethostname(&self, name: &[u8]) -> SysResult<()>;
     fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()>;
-    fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t]) -> SysResult<()>;
+    /// setgroups (unless `set_groups` is false: a user namespace denies it), setresgid, setresuid.
+    fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t], set_groups: bool) -> SysResult<()>;
+    fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()>;
     fn close_fds_from(&self, first: c_uint) -> SysResult<()>;
     /// open_tree(dir, path, OPEN_TREE_CLONE): a bind source inside the new root.
     fn clone_in_root(&self, dir: c_int, path: &CStr) -> SysResult<c_int>;
@@ -288,11 +290,20 @@ impl Sys for Kernel {
         ret.map(drop)
     }
 
-    fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t]) -> SysResult<()> {
+    fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t], set_groups: bool) -> SysResult<()> {
         // Raw syscalls: glibc's wrappers broadcast to threads that do not exist here and hang.
-        check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })?;
+        if set_groups {
+            check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })?;
+        }
         check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })?;
         check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }).map(drop)
+    }
+
+    fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()> {
+        let fd = check_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+        let written = check(unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) } as c_long);
+        unsafe { libc::close(fd) };
+        written.map(drop)
     }
 
     fn close_fds_from(&self, first: c_uint) -> SysResult<()> {

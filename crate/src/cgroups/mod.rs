@@ -52,7 +52,7 @@ pub enum CgroupError {
     NoHierarchy,
     #[error("limits.{limit}: {why}")]
     Unsupported { limit: &'static str, why: String },
-    #[error("mkdir `{}`: {source}", path.display())]
+    #[error("mkdir `{}`: {source}{}", path.display(), if unsafe { libc::geteuid() } != 0 && matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) { " (rootless: limits need a cgroup delegated to this user, e.g. `systemd-run --user --scope -p Delegate=yes node ...`)" } else { "" })]
     Mkdir { path: PathBuf, source: std::io::Error },
     #[error("write `{}` ({value}): {source}", path.display())]
     Write { path: PathBuf, value: String, source: std::io::Error },

@@ -1,0 +1,123 @@
+// Rootless mode: a non-root host user (uid 65534 through setpriv) makes containers through a
+// user namespace. Each check runs the library in a Node process of that user; attacks run only
+// inside containers, each with a control.
+import test from 'ava'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { spawnSync } from 'node:child_process'
+
+import { run } from '../index'
+import { makeBusyboxRoot, removeRoot } from './helpers'
+
+const REPO = path.join(__dirname, '..')
+const NOBODY = 65534
+const setpriv = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p))
+let root: string
+let shared: string
+
+interface Outcome {
+  exitCode?: number
+  stdout?: string
+  stderr?: string
+  error?: string
+  name?: string
+}
+
+/** Runs `run(command, options)` in a Node process of uid 65534 and returns what it got. */
+function asNobody(command: string[], options: Record<string, unknown> = {}): Outcome {
+  const script = `
+    const { run } = require('./index.ts')
+    run(${JSON.stringify(command)}, { reject: false, ...${JSON.stringify(options)} })
+      .then((r) => console.log(JSON.stringify({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr })))
+      .catch((e) => console.log(JSON.stringify({ error: e.message, name: e.name })))`
+  const r = spawnSync(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '-e', script], {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, HOME: os.tmpdir() },
+  })
+  const line = r.stdout.trim().split('\n').pop() ?? ''
+  try {
+    return JSON.parse(line) as Outcome
+  } catch {
+    throw new Error(`the uid ${NOBODY} process failed: ${r.stderr || r.stdout}`)
+  }
+}
+
+const skip = !setpriv || process.geteuid?.() !== 0 || !fs.existsSync('/proc/self/ns/user')
+const maybe = skip ? test.skip : test.serial
+
+test.before(() => {
+  if (skip) return
+  root = makeBusyboxRoot()
+  shared = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-rootless-'))
+  fs.chownSync(shared, NOBODY, NOBODY)
+})
+
+test.after.always(() => {
+  if (root) removeRoot(root)
+  if (shared) fs.rmSync(shared, { recursive: true, force: true })
+})
+
+maybe('a non-root user gets a container: root inside, mapped to the caller outside', (t) => {
+  const r = asNobody(['sh', '-c', 'id -u; echo $$; hostname; cat /proc/self/uid_map'], { hostname: 'rootless' })
+  const [uid, pid, host, map] = r.stdout!.split('\n')
+  t.is(uid, '0')
+  t.is(pid, '1')
+  t.is(host, 'rootless')
+  t.deepEqual(map.trim().split(/\s+/), ['0', String(NOBODY), '1'])
+})
+
+maybe('uid 0 inside is not uid 0 outside: a file made in a bind mount belongs to the caller on the host', (t) => {
+  const r = asNobody(['sh', '-c', 'echo hi > /shared/made-inside && stat -c %u /shared/made-inside'], { mounts: [{ type: 'bind', source: shared, target: '/shared' }] })
+  t.is(r.stdout, '0', 'root inside')
+  t.is(fs.statSync(path.join(shared, 'made-inside')).uid, NOBODY, 'the caller outside')
+})
+
+maybe('root inside cannot read what only host root can: /etc/shadow (control: a root-run container can)', async (t) => {
+  const rootless = asNobody(['cat', '/etc/shadow'])
+  t.not(rootless.exitCode, 0)
+  t.regex(rootless.stderr!, /Permission denied/)
+  const control = await run(['sh', '-c', 'head -c 5 /etc/shadow'], { reject: false })
+  t.is(control.exitCode, 0, 'a container made by host root reads it: the user namespace is what stops it')
+})
+
+maybe('the hardening holds rootless: capabilities, no_new_privs, seccomp', (t) => {
+  const r = asNobody(['sh', '-c', 'grep -E "^(CapInh|CapEff|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status'])
+  t.is(r.stdout, 'CapInh:\t0000000000000000\nCapEff:\t00000000a80425fb\nCapAmb:\t0000000000000000\nNoNewPrivs:\t1\nSeccomp:\t2')
+})
+
+maybe('mount is refused by seccomp rootless; control: unconfined with SYS_ADMIN mounts inside its own namespace', (t) => {
+  const attack = ['sh', '-c', 'mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo mounted']
+  const denied = asNobody(attack, { rootfs: root })
+  t.not(denied.exitCode, 0)
+  t.regex(denied.stderr!, /operation not permitted|permission denied/i)
+  const control = asNobody(attack, { rootfs: root, seccomp: 'unconfined', capAdd: ['SYS_ADMIN'] })
+  t.is(control.stdout, 'mounted', control.stderr)
+})
+
+maybe('the network is only lo and the pid namespace hides the host, rootless too', (t) => {
+  // A shell builtin lists /proc: no other process of ours exists to show up.
+  const r = asNobody(['sh', '-c', 'ls /sys/class/net; echo /proc/[0-9]*'], { rootfs: root })
+  t.is(r.stdout, 'lo\n/proc/1')
+})
+
+maybe('a tty works rootless (devpts owned by the user namespace)', (t) => {
+  const r = asNobody(['sh', '-c', 'tty; [ -t 0 ] && echo terminal'], { rootfs: root, tty: true, input: '' })
+  t.is(r.stdout!.replace(/\r/g, ''), '/dev/pts/0\nterminal')
+})
+
+maybe('limits without a delegated cgroup are an error that says so', (t) => {
+  const r = asNobody(['true'], { limits: { pids: 8 } })
+  t.regex(r.error!, /rootless: limits need a cgroup delegated to this user/)
+})
+
+maybe('rootless refuses ids it cannot map and cannot turn the user namespace off', (t) => {
+  t.regex(asNobody(['true'], { uid: 1000 }).error!, /Option `uid` must be 0 in a user namespace/)
+  t.regex(asNobody(['true'], { namespaces: { user: false } }).error!, /Option `namespaces.user` can only be turned off by root/)
+})
+
+maybe('host root can ask for a user namespace too', async (t) => {
+  const r = await run(['sh', '-c', 'cat /proc/self/uid_map'], { namespaces: { user: true } })
+  t.deepEqual(r.stdout.trim().split(/\s+/), ['0', '0', '1'])
+})
