@@ -5,7 +5,7 @@ import test from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { spawnSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 
 import { run } from '../index'
 import { makeBusyboxRoot, removeRoot } from './helpers'
@@ -50,6 +50,8 @@ const maybe = skip ? test.skip : test.serial
 test.before(() => {
   if (skip) return
   root = makeBusyboxRoot()
+  // The escape suite's attack program (it prints OK or the errno's name).
+  execFileSync('gcc', ['-static', '-O0', '-o', path.join(root, 'attack'), path.join(__dirname, 'fixtures/attack.c')])
   shared = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-rootless-'))
   fs.chownSync(shared, NOBODY, NOBODY)
 })
@@ -120,4 +122,36 @@ maybe('rootless refuses ids it cannot map and cannot turn the user namespace off
 maybe('host root can ask for a user namespace too', async (t) => {
   const r = await run(['sh', '-c', 'cat /proc/self/uid_map'], { namespaces: { user: true } })
   t.deepEqual(r.stdout.trim().split(/\s+/), ['0', '0', '1'])
+})
+
+/** Attacks of the escape suite, run by a non-root host user: each must fail as it does for root. */
+const ATTACKS: Array<[string, string[], string]> = [
+  ['mount', [], 'EPERM'], ['fsopen', [], 'EPERM'], ['open-tree', [], 'EPERM'], ['umount-proc', [], 'EPERM'], ['pivot-root', [], 'EPERM'],
+  ['unshare-user', [], 'EPERM'], ['unshare-ns', [], 'EPERM'], ['setns-net', [], 'EPERM'], ['clone-newuser', [], 'EPERM'], ['clone3', [], 'ENOSYS'],
+  ['keyctl', [], 'EPERM'], ['add-key', [], 'EPERM'], ['request-key', [], 'EPERM'], ['bpf', [], 'EPERM'], ['name-to-handle', [], 'EPERM'],
+  ['kexec-load', [], 'EPERM'], ['init-module', [], 'EPERM'], ['userfaultfd', [], 'EPERM'], ['io-uring', [], 'EPERM'], ['perf-event-open', [], 'EPERM'],
+  ['reboot', [], 'EPERM'], ['swapon', [], 'EPERM'], ['acct', [], 'EPERM'], ['settimeofday', [], 'EPERM'], ['x32-getpid', [], 'EPERM'],
+  ['kill-all', [], 'ESRCH'],
+]
+
+maybe('rootless: the escape suite\'s system-call attacks fail as they do for root; control: unconfined lets some through', (t) => {
+  const script = ATTACKS.map(([name, args]) => `/attack ${name} ${args.join(' ')}`).join('; ')
+  const r = asNobody(['/bin/sh', '-c', script], { rootfs: root })
+  const got = r.stdout!.split('\n').map((l) => l.split(' ')[0])
+  t.deepEqual(got, ATTACKS.map(([, , expected]) => expected), r.stderr)
+  // Control: without seccomp, the same user-namespace root gets through where seccomp was the wall.
+  const control = asNobody(['/bin/sh', '-c', '/attack unshare-user; /attack keyctl; /attack clone3'], { rootfs: root, seccomp: 'unconfined' })
+  t.deepEqual(control.stdout!.split('\n').map((l) => l.split(' ')[0]), ['OK', 'OK', 'OK'], control.stderr)
+})
+
+maybe('rootless: TIOCSTI (also with high bits) and TIOCLINUX are refused on the container\'s terminal', (t) => {
+  const r = asNobody(['/bin/sh', '-c', '/attack tiocsti; /attack tiocsti-high; /attack tioclinux'], { rootfs: root, tty: true, input: '' })
+  t.deepEqual(r.stdout!.replace(/\r/g, '').split('\n').map((l) => l.split(' ')[0]), ['EPERM', 'EPERM', 'EPERM'])
+})
+
+maybe('rootless: masked paths read empty; control maskedPaths [] shows the host\'s', (t) => {
+  const r = asNobody(['/attack', 'read-size', '/proc/interrupts'], { rootfs: root })
+  t.is(r.stdout, 'bytes=0')
+  const control = asNobody(['/attack', 'read-size', '/proc/interrupts'], { rootfs: root, maskedPaths: [] })
+  t.true(Number(control.stdout!.replace('bytes=', '')) > 0, control.stdout)
 })

@@ -154,18 +154,25 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 other => other,
             }
         }
-        Op::Device { at, major, minor } => {
+        Op::Device { at, slot } => {
+            // Our own fresh /dev tmpfs: no lookup can be redirected, create and bind at once.
             let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
-            let made = sys.mknodat(parent, &at.name, libc::S_IFCHR | 0o666, libc::makedev(*major, *minor));
+            let made = sys.create_file_at(parent, &at.name);
             sys.close(parent);
-            made
+            match made {
+                Ok(()) => attach(sys, slots[ROOT], slots[*slot], &at.path),
+                Err(e) => {
+                    sys.close(slots[*slot]);
+                    Err(e)
+                }
+            }
         }
-        Op::MaskPath(target) => {
+        Op::MaskPath { target, dir } => {
             let root = slots[ROOT];
-            let cover = match kind(sys, root, target) {
+            let cover = match dir.or_else(|| kind(sys, root, target)) {
                 None => return Ok(()), // not on this kernel
                 Some(true) => sys.fs_mount(c"tmpfs", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?,
-                Some(false) => sys.clone_in_root(root, c"dev/null")?,
+                Some(false) => clone_in_root(sys, root, c"dev/null")?,
             };
             attach(sys, root, cover, &target.path)
         }
@@ -174,7 +181,9 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             if kind(sys, root, target).is_none() {
                 return Ok(());
             }
-            let copy = sys.clone_in_root(root, &target.path)?;
+            // Source and target resolved alike, inside the root: a symlink (or one swapped in
+            // by a racing writer) cannot make the copy come from the host.
+            let copy = clone_in_root(sys, root, &target.path)?;
             match sys.set_mount_attrs(copy, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true) {
                 Ok(()) => attach(sys, root, copy, &target.path),
                 Err(e) => {
@@ -227,6 +236,14 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::Chdir(path) => sys.chdir(path),
         Op::CloseFds => sys.close_fds_from(3),
     }
+}
+
+/// A bind copy of `path` as resolved inside the root (RESOLVE_IN_ROOT).
+fn clone_in_root<S: Sys>(sys: &S, root: c_int, path: &CStr) -> Result<c_int, Errno> {
+    let fd = sys.open_in_root(root, path, libc::O_PATH)?;
+    let copy = sys.clone_fd(fd);
+    sys.close(fd);
+    copy
 }
 
 /// Moves the detached mount `tree` onto `path` inside the root; closes `tree`.

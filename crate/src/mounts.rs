@@ -10,8 +10,10 @@ use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_A
 
 /// Host directories the default root mirrors read-only (those that exist).
 const HOST_MIRROR: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"];
-/// Device nodes made in the container's /dev (docker's set): name, major, minor.
-const DEVICES: &[(&str, u32, u32)] = &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+/// Device nodes bound from the host into the container's /dev (docker's set). Every other
+/// filesystem a container can write is nodev, so a node it makes with mknod cannot be opened:
+/// this list is the device allowlist (docker's devices cgroup does the same job).
+const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 const DEV_SYMLINKS: &[(&str, &str)] = &[
     ("dev/ptmx", "pts/ptmx"),
     ("dev/fd", "/proc/self/fd"),
@@ -54,7 +56,7 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
     let root = slots.next();
     let mirror = spec.rootfs.is_none();
     match &spec.rootfs {
-        Some(rootfs) => plan.push(Op::CloneTree { src: cstring("rootfs", rootfs)?, slot: root, attrs: 0 }),
+        Some(rootfs) => plan.push(Op::CloneTree { src: cstring("rootfs", rootfs)?, slot: root, attrs: MOUNT_ATTR_NODEV }),
         None => plan.push(Op::NewFs { fstype: c("tmpfs"), params: vec![param("mode", "0755"), param("size", "1m")], attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, slot: root }),
     }
     let mut host_dirs = Vec::new();
@@ -77,14 +79,11 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         }
     }
     let user = spec.namespaces.user;
-    // In a user namespace mknod is refused: the device nodes are bound from the host's /dev.
     let mut devices = Vec::new();
-    if user {
-        for (name, _, _) in DEVICES {
-            let slot = slots.next();
-            plan.push(Op::CloneTree { src: c(&format!("/dev/{name}")), slot, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
-            devices.push((format!("dev/{name}"), slot));
-        }
+    for name in DEVICES {
+        let slot = slots.next();
+        plan.push(Op::CloneTree { src: c(&format!("/dev/{name}")), slot, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
+        devices.push((format!("dev/{name}"), slot));
     }
     // A user namespace may mount sysfs only for a network namespace it owns.
     let host_sys = (user && !spec.namespaces.net).then(|| {
@@ -96,7 +95,7 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
     for m in &spec.mounts {
         if let MountSpec::Bind { source, readonly, .. } = m {
             let slot = slots.next();
-            let attrs = if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
+            let attrs = MOUNT_ATTR_NODEV | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
             plan.push(Op::CloneTree { src: cstring("mounts.source", source)?, slot, attrs });
             binds.push((slot, is_dir(source)?));
         }
@@ -112,17 +111,9 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
     }
 
     new_fs(plan, &mut slots, "proc", vec![], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "proc");
-    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "0755"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "dev");
-    if user {
-        for (path, slot) in devices {
-            let target = InRoot::new(&path);
-            plan.push(Op::EnsureFile { target: target.clone() });
-            plan.push(Op::Attach { slot, target });
-        }
-    } else {
-        for (name, major, minor) in DEVICES {
-            plan.push(Op::Device { at: InRoot::new(&format!("dev/{name}")), major: *major, minor: *minor });
-        }
+    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "0755"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "dev");
+    for (path, slot) in devices {
+        plan.push(Op::Device { at: InRoot::new(&path), slot });
     }
     let mut devpts = vec![(c("newinstance"), None), param("ptmxmode", "0666"), param("mode", "0620")];
     if !user {
@@ -175,11 +166,22 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         let list: Vec<String> = given.clone().unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
         list.iter().map(|p| container_path("maskedPaths", p)).collect()
     };
+    // /proc and /sys are the host kernel's: what is absent there is absent inside, skip it.
+    let on_host = |rel: &str| -> Option<Option<bool>> {
+        if !(rel.starts_with("proc/") || rel.starts_with("sys/")) {
+            return Some(None);
+        }
+        std::fs::metadata(format!("/{rel}")).ok().map(|m| Some(m.is_dir()))
+    };
     for path in paths(&spec.masked_paths, security::MASKED_PATHS)? {
-        plan.push(Op::MaskPath(InRoot::new(&path)));
+        if let Some(dir) = on_host(&path) {
+            plan.push(Op::MaskPath { target: InRoot::new(&path), dir });
+        }
     }
     for path in paths(&spec.readonly_paths, security::READONLY_PATHS)? {
-        plan.push(Op::ReadonlyPath(InRoot::new(&path)));
+        if on_host(&path).is_some() {
+            plan.push(Op::ReadonlyPath(InRoot::new(&path)));
+        }
     }
 
     if mirror || spec.readonly_root {

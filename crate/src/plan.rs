@@ -49,12 +49,13 @@ pub enum Op {
     /// move_mount(slot -> target inside the root).
     Attach { slot: usize, target: InRoot },
     Symlink { link_target: CString, at: InRoot },
-    /// mknod of a character device (docker's /dev set), in the container's own /dev tmpfs.
-    Device { at: InRoot, major: u32, minor: u32 },
+    /// A host device node (docker's /dev set) bound into the container's own /dev tmpfs.
+    Device { at: InRoot, slot: usize },
     /// mount_setattr on the root mount itself (not recursive).
     RootAttrs(u64),
     /// docker's masked paths: /dev/null over a file, an empty read-only tmpfs over a directory.
-    MaskPath(InRoot),
+    /// `dir`: known from the host's own /proc and /sys (same kernel); None: looked up in the child.
+    MaskPath { target: InRoot, dir: Option<bool> },
     /// Bound over itself, read-only.
     ReadonlyPath(InRoot),
     /// Drop every capability not in `keep` from the bounding set (0..=last).
@@ -101,7 +102,7 @@ impl Op {
             Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
-            Op::MaskPath(target) => ("mask".into(), Some(abs(target))),
+            Op::MaskPath { target, .. } => ("mask".into(), Some(abs(target))),
             Op::ReadonlyPath(target) => ("remount read-only".into(), Some(abs(target))),
             Op::BoundingSet { .. } => ("prctl PR_CAPBSET_DROP".into(), None),
             Op::Capabilities { .. } => ("capset".into(), None),

@@ -57,7 +57,6 @@ pub trait Sys {
     fn open_dir(&self, path: &CStr) -> SysResult<c_int>;
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()>;
     fn create_file_at(&self, dir: c_int, name: &CStr) -> SysResult<()>;
-    fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()>;
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()>;
     fn close(&self, fd: c_int);
     fn pivot_into(&self, root: c_int) -> SysResult<()>;
@@ -68,8 +67,8 @@ pub trait Sys {
     fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t], set_groups: bool) -> SysResult<()>;
     fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()>;
     fn close_fds_from(&self, first: c_uint) -> SysResult<()>;
-    /// open_tree(dir, path, OPEN_TREE_CLONE): a bind source inside the new root.
-    fn clone_in_root(&self, dir: c_int, path: &CStr) -> SysResult<c_int>;
+    /// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH): a bind of what `fd` (opened in the root) is.
+    fn clone_fd(&self, fd: c_int) -> SysResult<c_int>;
     fn drop_bounding_cap(&self, cap: u32) -> SysResult<()>;
     fn set_capabilities(&self, effective: u64, permitted: u64, inheritable: u64) -> SysResult<()>;
     fn clear_ambient_caps(&self) -> SysResult<()>;
@@ -254,10 +253,6 @@ impl Sys for Kernel {
         Ok(())
     }
 
-    fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()> {
-        check_int(unsafe { libc::mknodat(dir, name.as_ptr(), mode, dev) }).map(drop)
-    }
-
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()> {
         check_int(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(drop)
     }
@@ -310,9 +305,9 @@ impl Sys for Kernel {
         check(unsafe { libc::syscall(libc::SYS_close_range, first, c_uint::MAX, 0) }).map(drop)
     }
 
-    fn clone_in_root(&self, dir: c_int, path: &CStr) -> SysResult<c_int> {
-        let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as c_uint;
-        check(unsafe { libc::syscall(libc::SYS_open_tree, dir, path.as_ptr(), flags) }).map(|fd| fd as c_int)
+    fn clone_fd(&self, fd: c_int) -> SysResult<c_int> {
+        let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as c_uint | libc::AT_EMPTY_PATH as c_uint;
+        check(unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) }).map(|fd| fd as c_int)
     }
 
     fn drop_bounding_cap(&self, cap: u32) -> SysResult<()> {
