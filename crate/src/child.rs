@@ -154,7 +154,19 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 other => other,
             }
         }
-        Op::Device { at, slot } => {
+        Op::Device { at, major, minor } => {
+            let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let made = sys.mknodat(parent, &at.name, libc::S_IFCHR | 0o666, libc::makedev(*major, *minor));
+            sys.close(parent);
+            made
+        }
+        Op::DevReadonly => {
+            let dev = sys.open_in_root(slots[ROOT], c"dev", libc::O_PATH | libc::O_DIRECTORY)?;
+            let done = sys.set_mount_attrs(dev, MOUNT_ATTR_RDONLY, false);
+            sys.close(dev);
+            done
+        }
+        Op::BindDevice { at, slot } => {
             // Our own fresh /dev tmpfs: no lookup can be redirected, create and bind at once.
             let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
             let made = sys.create_file_at(parent, &at.name);

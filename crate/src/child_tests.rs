@@ -109,6 +109,9 @@ impl Sys for Recorder {
     fn create_file_at(&self, _: c_int, name: &CStr) -> SysResult<()> {
         self.record(format!("create {}", s(name)))
     }
+    fn mknodat(&self, _: c_int, name: &CStr, _: u32, dev: u64) -> SysResult<()> {
+        self.record(format!("mknod {} {dev:#x}", s(name)))
+    }
     fn symlinkat(&self, target: &CStr, _: c_int, name: &CStr) -> SysResult<()> {
         self.record(format!("symlink {} -> {}", s(name), s(target)))
     }

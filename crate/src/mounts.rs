@@ -10,10 +10,10 @@ use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_A
 
 /// Host directories the default root mirrors read-only (those that exist).
 const HOST_MIRROR: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"];
-/// Device nodes bound from the host into the container's /dev (docker's set). Every other
-/// filesystem a container can write is nodev, so a node it makes with mknod cannot be opened:
-/// this list is the device allowlist (docker's devices cgroup does the same job).
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
+/// The container's devices (docker's set): name, major, minor. This list is the device
+/// allowlist (docker's devices cgroup does that job): /dev, where nodes open, is read-only
+/// once they exist, and every filesystem a container can write is nodev.
+const DEVICES: &[(&str, u32, u32)] = &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
 const DEV_SYMLINKS: &[(&str, &str)] = &[
     ("dev/ptmx", "pts/ptmx"),
     ("dev/fd", "/proc/self/fd"),
@@ -79,11 +79,14 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         }
     }
     let user = spec.namespaces.user;
+    // In a user namespace mknod is refused: the nodes are bound from the host's /dev instead.
     let mut devices = Vec::new();
-    for name in DEVICES {
-        let slot = slots.next();
-        plan.push(Op::CloneTree { src: c(&format!("/dev/{name}")), slot, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
-        devices.push((format!("dev/{name}"), slot));
+    if user {
+        for (name, _, _) in DEVICES {
+            let slot = slots.next();
+            plan.push(Op::CloneTree { src: c(&format!("/dev/{name}")), slot, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
+            devices.push((format!("dev/{name}"), slot));
+        }
     }
     // A user namespace may mount sysfs only for a network namespace it owns.
     let host_sys = (user && !spec.namespaces.net).then(|| {
@@ -111,9 +114,15 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
     }
 
     new_fs(plan, &mut slots, "proc", vec![], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "proc");
-    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "0755"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "dev");
+    let dev_attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | if user { MOUNT_ATTR_NODEV } else { 0 };
+    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "0755"), param("size", "65536k")], dev_attrs, "dev");
     for (path, slot) in devices {
-        plan.push(Op::Device { at: InRoot::new(&path), slot });
+        plan.push(Op::BindDevice { at: InRoot::new(&path), slot });
+    }
+    if !user {
+        for (name, major, minor) in DEVICES {
+            plan.push(Op::Device { at: InRoot::new(&format!("dev/{name}")), major: *major, minor: *minor });
+        }
     }
     let mut devpts = vec![(c("newinstance"), None), param("ptmxmode", "0666"), param("mode", "0620")];
     if !user {
@@ -184,6 +193,9 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         }
     }
 
+    if !user {
+        plan.push(Op::DevReadonly);
+    }
     if mirror || spec.readonly_root {
         // Last: every mount point above had to be created in a writable root.
         plan.push(Op::RootAttrs(MOUNT_ATTR_RDONLY));

@@ -49,8 +49,12 @@ pub enum Op {
     /// move_mount(slot -> target inside the root).
     Attach { slot: usize, target: InRoot },
     Symlink { link_target: CString, at: InRoot },
-    /// A host device node (docker's /dev set) bound into the container's own /dev tmpfs.
-    Device { at: InRoot, slot: usize },
+    /// mknod of one of docker's character devices in the container's own /dev tmpfs.
+    Device { at: InRoot, major: u32, minor: u32 },
+    /// A host device node bound into the container's /dev (a user namespace cannot mknod).
+    BindDevice { at: InRoot, slot: usize },
+    /// Remount the container's /dev read-only: no node can be added where nodes open.
+    DevReadonly,
     /// mount_setattr on the root mount itself (not recursive).
     RootAttrs(u64),
     /// docker's masked paths: /dev/null over a file, an empty read-only tmpfs over a directory.
@@ -102,6 +106,8 @@ impl Op {
             Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
+            Op::BindDevice { at, .. } => ("mount".into(), Some(abs(at))),
+            Op::DevReadonly => ("remount read-only".into(), Some("/dev".into())),
             Op::MaskPath { target, .. } => ("mask".into(), Some(abs(target))),
             Op::ReadonlyPath(target) => ("remount read-only".into(), Some(abs(target))),
             Op::BoundingSet { .. } => ("prctl PR_CAPBSET_DROP".into(), None),

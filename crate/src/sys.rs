@@ -57,6 +57,7 @@ pub trait Sys {
     fn open_dir(&self, path: &CStr) -> SysResult<c_int>;
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()>;
     fn create_file_at(&self, dir: c_int, name: &CStr) -> SysResult<()>;
+    fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()>;
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()>;
     fn close(&self, fd: c_int);
     fn pivot_into(&self, root: c_int) -> SysResult<()>;
@@ -251,6 +252,10 @@ impl Sys for Kernel {
         let fd = check_int(unsafe { libc::openat(dir, name.as_ptr(), flags, 0o644) })?;
         unsafe { libc::close(fd) };
         Ok(())
+    }
+
+    fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()> {
+        check_int(unsafe { libc::mknodat(dir, name.as_ptr(), mode, dev) }).map(drop)
     }
 
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()> {
