@@ -8,7 +8,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 import { ContainerError, explain, liveContainers, run, spawn, type RunOptions } from '../index'
-import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot } from './helpers'
+import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled } from './helpers'
 
 let root = '' // busybox rootfs, 0755
 let scratch = '' // host temp dir with a file and a directory to bind
@@ -31,12 +31,7 @@ test.before(async () => {
 })
 
 test.after.always(async (t) => {
-  if (warm) {
-    const now = await settled(warm)
-    t.is(now.mounts, warm.mounts)
-    t.is(now.live, 0)
-    t.is(now.zombies, 0)
-  }
+  if (warm) await expectSettled(t, warm)
   if (root) removeRoot(root)
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })

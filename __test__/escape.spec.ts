@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { execFileSync, spawn as spawnHost, type ChildProcess } from 'node:child_process'
 
 import { run, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot } from './helpers'
+import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled } from './helpers'
 
 const SOURCE = path.join(__dirname, 'fixtures', 'attack.c')
 
@@ -59,12 +59,7 @@ test.before(async () => {
 })
 
 test.after.always(async (t) => {
-  if (warm) {
-    const now = await settled(warm)
-    t.is(now.mounts, warm.mounts, 'host mount count after the whole file')
-    t.is(now.live, 0)
-    t.is(now.zombies, 0)
-  }
+  if (warm) await expectSettled(t, warm)
   if (root) removeRoot(root)
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })

@@ -4,8 +4,9 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
+import type { ExecutionContext } from 'ava'
 
-import { liveContainers } from '../index'
+import { liveContainers, run } from '../index'
 
 export const BUSYBOX = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p))
 
@@ -84,4 +85,75 @@ export async function settled(before: Snapshot, tries = 50): Promise<Snapshot> {
     now = snapshot()
   }
   return now
+}
+
+/** What /proc says about our fds and threads, to name the culprit when a count is off. */
+export interface Detail {
+  fds: string[]
+  threads: string[]
+}
+
+export function detail(): Detail {
+  const read = (f: () => string) => {
+    try {
+      return f()
+    } catch {
+      return '?'
+    }
+  }
+  return {
+    fds: fs.readdirSync('/proc/self/fd').map((fd) => `${fd} -> ${read(() => fs.readlinkSync(`/proc/self/fd/${fd}`))}`),
+    threads: fs.readdirSync('/proc/self/task').map((tid) => `${tid} ${read(() => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())}`),
+  }
+}
+
+export type Baseline = Snapshot & { detail: Detail }
+
+/**
+ * The leak baseline. The first container of the process starts the runtime's threads (the
+ * reaper, the network-namespace pool) and the first async fs call starts libuv's threadpool,
+ * so both happen before the snapshot. The pool refills its few ready namespaces (one fd each)
+ * in the background after a container took one: the snapshot waits until the fd count has
+ * held still for 100 ms, so a refill in flight is not counted as a leak later.
+ */
+export async function baseline(): Promise<Baseline> {
+  await run(['/bin/true'])
+  await fs.promises.readFile('/proc/self/stat')
+  let last = snapshot()
+  let stableSince = performance.now()
+  const start = performance.now()
+  while (performance.now() - stableSince < 100 && performance.now() - start < 3000) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    const now = snapshot()
+    if (now.fds !== last.fds || now.threads !== last.threads) stableSince = performance.now()
+    last = now
+  }
+  return { ...last, detail: detail() }
+}
+
+/** Host mounts equal, no fd more, no zombie, no live container, threads equal: one diff. */
+export async function expectNoLeak(t: ExecutionContext, before: Baseline, tries = 50): Promise<void> {
+  const after = await settled(before, tries)
+  const now = detail()
+  const added = (a: string[], b: string[]) => b.filter((x) => !a.includes(x))
+  const changes = [
+    `fds opened: ${JSON.stringify(added(before.detail.fds, now.fds))}`,
+    `fds closed: ${JSON.stringify(added(now.fds, before.detail.fds))}`,
+    `threads started: ${JSON.stringify(added(before.detail.threads, now.threads))}`,
+    `threads ended: ${JSON.stringify(added(now.threads, before.detail.threads))}`,
+  ].join('; ')
+  const { detail: _, ...counts } = before
+  t.deepEqual(
+    { mounts: after.mounts, fdsLeaked: Math.max(0, after.fds - before.fds), zombies: after.zombies, live: after.live, threads: after.threads },
+    { mounts: before.mounts, fdsLeaked: 0, zombies: 0, live: 0, threads: before.threads },
+    `before ${JSON.stringify(counts)}, after ${JSON.stringify(after)}; ${changes}`,
+  )
+}
+
+/** The check every suite ends with: back to the warm-up's host mounts, no live container, no zombie. */
+export async function expectSettled(t: ExecutionContext, warm: Snapshot): Promise<void> {
+  const now = await settled(warm)
+  t.is(now.mounts, warm.mounts, 'host mount count')
+  t.is(now.live, 0, 'live containers')
+  t.is(now.zombies, 0, 'zombies')
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 
 import { run, spawn, type ContainerOptions, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot } from './helpers'
+import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled } from './helpers'
 
 let root = ''
 let scratch = '' // host-only temp dir: never bound into a container
@@ -58,12 +58,7 @@ test.before(async () => {
 })
 
 test.after.always(async (t) => {
-  if (warm) {
-    const now = await settled(warm)
-    t.is(now.mounts, warm.mounts, 'host mount count after the whole file')
-    t.is(now.live, 0)
-    t.is(now.zombies, 0)
-  }
+  if (warm) await expectSettled(t, warm)
   if (root) removeRoot(root)
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })

@@ -8,75 +8,13 @@ import * as path from 'node:path'
 import { promisify } from 'node:util'
 
 import { ContainerError, liveContainers, run, spawn, type ContainerProcess } from '../index'
-import { settled, snapshot, type Snapshot } from './helpers'
+import { baseline, expectNoLeak, settled, snapshot } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
 /** settled() polls every 20 ms this many times. */
 const SETTLE_TRIES = 50
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
-/** What /proc says about our fds and threads, to name the culprit when a count is off. */
-interface Detail {
-  fds: string[]
-  threads: string[]
-}
-
-function detail(): Detail {
-  const read = (f: () => string) => {
-    try {
-      return f()
-    } catch {
-      return '?'
-    }
-  }
-  return {
-    fds: fs.readdirSync('/proc/self/fd').map((fd) => `${fd} -> ${read(() => fs.readlinkSync(`/proc/self/fd/${fd}`))}`),
-    threads: fs.readdirSync('/proc/self/task').map((tid) => `${tid} ${read(() => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())}`),
-  }
-}
-
-type Baseline = Snapshot & { detail: Detail }
-
-/**
- * The leak baseline. The first container of the process starts the runtime's threads (the
- * reaper, the network-namespace pool) and the first async fs call starts libuv's threadpool,
- * so both happen before the snapshot. The pool refills its few ready namespaces (one fd each)
- * in the background after a container took one: the snapshot waits until the fd count has
- * held still for 100 ms, so a refill in flight is not counted as a leak later.
- */
-async function baseline(): Promise<Baseline> {
-  await run(['/bin/true'])
-  await fs.promises.readFile('/proc/self/stat')
-  let last = snapshot()
-  let stableSince = performance.now()
-  const start = performance.now()
-  while (performance.now() - stableSince < 100 && performance.now() - start < 3000) {
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    const now = snapshot()
-    if (now.fds !== last.fds || now.threads !== last.threads) stableSince = performance.now()
-    last = now
-  }
-  return { ...last, detail: detail() }
-}
-
-/** Host mounts equal, no fd more, no zombie, no live container, threads equal: one diff. */
-async function expectNoLeak(t: ExecutionContext, before: Baseline): Promise<void> {
-  const after = await settled(before, SETTLE_TRIES)
-  const now = detail()
-  const added = (a: string[], b: string[]) => b.filter((x) => !a.includes(x))
-  const changes = [
-    `fds opened: ${JSON.stringify(added(before.detail.fds, now.fds))}`,
-    `fds closed: ${JSON.stringify(added(now.fds, before.detail.fds))}`,
-    `threads started: ${JSON.stringify(added(before.detail.threads, now.threads))}`,
-    `threads ended: ${JSON.stringify(added(now.threads, before.detail.threads))}`,
-  ].join('; ')
-  const { detail: _, ...counts } = before
-  t.deepEqual(
-    { mounts: after.mounts, fdsLeaked: Math.max(0, after.fds - before.fds), zombies: after.zombies, live: after.live, threads: after.threads },
-    { mounts: before.mounts, fdsLeaked: 0, zombies: 0, live: 0, threads: before.threads },
-    `before ${JSON.stringify(counts)}, after ${JSON.stringify(after)}; ${changes}`,
-  )
-}
 
 /** A `sleep` argument no other process on the host has: `1000.<random digits>` (a fractional 1000 s). */
 function uniqueSleep(): string {
@@ -194,7 +132,7 @@ test.serial('exit codes 0, 1, 42 and 255 pass through with reject: false', async
     t.is(r instanceof ContainerError, code !== 0)
     if (code !== 0) t.is((r as ContainerError).message, `Command failed with exit code ${code}: /bin/sh -c exit ${code}`)
   }
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('with reject: true a non-zero exit rejects with a ContainerError carrying exitCode', async (t) => {
@@ -216,7 +154,7 @@ test.serial('with reject: true a non-zero exit rejects with a ContainerError car
     t.true(error!.pid > 0)
     t.is(error?.message, `Command failed with exit code ${code}: /bin/sh -c echo out; echo err >&2; exit ${code}`)
   }
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('pid is the host pid of the container\'s PID 1', async (t) => {
@@ -230,7 +168,7 @@ test.serial('pid is the host pid of the container\'s PID 1', async (t) => {
   const r = await proc
   t.is(r.pid, proc.pid)
   t.deepEqual(sleepers(tag), [])
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('usage reports the CPU time the container burned', async (t) => {
@@ -248,7 +186,7 @@ test.serial('usage reports the CPU time the container burned', async (t) => {
   const idle = await run(['sleep', '0.3'])
   const idleCpu = idle.usage!.cpuUserMs + idle.usage!.cpuSystemMs
   t.true(idleCpu < 100, `idle cpu ${idleCpu} ms`)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 // ---------------------------------------------------------------------------------------
@@ -273,7 +211,7 @@ test.serial('spawn().kill("SIGKILL") ends PID 1: signal SIGKILL, no exitCode, an
   t.is(proc.kill('SIGKILL'), false, 'kill() after exit')
   t.is(proc.kill(), false, 'kill() with the default signal after exit')
   t.deepEqual(events, [[null, 'SIGKILL']], 'exit is emitted once')
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('kill() returns false and exit carries the code after a normal exit', async (t) => {
@@ -289,7 +227,7 @@ test.serial('kill() returns false and exit carries the code after a normal exit'
   t.is(proc.kill('SIGTERM'), false)
   t.is(proc.kill('SIGKILL'), false)
   t.is(proc.kill(9), false)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('PID 1 ignores SIGKILL sent from inside its own namespace', async (t) => {
@@ -298,7 +236,7 @@ test.serial('PID 1 ignores SIGKILL sent from inside its own namespace', async (t
   t.is(r.stdout, 'survived')
   t.is(r.exitCode, 0)
   t.is(r.signal, undefined)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('kill("SIGTERM") on a handler-less PID 1 is ignored, SIGKILL follows after forceKillAfterDelay', async (t) => {
@@ -320,7 +258,7 @@ test.serial('kill("SIGTERM") on a handler-less PID 1 is ignored, SIGKILL follows
   t.deepEqual(events, [[null, 'SIGKILL']])
   t.true(took >= 995, `ended ${took} ms after SIGTERM, before forceKillAfterDelay (1000 ms)`)
   t.true(took < 10_000, `ended ${took} ms after SIGTERM`)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('a PID 1 that traps SIGTERM exits with its own code on kill("SIGTERM")', async (t) => {
@@ -334,7 +272,7 @@ test.serial('a PID 1 that traps SIGTERM exits with its own code on kill("SIGTERM
   t.is(r.signal, undefined)
   t.deepEqual(events, [[7, null]])
   t.is(proc.kill('SIGTERM'), false)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 // ---------------------------------------------------------------------------------------
@@ -367,7 +305,7 @@ test.serial('timeout kills the whole container, a background grandchild included
   // When PID 1 is reaped the kernel has already killed and reaped everything in its namespace.
   t.deepEqual(sleepers(tag), [], 'grandchild gone when the promise settles')
   t.is(procState(pids[0]!), undefined)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('timeout with killSignal SIGKILL does not wait for forceKillAfterDelay', async (t) => {
@@ -378,7 +316,7 @@ test.serial('timeout with killSignal SIGKILL does not wait for forceKillAfterDel
   t.true(error!.durationMs >= 195, `durationMs ${error!.durationMs}`)
   // The default forceKillAfterDelay is 2000 ms: escalation would have ended it after 2200 ms.
   t.true(error!.durationMs < 2000, `durationMs ${error!.durationMs}`)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 /**
@@ -407,7 +345,7 @@ test.serial('a container that exited before its timeout was handled is not repor
   t.is(r.signal, undefined)
   t.is(r.timedOut, false, 'timedOut although nothing was killed')
   t.is(r.failed, false)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('a container that exited before abort() was handled is not reported as canceled', async (t) => {
@@ -422,7 +360,7 @@ test.serial('a container that exited before abort() was handled is not reported 
   t.is(r.signal, undefined)
   t.is(r.isCanceled, false, 'isCanceled although nothing was killed')
   t.is(r.failed, false)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('a timeout that does not expire changes nothing', async (t) => {
@@ -431,7 +369,7 @@ test.serial('a timeout that does not expire changes nothing', async (t) => {
   t.is(r.exitCode, 0)
   t.is(r.timedOut, false)
   t.is(r.failed, false)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('cancelSignal: abort() rejects with isCanceled and kills the grandchild', async (t) => {
@@ -456,7 +394,7 @@ test.serial('cancelSignal: abort() rejects with isCanceled and kills the grandch
   t.is(error?.message, `Command was canceled: /bin/sh -c ${script}`)
   t.deepEqual(sleepers(tag), [], 'grandchild gone when the promise settles')
   t.is(procState(pids[0]!), undefined)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('an already-aborted cancelSignal cancels at once', async (t) => {
@@ -470,7 +408,7 @@ test.serial('an already-aborted cancelSignal cancels at once', async (t) => {
   // A 1000 s sleep that ends at all was killed; well under the sleep is "at once" here.
   t.true(error!.durationMs < 10_000, `durationMs ${error!.durationMs}`)
   t.deepEqual(sleepers(tag), [])
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('abort() after the container exited changes nothing', async (t) => {
@@ -481,7 +419,7 @@ test.serial('abort() after the container exited changes nothing', async (t) => {
   t.is(r.exitCode, 0)
   t.is(r.isCanceled, false)
   t.is(r.failed, false)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 // ---------------------------------------------------------------------------------------
@@ -515,7 +453,7 @@ test.serial('Node\'s child_process keeps working while containers run (the reape
   for (const c of containers) c.stdin!.end()
   const results = await Promise.all(containers.map((c) => c.wait()))
   t.deepEqual(results.map((r) => [r.exitCode, r.signal]), Array.from({ length: 5 }, () => [0, undefined]))
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 /**

@@ -9,75 +9,13 @@ import * as path from 'node:path'
 import { promisify } from 'node:util'
 
 import { ContainerError, liveContainers, run, spawn, type ContainerProcess } from '../index'
-import { settled, snapshot, type Snapshot } from './helpers'
+import { baseline, expectNoLeak } from './helpers'
 
 /** settled() polls every 20 ms this many times. */
 const SETTLE_TRIES = 150
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 const threads = () => fs.readdirSync('/proc/self/task').length
 
-/** What /proc says about our fds and threads, to name the culprit when a count is off. */
-interface Detail {
-  fds: string[]
-  threads: string[]
-}
-
-function detail(): Detail {
-  const read = (f: () => string) => {
-    try {
-      return f()
-    } catch {
-      return '?'
-    }
-  }
-  return {
-    fds: fs.readdirSync('/proc/self/fd').map((fd) => `${fd} -> ${read(() => fs.readlinkSync(`/proc/self/fd/${fd}`))}`),
-    threads: fs.readdirSync('/proc/self/task').map((tid) => `${tid} ${read(() => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())}`),
-  }
-}
-
-type Baseline = Snapshot & { detail: Detail }
-
-/**
- * The leak baseline. The first container of the process starts the runtime's threads (the
- * reaper, the network-namespace pool) and the first async fs call starts libuv's threadpool,
- * so both happen before the snapshot. The pool refills its few ready namespaces (one fd each)
- * in the background after a container took one: the snapshot waits until the fd count has
- * held still for 100 ms, so a refill in flight is not counted as a leak later.
- */
-async function baseline(): Promise<Baseline> {
-  await run(['/bin/true'])
-  await fs.promises.readFile('/proc/self/stat')
-  let last = snapshot()
-  let stableSince = performance.now()
-  const start = performance.now()
-  while (performance.now() - stableSince < 100 && performance.now() - start < 3000) {
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    const now = snapshot()
-    if (now.fds !== last.fds || now.threads !== last.threads) stableSince = performance.now()
-    last = now
-  }
-  return { ...last, detail: detail() }
-}
-
-/** Host mounts equal, no fd more, no zombie, no live container, threads equal: one diff. */
-async function expectNoLeak(t: ExecutionContext, before: Baseline): Promise<void> {
-  const after = await settled(before, SETTLE_TRIES)
-  const now = detail()
-  const added = (a: string[], b: string[]) => b.filter((x) => !a.includes(x))
-  const changes = [
-    `fds opened: ${JSON.stringify(added(before.detail.fds, now.fds))}`,
-    `fds closed: ${JSON.stringify(added(now.fds, before.detail.fds))}`,
-    `threads started: ${JSON.stringify(added(before.detail.threads, now.threads))}`,
-    `threads ended: ${JSON.stringify(added(now.threads, before.detail.threads))}`,
-  ].join('; ')
-  const { detail: _, ...counts } = before
-  t.deepEqual(
-    { mounts: after.mounts, fdsLeaked: Math.max(0, after.fds - before.fds), zombies: after.zombies, live: after.live, threads: after.threads },
-    { mounts: before.mounts, fdsLeaked: 0, zombies: 0, live: 0, threads: before.threads },
-    `before ${JSON.stringify(counts)}, after ${JSON.stringify(after)}; ${changes}`,
-  )
-}
 
 /**
  * `count` containers running `cat`: each lives exactly until we close its stdin, so "while
@@ -115,7 +53,7 @@ test.serial('200 containers in a row leak no fd, mount, zombie or thread', async
   for (let i = 0; i < 200; i++) codes.push((await run(['/bin/true'])).exitCode)
   t.deepEqual(codes, Array.from({ length: 200 }, () => 0))
   t.is(liveContainers(), 0)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('200 containers in a row with every stdio stream ignored leak nothing', async (t) => {
@@ -125,7 +63,7 @@ test.serial('200 containers in a row with every stdio stream ignored leak nothin
   for (let i = 0; i < 200; i++) codes.push((await run(['/bin/true'], { stdio: 'ignore' })).exitCode)
   t.deepEqual(codes, Array.from({ length: 200 }, () => 0))
   t.is(liveContainers(), 0)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('100 containers at once all exit 0, and the thread count does not follow the live count', async (t) => {
@@ -148,7 +86,7 @@ test.serial('100 containers at once all exit 0, and the thread count does not fo
   t.deepEqual(results.map((r) => [r.exitCode, r.signal, r.failed]), Array.from({ length: 100 }, () => [0, undefined, false]))
   t.true(maxLive > 1, `sampled while ${maxLive} were alive`)
   t.is(maxThreads, withOne, `threads with 1 alive: ${withOne}; max with up to ${maxLive} alive: ${maxThreads}`)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('100 live containers at the same moment use no more threads than one', async (t) => {
@@ -161,7 +99,7 @@ test.serial('100 live containers at the same moment use no more threads than one
   t.is(liveContainers(), 100)
   t.is(threads(), withOne)
   t.deepEqual(await finish(hundred), allExitedZero(100))
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('the event loop keeps ticking while 50 containers live and exit', async (t) => {
@@ -194,7 +132,7 @@ test.serial('the event loop keeps ticking while 50 containers live and exit', as
   t.true(ticksWhileLive >= 60, `${ticksWhileLive} ticks of a 10 ms interval in 1 s`)
   t.true(driftWhileLive < 200, `max drift while live ${driftWhileLive} ms`)
   t.true(maxDrift < 200, `max drift through the exits ${maxDrift} ms`)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 test.serial('the libuv threadpool is not blocked while 50 containers live', async (t) => {
@@ -222,7 +160,7 @@ test.serial('the libuv threadpool is not blocked while 50 containers live', asyn
   t.log(`threadpool jobs took up to ${Math.max(...took).toFixed(1)} ms`)
   for (const ms of took) t.true(ms < 500, `a threadpool job took ${ms} ms: ${took.map((x) => x.toFixed(0)).join(', ')}`)
   t.deepEqual(await finish(procs), allExitedZero(50))
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
 type Kind = 'ok' | 'exit 3' | 'killed' | 'timed out' | 'canceled' | 'setup failed'
@@ -282,5 +220,5 @@ test.serial('soak: 300 containers in waves of 30 mixing exits, kills, timeouts, 
   const wrong = outcomes.flatMap((o, i) => (o === expected[i] ? [] : [`#${i}: expected ${expected[i]}, got ${o}`]))
   t.deepEqual(wrong, [])
   t.is(outcomes.length, 300)
-  await expectNoLeak(t, before)
+  await expectNoLeak(t, before, SETTLE_TRIES)
 })

@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { execFile } from 'node:child_process'
 
 import { ContainerError, run, spawn, type ContainerProcess } from '../index'
-import { settled, snapshot, type Snapshot } from './helpers'
+import { settled, snapshot, type Snapshot, expectSettled } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
 let warm: Snapshot
@@ -21,12 +21,7 @@ test.before(async () => {
 })
 
 test.after.always(async (t) => {
-  if (warm) {
-    const now = await settled(warm)
-    t.is(now.mounts, warm.mounts)
-    t.is(now.live, 0)
-    t.is(now.zombies, 0)
-  }
+  if (warm) await expectSettled(t, warm)
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })
 
