@@ -6,7 +6,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { constants } from 'node:os'
 
-import { ContainerError, explain, spawn, type ContainerExit, type ContainerOptions, type ContainerProcess, type Mount } from './index'
+import { ContainerError, explain, images, spawn, type ContainerExit, type ContainerOptions, type ContainerProcess, type Mount } from './index'
 import { native } from './lib/native'
 
 /** docker's exit statuses for failures of its own (see `lonely run --help`). */
@@ -26,6 +26,9 @@ interface Flag {
 }
 
 const RUN_FLAGS: Flag[] = [
+  { long: 'image', arg: 'NAME[:TAG]|ID', help: 'Run an image loaded with `lonely load`: its layers read-only under a fresh writable layer that goes when the container ends; its Entrypoint, Cmd, Env, WorkingDir and User apply, flags override them. `lonely run IMAGE -- COMMAND` works too.' },
+  { long: 'store', arg: 'DIR', help: 'The image store (default /var/lib/lonely for root, ~/.local/share/lonely otherwise).' },
+  { long: 'entrypoint', arg: 'CMD', help: 'Replace the image\'s Entrypoint ("" clears it).' },
   { long: 'rootfs', arg: 'DIR', help: 'Root filesystem of the container (a directory). Default: a read-only mirror of the host\'s /usr, /bin, /lib*, /sbin and /etc with a fresh /proc, a minimal /dev and a tmpfs /tmp; the rest of the host\'s files are not visible.' },
   { long: 'hostname', short: 'h', arg: 'NAME', help: 'Host name inside the container. Default "lonely", in its own UTS namespace: the host\'s name is neither visible nor changeable.' },
   { long: 'env', short: 'e', arg: 'K=V', help: 'Set an environment variable (repeatable). `-e K` alone copies K from your environment (skipped if unset). Default: only PATH, HOSTNAME and HOME (and TERM with -t); none of your variables leak in.' },
@@ -89,6 +92,10 @@ Linux containers from kernel primitives, no daemon: docker run as a command.
 
 Commands:
   run        Run a command in a new container (lonely run --help)
+  load       Load an image from a docker save archive, an OCI archive or an OCI layout
+             directory: lonely load [--store DIR] -i FILE
+  images     List the loaded images: lonely images [--store DIR]
+  rmi        Remove images by name or id: lonely rmi [--store DIR] IMAGE...
 
 Options:
   -h, --help      Print this help
@@ -263,6 +270,18 @@ function buildPlan(p: Parsed): Plan {
 
   const rootfs = last('rootfs')
   if (rootfs !== undefined) options.rootfs = rootfs
+  // `lonely run IMAGE -- COMMAND`: a word right before `--` names the image.
+  let command = p.command
+  let image = last('image')
+  if (image === undefined && command.length >= 2 && command[1] === '--') {
+    image = command[0]
+    command = command.slice(2)
+  }
+  if (image !== undefined) options.image = image
+  const store = last('store')
+  if (store !== undefined) options.store = store
+  const entrypoint = last('entrypoint')
+  if (entrypoint !== undefined) options.entrypoint = entrypoint === '' ? [] : [entrypoint]
   const hostname = last('hostname')
   if (hostname !== undefined) options.hostname = hostname
 
@@ -393,7 +412,6 @@ function buildPlan(p: Parsed): Plan {
 
   let interactive = p.bools.get('interactive') ?? false
   let tty = p.bools.get('tty') ?? false
-  const command = p.command
   if (!p.bools.has('interactive') && !p.bools.has('tty') && process.stdin.isTTY && command.length === 1 && SHELLS.has(path.basename(command[0]))) {
     interactive = true
     tty = true
@@ -412,7 +430,7 @@ function translate(message: string, plan: Plan | undefined): string {
   else if (option.startsWith('command')) flag = 'COMMAND'
   else {
     const byOption: Record<string, string> = {
-      rootfs: 'rootfs', hostname: 'hostname', env: 'env', cwd: 'workdir', uid: 'user', gid: 'user',
+      rootfs: 'rootfs', image: 'image', store: 'store', entrypoint: 'entrypoint', keep: 'image', hostname: 'hostname', env: 'env', cwd: 'workdir', uid: 'user', gid: 'user',
       timeout: 'timeout', killSignal: 'stop-signal', forceKillAfterDelay: 'stop-timeout', rlimits: 'ulimit',
       'limits.memory': 'memory', 'limits.memorySwap': 'memory-swap', 'limits.cpus': 'cpus', 'limits.cpuShares': 'cpu-shares',
       'limits.cpuset': 'cpuset-cpus', 'limits.cpusetMems': 'cpuset-mems', 'limits.pids': 'pids-limit',
@@ -558,7 +576,7 @@ async function run(args: string[]): Promise<number> {
     process.stdout.write(runHelp())
     return 0
   }
-  if (parsed.command.length === 0) {
+  if (parsed.command.length === 0 && !parsed.values.has('image')) {
     throw new UsageError(`"lonely run" requires a command.\nUsage: lonely run [OPTIONS] [--] COMMAND [ARG...]\nSee 'lonely run --help'.`)
   }
   let plan: Plan | undefined
@@ -596,10 +614,69 @@ async function main(argv: string[]): Promise<number> {
       return 0
     case 'run':
       return run(rest)
+    case 'load':
+    case 'images':
+    case 'rmi':
+      return imageCommand(cmd, rest)
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown flag: ${cmd}\nSee 'lonely --help'.`)
       throw new UsageError(`'${cmd}' is not a lonely command.\nSee 'lonely --help'.`)
   }
+}
+
+/** `lonely load|images|rmi` with docker's flags (-i/--input, --store). */
+async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[]): Promise<number> {
+  let store: string | undefined
+  let input: string | undefined
+  const rest: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]
+    const value = () => {
+      if (a.includes('=')) return a.slice(a.indexOf('=') + 1)
+      if (i + 1 >= args.length) throw new UsageError(`flag needs an argument: ${a}`)
+      return args[++i]
+    }
+    if (a === '--store' || a.startsWith('--store=')) store = value()
+    else if (cmd === 'load' && (a === '-i' || a === '--input' || a.startsWith('--input='))) input = value()
+    else if (a === '-h' || a === '--help') {
+      process.stdout.write(MAIN_HELP)
+      return 0
+    } else if (a.startsWith('-')) throw new UsageError(`unknown flag: ${a}\nSee 'lonely --help'.`)
+    else rest.push(a)
+  }
+  const opts = store === undefined ? {} : { store }
+  if (cmd === 'load') {
+    if (!input) throw new UsageError('"lonely load" requires -i FILE (a docker save archive, an OCI archive or an OCI layout directory)')
+    const bar = process.stderr.isTTY
+    const loaded = await images.load(input, {
+      ...opts,
+      onProgress: bar
+        ? (p) => process.stderr.write(`\r\x1b[Klayer ${p.layer + 1}/${p.layers} ${p.diffId.slice(7, 19)}: ${p.reused ? 'already stored' : p.state} ${p.total ? Math.floor((100 * p.done) / p.total) : 100}%`)
+        : undefined,
+    })
+    if (bar) process.stderr.write('\r\x1b[K')
+    for (const img of loaded.images) {
+      process.stdout.write(img.names.length ? img.names.map((n) => `Loaded image: ${n}\n`).join('') : `Loaded image ID: ${img.id}\n`)
+    }
+    return 0
+  }
+  if (cmd === 'images') {
+    const rows = images.list(opts).flatMap((img) => (img.names.length ? img.names : ['<none>:<none>']).map((n) => {
+      const colon = n.lastIndexOf(':')
+      return [n.slice(0, colon), n.slice(colon + 1), img.id.slice(7, 19), `${(img.size / 1e6).toFixed(1)}MB`]
+    }))
+    const all = [['REPOSITORY', 'TAG', 'IMAGE ID', 'SIZE'], ...rows]
+    const widths = [0, 1, 2].map((c) => Math.max(...all.map((r) => r[c].length)))
+    for (const r of all) process.stdout.write(`${r.slice(0, 3).map((v, c) => v.padEnd(widths[c] + 3)).join('')}${r[3]}\n`)
+    return 0
+  }
+  if (rest.length === 0) throw new UsageError('"lonely rmi" requires at least one image')
+  for (const ref of rest) {
+    const removed = await images.remove(ref, opts)
+    for (const n of removed.untagged) process.stdout.write(`Untagged: ${n}\n`)
+    for (const id of removed.deleted) process.stdout.write(`Deleted: ${id}\n`)
+  }
+  return 0
 }
 
 /** docker's statuses: 127 not found, 126 found but not executable, 125 everything else of ours. */

@@ -7,6 +7,8 @@ import { normalize, type ContainerOptions, type RunOptions } from './lib/options
 import { ContainerError, failureMessage, type ContainerResult } from './lib/result'
 
 export { ContainerProcess, ContainerError }
+export { images } from './lib/images'
+export type { Image, ImageConfig, ImageLayer, LoadedImage, LoadOptions, LoadProgress, RemoveResult, StoreOptions } from './lib/images'
 export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }
 export type { Mount, NamespaceName, StdioOption } from './lib/options'
 export type { SetupFailure, Stats, Usage } from './lib/result'

@@ -66,8 +66,15 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     this.command = opts.spec.argv.join(' ')
     let resolveExit!: (e: ContainerExit) => void
     this.#exited = new Promise((resolve) => (resolveExit = resolve))
-    const started = native().spawnContainer(JSON.stringify(opts.spec), (info: ExitInfo) => resolveExit(this.#onExit(info)))
+    let started: ReturnType<ReturnType<typeof native>['spawnContainer']>
+    try {
+      started = native().spawnContainer(JSON.stringify(opts.spec), (info: ExitInfo) => resolveExit(this.#onExit(info)))
+    } catch (e) {
+      opts.discard?.()
+      throw e
+    }
     if (started.failure) {
+      opts.discard?.()
       const f = started.failure
       throw new ContainerError(f.message, {
         command: this.command, pid: 0, stdout: '', stderr: '', durationMs: performance.now() - this.#started,
@@ -104,6 +111,7 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     for (const t of this.#timers) clearTimeout(t)
     // As child_process: nobody reads stdin any more, so its fd goes now.
     this.stdin?.destroy()
+    this.#opts.discard?.()
     this.exitCode = info.exitCode ?? null
     this.signalCode = signalName(info.signal) ?? null
     const result: ContainerExit = {
@@ -115,6 +123,7 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
       timedOut: this.timedOut,
       isCanceled: this.isCanceled,
       failed: this.timedOut || this.isCanceled || info.exitCode !== 0,
+      ...(this.#opts.keptLayer ? { keptLayer: this.#opts.keptLayer } : {}),
       oomKilled: info.oomKilled ?? false,
       usage: {
         cpuUserMs: info.userCpuUs / 1000,

@@ -7,6 +7,7 @@ import { inspect } from 'node:util'
 
 import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
 import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
+import { findImage, imageCommand, imageUser, makeImageRoot, type ImageRootSpec } from './imageroot'
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
 export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup' | 'user'
@@ -49,6 +50,14 @@ export interface ContainerOptions extends SecurityOptions {
   readonlyRoot?: boolean
   /** A pseudo-terminal on stdin/stdout/stderr, as `docker run -t`. */
   tty?: boolean
+  /** An image from the store (`images.load`): its layers stacked read-only, a fresh writable layer on top. */
+  image?: string
+  /** The image store; default /var/lib/lonely for root, ~/.local/share/lonely otherwise. */
+  store?: string
+  /** Keep the container's writable layer after it ends (its path is `result.keptLayer`). */
+  keep?: boolean
+  /** Replaces the image's Entrypoint (`[]` clears it), as `docker run --entrypoint`. */
+  entrypoint?: string[]
   /** cgroup limits; the container gets a cgroup (and memory/pids accounting) only with this. */
   limits?: Limits
   /** setrlimit before exec, by docker's --ulimit names: `{ nofile: 1024, core: 0 }`. */
@@ -70,7 +79,7 @@ const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as con
 const CONTAINER_KEYS = [
   'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty',
-  'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'maskedPaths', 'readonlyPaths',
+  'image', 'store', 'keep', 'entrypoint', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'maskedPaths', 'readonlyPaths',
 ] as const
 const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'user']
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -93,10 +102,15 @@ export interface Spec extends SecuritySpec {
   stdio: StdioOption[]
   limits?: LimitsSpec
   rlimits?: Array<{ name: string; soft: number; hard: number }>
+  image?: ImageRootSpec
 }
 
 export interface Normalized {
   spec: Spec
+  /** Removes the container's writable layer (image roots without `keep`). */
+  discard?: () => void
+  /** The writable layer kept after the container ends. */
+  keptLayer?: string
   input?: Uint8Array
   timeout: number
   cancelSignal?: AbortSignal
@@ -301,8 +315,13 @@ function mounts(value: unknown, root: string | null): Spec['mounts'] {
   })
 }
 
-function env(value: unknown, name: string, uid: number, tty: boolean): string[] {
+function env(value: unknown, name: string, uid: number, tty: boolean, image: string[] = []): string[] {
   const base: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: name, HOME: uid === 0 ? '/root' : '/' }
+  // The image's Env over the defaults (docker), the caller's over both.
+  for (const kv of image) {
+    const eq = kv.indexOf('=')
+    if (eq > 0) base[kv.slice(0, eq)] = kv.slice(eq + 1)
+  }
   if (tty) base.TERM = 'xterm'
   if (value !== undefined) {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw typeError('env', 'an object of strings', value)
@@ -332,7 +351,15 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     if (!known.includes(key)) throw new TypeError(`Unknown option \`${key}\`${forRun ? '' : ' for spawn()'}.`)
   }
   const o = options as RunOptions
-  const argv = command(cmd)
+  const found = o.image === undefined ? undefined : findImage(o.image, o.store)
+  if (found && o.rootfs !== undefined) throw rangeError('image', 'and `rootfs` exclude each other', o.image)
+  if (!found && o.store !== undefined) throw rangeError('store', 'goes with `image`', o.store)
+  if (o.entrypoint !== undefined && !found) throw rangeError('entrypoint', 'goes with `image`', o.entrypoint)
+  if (o.entrypoint !== undefined && (!Array.isArray(o.entrypoint) || o.entrypoint.some((a) => typeof a !== 'string'))) {
+    throw typeError('entrypoint', 'an array of strings', o.entrypoint)
+  }
+  const config = found && (o.entrypoint === undefined ? found.image.config : { ...found.image.config, entrypoint: o.entrypoint })
+  const argv = config ? imageCommand(Array.isArray(cmd) && cmd.length === 0 ? [] : command(cmd), config) : command(cmd)
   const ns = namespaces(o.namespaces)
   const rootfs = o.rootfs === undefined ? null : hostDirectory('rootfs', o.rootfs)
   if (rootfs) checkRootfsLinks(rootfs)
@@ -340,10 +367,11 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     throw rangeError('namespaces.mount', 'must stay on to use `rootfs` or `mounts`', false)
   }
   const name = hostname(o.hostname)
-  const uid = id('uid', o.uid, 0)
+  const user = config && o.uid === undefined ? imageUser(config, found!.image) : undefined
+  const uid = id('uid', o.uid, user?.uid ?? 0)
   if (ns.user) {
     // One id is mapped: the caller's, as root inside.
-    for (const [key, v] of [['uid', uid], ['gid', o.gid ?? 0]] as const) {
+    for (const [key, v] of [['uid', uid], ['gid', o.gid ?? user?.gid ?? 0]] as const) {
       if (v !== 0) throw rangeError(key, 'must be 0 in a user namespace (rootless: only the caller\'s id is mapped, as root inside)', v)
     }
     if (o.groups?.length) throw rangeError('groups', 'must be empty in a user namespace (setgroups is denied there)', o.groups)
@@ -357,23 +385,27 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   }
   if (o.cancelSignal !== undefined && !(o.cancelSignal instanceof AbortSignal)) throw typeError('cancelSignal', 'an AbortSignal', o.cancelSignal)
   if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
+  if (o.keep !== undefined && typeof o.keep !== 'boolean') throw typeError('keep', 'a boolean', o.keep)
+  if (o.keep && !found) throw rangeError('keep', 'goes with `image`', o.keep)
   const limits = normalizeLimits(o.limits)
   const rlimits = normalizeRlimits(o.rlimits)
   const encoding = o.encoding ?? 'utf8'
   if (encoding !== 'utf8' && encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', encoding)
 
+  // Last, once every option is valid: the container's writable layer is made on disk.
+  const imageRoot = found ? makeImageRoot(found) : undefined
   return {
     spec: {
       argv,
-      env: env(o.env, name, uid, tty),
-      cwd: o.cwd === undefined ? '/' : containerPath('cwd', o.cwd),
+      env: env(o.env, name, uid, tty, config?.env),
+      cwd: o.cwd === undefined ? config?.workingDir || '/' : containerPath('cwd', o.cwd),
       hostname: ns.uts ? name : null,
       namespaces: ns,
       rootfs,
       readonlyRoot: bool('readonlyRoot', o.readonlyRoot, false),
       mounts: mounts(o.mounts, rootfs),
       uid,
-      gid: id('gid', o.gid, 0),
+      gid: id('gid', o.gid, user?.gid ?? 0),
       groups: (o.groups ?? []).map((g, i) => id(`groups[${i}]`, g, 0)),
       tty,
       stdio: streams,
@@ -381,7 +413,10 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       ...(limits ? { limits } : {}),
       ...(rlimits.length ? { rlimits } : {}),
       ...normalizeSecurity(o),
+      ...(imageRoot ? { image: imageRoot.spec } : {}),
     },
+    discard: imageRoot && !o.keep ? imageRoot.discard : undefined,
+    keptLayer: imageRoot && o.keep ? imageRoot.spec.upper : undefined,
     input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
     timeout: millis('timeout', o.timeout, 0),
     cancelSignal: o.cancelSignal,

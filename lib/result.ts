@@ -36,6 +36,8 @@ export interface ContainerResult<Out = string> {
   failed: boolean
   /** The kernel's OOM killer ended it inside its cgroup (only possible with `limits.memory`). */
   oomKilled: boolean
+  /** With `image` and `keep`: the directory holding what the container wrote. */
+  keptLayer?: string
   usage?: Usage
 }
 

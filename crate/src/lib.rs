@@ -5,6 +5,8 @@
 mod binding;
 pub mod cgroups;
 pub mod child;
+#[cfg(not(test))] mod image_binding;
+pub mod images;
 pub mod mounts;
 pub mod netns;
 pub mod plan;

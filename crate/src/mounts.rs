@@ -54,10 +54,22 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
 
     // Clone every host tree first: once the stage is covered nothing else is reachable by path.
     let root = slots.next();
-    let mirror = spec.rootfs.is_none();
-    match &spec.rootfs {
-        Some(rootfs) => plan.push(Op::CloneTree { src: cstring("rootfs", rootfs)?, slot: root, attrs: MOUNT_ATTR_NODEV }),
-        None => plan.push(Op::NewFs { fstype: c("tmpfs"), params: vec![param("mode", "0755"), param("size", "1m")], attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, slot: root }),
+    let mirror = spec.rootfs.is_none() && spec.image.is_none();
+    match (&spec.rootfs, &spec.image) {
+        (Some(rootfs), _) => plan.push(Op::CloneTree { src: cstring("rootfs", rootfs)?, slot: root, attrs: MOUNT_ATTR_NODEV }),
+        (None, Some(image)) => {
+            // The image's layers read-only, the container's own writes in `upper`.
+            let mut params = vec![
+                (c("lowerdir"), Some(cstring("image.lowerdirs", &image.lowerdirs.join(":"))?)),
+                (c("upperdir"), Some(cstring("image.upper", &image.upper)?)),
+                (c("workdir"), Some(cstring("image.work", &image.work)?)),
+            ];
+            if spec.namespaces.user {
+                params.push((c("userxattr"), None)); // overlayfs in a user namespace (Linux 5.11+)
+            }
+            plan.push(Op::NewFs { fstype: c("overlay"), params, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, slot: root });
+        }
+        (None, None) => plan.push(Op::NewFs { fstype: c("tmpfs"), params: vec![param("mode", "0755"), param("size", "1m")], attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, slot: root }),
     }
     let mut host_dirs = Vec::new();
     let mut host_links = Vec::new();

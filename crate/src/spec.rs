@@ -40,6 +40,9 @@ pub struct ContainerSpec {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub rlimits: Vec<Rlimit>,
+    /// An image's layers as the root: overlayfs with a writable upper directory of its own.
+    #[serde(default)]
+    pub image: Option<ImageRoot>,
     /// The capability set root keeps (None: docker's default 14).
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
@@ -52,6 +55,15 @@ pub struct ContainerSpec {
     pub masked_paths: Option<Vec<String>>,
     #[serde(default)]
     pub readonly_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImageRoot {
+    /// Top layer first (overlayfs `lowerdir` order).
+    pub lowerdirs: Vec<String>,
+    pub upper: String,
+    pub work: String,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -206,7 +218,7 @@ impl ContainerSpec {
             return Err(SpecError::EmptyArgv);
         }
         let ns = self.namespaces;
-        if !ns.mount && (self.rootfs.is_some() || !self.mounts.is_empty()) {
+        if !ns.mount && (self.rootfs.is_some() || self.image.is_some() || !self.mounts.is_empty()) {
             return Err(SpecError::NeedsMountNamespace);
         }
         let mut plan = vec![Op::ResetSignals, Op::NewSession, Op::ParentDeathSignal(libc::SIGKILL)];

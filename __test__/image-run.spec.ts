@@ -1,0 +1,152 @@
+// Running containers from images: the layers stacked with overlayfs, a throwaway writable
+// layer per container, the image config applied as docker does, nothing left behind.
+import test from 'ava'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { execFileSync, spawnSync } from 'node:child_process'
+
+import { images, run } from '../index'
+import { BUSYBOX, expectSettled, settled, snapshot, type Snapshot } from './helpers'
+
+const has = (tool: string) => spawnSync('which', [tool]).status === 0
+const missing = !has('umoci') || !has('skopeo') ? 'umoci and skopeo are not installed (apt-get install umoci skopeo)' : !BUSYBOX ? 'busybox-static is not installed' : undefined
+const itest = missing ? test.skip : test.serial
+
+let work = ''
+let store = ''
+let archive = ''
+let warm: Snapshot
+const sh = (cmd: string, args: string[], cwd?: string) => execFileSync(cmd, args, { cwd, stdio: 'pipe' })
+const REF = 'test/app:v1'
+
+/** Every file of a directory tree with its content, to show the store is untouched. */
+function tree(dir: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  const walk = (d: string) => {
+    for (const name of fs.readdirSync(d)) {
+      const p = path.join(d, name)
+      const st = fs.lstatSync(p)
+      if (st.isDirectory()) walk(p)
+      else out[path.relative(dir, p)] = st.isFile() ? fs.readFileSync(p, 'utf8') : `${st.mode}`
+    }
+  }
+  walk(dir)
+  return out
+}
+
+test.before(async () => {
+  if (missing) return
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-imgrun-'))
+  store = path.join(work, 'store')
+  const lay = path.join(work, 'layout')
+  const bundle = path.join(work, 'bundle')
+  sh('umoci', ['init', '--layout', lay])
+  sh('umoci', ['new', '--image', `${lay}:base`])
+  sh('umoci', ['unpack', '--image', `${lay}:base`, bundle])
+  const rootfs = path.join(bundle, 'rootfs')
+  for (const dir of ['bin', 'etc', 'data']) fs.mkdirSync(path.join(rootfs, dir), { recursive: true })
+  fs.copyFileSync(BUSYBOX!, path.join(rootfs, 'bin/busybox'))
+  fs.chmodSync(path.join(rootfs, 'bin/busybox'), 0o755)
+  for (const applet of ['sh', 'cat', 'ls', 'id', 'pwd', 'touch', 'echo', 'stat']) fs.symlinkSync('busybox', path.join(rootfs, 'bin', applet))
+  fs.writeFileSync(path.join(rootfs, 'etc/passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:4242:4343::/data:/bin/sh\n')
+  fs.writeFileSync(path.join(rootfs, 'etc/group'), 'root:x:0:\napp:x:4343:\n')
+  fs.writeFileSync(path.join(rootfs, 'etc/replaced'), 'old\n')
+  fs.writeFileSync(path.join(rootfs, 'etc/deleteme'), 'delete me\n')
+  sh('umoci', ['repack', '--image', `${lay}:base`, bundle])
+  sh('umoci', ['config', '--image', `${lay}:base`, '--config.entrypoint', '/bin/sh', '--config.cmd', '-c', '--config.cmd', 'echo $GREETING from $(id -u):$(id -g) in $(pwd)',
+    '--config.env', 'GREETING=hello', '--config.workingdir', '/data', '--config.user', 'app'])
+  fs.rmSync(bundle, { recursive: true, force: true })
+  // The upper layer deletes one file of the lower and replaces another.
+  sh('umoci', ['unpack', '--image', `${lay}:base`, bundle])
+  fs.rmSync(path.join(bundle, 'rootfs/etc/deleteme'))
+  fs.writeFileSync(path.join(bundle, 'rootfs/etc/replaced'), 'new\n')
+  sh('umoci', ['repack', '--image', `${lay}:two`, bundle])
+  archive = path.join(work, 'app.tar')
+  sh('skopeo', ['copy', '-q', `oci:${lay}:two`, `docker-archive:${archive}:${REF}`])
+  await images.load(archive, { store })
+  await run(['sh', '-c', 'exit 0'], { image: REF, store, entrypoint: [] })
+  warm = await settled(snapshot())
+})
+
+test.after.always(async (t) => {
+  if (warm) await expectSettled(t, warm)
+  if (work) fs.rmSync(work, { recursive: true, force: true })
+})
+
+const containers = () => fs.readdirSync(path.join(store, 'containers'))
+
+itest('the image config applies as docker does: Entrypoint + Cmd, Env, WorkingDir, User (by name)', async (t) => {
+  const r = await run([], { image: REF, store })
+  t.is(r.stdout, 'hello from 4242:4343 in /data')
+  t.deepEqual(containers(), [], 'the writable layer is gone')
+})
+
+itest('options override the config: command replaces Cmd, entrypoint [] clears it, env, cwd, uid', async (t) => {
+  const r = await run(['-c', 'echo $GREETING'], { image: REF, store, env: { GREETING: 'hi' } })
+  t.is(r.stdout, 'hi', 'the command goes after the Entrypoint')
+  const own = await run(['sh', '-c', 'echo $(id -u) $(pwd)'], { image: REF, store, entrypoint: [], uid: 0, gid: 0, cwd: '/etc' })
+  t.is(own.stdout, '0 /etc')
+})
+
+itest('the layers stack: the upper layer deleted one file and replaced another', async (t) => {
+  const r = await run(['sh', '-c', 'cat /etc/replaced; ls /etc'], { image: REF, store, entrypoint: [] })
+  t.is(r.stdout, 'new\ngroup\npasswd\nreplaced')
+})
+
+itest('writes go to a throwaway layer: invisible to the next container and to the store', async (t) => {
+  const before = tree(path.join(store, 'layers'))
+  const w = await run(['sh', '-c', 'echo mine > /etc/replaced && touch /data/new && cat /etc/replaced'], { image: REF, store, entrypoint: [], uid: 0, gid: 0 })
+  t.is(w.stdout, 'mine')
+  const next = await run(['sh', '-c', 'cat /etc/replaced; ls /data'], { image: REF, store, entrypoint: [] })
+  t.is(next.stdout, 'new')
+  t.deepEqual(tree(path.join(store, 'layers')), before, 'no layer of the store changed')
+  t.deepEqual(containers(), [])
+})
+
+itest('keep: true keeps the writable layer and says where', async (t) => {
+  const r = await run(['sh', '-c', 'echo kept > /data/k'], { image: REF, store, entrypoint: [], uid: 0, gid: 0, keep: true })
+  t.truthy(r.keptLayer)
+  t.is(fs.readFileSync(path.join(r.keptLayer!, 'data/k'), 'utf8'), 'kept\n')
+  fs.rmSync(path.dirname(r.keptLayer!), { recursive: true, force: true })
+})
+
+itest('volumes on top of an image: a read-only bind and a tmpfs', async (t) => {
+  const host = fs.mkdtempSync(path.join(work, 'vol-'))
+  fs.writeFileSync(path.join(host, 'f'), 'from host\n')
+  const r = await run(['sh', '-c', 'cat /vol/f; touch /vol/x 2>/dev/null || echo ro; touch /scratch/x && echo tmpfs'], {
+    image: REF, store, entrypoint: [], uid: 0, gid: 0,
+    mounts: [{ type: 'bind', source: host, target: '/vol', readonly: true }, { type: 'tmpfs', target: '/scratch', size: '1m' }],
+  })
+  t.is(r.stdout, 'from host\nro\ntmpfs')
+})
+
+itest('a setup failure removes the writable layer too', async (t) => {
+  await t.throwsAsync(run(['/no/such'], { image: REF, store, entrypoint: [] }), { message: /ENOENT/ })
+  t.deepEqual(containers(), [])
+})
+
+itest('bad image options are refused before anything runs', async (t) => {
+  await t.throwsAsync(run(['true'], { image: 'no/such:image', store }), { instanceOf: RangeError, message: /Option `image` names no image in the store/ })
+  await t.throwsAsync(run(['true'], { image: REF, store, rootfs: '/' }), { instanceOf: RangeError, message: /`image` and `rootfs` exclude each other/ })
+  await t.throwsAsync(run(['true'], { keep: true }), { instanceOf: RangeError, message: /Option `keep` goes with `image`/ })
+  t.deepEqual(containers(), [])
+})
+
+itest('the CLI loads, lists, runs and removes images', (t) => {
+  const cli = (args: string[]) => spawnSync(process.execPath, [path.join(__dirname, '..', 'cli.js'), ...args], { encoding: 'utf8' })
+  const other = path.join(work, 'cli-store')
+  const load = cli(['load', '--store', other, '-i', archive])
+  t.is(load.status, 0, load.stderr)
+  t.regex(load.stdout, /Loaded image: test\/app:v1/)
+  const list = cli(['images', '--store', other])
+  t.regex(list.stdout, /test\/app\s+v1\s+[0-9a-f]{12}/)
+  const ran = cli(['run', '--store', other, '--image', REF, '--', '-c', 'cat /etc/replaced'])
+  t.is(ran.stdout, 'new\n', ran.stderr)
+  const positional = cli(['run', '--store', other, REF, '--', '-c', 'echo positional'])
+  t.is(positional.stdout, 'positional\n', positional.stderr)
+  const rmi = cli(['rmi', '--store', other, REF])
+  t.is(rmi.status, 0, rmi.stderr)
+  t.regex(rmi.stdout, /Untagged: test\/app:v1/)
+  t.notRegex(cli(['images', '--store', other]).stdout, /test\/app/)
+})

@@ -1,0 +1,216 @@
+//! The #[napi] surface of the image store: converts types and errors, nothing else.
+//! Loading and removing run on the libuv threadpool (AsyncTask); listing and inspecting
+//! read a few small files and return at once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use napi::bindgen_prelude::*;
+use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi_derive::napi;
+
+use crate::images::{self, ImageError, Store};
+
+fn failed(e: ImageError) -> Error {
+    Error::from_reason(e.to_string())
+}
+
+#[napi(object)]
+pub struct ImageLayer {
+    pub diff_id: String,
+    /// Absolute path of the layer's directory (an overlayfs lowerdir).
+    pub dir: String,
+    /// Uncompressed size in bytes.
+    pub size: f64,
+}
+
+#[napi(object)]
+pub struct ImageConfigInfo {
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    pub working_dir: Option<String>,
+    pub user: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: Option<String>,
+    pub exposed_ports: Vec<String>,
+    pub volumes: Vec<String>,
+    pub architecture: String,
+    pub os: String,
+    pub variant: Option<String>,
+    pub created: Option<String>,
+}
+
+#[napi(object)]
+pub struct ImageInfo {
+    pub id: String,
+    pub names: Vec<String>,
+    pub manifest: Option<String>,
+    /// Lowest first.
+    pub layers: Vec<ImageLayer>,
+    pub config: ImageConfigInfo,
+    pub size: f64,
+    /// Seconds since the epoch.
+    pub loaded: f64,
+}
+
+#[napi(object)]
+pub struct LoadResult {
+    pub images: Vec<ImageInfo>,
+    pub layers_added: u32,
+    pub layers_reused: u32,
+    pub notes: Vec<String>,
+}
+
+#[napi(object)]
+pub struct LoadProgress {
+    /// `extracting`, `verifying` (a layer already stored) or `done`.
+    pub state: String,
+    pub reused: bool,
+    pub layer: u32,
+    pub layers: u32,
+    pub diff_id: String,
+    pub bytes: f64,
+    pub size: f64,
+    pub done: f64,
+    pub total: f64,
+}
+
+#[napi(object)]
+pub struct RemoveResult {
+    pub untagged: Vec<String>,
+    pub deleted: Vec<String>,
+    pub layers_removed: u32,
+}
+
+impl From<images::Image> for ImageInfo {
+    fn from(i: images::Image) -> Self {
+        let c = i.config;
+        ImageInfo {
+            id: i.id,
+            names: i.names,
+            manifest: i.manifest,
+            layers: i
+                .layers
+                .into_iter()
+                .map(|l| ImageLayer { diff_id: l.diff_id, dir: l.dir.to_string_lossy().into_owned(), size: l.size as f64 })
+                .collect(),
+            config: ImageConfigInfo {
+                entrypoint: c.entrypoint,
+                cmd: c.cmd,
+                env: c.env,
+                working_dir: c.working_dir,
+                user: c.user,
+                labels: c.labels,
+                stop_signal: c.stop_signal,
+                exposed_ports: c.exposed_ports,
+                volumes: c.volumes,
+                architecture: c.architecture,
+                os: c.os,
+                variant: c.variant,
+                created: c.created,
+            },
+            size: i.size as f64,
+            loaded: i.loaded as f64,
+        }
+    }
+}
+
+impl From<&images::Progress> for LoadProgress {
+    fn from(p: &images::Progress) -> Self {
+        LoadProgress {
+            state: p.state.to_owned(),
+            reused: p.reused,
+            layer: p.layer,
+            layers: p.layers,
+            diff_id: p.diff_id.clone(),
+            bytes: p.bytes as f64,
+            size: p.size as f64,
+            done: p.done as f64,
+            total: p.total as f64,
+        }
+    }
+}
+
+pub struct LoadTask {
+    path: String,
+    store: String,
+    on_progress: Option<ThreadsafeFunction<LoadProgress, (), LoadProgress, Status, false>>,
+}
+
+impl Task for LoadTask {
+    type Output = images::LoadReport;
+    type JsValue = LoadResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let store = Store::new(&self.store).map_err(failed)?;
+        let tsfn = self.on_progress.as_ref();
+        let mut report = |p: &images::Progress| {
+            if let Some(f) = tsfn {
+                f.call(p.into(), ThreadsafeFunctionCallMode::NonBlocking);
+            }
+        };
+        store.load(Path::new(&self.path), &mut report).map_err(failed)
+    }
+
+    fn resolve(&mut self, _env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        Ok(LoadResult {
+            images: out.images.into_iter().map(Into::into).collect(),
+            layers_added: out.layers_added,
+            layers_reused: out.layers_reused,
+            notes: out.notes,
+        })
+    }
+}
+
+/// Loads every image of a docker-archive, OCI archive or OCI layout directory into the
+/// store, on the threadpool. `onProgress` is called on the JS thread as layers are read.
+#[napi(ts_return_type = "Promise<LoadResult>")]
+pub fn load_image(
+    path: String,
+    store_dir: String,
+    on_progress: Option<ThreadsafeFunction<LoadProgress, (), LoadProgress, Status, false>>,
+) -> AsyncTask<LoadTask> {
+    AsyncTask::new(LoadTask { path, store: store_dir, on_progress })
+}
+
+/// The store's images, newest first.
+#[napi]
+pub fn list_images(store_dir: String) -> Result<Vec<ImageInfo>> {
+    let store = Store::new(&store_dir).map_err(failed)?;
+    Ok(store.list().map_err(failed)?.into_iter().map(Into::into).collect())
+}
+
+/// The image a reference names (`name[:tag]`, `sha256:<id>`, an id prefix), with its layer
+/// directories lowest first and its config.
+#[napi]
+pub fn inspect_image(store_dir: String, reference: String) -> Result<ImageInfo> {
+    let store = Store::new(&store_dir).map_err(failed)?;
+    store.inspect(&reference).map(Into::into).map_err(failed)
+}
+
+pub struct RemoveTask {
+    store: String,
+    reference: String,
+}
+
+impl Task for RemoveTask {
+    type Output = images::Removed;
+    type JsValue = RemoveResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let store = Store::new(&self.store).map_err(failed)?;
+        store.remove(&self.reference).map_err(failed)
+    }
+
+    fn resolve(&mut self, _env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        Ok(RemoveResult { untagged: out.untagged, deleted: out.deleted, layers_removed: out.layers_removed })
+    }
+}
+
+/// Removes a name (or, given an id, the image and all its names), then deletes the layers
+/// and blobs no image uses any more. Runs on the threadpool.
+#[napi(ts_return_type = "Promise<RemoveResult>")]
+pub fn remove_image(store_dir: String, reference: String) -> AsyncTask<RemoveTask> {
+    AsyncTask::new(RemoveTask { store: store_dir, reference })
+}

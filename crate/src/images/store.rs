@@ -1,0 +1,565 @@
+//! The image store: layers as directories named by diff_id, configs and manifests as
+//! blobs named by digest, one record per image, and an index of names to image ids.
+//! Loads and removals hold an exclusive flock on `<store>/lock`; readers take no lock
+//! (every file is replaced by rename, so a reader sees the old or the new version).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs::File;
+use std::io::{self, BufReader};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::archive::{self, Decoder, ImagePlan, LayerBlob, Source};
+use super::config::{self, ImageConfig};
+use super::digest::{HashingReader, ProgressReader};
+use super::layer::{self, Notes};
+use super::{reference, Digest, ImageError};
+
+/// An image as stored: what `run({ image })` needs to stack its layers and apply its config.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    /// `sha256:<hex>` of the config, as docker's image ids.
+    pub id: String,
+    /// Short forms (`alpine:3.20`, `test/two:v1`), sorted; empty for an image known by id only.
+    pub names: Vec<String>,
+    /// The manifest's digest, for images that came with one (OCI), else None (docker save).
+    pub manifest: Option<String>,
+    /// Lowest first: the first one is the base; as overlayfs lowerdirs they go in reverse.
+    pub layers: Vec<LayerInfo>,
+    pub config: ImageConfig,
+    /// Sum of the layers' uncompressed sizes.
+    pub size: u64,
+    /// When it was loaded, in seconds since the epoch.
+    pub loaded: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    pub diff_id: String,
+    /// Absolute path of the layer's directory.
+    pub dir: PathBuf,
+    /// Uncompressed tar size in bytes.
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadReport {
+    pub images: Vec<Image>,
+    pub layers_added: u32,
+    pub layers_reused: u32,
+    /// What was skipped or changed (device nodes, setuid bits, other platforms...).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removed {
+    pub untagged: Vec<String>,
+    pub deleted: Vec<String>,
+    pub layers_removed: u32,
+}
+
+/// Reported while a layer is read: `extracting` a new layer, `verifying` the blob of a layer
+/// already stored, `done` when it is finished (with `reused`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub state: &'static str,
+    pub reused: bool,
+    /// 0-based, over all layers of all images in the archive.
+    pub layer: u32,
+    pub layers: u32,
+    pub diff_id: String,
+    /// Bytes of this layer's blob read, and its size.
+    pub bytes: u64,
+    pub size: u64,
+    /// Bytes of all blobs read, and their total.
+    pub done: u64,
+    pub total: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Record {
+    id: String,
+    manifest: Option<String>,
+    layers: Vec<String>,
+    loaded: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Names {
+    names: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LayerMeta {
+    diff_id: String,
+    size: u64,
+    #[serde(default)]
+    notes: Vec<String>,
+}
+
+/// Progress is reported every this many bytes of a blob.
+const PROGRESS_STEP: u64 = 1 << 20;
+
+pub struct Store {
+    root: PathBuf,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn io_read(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
+    move |source| ImageError::Read { path: path.to_owned(), source }
+}
+
+/// Writes `bytes` to a temporary sibling and renames it over `path`.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|source| ImageError::Write { path: tmp.clone(), source })?;
+    std::fs::rename(&tmp, path).map_err(|source| ImageError::Rename { from: tmp, to: path.to_owned(), source })
+}
+
+impl Store {
+    /// A store rooted at `root` (made absolute). Nothing is touched until it is used.
+    pub fn new(root: impl AsRef<Path>) -> Result<Store, ImageError> {
+        let root = root.as_ref();
+        let root = std::path::absolute(root).map_err(|source| ImageError::Open { path: root.to_owned(), source })?;
+        Ok(Store { root })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn names_file(&self) -> PathBuf {
+        self.root.join("names.json")
+    }
+
+    fn record_file(&self, id: &Digest) -> PathBuf {
+        self.root.join("images/sha256").join(format!("{}.json", id.hex()))
+    }
+
+    fn blob_file(&self, digest: &Digest) -> PathBuf {
+        self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// The directory of the layer with this diff_id (whether or not it is stored).
+    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers/sha256").join(diff_id.hex())
+    }
+
+    fn layer_meta_file(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join("layers/sha256").join(format!("{}.json", diff_id.hex()))
+    }
+
+    fn init(&self) -> Result<(), ImageError> {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true).mode(0o700);
+        for sub in ["", "tmp", "images/sha256", "blobs/sha256", "layers/sha256"] {
+            let dir = self.root.join(sub);
+            b.create(&dir).map_err(|source| ImageError::Mkdir { path: dir, source })?;
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<File, ImageError> {
+        let path = self.root.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| ImageError::Lock { path: path.clone(), source })?;
+        file.lock().map_err(|source| ImageError::Lock { path, source })?;
+        Ok(file)
+    }
+
+    /// Leftovers of a load that died: only ever called with the lock held.
+    fn clear_tmp(&self) -> Result<(), ImageError> {
+        let tmp = self.tmp();
+        let entries = match std::fs::read_dir(&tmp) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => return Err(ImageError::Read { path: tmp, source }),
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            layer::remove_tree(&path).map_err(|source| ImageError::Remove { path, source })?;
+        }
+        Ok(())
+    }
+
+    fn read_names(&self) -> Result<Names, ImageError> {
+        let path = self.names_file();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| ImageError::Json { file: path.display().to_string(), source }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Names::default()),
+            Err(source) => Err(ImageError::Read { path, source }),
+        }
+    }
+
+    fn write_names(&self, names: &Names) -> Result<(), ImageError> {
+        write_atomic(&self.names_file(), &serde_json::to_vec_pretty(names).expect("names serialize"))
+    }
+
+    fn read_record(&self, id: &Digest) -> Result<Record, ImageError> {
+        let path = self.record_file(id);
+        let bytes = std::fs::read(&path).map_err(io_read(&path))?;
+        serde_json::from_slice(&bytes).map_err(|source| ImageError::Json { file: path.display().to_string(), source })
+    }
+
+    /// Every image id with a record.
+    fn ids(&self) -> Result<Vec<Digest>, ImageError> {
+        let dir = self.root.join("images/sha256");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(ImageError::Read { path: dir, source }),
+        };
+        let mut ids: Vec<Digest> = entries
+            .flatten()
+            .filter_map(|e| Digest::from_hex(e.file_name().to_str()?.strip_suffix(".json")?))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn image(&self, id: &Digest, names: &Names) -> Result<Image, ImageError> {
+        let record = self.read_record(id)?;
+        let config_path = self.blob_file(id);
+        let bytes = std::fs::read(&config_path).map_err(io_read(&config_path))?;
+        let parsed = config::parse(&bytes, &config_path.display().to_string())?;
+        let mut layers = Vec::new();
+        for diff in &record.layers {
+            let diff_id = Digest::parse(diff).ok_or_else(|| ImageError::Malformed {
+                file: self.record_file(id).display().to_string(),
+                why: format!("layer {diff:?} is not a sha256 digest"),
+            })?;
+            let size = std::fs::read(self.layer_meta_file(&diff_id))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LayerMeta>(&b).ok())
+                .map_or(0, |m| m.size);
+            layers.push(LayerInfo { diff_id: diff.clone(), dir: self.layer_dir(&diff_id), size });
+        }
+        let id_text = id.to_string();
+        let mut image_names: Vec<String> = names.names.iter().filter(|(_, v)| **v == id_text).map(|(k, _)| k.clone()).collect();
+        image_names.sort();
+        Ok(Image {
+            id: id_text,
+            names: image_names,
+            manifest: record.manifest,
+            size: layers.iter().map(|l| l.size).sum(),
+            layers,
+            config: parsed.config,
+            loaded: record.loaded,
+        })
+    }
+
+    /// All images, newest first.
+    pub fn list(&self) -> Result<Vec<Image>, ImageError> {
+        let names = self.read_names()?;
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            out.push(self.image(&id, &names)?);
+        }
+        out.sort_by(|a, b| b.loaded.cmp(&a.loaded).then_with(|| a.names.cmp(&b.names)).then_with(|| a.id.cmp(&b.id)));
+        Ok(out)
+    }
+
+    /// The image `reference` names: `name[:tag]`, `name@sha256:<manifest>`, `sha256:<id>`,
+    /// or a unique prefix of an id's hex.
+    pub fn inspect(&self, reference: &str) -> Result<Image, ImageError> {
+        let names = self.read_names()?;
+        let id = self.resolve(reference, &names)?.0;
+        self.image(&id, &names)
+    }
+
+    /// The id `reference` names, and the name it matched (None when it matched an id).
+    fn resolve(&self, reference: &str, names: &Names) -> Result<(Digest, Option<String>), ImageError> {
+        let not_found = || ImageError::NotFound { reference: reference.to_owned(), store: self.root.clone() };
+        let bad = |why| ImageError::BadReference { reference: reference.to_owned(), why };
+        if reference.is_empty() {
+            return Err(bad("is empty"));
+        }
+        let normalized = reference::normalize(reference);
+        if let Ok(name) = &normalized {
+            if let Some(id) = names.names.get(name) {
+                let id = Digest::parse(id).ok_or_else(|| ImageError::Malformed { file: self.names_file().display().to_string(), why: format!("{name:?} maps to {id:?}") })?;
+                return Ok((id, Some(name.clone())));
+            }
+            if let Some((_, digest)) = name.split_once('@') {
+                let digest = Digest::parse(digest).ok_or_else(|| bad("has a digest that is not sha256:<64 hex digits>"))?;
+                for id in self.ids()? {
+                    let record = self.read_record(&id)?;
+                    if id == digest || record.manifest.as_deref() == Some(&digest.to_string()) {
+                        return Ok((id, None));
+                    }
+                }
+                return Err(not_found());
+            }
+        }
+        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+        if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            let matches: Vec<Digest> = self.ids()?.into_iter().filter(|id| id.hex().starts_with(hex)).collect();
+            return match matches.len() {
+                0 => Err(not_found()),
+                1 => Ok((matches.into_iter().next().unwrap(), None)),
+                _ => Err(ImageError::Ambiguous { reference: reference.to_owned(), matches: matches.iter().map(|d| d.to_string()).collect() }),
+            };
+        }
+        match normalized {
+            Ok(_) => Err(not_found()),
+            Err(why) => Err(bad(why)),
+        }
+    }
+
+    /// Loads every image of the archive or layout at `path`.
+    pub fn load(&self, path: &Path, progress: &mut dyn FnMut(&Progress)) -> Result<LoadReport, ImageError> {
+        self.init()?;
+        let _lock = self.lock()?;
+        self.clear_tmp()?;
+        let result = self.load_locked(path, progress).map_err(|e| ImageError::In { archive: path.to_owned(), source: Box::new(e) });
+        if result.is_err() {
+            // All or nothing: layers this load added for images it did not commit go again.
+            let _ = self.gc();
+        }
+        let cleared = self.clear_tmp();
+        let report = result?;
+        cleared?;
+        Ok(report)
+    }
+
+    fn load_locked(&self, path: &Path, progress: &mut dyn FnMut(&Progress)) -> Result<LoadReport, ImageError> {
+        let source = Source::open(path, &self.tmp().join("archive.tar"))?;
+        let (plans, mut notes) = archive::read_images(&source)?;
+        for plan in &plans {
+            let c = &plan.parsed.config;
+            if c.os != "linux" || c.architecture != super::host_arch() {
+                let name = plan.names.first().cloned().unwrap_or_else(|| plan.id.to_string());
+                notes.push(format!("{name} is built for {}/{}, this host is linux/{}", c.os, c.architecture, super::host_arch()));
+            }
+        }
+        // Every blob is located before anything is written: a missing one fails the load early.
+        let mut sizes = Vec::new();
+        for layer in plans.iter().flat_map(|p| &p.layers) {
+            let (_, size) = source.open_blob(&layer.name)?;
+            if let Some(expected) = layer.size {
+                if expected != size {
+                    return Err(ImageError::Size { blob: layer.name.clone(), expected, actual: size });
+                }
+            }
+            sizes.push(size);
+        }
+        let total: u64 = sizes.iter().sum();
+        let layers = sizes.len() as u32;
+        let (mut added, mut reused, mut done, mut index) = (0u32, 0u32, 0u64, 0u32);
+        for plan in &plans {
+            for layer in &plan.layers {
+                let size = sizes[index as usize];
+                let exists = self.layer_dir(&layer.diff_id).is_dir();
+                let mut report = |state: &'static str, bytes: u64| {
+                    progress(&Progress { state, reused: exists, layer: index, layers, diff_id: layer.diff_id.to_string(), bytes, size, done: done + bytes, total })
+                };
+                let state = if exists { "verifying" } else { "extracting" };
+                report(state, 0);
+                let mut tick = |bytes: u64| report(state, bytes);
+                if exists {
+                    self.read_layer(&source, layer, None, &mut tick)?;
+                    reused += 1;
+                } else {
+                    let layer_notes = self.add_layer(&source, layer, &mut tick)?;
+                    notes.extend(layer_notes.into_iter().map(|n| format!("layer {}: {n}", layer.diff_id)));
+                    added += 1;
+                }
+                report("done", size);
+                done += size;
+                index += 1;
+            }
+        }
+        let mut names = self.read_names()?;
+        for plan in &plans {
+            self.commit(plan, &mut names)?;
+        }
+        self.write_names(&names)?;
+        let images = plans.iter().map(|p| self.image(&p.id, &names)).collect::<Result<Vec<_>, _>>()?;
+        Ok(LoadReport { images, layers_added: added, layers_reused: reused, notes })
+    }
+
+    /// Extracts a new layer into tmp/, checks it, then moves it into place.
+    fn add_layer(&self, source: &Source, layer: &LayerBlob, tick: &mut dyn FnMut(u64)) -> Result<Vec<String>, ImageError> {
+        let tmp = self.tmp().join(format!("layer-{}", layer.diff_id.hex()));
+        std::fs::DirBuilder::new().mode(0o700).create(&tmp).map_err(|source| ImageError::Mkdir { path: tmp.clone(), source })?;
+        let (notes, size) = match self.read_layer(source, layer, Some(&tmp), tick) {
+            Ok((notes, size)) => (notes.unwrap_or_default(), size),
+            Err(e) => {
+                let _ = layer::remove_tree(&tmp);
+                return Err(e);
+            }
+        };
+        let dir = self.layer_dir(&layer.diff_id);
+        std::fs::rename(&tmp, &dir).map_err(|source| ImageError::Rename { from: tmp, to: dir, source })?;
+        let described = notes.describe();
+        let meta = LayerMeta { diff_id: layer.diff_id.to_string(), size, notes: described.clone() };
+        write_atomic(&self.layer_meta_file(&layer.diff_id), &serde_json::to_vec_pretty(&meta).expect("layer meta serialize"))?;
+        Ok(described)
+    }
+
+    /// Reads a layer's blob whole, checking its digest, its size and (when it is extracted to
+    /// `into`, or when the archive gives no blob digest) its diff_id. After any failure the
+    /// rest of the blob is still hashed, so that corruption is reported as such.
+    /// Returns the extraction notes and the uncompressed size.
+    fn read_layer(&self, source: &Source, layer: &LayerBlob, into: Option<&Path>, tick: &mut dyn FnMut(u64)) -> Result<(Option<Notes>, u64), ImageError> {
+        let (blob, size) = source.open_blob(&layer.name)?;
+        let mut raw = HashingReader::new(ProgressReader::new(blob, PROGRESS_STEP, tick));
+        let check_raw = |actual: Digest, bytes: u64| -> Result<(), ImageError> {
+            if let Some(expected) = &layer.digest {
+                if &actual != expected {
+                    return Err(ImageError::Digest { blob: layer.name.clone(), expected: expected.clone(), actual });
+                }
+            }
+            if bytes != size {
+                return Err(ImageError::Size { blob: layer.name.clone(), expected: size, actual: bytes });
+            }
+            Ok(())
+        };
+        let broken = |e: io::Error| ImageError::Layer { blob: layer.name.clone(), why: format!("reading: {e}") };
+        if into.is_none() && layer.digest.is_some() {
+            raw.drain().map_err(broken)?;
+            let (_, digest, bytes) = raw.into_parts();
+            check_raw(digest, bytes)?;
+            return Ok((None, 0));
+        }
+        let mut buffered = BufReader::with_capacity(1 << 20, raw);
+        let decoder = match Decoder::new(&mut buffered) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = io::copy(&mut buffered, &mut io::sink());
+                let (_, digest, bytes) = buffered.into_inner().into_parts();
+                check_raw(digest, bytes)?;
+                return Err(broken(e));
+            }
+        };
+        let compression = decoder.compression();
+        let mut plain = HashingReader::new(decoder);
+        let extracted = match into {
+            Some(dir) => layer::extract(&mut plain, dir, &layer.name).map(Some),
+            None => Ok(None),
+        };
+        let drained = plain.drain();
+        let (decoder, diff, plain_bytes) = plain.into_parts();
+        let _ = decoder.into_inner();
+        let rest = io::copy(&mut buffered, &mut io::sink());
+        let (_, digest, bytes) = buffered.into_inner().into_parts();
+        check_raw(digest, bytes)?;
+        let notes = extracted?;
+        drained.map_err(|e| ImageError::Layer { blob: layer.name.clone(), why: format!("{compression:?} stream: {e}") })?;
+        rest.map_err(broken)?;
+        if diff != layer.diff_id {
+            return Err(ImageError::DiffId { blob: layer.name.clone(), expected: layer.diff_id.clone(), actual: diff });
+        }
+        Ok((notes, plain_bytes))
+    }
+
+    /// Stores an image's config, manifest and record, and points its names at it.
+    fn commit(&self, plan: &ImagePlan, names: &mut Names) -> Result<(), ImageError> {
+        let config_file = self.blob_file(&plan.id);
+        if !config_file.exists() {
+            write_atomic(&config_file, &plan.config)?;
+        }
+        if let Some((digest, bytes)) = &plan.manifest {
+            let file = self.blob_file(digest);
+            if !file.exists() {
+                write_atomic(&file, bytes)?;
+            }
+        }
+        let record = Record {
+            id: plan.id.to_string(),
+            manifest: plan.manifest.as_ref().map(|(d, _)| d.to_string()),
+            layers: plan.parsed.diff_ids.iter().map(|d| d.to_string()).collect(),
+            loaded: now(),
+        };
+        write_atomic(&self.record_file(&plan.id), &serde_json::to_vec_pretty(&record).expect("record serialize"))?;
+        for name in &plan.names {
+            names.names.insert(name.clone(), plan.id.to_string());
+        }
+        Ok(())
+    }
+
+    /// Removes a name; the image goes when no name is left or when `reference` is its id.
+    /// Then layers and blobs no image uses are deleted.
+    pub fn remove(&self, reference: &str) -> Result<Removed, ImageError> {
+        if !self.root.join("names.json").exists() && !self.root.join("images").exists() {
+            return Err(ImageError::NotFound { reference: reference.to_owned(), store: self.root.clone() });
+        }
+        let _lock = self.lock()?;
+        let mut names = self.read_names()?;
+        let (id, by_name) = self.resolve(reference, &names)?;
+        let id_text = id.to_string();
+        let mut removed = Removed { untagged: Vec::new(), deleted: Vec::new(), layers_removed: 0 };
+        match by_name {
+            Some(name) => {
+                names.names.remove(&name);
+                removed.untagged.push(name);
+            }
+            None => {
+                let all: Vec<String> = names.names.iter().filter(|(_, v)| **v == id_text).map(|(k, _)| k.clone()).collect();
+                for name in all {
+                    names.names.remove(&name);
+                    removed.untagged.push(name);
+                }
+            }
+        }
+        self.write_names(&names)?;
+        if !names.names.values().any(|v| *v == id_text) {
+            let record = self.record_file(&id);
+            std::fs::remove_file(&record).map_err(|source| ImageError::Remove { path: record, source })?;
+            removed.deleted.push(id_text);
+        }
+        removed.layers_removed = self.gc()?;
+        Ok(removed)
+    }
+
+    /// Deletes layers and blobs that no image record uses. Lock held.
+    fn gc(&self) -> Result<u32, ImageError> {
+        let mut used: HashSet<String> = HashSet::new();
+        for id in self.ids()? {
+            // A record that cannot be read stops the collection: its layers might be in use.
+            let record = self.read_record(&id)?;
+            used.insert(id.hex().to_owned());
+            used.extend(record.manifest.as_deref().and_then(Digest::parse).map(|d| d.hex().to_owned()));
+            used.extend(record.layers.iter().filter_map(|l| Digest::parse(l)).map(|d| d.hex().to_owned()));
+        }
+        let mut layers_removed = 0;
+        for sub in ["layers/sha256", "blobs/sha256"] {
+            let dir = self.root.join(sub);
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => return Err(ImageError::Read { path: dir, source }),
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let hex = name.strip_suffix(".json").unwrap_or(&name);
+                if used.contains(hex) {
+                    continue;
+                }
+                let path = entry.path();
+                let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+                layer::remove_tree(&path).map_err(|source| ImageError::Remove { path: path.clone(), source })?;
+                if is_dir && sub == "layers/sha256" {
+                    layers_removed += 1;
+                }
+            }
+        }
+        Ok(layers_removed)
+    }
+}
