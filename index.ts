@@ -10,7 +10,7 @@ export { ContainerProcess, ContainerError }
 export { images } from './lib/images'
 export type { Image, ImageConfig, ImageLayer, LoadedImage, LoadOptions, LoadProgress, RemoveResult, StoreOptions } from './lib/images'
 export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }
-export type { Mount, NamespaceName, StdioOption } from './lib/options'
+export type { IdRange, Mount, NamespaceName, StdioOption } from './lib/options'
 export type { SetupFailure, Stats, Usage } from './lib/result'
 export type { Limits, RlimitName, Rlimits, RlimitValue } from './lib/limits'
 export type { Capability, SecurityOptions } from './lib/security'

@@ -7,7 +7,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFileSync, spawnSync } from 'node:child_process'
 
-import { run } from '../index'
+import { run, spawn as spawnLib } from '../index'
 import { makeBusyboxRoot, removeRoot } from './helpers'
 
 const REPO = path.join(__dirname, '..')
@@ -154,4 +154,51 @@ maybe('rootless: masked paths read empty; control maskedPaths [] shows the host\
   t.is(r.stdout, 'bytes=0')
   const control = asNobody(['/attack', 'read-size', '/proc/interrupts'], { rootfs: root, maskedPaths: [] })
   t.true(Number(control.stdout!.replace('bytes=', '')) > 0, control.stdout)
+})
+
+// ---------------------------------------------------------------- uid/gid ranges
+
+const newuidmap = ['/usr/bin/newuidmap', '/bin/newuidmap'].find((p) => fs.existsSync(p))
+const rangeTest = skip || !newuidmap ? test.skip : test.serial
+
+/** Gives uid/gid 65534 a subordinate range for the test, and puts /etc/subuid and /etc/subgid back after. */
+async function withSubordinateIds<T>(fn: () => T): Promise<T> {
+  const saved = ['/etc/subuid', '/etc/subgid'].map((f) => [f, fs.existsSync(f) ? fs.readFileSync(f) : undefined] as const)
+  try {
+    for (const [f, text] of saved) fs.writeFileSync(f, `${text ?? ''}nobody:300000:65536\n`)
+    return fn()
+  } finally {
+    for (const [f, text] of saved) {
+      if (text === undefined) fs.rmSync(f, { force: true })
+      else fs.writeFileSync(f, text)
+    }
+  }
+}
+
+rangeTest('ranges through newuidmap: a non-root caller maps 65536 ids; uid 1000 inside is 300999 outside', async (t) => {
+  const maps = { uidMap: [{ containerId: 0, hostId: NOBODY, size: 1 }, { containerId: 1, hostId: 300000, size: 65536 }], gidMap: [{ containerId: 0, hostId: NOBODY, size: 1 }, { containerId: 1, hostId: 300000, size: 65536 }] }
+  fs.chmodSync(shared, 0o777)
+  const r = await withSubordinateIds(() => asNobody(['sh', '-c', 'id -u; id -g; touch /shared/by-1000; cat /proc/self/uid_map'], { ...maps, uid: 1000, gid: 1000, mounts: [{ type: 'bind', source: shared, target: '/shared' }] }))
+  const [uid, gid, ...map] = r.stdout!.split('\n')
+  t.is(uid, '1000', r.stderr ?? r.error)
+  t.is(gid, '1000')
+  t.is(map.length, 2, 'two ranges mapped')
+  t.is(fs.statSync(path.join(shared, 'by-1000')).uid, 300999, 'uid 1000 inside is 300000 + 999 outside')
+  // Control: without a range in /etc/subuid, newuidmap refuses and the error says so.
+  const refused = asNobody(['true'], { ...maps })
+  t.regex(refused.error!, /uid\/gid maps: .*newuidmap/)
+})
+
+rangeTest('ranges written directly by host root; ids outside every range are refused', async (t) => {
+  const maps = { namespaces: { user: true }, uidMap: [{ containerId: 0, hostId: 400000, size: 65536 }], gidMap: [{ containerId: 0, hostId: 400000, size: 65536 }] }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-ranges-'))
+  fs.chmodSync(dir, 0o777)
+  try {
+    const r = await run(['sh', '-c', 'touch /d/made; id -u'], { ...maps, uid: 7, gid: 7, mounts: [{ type: 'bind', source: dir, target: '/d' }] })
+    t.is(r.stdout, '7')
+    t.is(fs.statSync(path.join(dir, 'made')).uid, 400007)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+  t.throws(() => spawnLib(['true'], { ...maps, uid: 70000 }), { message: /Option `uid` must be inside a `uidMap` range; got 70000/ })
 })

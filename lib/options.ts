@@ -10,6 +10,12 @@ import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type Securit
 import { findImage, imageCommand, imageUser, makeImageRoot, type ImageRootSpec } from './imageroot'
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
+/** `size` ids from `containerId` inside the container are `hostId`... outside. */
+export interface IdRange {
+  containerId: number
+  hostId: number
+  size: number
+}
 export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup' | 'user'
 
 export type Mount =
@@ -58,6 +64,13 @@ export interface ContainerOptions extends SecurityOptions {
   keep?: boolean
   /** Replaces the image's Entrypoint (`[]` clears it), as `docker run --entrypoint`. */
   entrypoint?: string[]
+  /**
+   * uid ranges of the user namespace (default: the caller's uid as 0). Root writes them
+   * directly; other users need shadow's `newuidmap` and a range in /etc/subuid.
+   */
+  uidMap?: IdRange[]
+  /** gid ranges, as `uidMap` (`newgidmap`, /etc/subgid). */
+  gidMap?: IdRange[]
   /** cgroup limits; the container gets a cgroup (and memory/pids accounting) only with this. */
   limits?: Limits
   /** setrlimit before exec, by docker's --ulimit names: `{ nofile: 1024, core: 0 }`. */
@@ -79,7 +92,7 @@ const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as con
 const CONTAINER_KEYS = [
   'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty',
-  'image', 'store', 'keep', 'entrypoint', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'maskedPaths', 'readonlyPaths',
+  'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'maskedPaths', 'readonlyPaths',
 ] as const
 const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'user']
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -103,6 +116,7 @@ export interface Spec extends SecuritySpec {
   limits?: LimitsSpec
   rlimits?: Array<{ name: string; soft: number; hard: number }>
   image?: ImageRootSpec
+  idMaps?: { uid: IdRange[]; gid: IdRange[]; newuidmap: string | null; newgidmap: string | null }
 }
 
 export interface Normalized {
@@ -315,6 +329,44 @@ function mounts(value: unknown, root: string | null): Spec['mounts'] {
   })
 }
 
+function idRanges(option: string, value: unknown): IdRange[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > 340) throw typeError(option, 'a non-empty array of { containerId, hostId, size }', value)
+  return value.map((r, i) => {
+    const at = `${option}[${i}]`
+    if (typeof r !== 'object' || r === null) throw typeError(at, 'an object { containerId, hostId, size }', r)
+    for (const key of Object.keys(r)) if (!['containerId', 'hostId', 'size'].includes(key)) throw rangeError(at, `has an unknown key \`${key}\``, r)
+    const { containerId, hostId, size } = r as IdRange
+    for (const [k, v] of [['containerId', containerId], ['hostId', hostId], ['size', size]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xfffffffe || (k === 'size' && v === 0)) throw rangeError(`${at}.${k}`, 'must be an integer id (size at least 1)', v)
+    }
+    return { containerId, hostId, size }
+  })
+}
+
+/** The setuid helper a non-root caller needs to map ranges, from PATH. */
+function helper(name: string, option: string): string {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
+    const p = path.join(dir || '.', name)
+    try {
+      fs.accessSync(p, fs.constants.X_OK)
+      return p
+    } catch {
+      // next
+    }
+  }
+  throw rangeError(option, `needs ${name} for a non-root caller (apt-get install uidmap, and a range in /etc/sub${name.includes('uid') ? 'uid' : 'gid'})`, option)
+}
+
+/** uid/gid ranges for the user namespace, or undefined for the default (the caller as 0). */
+function userMaps(o: ContainerOptions): Spec['idMaps'] {
+  if (o.uidMap === undefined && o.gidMap === undefined) return undefined
+  const root = process.geteuid?.() === 0
+  const me = { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 }
+  const uid = o.uidMap === undefined ? [{ containerId: 0, hostId: me.uid, size: 1 }] : idRanges('uidMap', o.uidMap)
+  const gid = o.gidMap === undefined ? [{ containerId: 0, hostId: me.gid, size: 1 }] : idRanges('gidMap', o.gidMap)
+  return { uid, gid, newuidmap: root ? null : helper('newuidmap', 'uidMap'), newgidmap: root ? null : helper('newgidmap', 'gidMap') }
+}
+
 function env(value: unknown, name: string, uid: number, tty: boolean, image: string[] = []): string[] {
   const base: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: name, HOME: uid === 0 ? '/root' : '/' }
   // The image's Env over the defaults (docker), the caller's over both.
@@ -369,12 +421,20 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const name = hostname(o.hostname)
   const user = config && o.uid === undefined ? imageUser(config, found!.image) : undefined
   const uid = id('uid', o.uid, user?.uid ?? 0)
-  if (ns.user) {
+  const idMaps = ns.user ? userMaps(o) : undefined
+  if (!ns.user && (o.uidMap !== undefined || o.gidMap !== undefined)) throw rangeError(o.uidMap ? 'uidMap' : 'gidMap', 'needs `namespaces.user`', o.uidMap ?? o.gidMap)
+  if (ns.user && !idMaps) {
     // One id is mapped: the caller's, as root inside.
     for (const [key, v] of [['uid', uid], ['gid', o.gid ?? user?.gid ?? 0]] as const) {
-      if (v !== 0) throw rangeError(key, 'must be 0 in a user namespace (rootless: only the caller\'s id is mapped, as root inside)', v)
+      if (v !== 0) throw rangeError(key, 'must be 0 in a user namespace without `uidMap`/`gidMap` (only the caller\'s id is mapped, as root inside)', v)
     }
-    if (o.groups?.length) throw rangeError('groups', 'must be empty in a user namespace (setgroups is denied there)', o.groups)
+    if (o.groups?.length) throw rangeError('groups', 'must be empty in a user namespace without `gidMap` (setgroups is denied there)', o.groups)
+  }
+  if (idMaps) {
+    const inside = (ranges: IdRange[], v: number) => ranges.some((r) => v >= r.containerId && v < r.containerId + r.size)
+    if (!inside(idMaps.uid, uid)) throw rangeError('uid', 'must be inside a `uidMap` range', uid)
+    const gid = o.gid ?? user?.gid ?? 0
+    if (!inside(idMaps.gid, gid)) throw rangeError('gid', 'must be inside a `gidMap` range', gid)
   }
   const tty = bool('tty', o.tty, false)
   const streams = stdio(o)
@@ -414,6 +474,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       ...(rlimits.length ? { rlimits } : {}),
       ...normalizeSecurity(o),
       ...(imageRoot ? { image: imageRoot.spec } : {}),
+      ...(idMaps ? { idMaps } : {}),
     },
     discard: imageRoot && !o.keep ? imageRoot.discard : undefined,
     keptLayer: imageRoot && o.keep ? imageRoot.spec.upper : undefined,

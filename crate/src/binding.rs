@@ -7,7 +7,7 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 use crate::reaper::{self, Exit};
-use crate::spawn::{spawn, SpawnError};
+use crate::spawn::{spawn, MapsFirst, SpawnError};
 use crate::cgroups::{self, Stats};
 use crate::{netns, plan, spec, stdio, userns};
 
@@ -99,8 +99,14 @@ pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, 
     };
     // The pool's namespaces belong to the initial user namespace: a new one cannot join them.
     let netns = if spec.namespaces.net && !spec.namespaces.user { netns::take() } else { None };
+    // uid/gid ranges: the parent writes the maps while the child waits on this pipe.
+    let maps_pipe = match (&spec.id_maps, spec.namespaces.user) {
+        (Some(_), true) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::from_reason(format!("pipe2: {e}")))?),
+        _ => None,
+    };
     let handles = spec::Handles {
         stdio: wired.child_fds(),
+        maps_sync: maps_pipe.as_ref().map(|(read, _)| read.as_raw_fd()),
         netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
         cgroup_procs: cgroup.as_ref().map(|c| c.join_fds()).unwrap_or_default(),
         console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
@@ -114,8 +120,12 @@ pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, 
             return Err(invalid(e));
         }
     };
-    let spawned = spawn(&prepared, &spec.argv[0]);
-    drop((std::mem::take(&mut wired.child), netns));
+    let (maps_read, maps_first) = match (maps_pipe, &spec.id_maps) {
+        (Some((read, release)), Some(maps)) => (Some(read), Some(MapsFirst { maps, release })),
+        _ => (None, None),
+    };
+    let spawned = spawn(&prepared, &spec.argv[0], maps_first);
+    drop((std::mem::take(&mut wired.child), netns, maps_read));
     if let (Ok(s), Err(e)) = (&spawned, stdio::receive_console(&mut wired)) {
         // It runs but its terminal never arrived: end it rather than leave it unwatched.
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);

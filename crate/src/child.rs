@@ -42,6 +42,8 @@ pub struct ChildContext<'a> {
     pub slots: *mut c_int,
     pub slot_count: usize,
     pub report: *mut Report,
+    /// Fork-style clone: the report goes down this pipe (the parent does not share our memory).
+    pub report_fd: c_int,
 }
 
 /// The child's entry point. Never returns: exec or `_exit`.
@@ -52,8 +54,13 @@ pub fn child_main<S: Sys>(sys: &S, ctx: &ChildContext) -> ! {
         Err((step, errno)) => (step as u32, errno, 125),
         Ok(()) => (ctx.plan.len() as u32, exec(sys, ctx.exec), 127),
     };
+    let report = Report { step, errno: errno as i32 };
     unsafe {
-        std::ptr::write_volatile(ctx.report, Report { step, errno: errno as i32 });
+        if ctx.report_fd >= 0 {
+            libc::write(ctx.report_fd, (&report as *const Report).cast(), std::mem::size_of::<Report>());
+        } else {
+            std::ptr::write_volatile(ctx.report, report);
+        }
         libc::_exit(code)
     }
 }
@@ -236,6 +243,12 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.loopback_up(&req)
         }
         Op::Credentials { uid, gid, groups, set_groups } => sys.set_credentials(*uid, *gid, groups, *set_groups),
+        Op::WaitForMaps(fd) => {
+            sys.read_byte(*fd)?;
+            // The caller's own id may be outside the ranges: become the namespace's root
+            // explicitly, or every file made during setup would be unmapped (EOVERFLOW).
+            sys.set_credentials(0, 0, &[], true)
+        }
         Op::IdMaps { uid_map, gid_map } => {
             // Unprivileged, a gid map needs setgroups denied first (user_namespaces(7)).
             match sys.write_file(c"/proc/self/setgroups", b"deny") {

@@ -128,6 +128,9 @@ impl Sys for Recorder {
     fn loopback_up(&self, _: &libc::ifreq) -> SysResult<()> {
         self.record("lo up".into())
     }
+    fn read_byte(&self, fd: c_int) -> SysResult<()> {
+        self.record(format!("read_byte {fd}"))
+    }
     fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()> {
         self.record(format!("write {} {}", s(path), String::from_utf8_lossy(data)))
     }

@@ -74,6 +74,8 @@ pub enum Op {
     Credentials { uid: u32, gid: u32, groups: Vec<libc::gid_t>, set_groups: bool },
     /// In a new user namespace: setgroups "deny", then map the caller's uid and gid to 0.
     IdMaps { uid_map: Vec<u8>, gid_map: Vec<u8> },
+    /// Wait until the parent wrote the maps (one byte on this pipe).
+    WaitForMaps(c_int),
     Chdir(CString),
     CloseFds,
 }
@@ -120,6 +122,7 @@ impl Op {
             Op::LoopbackUp => ("loopback up".into(), Some("lo".into())),
             Op::Credentials { .. } => ("set credentials".into(), None),
             Op::IdMaps { .. } => ("write uid_map/gid_map".into(), Some("/proc/self/uid_map".into())),
+            Op::WaitForMaps(_) => ("wait for uid_map/gid_map".into(), None),
             Op::Chdir(p) => ("chdir".into(), Some(s(p))),
             Op::CloseFds => ("close_range".into(), None),
         }

@@ -1,18 +1,23 @@
 //! clone, vfork-style: CLONE_VM|CLONE_VFORK with the namespace flags and a stack of
 //! the child's own, as glibc's posix_spawn does. The calling thread sleeps until the
 //! child execs or exits, so the child's failure report is ready when clone returns.
+//!
+//! One case falls back to fork-style (no CLONE_VM): uid/gid ranges for a user namespace,
+//! which the parent must write while the child waits. The report then comes down a pipe.
 
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+use nix::fcntl::OFlag;
 use nix::sys::wait::waitpid;
-use nix::unistd::Pid;
+use nix::unistd::{pipe2, Pid};
 
 use crate::child::{child_main, ChildContext, Report, NO_FAILURE};
 use crate::spec::Prepared;
 use crate::sys::Kernel;
+use crate::userns::{self, RangeMaps};
 
 const CHILD_STACK: usize = 256 * 1024;
 
@@ -22,6 +27,11 @@ pub enum SpawnError {
     Clone(Errno),
     #[error("pidfd_open: {0}")]
     PidfdOpen(Errno),
+    #[error("pipe2: {0}")]
+    Pipe(Errno),
+    /// Writing the user namespace's uid/gid maps failed (the helper's message).
+    #[error("uid/gid maps: {0}")]
+    IdMaps(String),
     /// A plan step or exec failed in the child; the child is already reaped.
     #[error("{stage}{}: {}", path.as_ref().map(|p| format!(" `{p}`")).unwrap_or_default(), errno.desc())]
     Setup { stage: String, path: Option<String>, errno: Errno },
@@ -32,19 +42,33 @@ pub struct Spawned {
     pub pidfd: OwnedFd,
 }
 
-/// Runs `prepared` in a new process. `exec_path` names the command for exec errors.
-pub fn spawn(prepared: &Prepared, command: &str) -> Result<Spawned, SpawnError> {
+/// The parent's part of a fork-style spawn: maps to write, and the pipe that releases the child.
+pub struct MapsFirst<'a> {
+    pub maps: &'a RangeMaps,
+    pub release: OwnedFd,
+}
+
+/// Runs `prepared` in a new process. `command` names the program for exec errors.
+pub fn spawn(prepared: &Prepared, command: &str, maps_first: Option<MapsFirst>) -> Result<Spawned, SpawnError> {
     let mut stack = vec![0u8; CHILD_STACK];
     let mut slots = vec![-1; prepared.slot_count];
     let mut report = Report { step: NO_FAILURE, errno: 0 };
+    let report_pipe = match maps_first {
+        Some(_) => Some(pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?),
+        None => None,
+    };
     let ctx = ChildContext {
         plan: &prepared.plan,
         exec: &prepared.exec,
         slots: slots.as_mut_ptr(),
         slot_count: slots.len(),
         report: &mut report,
+        report_fd: report_pipe.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
     };
-    let flags = CloneFlags::from_bits_retain(prepared.clone_flags);
+    let mut flags = CloneFlags::from_bits_retain(prepared.clone_flags);
+    if maps_first.is_some() {
+        flags.remove(CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK);
+    }
 
     // Block every signal around clone: no Node handler may run on the child's stack.
     let mut old = SigSet::empty();
@@ -55,8 +79,29 @@ pub fn spawn(prepared: &Prepared, command: &str) -> Result<Spawned, SpawnError> 
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).map_err(SpawnError::Clone)?;
     let pid = cloned.map_err(SpawnError::Clone)?;
 
-    // SAFETY: the child has exec'd or exited (CLONE_VFORK); nobody else writes `report`.
-    let report = unsafe { std::ptr::read_volatile(&report) };
+    let report = match (maps_first, report_pipe) {
+        (Some(first), Some((read, write))) => {
+            drop(write);
+            let failed = |e: SpawnError| {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                let _ = waitpid(pid, None);
+                e
+            };
+            userns::write_maps(pid.as_raw(), first.maps).map_err(|m| failed(SpawnError::IdMaps(m)))?;
+            nix::unistd::write(&first.release, b"1").map_err(|e| failed(SpawnError::Pipe(e)))?;
+            drop(first.release);
+            // EOF: the child exec'd (the pipe is CLOEXEC); a record: the step that failed.
+            let mut buf = [0u8; std::mem::size_of::<Report>()];
+            let n = read_full(&read, &mut buf);
+            if n == buf.len() {
+                unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<Report>()) }
+            } else {
+                Report { step: NO_FAILURE, errno: 0 }
+            }
+        }
+        // SAFETY: the child has exec'd or exited (CLONE_VFORK); nobody else writes `report`.
+        _ => unsafe { std::ptr::read_volatile(&report) },
+    };
     if report.step != NO_FAILURE {
         // Our own child, already exited: reaping it here leaves no zombie.
         let _ = waitpid(pid, None);
@@ -69,6 +114,20 @@ pub fn spawn(prepared: &Prepared, command: &str) -> Result<Spawned, SpawnError> 
         return Err(SpawnError::Setup { stage, path, errno });
     }
     pidfd_open(pid).map(|pidfd| Spawned { pid: pid.as_raw(), pidfd })
+}
+
+/// Reads until `buf` is full or EOF; returns the bytes read.
+fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match nix::unistd::read(fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    n
 }
 
 /// Our unreaped child cannot be recycled, so opening its pidfd after clone is race-free.

@@ -40,6 +40,9 @@ pub struct ContainerSpec {
     pub limits: Option<Limits>,
     #[serde(default)]
     pub rlimits: Vec<Rlimit>,
+    /// uid/gid ranges for the user namespace, written by the parent (fork-style clone).
+    #[serde(default)]
+    pub id_maps: Option<crate::userns::RangeMaps>,
     /// An image's layers as the root: overlayfs with a writable upper directory of its own.
     #[serde(default)]
     pub image: Option<ImageRoot>,
@@ -133,6 +136,8 @@ pub struct Handles {
     pub cgroup_procs: Vec<i32>,
     /// With a tty: the socket the child sends the pty master over.
     pub console: Option<i32>,
+    /// With id ranges: the pipe the child waits on until the parent wrote its maps.
+    pub maps_sync: Option<i32>,
 }
 
 fn inherit_all() -> [Stdio; 3] {
@@ -224,8 +229,13 @@ impl ContainerSpec {
         let mut plan = vec![Op::ResetSignals, Op::NewSession, Op::ParentDeathSignal(libc::SIGKILL)];
         if ns.user {
             // First: every later step's privileges are those of root in this namespace.
-            let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-            plan.push(Op::IdMaps { uid_map: format!("0 {uid} 1").into_bytes(), gid_map: format!("0 {gid} 1").into_bytes() });
+            match handles.maps_sync {
+                Some(fd) => plan.push(Op::WaitForMaps(fd)),
+                None => {
+                    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+                    plan.push(Op::IdMaps { uid_map: format!("0 {uid} 1").into_bytes(), gid_map: format!("0 {gid} 1").into_bytes() });
+                }
+            }
         }
         if handles.console.is_none() {
             for (to, from) in handles.stdio.iter().enumerate() {
@@ -283,7 +293,7 @@ impl ContainerSpec {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
             filters(&mut plan);
         }
-        plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone(), set_groups: !ns.user });
+        plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone(), set_groups: !ns.user || handles.maps_sync.is_some() });
         plan.push(Op::Chdir(cstring("cwd", &self.cwd)?));
         plan.push(Op::Capabilities { set: caps, root: self.uid == 0 });
         if self.no_new_privileges {

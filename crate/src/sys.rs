@@ -67,6 +67,8 @@ pub trait Sys {
     /// setgroups (unless `set_groups` is false: a user namespace denies it), setresgid, setresuid.
     fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t], set_groups: bool) -> SysResult<()>;
     fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()>;
+    /// Reads one byte; EOF (the parent gave up) is EPIPE.
+    fn read_byte(&self, fd: c_int) -> SysResult<()>;
     fn close_fds_from(&self, first: c_uint) -> SysResult<()>;
     /// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH): a bind of what `fd` (opened in the root) is.
     fn clone_fd(&self, fd: c_int) -> SysResult<c_int>;
@@ -304,6 +306,18 @@ impl Sys for Kernel {
         let written = check(unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) } as c_long);
         unsafe { libc::close(fd) };
         written.map(drop)
+    }
+
+    fn read_byte(&self, fd: c_int) -> SysResult<()> {
+        let mut byte = 0u8;
+        loop {
+            match unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) } {
+                1 => return Ok(()),
+                0 => return Err(Errno::EPIPE),
+                _ if Errno::last() == Errno::EINTR => continue,
+                _ => return Err(Errno::last()),
+            }
+        }
     }
 
     fn close_fds_from(&self, first: c_uint) -> SysResult<()> {

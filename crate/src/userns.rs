@@ -3,6 +3,52 @@
 
 use std::path::Path;
 
+use serde::Deserialize;
+
+/// One line of a uid_map / gid_map: `size` ids from `container_id` inside map to `host_id` outside.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdRange {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+/// Maps the parent writes for the child (ranges: more than the caller's own id).
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RangeMaps {
+    pub uid: Vec<IdRange>,
+    pub gid: Vec<IdRange>,
+    /// The setuid helpers a non-root caller needs (shadow's newuidmap/newgidmap); None for root.
+    pub newuidmap: Option<String>,
+    pub newgidmap: Option<String>,
+}
+
+/// Writes the child's maps: directly as root, through newuidmap/newgidmap otherwise.
+pub fn write_maps(pid: i32, maps: &RangeMaps) -> Result<(), String> {
+    for (which, ranges, helper) in [("uid_map", &maps.uid, &maps.newuidmap), ("gid_map", &maps.gid, &maps.newgidmap)] {
+        match helper {
+            None => {
+                let text: String = ranges.iter().map(|r| format!("{} {} {}\n", r.container_id, r.host_id, r.size)).collect();
+                let path = format!("/proc/{pid}/{which}");
+                std::fs::write(&path, text).map_err(|e| format!("write `{path}`: {e}"))?;
+            }
+            Some(program) => {
+                let mut args = vec![pid.to_string()];
+                for r in ranges.iter() {
+                    args.extend([r.container_id.to_string(), r.host_id.to_string(), r.size.to_string()]);
+                }
+                let out = std::process::Command::new(program).args(&args).output().map_err(|e| format!("{program}: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Reads `/proc/sys` under `root` (a fake tree in tests) and names what forbids user namespaces.
 pub fn diagnose(root: &Path) -> Option<String> {
     let read = |p: &str| std::fs::read_to_string(root.join(p)).ok().map(|s| s.trim().to_owned());
