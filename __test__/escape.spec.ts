@@ -15,7 +15,7 @@ import * as path from 'node:path'
 import { randomBytes } from 'node:crypto'
 import { execFileSync, spawn as spawnHost, type ChildProcess } from 'node:child_process'
 
-import { run, type ContainerResult, type RunOptions } from '../index'
+import { CAPABILITIES, run, spawn, type ContainerResult, type RunOptions } from '../index'
 import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled } from './helpers'
 
 const SOURCE = path.join(__dirname, 'fixtures', 'attack.c')
@@ -670,3 +670,15 @@ ctest('readonlyPaths: a rootfs symlink (/data -> /etc) must not bind the host\'s
 // attacks as uid 65534, plus "uid 0 inside is not uid 0 outside".
 
 
+
+test.serial('capAdd ALL gives what this process may pass on; a named capability it lacks is an error naming it', async (t) => {
+  const bounding = BigInt('0x' + /CapBnd:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1])
+  const all = await run(['sh', '-c', 'grep CapEff /proc/self/status'], { capAdd: ['ALL'], stdin: 'ignore' })
+  t.is(BigInt('0x' + /CapEff:\s*([0-9a-f]+)/.exec(all.stdout)![1]), bounding)
+  const lacking = CAPABILITIES.findIndex((_, i) => (bounding & (1n << BigInt(i))) === 0n)
+  if (lacking < 0) {
+    t.log('this process has every capability: no missing one to ask for')
+    return
+  }
+  t.throws(() => spawn(['true'], { capAdd: [CAPABILITIES[lacking]] }), { message: new RegExp(`CAP_${CAPABILITIES[lacking]} not in this process's bounding set`) })
+})

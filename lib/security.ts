@@ -38,6 +38,8 @@ export interface SecurityOptions {
 
 export interface SecuritySpec {
   capabilities: string[]
+  /** `capAdd: ['ALL']`: every capability this process may pass on (its bounding set), not an error for the rest. */
+  capabilitiesAll: boolean
   noNewPrivileges: boolean
   seccomp: 'default' | 'unconfined' | { profile: string }
   maskedPaths?: string[]
@@ -110,6 +112,7 @@ export function normalizeSecurity(o: SecurityOptions): SecuritySpec {
   const readonly = pathList('readonlyPaths', o.readonlyPaths)
   return {
     capabilities: CAPABILITIES.filter((c) => caps.has(c)),
+    capabilitiesAll: add.includes('ALL'),
     noNewPrivileges: o.noNewPrivileges ?? true,
     seccomp: seccomp(o.seccomp),
     ...(masked ? { maskedPaths: masked } : {}),

@@ -40,6 +40,16 @@ pub fn mask(names: &[String]) -> Result<u64, UnknownCapability> {
     })
 }
 
+/// The capabilities this process may still pass on (its bounding set).
+pub fn bounding_set() -> u64 {
+    (0..=last_cap()).filter(|&c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) } == 1).fold(0, |m, c| m | 1 << c)
+}
+
+/// Names of the capabilities in `mask`, as CAP_X.
+pub fn names(mask: u64) -> Vec<String> {
+    CAPABILITIES.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, n)| format!("CAP_{n}")).collect()
+}
+
 /// The highest capability this kernel knows (capabilities above it cannot be dropped, nor exist).
 pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")

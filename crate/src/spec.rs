@@ -49,6 +49,9 @@ pub struct ContainerSpec {
     /// The capability set root keeps (None: docker's default 14).
     #[serde(default)]
     pub capabilities: Option<Vec<String>>,
+    /// `capAdd: ['ALL']`: keep what this process's bounding set allows instead of failing.
+    #[serde(default)]
+    pub capabilities_all: bool,
     #[serde(default = "yes")]
     pub no_new_privileges: bool,
     #[serde(default = "default_seccomp")]
@@ -274,10 +277,21 @@ impl ContainerSpec {
             let value = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
             plan.push(Op::Rlimit { resource, soft: value(r.soft), hard: value(r.hard) });
         }
-        let caps = match &self.capabilities {
+        let wanted = match &self.capabilities {
             Some(names) => security::mask(names).map_err(|e| SpecError::Security(e.to_string()))?,
             None => security::mask(&security::DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("known names"),
         };
+        // A container cannot get what this process may not pass on: with ALL that is the
+        // answer, with a name it is an error naming the capability.
+        let bounding = security::bounding_set();
+        let missing = wanted & !bounding;
+        if missing != 0 && !self.capabilities_all {
+            return Err(SpecError::Security(format!(
+                "capabilities: {} not in this process's bounding set, so no container it makes can have it",
+                security::names(missing).join(", ")
+            )));
+        }
+        let caps = wanted & bounding;
         let seccomp = match &self.seccomp {
             Seccomp::Named(SeccompName::Default) => seccomp::default_programs(),
             Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
