@@ -96,7 +96,7 @@ const EVERY_FLAG = [
   '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--rm', '-i, --interactive', '-t, --tty',
   '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
   '--cpuset-cpus LIST', '--cpuset-mems LIST', '--pids-limit N', '--ulimit NAME=SOFT[:HARD]',
-  '--cap-add CAP', '--cap-drop CAP', '--security-opt OPT',
+  '--cap-add CAP', '--cap-drop CAP', '--security-opt OPT', '--image NAME[:TAG]|ID', '--store DIR', '--entrypoint CMD',
 ]
 
 test('lonely run --help documents every flag, its default, and the exit codes', async (t) => {

@@ -6,9 +6,9 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
+use crate::cgroups::{self, Stats};
 use crate::reaper::{self, Exit};
 use crate::spawn::{spawn, MapsFirst, SpawnError};
-use crate::cgroups::{self, Stats};
 use crate::{netns, plan, spec, stdio, userns};
 
 #[napi(object)]
@@ -89,19 +89,32 @@ fn invalid(e: impl std::fmt::Display) -> Error {
 /// Creates and starts a container from a JSON ContainerSpec. `onExit` is called once,
 /// on the JS thread, when the container has been reaped.
 #[napi]
-pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, (), ExitInfo, Status, false>) -> Result<Started> {
+pub fn spawn_container(
+    spec_json: String,
+    on_exit: ThreadsafeFunction<ExitInfo, (), ExitInfo, Status, false>,
+) -> Result<Started> {
     let spec = spec::parse(&spec_json).map_err(invalid)?;
-    let mut wired = stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
+    let mut wired =
+        stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
     // Before anything runs: a limit the host cannot enforce is an error, never ignored.
     let mut cgroup = match &spec.limits {
-        Some(limits) => Some(cgroups::create(limits).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?),
+        Some(limits) => Some(
+            cgroups::create(limits).map_err(|e| Error::new(Status::InvalidArg, e.to_string()))?,
+        ),
         None => None,
     };
     // The pool's namespaces belong to the initial user namespace: a new one cannot join them.
-    let netns = if spec.namespaces.net && !spec.namespaces.user { netns::take() } else { None };
+    let netns = if spec.namespaces.net && !spec.namespaces.user {
+        netns::take()
+    } else {
+        None
+    };
     // uid/gid ranges: the parent writes the maps while the child waits on this pipe.
     let maps_pipe = match (&spec.id_maps, spec.namespaces.user) {
-        (Some(_), true) => Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::from_reason(format!("pipe2: {e}")))?),
+        (Some(_), true) => Some(
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| Error::from_reason(format!("pipe2: {e}")))?,
+        ),
         _ => None,
     };
     let handles = spec::Handles {
@@ -128,7 +141,10 @@ pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, 
     drop((std::mem::take(&mut wired.child), netns, maps_read));
     if let (Ok(s), Err(e)) = (&spawned, stdio::receive_console(&mut wired)) {
         // It runs but its terminal never arrived: end it rather than leave it unwatched.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid), nix::sys::signal::Signal::SIGKILL);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(s.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(s.pid), None);
         if let Some(cg) = cgroup.as_mut() {
             let _ = cg.remove();
@@ -143,25 +159,55 @@ pub fn spawn_container(spec_json: String, on_exit: ThreadsafeFunction<ExitInfo, 
     }
     match spawned {
         Ok(s) => {
-            reaper::watch(s.pid, s.pidfd, cgroup, Box::new(move |exit| {
-                on_exit.call(exit.into(), ThreadsafeFunctionCallMode::NonBlocking);
-            }))
+            reaper::watch(
+                s.pid,
+                s.pidfd,
+                cgroup,
+                Box::new(move |exit| {
+                    on_exit.call(exit.into(), ThreadsafeFunctionCallMode::NonBlocking);
+                }),
+            )
             .map_err(|e| Error::from_reason(format!("epoll_ctl: {e}")))?;
             let raw = |fd: Option<std::os::fd::OwnedFd>| fd.map(|f| f.into_raw_fd());
-            Ok(Started { pid: s.pid, stdin: raw(stdin), stdout: raw(stdout), stderr: raw(stderr), failure: None })
+            Ok(Started {
+                pid: s.pid,
+                stdin: raw(stdin),
+                stdout: raw(stdout),
+                stderr: raw(stderr),
+                failure: None,
+            })
         }
         Err(SpawnError::Setup { stage, path, errno }) => {
-            let message = SpawnError::Setup { stage: stage.clone(), path: path.clone(), errno }.to_string();
+            let message = SpawnError::Setup {
+                stage: stage.clone(),
+                path: path.clone(),
+                errno,
+            }
+            .to_string();
             let code = format!("{errno:?}");
             Ok(Started {
                 pid: 0,
                 stdin: None,
                 stdout: None,
                 stderr: None,
-                failure: Some(SetupFailure { message: format!("{message} ({code})"), stage, path, errno: errno as i32, code }),
+                failure: Some(SetupFailure {
+                    message: format!("{message} ({code})"),
+                    stage,
+                    path,
+                    errno: errno as i32,
+                    code,
+                }),
             })
         }
-        Err(SpawnError::Clone(errno)) if spec.namespaces.user && matches!(errno, nix::errno::Errno::EPERM | nix::errno::Errno::ENOSPC | nix::errno::Errno::EACCES) => {
+        Err(SpawnError::Clone(errno))
+            if spec.namespaces.user
+                && matches!(
+                    errno,
+                    nix::errno::Errno::EPERM
+                        | nix::errno::Errno::ENOSPC
+                        | nix::errno::Errno::EACCES
+                ) =>
+        {
             Err(Error::from_reason(userns::explain(errno)))
         }
         Err(e) => Err(Error::from_reason(e.to_string())),
@@ -203,7 +249,10 @@ pub fn live_containers() -> u32 {
 #[napi]
 pub fn describe_plan(spec_json: String) -> Result<String> {
     let spec = spec::parse(&spec_json).map_err(invalid)?;
-    let handles = spec::Handles { stdio: [0, 1, 2], ..Default::default() };
+    let handles = spec::Handles {
+        stdio: [0, 1, 2],
+        ..Default::default()
+    };
     let prepared = spec.prepare(&handles).map_err(invalid)?;
     Ok(plan::describe(&prepared.plan))
 }
@@ -211,9 +260,17 @@ pub fn describe_plan(spec_json: String) -> Result<String> {
 /// Sets a pty's window size (the CLI forwards its terminal's size).
 #[napi]
 pub fn set_window_size(fd: i32, rows: u32, cols: u32) -> Result<()> {
-    let size = libc::winsize { ws_row: rows as u16, ws_col: cols as u16, ws_xpixel: 0, ws_ypixel: 0 };
+    let size = libc::winsize {
+        ws_row: rows as u16,
+        ws_col: cols as u16,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     match unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &size) } {
         0 => Ok(()),
-        _ => Err(Error::from_reason(format!("ioctl TIOCSWINSZ: {}", nix::errno::Errno::last()))),
+        _ => Err(Error::from_reason(format!(
+            "ioctl TIOCSWINSZ: {}",
+            nix::errno::Errno::last()
+        ))),
     }
 }

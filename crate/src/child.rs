@@ -54,10 +54,17 @@ pub fn child_main<S: Sys>(sys: &S, ctx: &ChildContext) -> ! {
         Err((step, errno)) => (step as u32, errno, 125),
         Ok(()) => (ctx.plan.len() as u32, exec(sys, ctx.exec), 127),
     };
-    let report = Report { step, errno: errno as i32 };
+    let report = Report {
+        step,
+        errno: errno as i32,
+    };
     unsafe {
         if ctx.report_fd >= 0 {
-            libc::write(ctx.report_fd, (&report as *const Report).cast(), std::mem::size_of::<Report>());
+            libc::write(
+                ctx.report_fd,
+                (&report as *const Report).cast(),
+                std::mem::size_of::<Report>(),
+            );
         } else {
             std::ptr::write_volatile(ctx.report, report);
         }
@@ -98,7 +105,11 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::Unshare(flags) => sys.unshare(*flags),
         Op::JoinNamespace { fd, nstype } => sys.setns(*fd, *nstype),
         Op::JoinCgroup(fd) => sys.join_cgroup(*fd),
-        Op::Rlimit { resource, soft, hard } => sys.set_rlimit(*resource, *soft, *hard),
+        Op::Rlimit {
+            resource,
+            soft,
+            hard,
+        } => sys.set_rlimit(*resource, *soft, *hard),
         Op::MakeMountsPrivate => sys.make_mounts_private(),
         Op::CloneTree { src, slot, attrs } => {
             let fd = sys.open_tree(src)?;
@@ -108,7 +119,12 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             }
             Ok(())
         }
-        Op::NewFs { fstype, params, attrs, slot } => {
+        Op::NewFs {
+            fstype,
+            params,
+            attrs,
+            slot,
+        } => {
             slots[*slot] = sys.fs_mount(fstype, params, *attrs)?;
             Ok(())
         }
@@ -129,7 +145,8 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 }
             }
             for dir in components {
-                let parent = sys.open_in_root(root, &dir.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+                let parent =
+                    sys.open_in_root(root, &dir.parent, libc::O_PATH | libc::O_DIRECTORY)?;
                 let made = sys.mkdirat(parent, &dir.name, 0o755);
                 sys.close(parent);
                 match made {
@@ -146,14 +163,16 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 Some(true) => return Err(Errno::ENOTDIR),
                 None => {}
             }
-            let parent = sys.open_in_root(root, &target.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let parent =
+                sys.open_in_root(root, &target.parent, libc::O_PATH | libc::O_DIRECTORY)?;
             let made = sys.create_file_at(parent, &target.name);
             sys.close(parent);
             made
         }
         Op::Attach { slot, target } => attach(sys, slots[ROOT], slots[*slot], &target.path),
         Op::Symlink { link_target, at } => {
-            let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let parent =
+                sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
             let made = sys.symlinkat(link_target, parent, &at.name);
             sys.close(parent);
             match made {
@@ -162,8 +181,14 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             }
         }
         Op::Device { at, major, minor } => {
-            let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
-            let made = sys.mknodat(parent, &at.name, libc::S_IFCHR | 0o666, libc::makedev(*major, *minor));
+            let parent =
+                sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let made = sys.mknodat(
+                parent,
+                &at.name,
+                libc::S_IFCHR | 0o666,
+                libc::makedev(*major, *minor),
+            );
             sys.close(parent);
             made
         }
@@ -175,7 +200,8 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         }
         Op::BindDevice { at, slot } => {
             // Our own fresh /dev tmpfs: no lookup can be redirected, create and bind at once.
-            let parent = sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
+            let parent =
+                sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
             let made = sys.create_file_at(parent, &at.name);
             sys.close(parent);
             match made {
@@ -190,7 +216,11 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             let root = slots[ROOT];
             let cover = match dir.or_else(|| kind(sys, root, target)) {
                 None => return Ok(()), // not on this kernel
-                Some(true) => sys.fs_mount(c"tmpfs", &[], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC)?,
+                Some(true) => sys.fs_mount(
+                    c"tmpfs",
+                    &[],
+                    MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                )?,
                 Some(false) => clone_in_root(sys, root, c"dev/null")?,
             };
             attach(sys, root, cover, &target.path)
@@ -203,7 +233,11 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             // Source and target resolved alike, inside the root: a symlink (or one swapped in
             // by a racing writer) cannot make the copy come from the host.
             let copy = clone_in_root(sys, root, &target.path)?;
-            match sys.set_mount_attrs(copy, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, true) {
+            match sys.set_mount_attrs(
+                copy,
+                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+                true,
+            ) {
                 Ok(()) => attach(sys, root, copy, &target.path),
                 Err(e) => {
                     sys.close(copy);
@@ -239,10 +273,16 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
             req.ifr_name[0] = b'l' as c_char;
             req.ifr_name[1] = b'o' as c_char;
-            req.ifr_ifru.ifru_flags = (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16;
+            req.ifr_ifru.ifru_flags =
+                (libc::IFF_UP | libc::IFF_LOOPBACK | libc::IFF_RUNNING) as i16;
             sys.loopback_up(&req)
         }
-        Op::Credentials { uid, gid, groups, set_groups } => sys.set_credentials(*uid, *gid, groups, *set_groups),
+        Op::Credentials {
+            uid,
+            gid,
+            groups,
+            set_groups,
+        } => sys.set_credentials(*uid, *gid, groups, *set_groups),
         Op::WaitForMaps(fd) => {
             sys.read_byte(*fd)?;
             // The caller's own id may be outside the ranges: become the namespace's root
@@ -304,7 +344,7 @@ fn kind<S: Sys>(sys: &S, root: c_int, target: &InRoot) -> Option<bool> {
 pub fn exec<S: Sys>(sys: &S, plan: &ExecPlan) -> Errno {
     let mut reported = Errno::ENOENT;
     for path in &plan.candidates {
-        match sys.execve(path, plan.argv.as_ptr(), plan.envp.as_ptr()) {
+        match sys.execve(path, &plan.argv, &plan.envp) {
             Errno::ENOENT | Errno::ENOTDIR => {}
             Errno::EACCES => reported = Errno::EACCES,
             other => return other,

@@ -66,7 +66,8 @@ impl Sys for Recorder {
         self.record(format!("rlimit {resource} {soft} {hard}"))
     }
     fn open_pty(&self, ptmx: &CStr) -> SysResult<(c_int, c_int)> {
-        self.record(format!("open_pty {}", s(ptmx))).map(|_| (50, 51))
+        self.record(format!("open_pty {}", s(ptmx)))
+            .map(|_| (50, 51))
     }
     fn send_fd(&self, sock: c_int, fd: c_int) -> SysResult<()> {
         self.record(format!("send_fd {sock} {fd}"))
@@ -78,7 +79,8 @@ impl Sys for Recorder {
         self.record("private".into())
     }
     fn open_tree(&self, path: &CStr) -> SysResult<c_int> {
-        self.record(format!("open_tree {}", s(path))).map(|_| self.fd())
+        self.record(format!("open_tree {}", s(path)))
+            .map(|_| self.fd())
     }
     fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
         self.record(format!("setattr {fd} {attrs:#x} {recursive}"))
@@ -86,15 +88,37 @@ impl Sys for Recorder {
     fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()> {
         self.record(format!("move_mount {from} {to_dir} {}", s(to_path)))
     }
-    fn fs_mount(&self, fstype: &CStr, _: &[(CString, Option<CString>)], _: u64) -> SysResult<c_int> {
-        self.record(format!("fs_mount {}", s(fstype))).map(|_| self.fd())
+    fn fs_mount(
+        &self,
+        fstype: &CStr,
+        _: &[(CString, Option<CString>)],
+        _: u64,
+    ) -> SysResult<c_int> {
+        self.record(format!("fs_mount {}", s(fstype)))
+            .map(|_| self.fd())
     }
     fn open_in_root(&self, root: c_int, path: &CStr, _: c_int) -> SysResult<c_int> {
         // Nothing exists yet in the fake root, except directories we open as parents.
         let p = s(path);
         self.record(format!("open_in_root {root} {p}"))?;
-        let made = self.calls.borrow().iter().any(|c| c.ends_with(&format!(" {p}")) && c.starts_with("mkdir"));
-        if p == "." || made || p.starts_with("proc/") || p.starts_with("sys/") || p.starts_with("dev/") || self.calls.borrow().iter().filter(|c| c.starts_with("open_in_root") && c.ends_with(&format!(" {p}"))).count() > 1 {
+        let made = self
+            .calls
+            .borrow()
+            .iter()
+            .any(|c| c.ends_with(&format!(" {p}")) && c.starts_with("mkdir"));
+        if p == "."
+            || made
+            || p.starts_with("proc/")
+            || p.starts_with("sys/")
+            || p.starts_with("dev/")
+            || self
+                .calls
+                .borrow()
+                .iter()
+                .filter(|c| c.starts_with("open_in_root") && c.ends_with(&format!(" {p}")))
+                .count()
+                > 1
+        {
             Ok(self.fd())
         } else {
             Err(Errno::ENOENT)
@@ -132,7 +156,11 @@ impl Sys for Recorder {
         self.record(format!("read_byte {fd}"))
     }
     fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()> {
-        self.record(format!("write {} {}", s(path), String::from_utf8_lossy(data)))
+        self.record(format!(
+            "write {} {}",
+            s(path),
+            String::from_utf8_lossy(data)
+        ))
     }
     fn set_credentials(&self, uid: u32, gid: u32, _: &[libc::gid_t], _: bool) -> SysResult<()> {
         self.record(format!("creds {uid}:{gid}"))
@@ -158,7 +186,7 @@ impl Sys for Recorder {
     fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()> {
         self.record(format!("seccomp {}", program.len()))
     }
-    fn execve(&self, path: &CStr, _: *const *const c_char, _: *const *const c_char) -> Errno {
+    fn execve(&self, path: &CStr, _: &[*const c_char], _: &[*const c_char]) -> Errno {
         let _ = self.record(format!("execve {}", s(path)));
         self.exec_errnos.borrow_mut().remove(0)
     }
@@ -168,9 +196,21 @@ const SPEC: &str = r#"{"argv":["sh"],"env":["PATH=/a:/b"],"cwd":"/work","hostnam
     "namespaces":{"pid":true,"mount":true,"uts":true,"ipc":true,"net":true,"cgroup":true},
     "rootfs":"/","uid":1000,"gid":100}"#;
 
-fn walk(fail: Option<(&'static str, Errno)>) -> (Vec<Op>, Vec<String>, Result<(), (usize, Errno)>) {
-    let prepared = parse(SPEC).unwrap().prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
-    let rec = Recorder { fail, ..Default::default() };
+/// The plan, the calls the fake kernel saw, and the walk's outcome.
+type Walk = (Vec<Op>, Vec<String>, Result<(), (usize, Errno)>);
+
+fn walk(fail: Option<(&'static str, Errno)>) -> Walk {
+    let prepared = parse(SPEC)
+        .unwrap()
+        .prepare(&Handles {
+            stdio: [0, 1, 2],
+            ..Default::default()
+        })
+        .unwrap();
+    let rec = Recorder {
+        fail,
+        ..Default::default()
+    };
     let mut slots = vec![-1; prepared.slot_count];
     let result = setup(&rec, &prepared.plan, &mut slots);
     (prepared.plan, rec.calls.into_inner(), result)
@@ -180,22 +220,58 @@ fn walk(fail: Option<(&'static str, Errno)>) -> (Vec<Op>, Vec<String>, Result<()
 fn the_walk_isolates_then_drops_privileges_and_loads_seccomp_last() {
     let (_, calls, result) = walk(None);
     assert_eq!(result, Ok(()));
-    let at = |prefix: &str| calls.iter().position(|c| c.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix} in {calls:?}"));
-    assert_eq!(at("reset_signals"), 0, "signals are reset before anything else");
+    let at = |prefix: &str| {
+        calls
+            .iter()
+            .position(|c| c.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in {calls:?}"))
+    };
+    assert_eq!(
+        at("reset_signals"),
+        0,
+        "signals are reset before anything else"
+    );
     assert!(at("setsid") < at("private"));
-    assert!(at("private") < at("open_tree /"), "mounts are private before any mount");
-    assert!(at("open_tree /") < at("move_mount"), "the rootfs is cloned before the stage is covered");
+    assert!(
+        at("private") < at("open_tree /"),
+        "mounts are private before any mount"
+    );
+    assert!(
+        at("open_tree /") < at("move_mount"),
+        "the rootfs is cloned before the stage is covered"
+    );
     assert!(at("fs_mount proc") < at("pivot"));
     assert!(at("pivot") < at("hostname box"));
-    assert!(at("bounding drop") < at("creds 1000:100"), "the bounding set shrinks while still root");
-    assert!(at("close_range 3") < at("chdir /work"), "no inherited fd can lead chdir out");
+    assert!(
+        at("bounding drop") < at("creds 1000:100"),
+        "the bounding set shrinks while still root"
+    );
+    assert!(
+        at("close_range 3") < at("chdir /work"),
+        "no inherited fd can lead chdir out"
+    );
     assert!(at("creds 1000:100") < at("chdir /work"));
     assert!(at("chdir /work") < at("capset"));
-    assert_eq!(calls[at("capset")], "capset 0x0 0x0 0x0", "uid 1000 keeps no capability");
+    assert_eq!(
+        calls[at("capset")],
+        "capset 0x0 0x0 0x0",
+        "uid 1000 keeps no capability"
+    );
     assert!(at("no_new_privs") < at("seccomp"));
-    assert!(calls.last().unwrap().starts_with("seccomp"), "seccomp is the last step: {:?}", calls.last());
-    assert_eq!(calls.iter().filter(|c| c.starts_with("seccomp")).count(), 2, "allowlist and terminal guard");
-    assert!(calls.iter().any(|c| c.contains("proc/keys")), "masked paths are handled");
+    assert!(
+        calls.last().unwrap().starts_with("seccomp"),
+        "seccomp is the last step: {:?}",
+        calls.last()
+    );
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("seccomp")).count(),
+        2,
+        "allowlist and terminal guard"
+    );
+    assert!(
+        calls.iter().any(|c| c.contains("proc/keys")),
+        "masked paths are handled"
+    );
 }
 
 #[test]
@@ -205,17 +281,30 @@ fn a_failing_step_stops_the_walk_and_names_its_index() {
     assert_eq!(errno, Errno::EPERM);
     assert!(matches!(&plan[index], Op::NewFs { fstype, .. } if fstype.to_str() == Ok("proc")));
     assert_eq!(plan[index].stage().0, "mount proc");
-    assert!(calls.last().unwrap().starts_with("fs_mount proc"), "nothing runs after the failure");
+    assert!(
+        calls.last().unwrap().starts_with("fs_mount proc"),
+        "nothing runs after the failure"
+    );
 }
 
 #[test]
 fn exec_searches_the_path_and_prefers_eacces_over_enoent() {
-    let prepared = parse(SPEC).unwrap().prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
+    let prepared = parse(SPEC)
+        .unwrap()
+        .prepare(&Handles {
+            stdio: [0, 1, 2],
+            ..Default::default()
+        })
+        .unwrap();
     let rec = Recorder::default();
     rec.exec_errnos.replace(vec![Errno::EACCES, Errno::ENOENT]);
     assert_eq!(exec(&rec, &prepared.exec), Errno::EACCES);
     assert_eq!(*rec.calls.borrow(), ["execve /a/sh", "execve /b/sh"]);
     let rec = Recorder::default();
     rec.exec_errnos.replace(vec![Errno::ENOEXEC]);
-    assert_eq!(exec(&rec, &prepared.exec), Errno::ENOEXEC, "a real error stops the search");
+    assert_eq!(
+        exec(&rec, &prepared.exec),
+        Errno::ENOEXEC,
+        "a real error stops the search"
+    );
 }

@@ -93,7 +93,11 @@ impl From<images::Image> for ImageInfo {
             layers: i
                 .layers
                 .into_iter()
-                .map(|l| ImageLayer { diff_id: l.diff_id, dir: l.dir.to_string_lossy().into_owned(), size: l.size as f64 })
+                .map(|l| ImageLayer {
+                    diff_id: l.diff_id,
+                    dir: l.dir.to_string_lossy().into_owned(),
+                    size: l.size as f64,
+                })
                 .collect(),
             config: ImageConfigInfo {
                 entrypoint: c.entrypoint,
@@ -150,7 +154,9 @@ impl Task for LoadTask {
                 f.call(p.into(), ThreadsafeFunctionCallMode::NonBlocking);
             }
         };
-        store.load(Path::new(&self.path), &mut report).map_err(failed)
+        store
+            .load(Path::new(&self.path), &mut report)
+            .map_err(failed)
     }
 
     fn resolve(&mut self, _env: Env, out: Self::Output) -> Result<Self::JsValue> {
@@ -171,14 +177,23 @@ pub fn load_image(
     store_dir: String,
     on_progress: Option<ThreadsafeFunction<LoadProgress, (), LoadProgress, Status, false>>,
 ) -> AsyncTask<LoadTask> {
-    AsyncTask::new(LoadTask { path, store: store_dir, on_progress })
+    AsyncTask::new(LoadTask {
+        path,
+        store: store_dir,
+        on_progress,
+    })
 }
 
 /// The store's images, newest first.
 #[napi]
 pub fn list_images(store_dir: String) -> Result<Vec<ImageInfo>> {
     let store = Store::new(&store_dir).map_err(failed)?;
-    Ok(store.list().map_err(failed)?.into_iter().map(Into::into).collect())
+    Ok(store
+        .list()
+        .map_err(failed)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 /// The image a reference names (`name[:tag]`, `sha256:<id>`, an id prefix), with its layer
@@ -204,7 +219,11 @@ impl Task for RemoveTask {
     }
 
     fn resolve(&mut self, _env: Env, out: Self::Output) -> Result<Self::JsValue> {
-        Ok(RemoveResult { untagged: out.untagged, deleted: out.deleted, layers_removed: out.layers_removed })
+        Ok(RemoveResult {
+            untagged: out.untagged,
+            deleted: out.deleted,
+            layers_removed: out.layers_removed,
+        })
     }
 }
 
@@ -212,5 +231,8 @@ impl Task for RemoveTask {
 /// and blobs no image uses any more. Runs on the threadpool.
 #[napi(ts_return_type = "Promise<RemoveResult>")]
 pub fn remove_image(store_dir: String, reference: String) -> AsyncTask<RemoveTask> {
-    AsyncTask::new(RemoveTask { store: store_dir, reference })
+    AsyncTask::new(RemoveTask {
+        store: store_dir,
+        reference,
+    })
 }

@@ -5,7 +5,10 @@
 mod binding;
 pub mod cgroups;
 pub mod child;
-#[cfg(not(test))] mod image_binding;
+#[cfg(test)]
+mod child_tests;
+#[cfg(not(test))]
+mod image_binding;
 pub mod images;
 pub mod mounts;
 pub mod netns;
@@ -18,5 +21,3 @@ pub mod spec;
 pub mod stdio;
 pub mod sys;
 pub mod userns;
-#[cfg(test)]
-mod child_tests;

@@ -9,11 +9,20 @@ use crate::spec::{container_path, cstring, is_dir, ContainerSpec, MountSpec, Spe
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// Host directories the default root mirrors read-only (those that exist).
-const HOST_MIRROR: &[&str] = &["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"];
+const HOST_MIRROR: &[&str] = &[
+    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc",
+];
 /// The container's devices (docker's set): name, major, minor. This list is the device
 /// allowlist (docker's devices cgroup does that job): /dev, where nodes open, is read-only
 /// once they exist, and every filesystem a container can write is nodev.
-const DEVICES: &[(&str, u32, u32)] = &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 const DEV_SYMLINKS: &[(&str, &str)] = &[
     ("dev/ptmx", "pts/ptmx"),
     ("dev/fd", "/proc/self/fd"),
@@ -40,11 +49,28 @@ fn param(key: &str, value: &str) -> (CString, Option<CString>) {
     (c(key), Some(c(value)))
 }
 
-fn new_fs(plan: &mut Vec<Op>, slots: &mut Slots, fstype: &str, params: Vec<(CString, Option<CString>)>, attrs: u64, target: &str) {
+fn new_fs(
+    plan: &mut Vec<Op>,
+    slots: &mut Slots,
+    fstype: &str,
+    params: Vec<(CString, Option<CString>)>,
+    attrs: u64,
+    target: &str,
+) {
     let slot = slots.next();
-    plan.push(Op::EnsureDir { components: InRoot::components(target) });
-    plan.push(Op::NewFs { fstype: c(fstype), params, attrs, slot });
-    plan.push(Op::Attach { slot, target: InRoot::new(target) });
+    plan.push(Op::EnsureDir {
+        components: InRoot::components(target),
+    });
+    plan.push(Op::NewFs {
+        fstype: c(fstype),
+        params,
+        attrs,
+        slot,
+    });
+    plan.push(Op::Attach {
+        slot,
+        target: InRoot::new(target),
+    });
 }
 
 /// Appends the mount steps; returns the number of fd slots the child needs.
@@ -56,20 +82,37 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
     let root = slots.next();
     let mirror = spec.rootfs.is_none() && spec.image.is_none();
     match (&spec.rootfs, &spec.image) {
-        (Some(rootfs), _) => plan.push(Op::CloneTree { src: cstring("rootfs", rootfs)?, slot: root, attrs: MOUNT_ATTR_NODEV }),
+        (Some(rootfs), _) => plan.push(Op::CloneTree {
+            src: cstring("rootfs", rootfs)?,
+            slot: root,
+            attrs: MOUNT_ATTR_NODEV,
+        }),
         (None, Some(image)) => {
             // The image's layers read-only, the container's own writes in `upper`.
             let mut params = vec![
-                (c("lowerdir"), Some(cstring("image.lowerdirs", &image.lowerdirs.join(":"))?)),
+                (
+                    c("lowerdir"),
+                    Some(cstring("image.lowerdirs", &image.lowerdirs.join(":"))?),
+                ),
                 (c("upperdir"), Some(cstring("image.upper", &image.upper)?)),
                 (c("workdir"), Some(cstring("image.work", &image.work)?)),
             ];
             if spec.namespaces.user {
                 params.push((c("userxattr"), None)); // overlayfs in a user namespace (Linux 5.11+)
             }
-            plan.push(Op::NewFs { fstype: c("overlay"), params, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, slot: root });
+            plan.push(Op::NewFs {
+                fstype: c("overlay"),
+                params,
+                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                slot: root,
+            });
         }
-        (None, None) => plan.push(Op::NewFs { fstype: c("tmpfs"), params: vec![param("mode", "0755"), param("size", "1m")], attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, slot: root }),
+        (None, None) => plan.push(Op::NewFs {
+            fstype: c("tmpfs"),
+            params: vec![param("mode", "0755"), param("size", "1m")],
+            attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            slot: root,
+        }),
     }
     let mut host_dirs = Vec::new();
     let mut host_links = Vec::new();
@@ -78,12 +121,22 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
             let path = format!("/{dir}");
             match std::fs::symlink_metadata(&path) {
                 Ok(m) if m.file_type().is_symlink() => {
-                    let target = std::fs::read_link(&path).map_err(|source| SpecError::Source { path: path.clone(), source })?;
-                    host_links.push((dir.to_string(), cstring("rootfs", &target.to_string_lossy())?));
+                    let target = std::fs::read_link(&path).map_err(|source| SpecError::Source {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    host_links.push((
+                        dir.to_string(),
+                        cstring("rootfs", &target.to_string_lossy())?,
+                    ));
                 }
                 Ok(m) if m.is_dir() => {
                     let slot = slots.next();
-                    plan.push(Op::CloneTree { src: c(&path), slot, attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV });
+                    plan.push(Op::CloneTree {
+                        src: c(&path),
+                        slot,
+                        attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
+                    });
                     host_dirs.push((dir.to_string(), slot));
                 }
                 _ => {}
@@ -96,63 +149,147 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
     if user {
         for (name, _, _) in DEVICES {
             let slot = slots.next();
-            plan.push(Op::CloneTree { src: c(&format!("/dev/{name}")), slot, attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC });
+            plan.push(Op::CloneTree {
+                src: c(&format!("/dev/{name}")),
+                slot,
+                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+            });
             devices.push((format!("dev/{name}"), slot));
         }
     }
     // A user namespace may mount sysfs only for a network namespace it owns.
     let host_sys = (user && !spec.namespaces.net).then(|| {
         let slot = slots.next();
-        plan.push(Op::CloneTree { src: c("/sys"), slot, attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC });
+        plan.push(Op::CloneTree {
+            src: c("/sys"),
+            slot,
+            attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        });
         slot
     });
     let mut binds = Vec::new();
     for m in &spec.mounts {
-        if let MountSpec::Bind { source, readonly, .. } = m {
+        if let MountSpec::Bind {
+            source, readonly, ..
+        } = m
+        {
             let slot = slots.next();
             let attrs = MOUNT_ATTR_NODEV | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
-            plan.push(Op::CloneTree { src: cstring("mounts.source", source)?, slot, attrs });
+            plan.push(Op::CloneTree {
+                src: cstring("mounts.source", source)?,
+                slot,
+                attrs,
+            });
             binds.push((slot, is_dir(source)?));
         }
     }
 
     plan.push(Op::AttachRoot { slot: root });
     for (dir, slot) in host_dirs {
-        plan.push(Op::EnsureDir { components: InRoot::components(&dir) });
-        plan.push(Op::Attach { slot, target: InRoot::new(&dir) });
+        plan.push(Op::EnsureDir {
+            components: InRoot::components(&dir),
+        });
+        plan.push(Op::Attach {
+            slot,
+            target: InRoot::new(&dir),
+        });
     }
     for (dir, target) in host_links {
-        plan.push(Op::Symlink { link_target: target, at: InRoot::new(&dir) });
+        plan.push(Op::Symlink {
+            link_target: target,
+            at: InRoot::new(&dir),
+        });
     }
 
-    new_fs(plan, &mut slots, "proc", vec![], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "proc");
+    new_fs(
+        plan,
+        &mut slots,
+        "proc",
+        vec![],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        "proc",
+    );
     let dev_attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | if user { MOUNT_ATTR_NODEV } else { 0 };
-    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "0755"), param("size", "65536k")], dev_attrs, "dev");
+    new_fs(
+        plan,
+        &mut slots,
+        "tmpfs",
+        vec![param("mode", "0755"), param("size", "65536k")],
+        dev_attrs,
+        "dev",
+    );
     for (path, slot) in devices {
-        plan.push(Op::BindDevice { at: InRoot::new(&path), slot });
+        plan.push(Op::BindDevice {
+            at: InRoot::new(&path),
+            slot,
+        });
     }
     if !user {
         for (name, major, minor) in DEVICES {
-            plan.push(Op::Device { at: InRoot::new(&format!("dev/{name}")), major: *major, minor: *minor });
+            plan.push(Op::Device {
+                at: InRoot::new(&format!("dev/{name}")),
+                major: *major,
+                minor: *minor,
+            });
         }
     }
-    let mut devpts = vec![(c("newinstance"), None), param("ptmxmode", "0666"), param("mode", "0620")];
+    let mut devpts = vec![
+        (c("newinstance"), None),
+        param("ptmxmode", "0666"),
+        param("mode", "0620"),
+    ];
     if !user {
         devpts.push(param("gid", "5")); // tty's gid, which a user namespace does not map
     }
-    new_fs(plan, &mut slots, "devpts", devpts, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, "dev/pts");
-    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "1777"), param("size", "65536k")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "dev/shm");
+    new_fs(
+        plan,
+        &mut slots,
+        "devpts",
+        devpts,
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+        "dev/pts",
+    );
+    new_fs(
+        plan,
+        &mut slots,
+        "tmpfs",
+        vec![param("mode", "1777"), param("size", "65536k")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        "dev/shm",
+    );
     for (link, target) in DEV_SYMLINKS {
-        plan.push(Op::Symlink { link_target: c(target), at: InRoot::new(link) });
+        plan.push(Op::Symlink {
+            link_target: c(target),
+            at: InRoot::new(link),
+        });
     }
     match host_sys {
         Some(slot) => {
-            plan.push(Op::EnsureDir { components: InRoot::components("sys") });
-            plan.push(Op::Attach { slot, target: InRoot::new("sys") });
+            plan.push(Op::EnsureDir {
+                components: InRoot::components("sys"),
+            });
+            plan.push(Op::Attach {
+                slot,
+                target: InRoot::new("sys"),
+            });
         }
-        None => new_fs(plan, &mut slots, "sysfs", vec![], MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC, "sys"),
+        None => new_fs(
+            plan,
+            &mut slots,
+            "sysfs",
+            vec![],
+            MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            "sys",
+        ),
     }
-    new_fs(plan, &mut slots, "tmpfs", vec![param("mode", "1777")], MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, "tmp");
+    new_fs(
+        plan,
+        &mut slots,
+        "tmpfs",
+        vec![param("mode", "1777")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+        "tmp",
+    );
 
     let mut binds = binds.into_iter();
     for m in &spec.mounts {
@@ -162,10 +299,14 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
                 let rel = container_path("mounts.target", target)?;
                 let at = InRoot::new(&rel);
                 if dir {
-                    plan.push(Op::EnsureDir { components: InRoot::components(&rel) });
+                    plan.push(Op::EnsureDir {
+                        components: InRoot::components(&rel),
+                    });
                 } else {
                     if let Some((parent, _)) = rel.rsplit_once('/') {
-                        plan.push(Op::EnsureDir { components: InRoot::components(parent) });
+                        plan.push(Op::EnsureDir {
+                            components: InRoot::components(parent),
+                        });
                     }
                     plan.push(Op::EnsureFile { target: at.clone() });
                 }
@@ -177,26 +318,42 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
                 if let Some(size) = size {
                     params.push(param("size", size));
                 }
-                new_fs(plan, &mut slots, "tmpfs", params, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV, &rel);
+                new_fs(
+                    plan,
+                    &mut slots,
+                    "tmpfs",
+                    params,
+                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    &rel,
+                );
             }
         }
     }
 
     // After every mount: a bind over /proc must not unmask what is masked.
     let paths = |given: &Option<Vec<String>>, default: &[&str]| -> Result<Vec<String>, SpecError> {
-        let list: Vec<String> = given.clone().unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
-        list.iter().map(|p| container_path("maskedPaths", p)).collect()
+        let list: Vec<String> = given
+            .clone()
+            .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
+        list.iter()
+            .map(|p| container_path("maskedPaths", p))
+            .collect()
     };
     // /proc and /sys are the host kernel's: what is absent there is absent inside, skip it.
     let on_host = |rel: &str| -> Option<Option<bool>> {
         if !(rel.starts_with("proc/") || rel.starts_with("sys/")) {
             return Some(None);
         }
-        std::fs::metadata(format!("/{rel}")).ok().map(|m| Some(m.is_dir()))
+        std::fs::metadata(format!("/{rel}"))
+            .ok()
+            .map(|m| Some(m.is_dir()))
     };
     for path in paths(&spec.masked_paths, security::MASKED_PATHS)? {
         if let Some(dir) = on_host(&path) {
-            plan.push(Op::MaskPath { target: InRoot::new(&path), dir });
+            plan.push(Op::MaskPath {
+                target: InRoot::new(&path),
+                dir,
+            });
         }
     }
     for path in paths(&spec.readonly_paths, security::READONLY_PATHS)? {
@@ -232,14 +389,25 @@ mod tests {
 
     #[test]
     fn host_trees_are_cloned_before_the_root_is_attached() {
-        let s = spec_with(r#","rootfs":"/","mounts":[{"type":"bind","source":"/tmp","target":"/mnt/x"}]"#);
+        let s = spec_with(
+            r#","rootfs":"/","mounts":[{"type":"bind","source":"/tmp","target":"/mnt/x"}]"#,
+        );
         let mut plan = vec![];
         plan_fn(&s, &mut plan);
-        let attach = plan.iter().position(|o| matches!(o, Op::AttachRoot { .. })).unwrap();
-        let last_clone = plan.iter().rposition(|o| matches!(o, Op::CloneTree { .. })).unwrap();
+        let attach = plan
+            .iter()
+            .position(|o| matches!(o, Op::AttachRoot { .. }))
+            .unwrap();
+        let last_clone = plan
+            .iter()
+            .rposition(|o| matches!(o, Op::CloneTree { .. }))
+            .unwrap();
         assert!(last_clone < attach);
         assert_eq!(plan.last(), Some(&Op::PivotRoot));
-        assert!(!plan.iter().any(|o| matches!(o, Op::RootAttrs(_))), "a rootfs stays writable unless asked");
+        assert!(
+            !plan.iter().any(|o| matches!(o, Op::RootAttrs(_))),
+            "a rootfs stays writable unless asked"
+        );
     }
 
     #[test]
@@ -249,16 +417,22 @@ mod tests {
         plan_fn(&s, &mut plan);
         let n = plan.len();
         assert_eq!(plan[n - 2], Op::RootAttrs(MOUNT_ATTR_RDONLY));
-        assert!(plan.iter().any(|o| matches!(o, Op::CloneTree { src, .. } if src.to_str() == Ok("/usr"))));
+        assert!(plan
+            .iter()
+            .any(|o| matches!(o, Op::CloneTree { src, .. } if src.to_str() == Ok("/usr"))));
     }
 
     #[test]
     fn every_slot_is_within_the_count() {
-        let s = spec_with(r#","rootfs":null,"mounts":[{"type":"tmpfs","target":"/a/b","size":"1m","mode":null}]"#);
+        let s = spec_with(
+            r#","rootfs":null,"mounts":[{"type":"tmpfs","target":"/a/b","size":"1m","mode":null}]"#,
+        );
         let mut plan = vec![];
         let count = plan_fn(&s, &mut plan);
         for op in &plan {
-            if let Op::CloneTree { slot, .. } | Op::NewFs { slot, .. } | Op::Attach { slot, .. } = op {
+            if let Op::CloneTree { slot, .. } | Op::NewFs { slot, .. } | Op::Attach { slot, .. } =
+                op
+            {
                 assert!(*slot < count);
             }
         }

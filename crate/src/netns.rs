@@ -21,8 +21,14 @@ static POOL: OnceLock<Pool> = OnceLock::new();
 
 fn pool() -> &'static Pool {
     POOL.get_or_init(|| {
-        std::thread::Builder::new().name("lonely-netns".into()).spawn(fill).expect("spawn the netns thread");
-        Pool { ready: Mutex::new(VecDeque::new()), wanted: Condvar::new() }
+        std::thread::Builder::new()
+            .name("lonely-netns".into())
+            .spawn(fill)
+            .expect("spawn the netns thread");
+        Pool {
+            ready: Mutex::new(VecDeque::new()),
+            wanted: Condvar::new(),
+        }
     })
 }
 
@@ -30,7 +36,11 @@ fn pool() -> &'static Pool {
 /// (the caller then clones with CLONE_NEWNET itself).
 pub fn take() -> Option<OwnedFd> {
     let p = pool();
-    let fd = p.ready.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+    let fd = p
+        .ready
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .pop_front();
     p.wanted.notify_one();
     fd
 }
@@ -49,7 +59,11 @@ fn fill() {
         }
         drop(ready);
         match make() {
-            Ok(fd) => p.ready.lock().unwrap_or_else(|e| e.into_inner()).push_back(fd),
+            Ok(fd) => p
+                .ready
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push_back(fd),
             // Not permitted here (no CAP_SYS_ADMIN...): callers fall back to CLONE_NEWNET.
             Err(Errno::EPERM) => return,
             // Out of memory or fds for a moment: try again soon.
@@ -63,7 +77,12 @@ fn make() -> Result<OwnedFd, Errno> {
     if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
         return Err(Errno::last());
     }
-    let fd = unsafe { libc::open(c"/proc/thread-self/ns/net".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    let fd = unsafe {
+        libc::open(
+            c"/proc/thread-self/ns/net".as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
     if fd < 0 {
         return Err(Errno::last());
     }

@@ -26,54 +26,112 @@ pub enum Op {
     NewSession,
     ParentDeathSignal(c_int),
     /// dup2(from, to); `from` is >= 3 (the parent moves user fds up first) or `to` itself (inherit).
-    Dup2 { from: c_int, to: c_int },
+    Dup2 {
+        from: c_int,
+        to: c_int,
+    },
     /// Open a pty in the container's devpts, make its slave fds 0-2 and the controlling
     /// terminal, and send the master to the parent over `sock`.
-    Console { ptmx: CString, sock: c_int },
+    Console {
+        ptmx: CString,
+        sock: c_int,
+    },
     /// unshare(flags): namespaces that must be made after an earlier step (cgroup after the cgroup join).
     Unshare(c_int),
     JoinCgroup(c_int),
-    Rlimit { resource: c_int, soft: u64, hard: u64 },
+    Rlimit {
+        resource: c_int,
+        soft: u64,
+        hard: u64,
+    },
     /// setns(fd, nstype): join a namespace made ahead of time (netns.rs).
-    JoinNamespace { fd: c_int, nstype: c_int },
+    JoinNamespace {
+        fd: c_int,
+        nstype: c_int,
+    },
     MakeMountsPrivate,
     /// open_tree(src, OPEN_TREE_CLONE|AT_RECURSIVE) into slot; attrs set recursively on the copy.
-    CloneTree { src: CString, slot: usize, attrs: u64 },
+    CloneTree {
+        src: CString,
+        slot: usize,
+        attrs: u64,
+    },
     /// A fresh filesystem (fsopen/fsconfig/fsmount) into slot.
-    NewFs { fstype: CString, params: Vec<(CString, Option<CString>)>, attrs: u64, slot: usize },
+    NewFs {
+        fstype: CString,
+        params: Vec<(CString, Option<CString>)>,
+        attrs: u64,
+        slot: usize,
+    },
     /// Attach the tree in slot at STAGE and open it as the root (slot ROOT).
-    AttachRoot { slot: usize },
+    AttachRoot {
+        slot: usize,
+    },
     /// mkdir -p inside the root, one component per entry.
-    EnsureDir { components: Vec<InRoot> },
-    EnsureFile { target: InRoot },
+    EnsureDir {
+        components: Vec<InRoot>,
+    },
+    EnsureFile {
+        target: InRoot,
+    },
     /// move_mount(slot -> target inside the root).
-    Attach { slot: usize, target: InRoot },
-    Symlink { link_target: CString, at: InRoot },
+    Attach {
+        slot: usize,
+        target: InRoot,
+    },
+    Symlink {
+        link_target: CString,
+        at: InRoot,
+    },
     /// mknod of one of docker's character devices in the container's own /dev tmpfs.
-    Device { at: InRoot, major: u32, minor: u32 },
+    Device {
+        at: InRoot,
+        major: u32,
+        minor: u32,
+    },
     /// A host device node bound into the container's /dev (a user namespace cannot mknod).
-    BindDevice { at: InRoot, slot: usize },
+    BindDevice {
+        at: InRoot,
+        slot: usize,
+    },
     /// Remount the container's /dev read-only: no node can be added where nodes open.
     DevReadonly,
     /// mount_setattr on the root mount itself (not recursive).
     RootAttrs(u64),
     /// docker's masked paths: /dev/null over a file, an empty read-only tmpfs over a directory.
     /// `dir`: known from the host's own /proc and /sys (same kernel); None: looked up in the child.
-    MaskPath { target: InRoot, dir: Option<bool> },
+    MaskPath {
+        target: InRoot,
+        dir: Option<bool>,
+    },
     /// Bound over itself, read-only.
     ReadonlyPath(InRoot),
     /// Drop every capability not in `keep` from the bounding set (0..=last).
-    BoundingSet { keep: u64, last: u32 },
+    BoundingSet {
+        keep: u64,
+        last: u32,
+    },
     /// capset: effective = permitted = `set` for root (0 for other uids), inheritable and ambient empty.
-    Capabilities { set: u64, root: bool },
+    Capabilities {
+        set: u64,
+        root: bool,
+    },
     NoNewPrivs,
     Seccomp(crate::seccomp::Program),
     PivotRoot,
     Hostname(Vec<u8>),
     LoopbackUp,
-    Credentials { uid: u32, gid: u32, groups: Vec<libc::gid_t>, set_groups: bool },
+    Credentials {
+        uid: u32,
+        gid: u32,
+        groups: Vec<libc::gid_t>,
+        set_groups: bool,
+    },
     /// In a new user namespace: setgroups "deny", then map the caller's uid and gid to 0.
-    IdMaps { uid_map: Vec<u8>, gid_map: Vec<u8> },
+    IdMaps {
+        uid_map: Vec<u8>,
+        gid_map: Vec<u8>,
+    },
     /// Wait until the parent wrote the maps (one byte on this pipe).
     WaitForMaps(c_int),
     Chdir(CString),
@@ -121,7 +179,10 @@ impl Op {
             Op::Hostname(_) => ("sethostname".into(), None),
             Op::LoopbackUp => ("loopback up".into(), Some("lo".into())),
             Op::Credentials { .. } => ("set credentials".into(), None),
-            Op::IdMaps { .. } => ("write uid_map/gid_map".into(), Some("/proc/self/uid_map".into())),
+            Op::IdMaps { .. } => (
+                "write uid_map/gid_map".into(),
+                Some("/proc/self/uid_map".into()),
+            ),
             Op::WaitForMaps(_) => ("wait for uid_map/gid_map".into(), None),
             Op::Chdir(p) => ("chdir".into(), Some(s(p))),
             Op::CloseFds => ("close_range".into(), None),
@@ -138,14 +199,21 @@ impl InRoot {
             None => (".", path),
         };
         let c = |s: &str| CString::new(s).expect("paths are checked for NUL before planning");
-        InRoot { parent: c(parent), name: c(name), path: c(path) }
+        InRoot {
+            parent: c(parent),
+            name: c(name),
+            path: c(path),
+        }
     }
 
     /// One entry per component of `path`, for `EnsureDir`.
     pub fn components(path: &str) -> Vec<InRoot> {
         let path = path.trim_matches('/');
         let mut out = Vec::new();
-        for (i, _) in path.match_indices('/').chain(std::iter::once((path.len(), ""))) {
+        for (i, _) in path
+            .match_indices('/')
+            .chain(std::iter::once((path.len(), "")))
+        {
             out.push(InRoot::new(&path[..i]));
         }
         out
@@ -181,7 +249,10 @@ mod tests {
 
     #[test]
     fn components_cover_every_prefix() {
-        let c: Vec<_> = InRoot::components("a/b/c").iter().map(|t| t.path.to_str().unwrap().to_owned()).collect();
+        let c: Vec<_> = InRoot::components("a/b/c")
+            .iter()
+            .map(|t| t.path.to_str().unwrap().to_owned())
+            .collect();
         assert_eq!(c, ["a", "a/b", "a/b/c"]);
     }
 }

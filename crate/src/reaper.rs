@@ -51,20 +51,42 @@ fn reaper() -> &'static Reaper {
             .name("lonely-reaper".into())
             .spawn(run)
             .expect("spawn the reaper thread");
-        Reaper { epoll, live: Mutex::new(HashMap::new()) }
+        Reaper {
+            epoll,
+            live: Mutex::new(HashMap::new()),
+        }
     })
 }
 
 /// Hands a running container to the reaper; `on_exit` runs on the reaper thread.
-pub fn watch(pid: i32, pidfd: OwnedFd, cgroup: Option<Box<dyn Cgroup>>, on_exit: OnExit) -> Result<(), Errno> {
+pub fn watch(
+    pid: i32,
+    pidfd: OwnedFd,
+    cgroup: Option<Box<dyn Cgroup>>,
+    on_exit: OnExit,
+) -> Result<(), Errno> {
     let r = reaper();
     let mut live = r.live.lock().unwrap_or_else(|e| e.into_inner());
     // Registered under the lock: an exit that fires at once finds its entry.
-    r.epoll.add(pidfd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, pid as u64))?;
+    r.epoll.add(
+        pidfd.as_fd(),
+        EpollEvent::new(EpollFlags::EPOLLIN, pid as u64),
+    )?;
     if let Some(efd) = cgroup.as_ref().and_then(|c| c.oom_eventfd()) {
-        r.epoll.add(efd.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, OOM_TAG | pid as u64))?;
+        r.epoll.add(
+            efd.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, OOM_TAG | pid as u64),
+        )?;
     }
-    live.insert(pid, Watched { pidfd, on_exit, cgroup, oom: false });
+    live.insert(
+        pid,
+        Watched {
+            pidfd,
+            on_exit,
+            cgroup,
+            oom: false,
+        },
+    );
     Ok(())
 }
 
@@ -77,8 +99,18 @@ pub fn stats(pid: i32) -> Option<Stats> {
 /// Signals a live container through its pidfd (no pid-reuse race). False once it is reaped.
 pub fn signal(pid: i32, sig: i32) -> Result<bool, Errno> {
     let live = reaper().live.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(w) = live.get(&pid) else { return Ok(false) };
-    let ret = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, w.pidfd.as_raw_fd(), sig, 0usize, 0u32) };
+    let Some(w) = live.get(&pid) else {
+        return Ok(false);
+    };
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            w.pidfd.as_raw_fd(),
+            sig,
+            0usize,
+            0u32,
+        )
+    };
     match ret {
         0 => Ok(true),
         _ => match Errno::last() {
@@ -89,7 +121,9 @@ pub fn signal(pid: i32, sig: i32) -> Result<bool, Errno> {
 }
 
 pub fn live_count() -> usize {
-    REAPER.get().map_or(0, |r| r.live.lock().unwrap_or_else(|e| e.into_inner()).len())
+    REAPER.get().map_or(0, |r| {
+        r.live.lock().unwrap_or_else(|e| e.into_inner()).len()
+    })
 }
 
 fn run() {
@@ -113,7 +147,11 @@ fn run() {
                 on_oom(r, pid);
                 continue;
             }
-            let watched = r.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&pid);
+            let watched = r
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&pid);
             if let Some(w) = watched {
                 finish(r, pid, w);
             }
@@ -130,7 +168,15 @@ fn on_oom(r: &Reaper, pid: i32) {
         unsafe { libc::read(efd.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
     }
     w.oom = true;
-    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, w.pidfd.as_raw_fd(), libc::SIGKILL, 0usize, 0u32) };
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            w.pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            0usize,
+            0u32,
+        )
+    };
     // Without a PID namespace PID 1's death ends nothing else: the cgroup knows every process.
     if let Some(cg) = w.cgroup.as_ref() {
         cg.kill_all();
@@ -160,7 +206,14 @@ fn reap(pid: i32, pidfd: &OwnedFd) -> Exit {
     const P_PIDFD: libc::c_int = 3;
     loop {
         let ret = unsafe {
-            libc::syscall(libc::SYS_waitid, P_PIDFD, pidfd.as_raw_fd(), &mut info, libc::WEXITED, &mut usage)
+            libc::syscall(
+                libc::SYS_waitid,
+                P_PIDFD,
+                pidfd.as_raw_fd(),
+                &mut info,
+                libc::WEXITED,
+                &mut usage,
+            )
         };
         if ret == 0 || Errno::last() != Errno::EINTR {
             break;

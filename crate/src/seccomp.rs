@@ -6,7 +6,9 @@ use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, OnceLock};
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,40 +43,313 @@ impl PartialEq for Program {
 /// umount2, pivot_root, setns, the new mount API, reboot, swapon/off, acct, the clock and
 /// time setters, quotactl, lookup_dcookie, iopl/ioperm, syslog, vm86, ustat, sysfs, uselib.
 const ALLOWED: &[&str] = &[
-    "accept", "accept4", "access", "alarm", "arch_prctl", "bind", "brk", "cachestat", "capget", "capset", "chdir", "chmod",
-    "chown", "chown32", "chroot", "clock_getres", "clock_gettime", "clock_nanosleep", "close", "close_range", "connect", "copy_file_range",
-    "creat", "dup", "dup2", "dup3", "epoll_create", "epoll_create1", "epoll_ctl", "epoll_pwait", "epoll_pwait2", "epoll_wait",
-    "eventfd", "eventfd2", "execve", "execveat", "exit", "exit_group", "faccessat", "faccessat2", "fadvise64", "fallocate",
-    "fanotify_mark", "fchdir", "fchmod", "fchmodat", "fchmodat2", "fchown", "fchownat", "fcntl", "fdatasync", "fgetxattr",
-    "flistxattr", "flock", "fork", "fremovexattr", "fsetxattr", "fstat", "fstatfs", "fsync", "ftruncate", "futex",
-    "futex_requeue", "futex_time64", "futex_wait", "futex_waitv", "futex_wake", "futimesat", "get_mempolicy", "get_robust_list",
-    "get_thread_area", "getcpu", "getcwd", "getdents", "getdents64", "getegid", "geteuid", "getgid", "getgroups", "getitimer",
-    "getpeername", "getpgid", "getpgrp", "getpid", "getppid", "getpriority", "getrandom", "getresgid", "getresuid", "getrlimit",
-    "getrusage", "getsid", "getsockname", "getsockopt", "gettid", "gettimeofday", "getuid", "getxattr", "getxattrat", "inotify_add_watch",
-    "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel", "io_destroy", "io_getevents", "io_pgetevents",
-    "io_setup", "io_submit", "ioctl", "ioprio_get", "ioprio_set", "kill", "landlock_add_rule", "landlock_create_ruleset",
-    "landlock_restrict_self", "lchown", "lgetxattr", "link", "linkat", "listen", "listmount", "listxattr", "listxattrat", "llistxattr", "lremovexattr",
-    "lseek", "lsetxattr", "lstat", "madvise", "map_shadow_stack", "mbind", "membarrier", "memfd_create", "memfd_secret",
-    "mincore", "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap", "mprotect", "mq_getsetattr",
-    "mq_notify", "mq_open", "mq_timedreceive", "mq_timedsend", "mq_unlink", "mremap", "mseal", "msgctl", "msgget", "msgrcv",
-    "msgsnd", "msync", "munlock", "munlockall", "munmap", "nanosleep", "newfstatat",
-    "open", "openat", "openat2", "pause", "pidfd_getfd", "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc",
-    "pkey_free", "pkey_mprotect", "poll", "ppoll", "prctl", "pread64", "preadv", "preadv2", "prlimit64", "process_madvise",
-    "process_mrelease", "process_vm_readv", "process_vm_writev", "pselect6", "ptrace", "pwrite64", "pwritev", "pwritev2",
-    "read", "readahead", "readlink", "readlinkat", "readv", "recvfrom", "recvmmsg", "recvmsg", "remap_file_pages",
-    "removexattr", "removexattrat", "rename", "renameat", "renameat2", "restart_syscall", "rmdir", "rseq", "rt_sigaction", "rt_sigpending",
-    "rt_sigprocmask", "rt_sigqueueinfo", "rt_sigreturn", "rt_sigsuspend", "rt_sigtimedwait", "rt_tgsigqueueinfo",
-    "sched_get_priority_max", "sched_get_priority_min", "sched_getaffinity", "sched_getattr", "sched_getparam",
-    "sched_getscheduler", "sched_rr_get_interval", "sched_setaffinity", "sched_setattr", "sched_setparam",
-    "sched_setscheduler", "sched_yield", "seccomp", "select", "semctl", "semget", "semop", "semtimedop", "sendfile",
-    "sendmmsg", "sendmsg", "sendto", "set_mempolicy", "set_robust_list", "set_thread_area", "set_tid_address", "setfsgid",
-    "setfsuid", "setgid", "setgroups", "setitimer", "setpgid", "setpriority", "setregid", "setresgid", "setresuid", "setreuid",
-    "setrlimit", "setsid", "setsockopt", "setuid", "setxattr", "setxattrat", "shmat", "shmctl", "shmdt", "shmget", "shutdown",
-    "sigaltstack", "signalfd", "signalfd4", "socketpair", "splice", "stat", "statfs", "statmount", "statx", "symlink", "symlinkat", "sync",
-    "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create", "timer_delete", "timer_getoverrun",
-    "timer_gettime", "timer_settime", "timerfd_create", "timerfd_gettime", "timerfd_settime", "times", "tkill", "truncate",
-    "umask", "uname", "unlink", "unlinkat", "utime", "utimensat", "utimes", "vfork", "vmsplice", "wait4", "waitid", "waitpid",
-    "write", "writev",
+    "accept",
+    "accept4",
+    "access",
+    "alarm",
+    "arch_prctl",
+    "bind",
+    "brk",
+    "cachestat",
+    "capget",
+    "capset",
+    "chdir",
+    "chmod",
+    "chown",
+    "chown32",
+    "chroot",
+    "clock_getres",
+    "clock_gettime",
+    "clock_nanosleep",
+    "close",
+    "close_range",
+    "connect",
+    "copy_file_range",
+    "creat",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_wait",
+    "eventfd",
+    "eventfd2",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fadvise64",
+    "fallocate",
+    "fanotify_mark",
+    "fchdir",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "fchown",
+    "fchownat",
+    "fcntl",
+    "fdatasync",
+    "fgetxattr",
+    "flistxattr",
+    "flock",
+    "fork",
+    "fremovexattr",
+    "fsetxattr",
+    "fstat",
+    "fstatfs",
+    "fsync",
+    "ftruncate",
+    "futex",
+    "futex_requeue",
+    "futex_time64",
+    "futex_wait",
+    "futex_waitv",
+    "futex_wake",
+    "futimesat",
+    "get_mempolicy",
+    "get_robust_list",
+    "get_thread_area",
+    "getcpu",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getgroups",
+    "getitimer",
+    "getpeername",
+    "getpgid",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getpriority",
+    "getrandom",
+    "getresgid",
+    "getresuid",
+    "getrlimit",
+    "getrusage",
+    "getsid",
+    "getsockname",
+    "getsockopt",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "getxattr",
+    "getxattrat",
+    "inotify_add_watch",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_rm_watch",
+    "io_cancel",
+    "io_destroy",
+    "io_getevents",
+    "io_pgetevents",
+    "io_setup",
+    "io_submit",
+    "ioctl",
+    "ioprio_get",
+    "ioprio_set",
+    "kill",
+    "landlock_add_rule",
+    "landlock_create_ruleset",
+    "landlock_restrict_self",
+    "lchown",
+    "lgetxattr",
+    "link",
+    "linkat",
+    "listen",
+    "listmount",
+    "listxattr",
+    "listxattrat",
+    "llistxattr",
+    "lremovexattr",
+    "lseek",
+    "lsetxattr",
+    "lstat",
+    "madvise",
+    "map_shadow_stack",
+    "mbind",
+    "membarrier",
+    "memfd_create",
+    "memfd_secret",
+    "mincore",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "mlock",
+    "mlock2",
+    "mlockall",
+    "mmap",
+    "mprotect",
+    "mq_getsetattr",
+    "mq_notify",
+    "mq_open",
+    "mq_timedreceive",
+    "mq_timedsend",
+    "mq_unlink",
+    "mremap",
+    "mseal",
+    "msgctl",
+    "msgget",
+    "msgrcv",
+    "msgsnd",
+    "msync",
+    "munlock",
+    "munlockall",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "openat",
+    "openat2",
+    "pause",
+    "pidfd_getfd",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pipe",
+    "pipe2",
+    "pkey_alloc",
+    "pkey_free",
+    "pkey_mprotect",
+    "poll",
+    "ppoll",
+    "prctl",
+    "pread64",
+    "preadv",
+    "preadv2",
+    "prlimit64",
+    "process_madvise",
+    "process_mrelease",
+    "process_vm_readv",
+    "process_vm_writev",
+    "pselect6",
+    "ptrace",
+    "pwrite64",
+    "pwritev",
+    "pwritev2",
+    "read",
+    "readahead",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "recvfrom",
+    "recvmmsg",
+    "recvmsg",
+    "remap_file_pages",
+    "removexattr",
+    "removexattrat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "restart_syscall",
+    "rmdir",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigpending",
+    "rt_sigprocmask",
+    "rt_sigqueueinfo",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "rt_tgsigqueueinfo",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_getaffinity",
+    "sched_getattr",
+    "sched_getparam",
+    "sched_getscheduler",
+    "sched_rr_get_interval",
+    "sched_setaffinity",
+    "sched_setattr",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_yield",
+    "seccomp",
+    "select",
+    "semctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "sendfile",
+    "sendmmsg",
+    "sendmsg",
+    "sendto",
+    "set_mempolicy",
+    "set_robust_list",
+    "set_thread_area",
+    "set_tid_address",
+    "setfsgid",
+    "setfsuid",
+    "setgid",
+    "setgroups",
+    "setitimer",
+    "setpgid",
+    "setpriority",
+    "setregid",
+    "setresgid",
+    "setresuid",
+    "setreuid",
+    "setrlimit",
+    "setsid",
+    "setsockopt",
+    "setuid",
+    "setxattr",
+    "setxattrat",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "shmget",
+    "shutdown",
+    "sigaltstack",
+    "signalfd",
+    "signalfd4",
+    "socketpair",
+    "splice",
+    "stat",
+    "statfs",
+    "statmount",
+    "statx",
+    "symlink",
+    "symlinkat",
+    "sync",
+    "sync_file_range",
+    "syncfs",
+    "sysinfo",
+    "tee",
+    "tgkill",
+    "time",
+    "timer_create",
+    "timer_delete",
+    "timer_getoverrun",
+    "timer_gettime",
+    "timer_settime",
+    "timerfd_create",
+    "timerfd_gettime",
+    "timerfd_settime",
+    "times",
+    "tkill",
+    "truncate",
+    "umask",
+    "uname",
+    "unlink",
+    "unlinkat",
+    "utime",
+    "utimensat",
+    "utimes",
+    "vfork",
+    "vmsplice",
+    "wait4",
+    "waitid",
+    "waitpid",
+    "write",
+    "writev",
 ];
 
 /// Namespace flags of clone/unshare (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET).
@@ -115,22 +390,47 @@ fn allowlist() -> Result<ScmpFilterContext, SeccompError> {
             ctx.add_rule(ScmpAction::Allow, s)?;
         }
     }
-    let masked_none = |arg| ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(NAMESPACE_FLAGS), 0);
+    let masked_none =
+        |arg| ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(NAMESPACE_FLAGS), 0);
     // clone and unshare without namespace flags only; clone3 hides its flags in memory, so
     // it answers ENOSYS and libc falls back to clone.
-    ctx.add_rule_conditional(ScmpAction::Allow, syscall("clone").expect("clone"), &[masked_none(0)])?;
-    ctx.add_rule_conditional(ScmpAction::Allow, syscall("unshare").expect("unshare"), &[masked_none(0)])?;
+    ctx.add_rule_conditional(
+        ScmpAction::Allow,
+        syscall("clone").expect("clone"),
+        &[masked_none(0)],
+    )?;
+    ctx.add_rule_conditional(
+        ScmpAction::Allow,
+        syscall("unshare").expect("unshare"),
+        &[masked_none(0)],
+    )?;
     if let Some(clone3) = syscall("clone3") {
         ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)?;
     }
     // socket: every family but AF_ALG (kernel crypto, a history of bugs) and AF_VSOCK (the hypervisor).
     let socket = syscall("socket").expect("socket");
-    ctx.add_rule_conditional(ScmpAction::Allow, socket, &[ScmpArgCompare::new(0, ScmpCompareOp::Less, AF_ALG)])?;
-    ctx.add_rule_conditional(ScmpAction::Allow, socket, &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, AF_ALG + 1)])?;
-    ctx.add_rule_conditional(ScmpAction::Allow, socket, &[ScmpArgCompare::new(0, ScmpCompareOp::Greater, AF_VSOCK)])?;
+    ctx.add_rule_conditional(
+        ScmpAction::Allow,
+        socket,
+        &[ScmpArgCompare::new(0, ScmpCompareOp::Less, AF_ALG)],
+    )?;
+    ctx.add_rule_conditional(
+        ScmpAction::Allow,
+        socket,
+        &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, AF_ALG + 1)],
+    )?;
+    ctx.add_rule_conditional(
+        ScmpAction::Allow,
+        socket,
+        &[ScmpArgCompare::new(0, ScmpCompareOp::Greater, AF_VSOCK)],
+    )?;
     let personality = syscall("personality").expect("personality");
     for p in PERSONALITIES {
-        ctx.add_rule_conditional(ScmpAction::Allow, personality, &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, *p)])?;
+        ctx.add_rule_conditional(
+            ScmpAction::Allow,
+            personality,
+            &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, *p)],
+        )?;
     }
     Ok(ctx)
 }
@@ -143,7 +443,15 @@ fn terminal_guard() -> Result<ScmpFilterContext, SeccompError> {
     let mut ctx = context(ScmpAction::Allow)?;
     let ioctl = syscall("ioctl").expect("ioctl");
     for request in [TIOCSTI, TIOCLINUX] {
-        ctx.add_rule_conditional(eperm(), ioctl, &[ScmpArgCompare::new(1, ScmpCompareOp::MaskedEqual(0xffff_ffff), request)])?;
+        ctx.add_rule_conditional(
+            eperm(),
+            ioctl,
+            &[ScmpArgCompare::new(
+                1,
+                ScmpCompareOp::MaskedEqual(0xffff_ffff),
+                request,
+            )],
+        )?;
     }
     Ok(ctx)
 }
@@ -156,10 +464,17 @@ fn export(ctx: &ScmpFilterContext) -> Result<Program, SeccompError> {
     let mut file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     ctx.export_bpf(&file)?;
     let mut bytes = Vec::new();
-    file.rewind().and_then(|_| file.read_to_end(&mut bytes)).map_err(SeccompError::Export)?;
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(SeccompError::Export)?;
     let filter: Vec<libc::sock_filter> = bytes
         .chunks_exact(8)
-        .map(|c| libc::sock_filter { code: u16::from_ne_bytes([c[0], c[1]]), jt: c[2], jf: c[3], k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]) })
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
         .collect();
     Ok(Program(filter.into()))
 }
@@ -235,17 +550,25 @@ fn compare(a: &Arg) -> Result<ScmpArgCompare, SeccompError> {
         "SCMP_CMP_MASKED_EQ" => ScmpCompareOp::MaskedEqual(a.value),
         other => return Err(SeccompError::Profile(format!("unknown operator `{other}`"))),
     };
-    let datum = if matches!(op, ScmpCompareOp::MaskedEqual(_)) { a.value_two } else { a.value };
+    let datum = if matches!(op, ScmpCompareOp::MaskedEqual(_)) {
+        a.value_two
+    } else {
+        a.value
+    };
     Ok(ScmpArgCompare::new(a.index, op, datum))
 }
 
 /// Compiles a user profile (native architecture only, plus any it names that this host runs).
 pub fn compile(json: &str) -> Result<Vec<Program>, SeccompError> {
-    let profile: Profile = serde_json::from_str(json).map_err(|e| SeccompError::Profile(e.to_string()))?;
-    let mut ctx = ScmpFilterContext::new(action(&profile.default_action, profile.default_errno_ret)?)?;
+    let profile: Profile =
+        serde_json::from_str(json).map_err(|e| SeccompError::Profile(e.to_string()))?;
+    let mut ctx =
+        ScmpFilterContext::new(action(&profile.default_action, profile.default_errno_ret)?)?;
     ctx.set_ctl_nnp(false)?;
     for arch in &profile.architectures {
-        let Ok(a) = arch.parse::<ScmpArch>() else { continue };
+        let Ok(a) = arch.parse::<ScmpArch>() else {
+            continue;
+        };
         if a != ScmpArch::native() {
             let _ = ctx.add_arch(a);
         }
@@ -287,13 +610,39 @@ mod tests {
                         {"names":["personality"],"action":"SCMP_ACT_ALLOW","args":[{"index":0,"value":8,"op":"SCMP_CMP_EQ"}]}]}"#;
         assert_eq!(compile(profile).unwrap().len(), 1);
         let err = compile(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#).unwrap_err();
-        assert_eq!(err.to_string(), "seccomp: profile: unknown action `SCMP_ACT_NOPE`");
+        assert_eq!(
+            err.to_string(),
+            "seccomp: profile: unknown action `SCMP_ACT_NOPE`"
+        );
     }
 
     #[test]
     fn dangerous_calls_are_not_in_the_allowlist() {
-        for name in ["keyctl", "add_key", "bpf", "mount", "umount2", "pivot_root", "setns", "kexec_load", "open_by_handle_at", "init_module", "userfaultfd", "io_uring_setup", "perf_event_open", "unshare", "clone", "clone3", "socket", "personality", "reboot"] {
-            assert!(!ALLOWED.contains(&name), "{name} must not be allowed unconditionally");
+        for name in [
+            "keyctl",
+            "add_key",
+            "bpf",
+            "mount",
+            "umount2",
+            "pivot_root",
+            "setns",
+            "kexec_load",
+            "open_by_handle_at",
+            "init_module",
+            "userfaultfd",
+            "io_uring_setup",
+            "perf_event_open",
+            "unshare",
+            "clone",
+            "clone3",
+            "socket",
+            "personality",
+            "reboot",
+        ] {
+            assert!(
+                !ALLOWED.contains(&name),
+                "{name} must not be allowed unconditionally"
+            );
         }
     }
 }

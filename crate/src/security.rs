@@ -3,29 +3,91 @@
 
 /// Capability names in kernel order (capability.h); the index is the capability's number.
 pub const CAPABILITIES: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID", "SETUID", "SETPCAP",
-    "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST", "NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER",
-    "SYS_MODULE", "SYS_RAWIO", "SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
-    "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE", "AUDIT_CONTROL", "SETFCAP",
-    "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM", "BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
     "CHECKPOINT_RESTORE",
 ];
 
 /// docker's default set: what root in a container keeps.
 pub const DOCKER_DEFAULT: &[&str] = &[
-    "CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID", "SETFCAP", "SETPCAP",
-    "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
 ];
 
 /// docker's masked paths: files get /dev/null bound over them, directories an empty read-only tmpfs.
 pub const MASKED_PATHS: &[&str] = &[
-    "/proc/acpi", "/proc/asound", "/proc/interrupts", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
     "/sys/devices/virtual/powercap",
 ];
 
 /// docker's read-only paths: bound over themselves, read-only.
-pub const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 #[derive(Debug, thiserror::Error)]
 #[error("capabilities: unknown capability `{0}`")]
@@ -35,19 +97,31 @@ pub struct UnknownCapability(pub String);
 pub fn mask(names: &[String]) -> Result<u64, UnknownCapability> {
     names.iter().try_fold(0u64, |m, name| {
         let bare = name.strip_prefix("CAP_").unwrap_or(name);
-        let bit = CAPABILITIES.iter().position(|c| *c == bare).ok_or_else(|| UnknownCapability(name.clone()))?;
+        let bit = CAPABILITIES
+            .iter()
+            .position(|c| *c == bare)
+            .ok_or_else(|| UnknownCapability(name.clone()))?;
         Ok(m | 1 << bit)
     })
 }
 
 /// The capabilities this process may still pass on (its bounding set).
 pub fn bounding_set() -> u64 {
-    (0..=last_cap()).filter(|&c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) } == 1).fold(0, |m, c| m | 1 << c)
+    (0..=last_cap())
+        .filter(
+            |&c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) } == 1,
+        )
+        .fold(0, |m, c| m | 1 << c)
 }
 
 /// Names of the capabilities in `mask`, as CAP_X.
 pub fn names(mask: u64) -> Vec<String> {
-    CAPABILITIES.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, n)| format!("CAP_{n}")).collect()
+    CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1 << i) != 0)
+        .map(|(_, n)| format!("CAP_{n}"))
+        .collect()
 }
 
 /// The highest capability this kernel knows (capabilities above it cannot be dropped, nor exist).
@@ -66,7 +140,17 @@ mod tests {
     fn names_map_to_kernel_numbers() {
         assert_eq!(mask(&["CHOWN".into()]).unwrap(), 1);
         assert_eq!(mask(&["CAP_SYS_ADMIN".into()]).unwrap(), 1 << 21);
-        assert_eq!(mask(&DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap().count_ones(), 14);
+        assert_eq!(
+            mask(
+                &DOCKER_DEFAULT
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+            )
+            .unwrap()
+            .count_ones(),
+            14
+        );
         assert!(mask(&["SUPERPOWER".into()]).is_err());
     }
 }

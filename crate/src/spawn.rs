@@ -8,9 +8,9 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
-use nix::fcntl::OFlag;
 use nix::sys::wait::waitpid;
 use nix::unistd::{pipe2, Pid};
 
@@ -34,7 +34,11 @@ pub enum SpawnError {
     IdMaps(String),
     /// A plan step or exec failed in the child; the child is already reaped.
     #[error("{stage}{}: {}", path.as_ref().map(|p| format!(" `{p}`")).unwrap_or_default(), errno.desc())]
-    Setup { stage: String, path: Option<String>, errno: Errno },
+    Setup {
+        stage: String,
+        path: Option<String>,
+        errno: Errno,
+    },
 }
 
 pub struct Spawned {
@@ -49,10 +53,17 @@ pub struct MapsFirst<'a> {
 }
 
 /// Runs `prepared` in a new process. `command` names the program for exec errors.
-pub fn spawn(prepared: &Prepared, command: &str, maps_first: Option<MapsFirst>) -> Result<Spawned, SpawnError> {
+pub fn spawn(
+    prepared: &Prepared,
+    command: &str,
+    maps_first: Option<MapsFirst>,
+) -> Result<Spawned, SpawnError> {
     let mut stack = vec![0u8; CHILD_STACK];
     let mut slots = vec![-1; prepared.slot_count];
-    let mut report = Report { step: NO_FAILURE, errno: 0 };
+    let mut report = Report {
+        step: NO_FAILURE,
+        errno: 0,
+    };
     let report_pipe = match maps_first {
         Some(_) => Some(pipe2(OFlag::O_CLOEXEC).map_err(SpawnError::Pipe)?),
         None => None,
@@ -72,9 +83,19 @@ pub fn spawn(prepared: &Prepared, command: &str, maps_first: Option<MapsFirst>) 
 
     // Block every signal around clone: no Node handler may run on the child's stack.
     let mut old = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut old)).map_err(SpawnError::Clone)?;
+    pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )
+    .map_err(SpawnError::Clone)?;
     let cloned = unsafe {
-        nix::sched::clone(Box::new(|| child_main(&Kernel, &ctx)), &mut stack, flags, Some(libc::SIGCHLD))
+        nix::sched::clone(
+            Box::new(|| child_main(&Kernel, &ctx)),
+            &mut stack,
+            flags,
+            Some(libc::SIGCHLD),
+        )
     };
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).map_err(SpawnError::Clone)?;
     let pid = cloned.map_err(SpawnError::Clone)?;
@@ -87,7 +108,8 @@ pub fn spawn(prepared: &Prepared, command: &str, maps_first: Option<MapsFirst>) 
                 let _ = waitpid(pid, None);
                 e
             };
-            userns::write_maps(pid.as_raw(), first.maps).map_err(|m| failed(SpawnError::IdMaps(m)))?;
+            userns::write_maps(pid.as_raw(), first.maps)
+                .map_err(|m| failed(SpawnError::IdMaps(m)))?;
             nix::unistd::write(&first.release, b"1").map_err(|e| failed(SpawnError::Pipe(e)))?;
             drop(first.release);
             // EOF: the child exec'd (the pipe is CLOEXEC); a record: the step that failed.
@@ -96,7 +118,10 @@ pub fn spawn(prepared: &Prepared, command: &str, maps_first: Option<MapsFirst>) 
             if n == buf.len() {
                 unsafe { std::ptr::read_unaligned(buf.as_ptr().cast::<Report>()) }
             } else {
-                Report { step: NO_FAILURE, errno: 0 }
+                Report {
+                    step: NO_FAILURE,
+                    errno: 0,
+                }
             }
         }
         // SAFETY: the child has exec'd or exited (CLONE_VFORK); nobody else writes `report`.
@@ -113,7 +138,10 @@ pub fn spawn(prepared: &Prepared, command: &str, maps_first: Option<MapsFirst>) 
         };
         return Err(SpawnError::Setup { stage, path, errno });
     }
-    pidfd_open(pid).map(|pidfd| Spawned { pid: pid.as_raw(), pidfd })
+    pidfd_open(pid).map(|pidfd| Spawned {
+        pid: pid.as_raw(),
+        pidfd,
+    })
 }
 
 /// Reads until `buf` is full or EOF; returns the bytes read.

@@ -6,12 +6,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::cgroups::Limits;
 use crate::child::ExecPlan;
 use crate::mounts;
-use crate::cgroups::Limits;
 use crate::plan::Op;
-use crate::{seccomp, security};
 use crate::stdio::{Named, Stdio};
+use crate::{seccomp, security};
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -77,7 +77,9 @@ pub struct ImageRoot {
 pub enum Seccomp {
     Named(SeccompName),
     /// A docker/OCI profile as JSON text.
-    Profile { profile: String },
+    Profile {
+        profile: String,
+    },
 }
 
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
@@ -164,8 +166,17 @@ pub struct Namespaces {
 #[derive(Debug, Deserialize, Clone)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum MountSpec {
-    Bind { source: String, target: String, #[serde(default)] readonly: bool },
-    Tmpfs { target: String, size: Option<String>, mode: Option<String> },
+    Bind {
+        source: String,
+        target: String,
+        #[serde(default)]
+        readonly: bool,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<String>,
+        mode: Option<String>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,7 +198,10 @@ pub enum SpecError {
     #[error("spec: rlimits: unknown resource `{0}`")]
     UnknownRlimit(String),
     #[error("spec: mount source `{path}`: {source}")]
-    Source { path: String, source: std::io::Error },
+    Source {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// Everything clone and the child need, computed before clone.
@@ -209,11 +223,20 @@ pub fn cstring(field: &'static str, s: &str) -> Result<CString, SpecError> {
 /// `path` must be absolute and free of `..`; returns it relative to the root, normalized.
 pub fn container_path(field: &'static str, path: &str) -> Result<String, SpecError> {
     if !path.starts_with('/') {
-        return Err(SpecError::NotAbsolute { field, path: path.into() });
+        return Err(SpecError::NotAbsolute {
+            field,
+            path: path.into(),
+        });
     }
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
     if parts.contains(&"..") {
-        return Err(SpecError::DotDot { field, path: path.into() });
+        return Err(SpecError::DotDot {
+            field,
+            path: path.into(),
+        });
     }
     cstring(field, path)?;
     Ok(parts.join("/"))
@@ -229,25 +252,38 @@ impl ContainerSpec {
         if !ns.mount && (self.rootfs.is_some() || self.image.is_some() || !self.mounts.is_empty()) {
             return Err(SpecError::NeedsMountNamespace);
         }
-        let mut plan = vec![Op::ResetSignals, Op::NewSession, Op::ParentDeathSignal(libc::SIGKILL)];
+        let mut plan = vec![
+            Op::ResetSignals,
+            Op::NewSession,
+            Op::ParentDeathSignal(libc::SIGKILL),
+        ];
         if ns.user {
             // First: every later step's privileges are those of root in this namespace.
             match handles.maps_sync {
                 Some(fd) => plan.push(Op::WaitForMaps(fd)),
                 None => {
                     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-                    plan.push(Op::IdMaps { uid_map: format!("0 {uid} 1").into_bytes(), gid_map: format!("0 {gid} 1").into_bytes() });
+                    plan.push(Op::IdMaps {
+                        uid_map: format!("0 {uid} 1").into_bytes(),
+                        gid_map: format!("0 {gid} 1").into_bytes(),
+                    });
                 }
             }
         }
         if handles.console.is_none() {
             for (to, from) in handles.stdio.iter().enumerate() {
-                plan.push(Op::Dup2 { from: *from, to: to as i32 });
+                plan.push(Op::Dup2 {
+                    from: *from,
+                    to: to as i32,
+                });
             }
         }
         if let (true, Some(fd)) = (ns.net, handles.netns) {
             // Before the mounts: sysfs shows the network namespace of the task that mounts it.
-            plan.push(Op::JoinNamespace { fd, nstype: libc::CLONE_NEWNET });
+            plan.push(Op::JoinNamespace {
+                fd,
+                nstype: libc::CLONE_NEWNET,
+            });
         }
         for fd in &handles.cgroup_procs {
             plan.push(Op::JoinCgroup(*fd));
@@ -262,8 +298,15 @@ impl ContainerSpec {
         }
         if let Some(sock) = handles.console {
             // After pivot_root: /dev/pts is the container's own devpts instance.
-            let ptmx = if ns.mount { c"/dev/pts/ptmx" } else { c"/dev/ptmx" };
-            plan.push(Op::Console { ptmx: ptmx.to_owned(), sock });
+            let ptmx = if ns.mount {
+                c"/dev/pts/ptmx"
+            } else {
+                c"/dev/ptmx"
+            };
+            plan.push(Op::Console {
+                ptmx: ptmx.to_owned(),
+                sock,
+            });
         }
         if let (true, Some(name)) = (ns.uts, &self.hostname) {
             plan.push(Op::Hostname(name.as_bytes().to_vec()));
@@ -273,13 +316,24 @@ impl ContainerSpec {
             plan.push(Op::LoopbackUp);
         }
         for r in &self.rlimits {
-            let resource = rlimit_resource(&r.name).ok_or_else(|| SpecError::UnknownRlimit(r.name.clone()))?;
+            let resource =
+                rlimit_resource(&r.name).ok_or_else(|| SpecError::UnknownRlimit(r.name.clone()))?;
             let value = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
-            plan.push(Op::Rlimit { resource, soft: value(r.soft), hard: value(r.hard) });
+            plan.push(Op::Rlimit {
+                resource,
+                soft: value(r.soft),
+                hard: value(r.hard),
+            });
         }
         let wanted = match &self.capabilities {
             Some(names) => security::mask(names).map_err(|e| SpecError::Security(e.to_string()))?,
-            None => security::mask(&security::DOCKER_DEFAULT.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("known names"),
+            None => security::mask(
+                &security::DOCKER_DEFAULT
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .expect("known names"),
         };
         // A container cannot get what this process may not pass on: with ALL that is the
         // answer, with a name it is an error naming the capability.
@@ -300,16 +354,27 @@ impl ContainerSpec {
         .map_err(|e| SpecError::Security(e.to_string()))?;
         let filters = |plan: &mut Vec<Op>| plan.extend(seccomp.iter().cloned().map(Op::Seccomp));
         // Needs CAP_SETPCAP: before the uid changes.
-        plan.push(Op::BoundingSet { keep: caps, last: security::last_cap() });
+        plan.push(Op::BoundingSet {
+            keep: caps,
+            last: security::last_cap(),
+        });
         // Before chdir: no inherited directory fd can lead the cwd out of the root.
         plan.push(Op::CloseFds);
         if !self.no_new_privileges {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
             filters(&mut plan);
         }
-        plan.push(Op::Credentials { uid: self.uid, gid: self.gid, groups: self.groups.clone(), set_groups: !ns.user || handles.maps_sync.is_some() });
+        plan.push(Op::Credentials {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+            set_groups: !ns.user || handles.maps_sync.is_some(),
+        });
         plan.push(Op::Chdir(cstring("cwd", &self.cwd)?));
-        plan.push(Op::Capabilities { set: caps, root: self.uid == 0 });
+        plan.push(Op::Capabilities {
+            set: caps,
+            root: self.uid == 0,
+        });
         if self.no_new_privileges {
             plan.push(Op::NoNewPrivs);
             // Last: the filter then only has to allow execve.
@@ -329,30 +394,68 @@ impl ContainerSpec {
                 flags |= flag;
             }
         }
-        Ok(Prepared { clone_flags: flags, plan, exec: self.exec_plan()?, slot_count })
+        Ok(Prepared {
+            clone_flags: flags,
+            plan,
+            exec: self.exec_plan()?,
+            slot_count,
+        })
     }
 
     fn exec_plan(&self) -> Result<ExecPlan, SpecError> {
-        let argv: Vec<CString> = self.argv.iter().map(|a| cstring("argv", a)).collect::<Result<_, _>>()?;
-        let envp: Vec<CString> = self.env.iter().map(|e| cstring("env", e)).collect::<Result<_, _>>()?;
+        let argv: Vec<CString> = self
+            .argv
+            .iter()
+            .map(|a| cstring("argv", a))
+            .collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = self
+            .env
+            .iter()
+            .map(|e| cstring("env", e))
+            .collect::<Result<_, _>>()?;
         let command = &self.argv[0];
         let candidates = if command.contains('/') {
             vec![cstring("argv", command)?]
         } else {
-            let path = self.env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+            let path = self
+                .env
+                .iter()
+                .find_map(|e| e.strip_prefix("PATH="))
+                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
             path.split(':')
                 .map(|dir| if dir.is_empty() { "." } else { dir })
-                .map(|dir| cstring("argv", &format!("{}/{}", dir.trim_end_matches('/'), command)))
+                .map(|dir| {
+                    cstring(
+                        "argv",
+                        &format!("{}/{}", dir.trim_end_matches('/'), command),
+                    )
+                })
                 .collect::<Result<_, _>>()?
         };
-        let pointers = |v: &[CString]| v.iter().map(|c| c.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
-        Ok(ExecPlan { candidates, argv: pointers(&argv), envp: pointers(&envp), _argv: argv, _envp: envp })
+        let pointers = |v: &[CString]| {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        Ok(ExecPlan {
+            candidates,
+            argv: pointers(&argv),
+            envp: pointers(&envp),
+            _argv: argv,
+            _envp: envp,
+        })
     }
 }
 
 /// Whether `path` is a directory on the host (for choosing a mount point's kind).
 pub fn is_dir(path: &str) -> Result<bool, SpecError> {
-    std::fs::metadata(Path::new(path)).map(|m| m.is_dir()).map_err(|source| SpecError::Source { path: path.into(), source })
+    std::fs::metadata(Path::new(path))
+        .map(|m| m.is_dir())
+        .map_err(|source| SpecError::Source {
+            path: path.into(),
+            source,
+        })
 }
 
 #[cfg(test)]
@@ -369,8 +472,18 @@ mod tests {
 
     #[test]
     fn path_search_happens_in_the_container_path() {
-        let p = spec(BASE).prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
-        let c: Vec<_> = p.exec.candidates.iter().map(|c| c.to_str().unwrap()).collect();
+        let p = spec(BASE)
+            .prepare(&Handles {
+                stdio: [0, 1, 2],
+                ..Default::default()
+            })
+            .unwrap();
+        let c: Vec<_> = p
+            .exec
+            .candidates
+            .iter()
+            .map(|c| c.to_str().unwrap())
+            .collect();
         assert_eq!(c, ["/bin/ls", "/usr/bin/ls"]);
         assert_eq!(p.exec.argv.len(), 3);
         assert!(p.exec.argv[2].is_null());
@@ -378,21 +491,43 @@ mod tests {
 
     #[test]
     fn clone_flags_follow_namespaces() {
-        let p = spec(BASE).prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
+        let p = spec(BASE)
+            .prepare(&Handles {
+                stdio: [0, 1, 2],
+                ..Default::default()
+            })
+            .unwrap();
         assert_ne!(p.clone_flags & libc::CLONE_NEWNET, 0);
         let off = BASE.replace(r#""net":true"#, r#""net":false"#);
-        let p = spec(&off).prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }).unwrap();
+        let p = spec(&off)
+            .prepare(&Handles {
+                stdio: [0, 1, 2],
+                ..Default::default()
+            })
+            .unwrap();
         assert_eq!(p.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(!p.plan.contains(&Op::LoopbackUp));
     }
 
     #[test]
     fn rejects_nul_and_relative_paths() {
-        assert!(matches!(container_path("cwd", "tmp"), Err(SpecError::NotAbsolute { .. })));
-        assert!(matches!(container_path("mounts", "/a/../b"), Err(SpecError::DotDot { .. })));
+        assert!(matches!(
+            container_path("cwd", "tmp"),
+            Err(SpecError::NotAbsolute { .. })
+        ));
+        assert!(matches!(
+            container_path("mounts", "/a/../b"),
+            Err(SpecError::DotDot { .. })
+        ));
         assert_eq!(container_path("mounts", "/a//b/./c/").unwrap(), "a/b/c");
         let bad = BASE.replace(r#""-l""#, r#""a\u0000b""#);
-        assert!(matches!(spec(&bad).prepare(&Handles { stdio: [0, 1, 2], ..Default::default() }), Err(SpecError::Nul { field: "argv" })));
+        assert!(matches!(
+            spec(&bad).prepare(&Handles {
+                stdio: [0, 1, 2],
+                ..Default::default()
+            }),
+            Err(SpecError::Nul { field: "argv" })
+        ));
     }
 
     #[test]

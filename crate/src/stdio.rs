@@ -6,7 +6,9 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::sys::socket::{recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{
+    recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
 use nix::unistd::pipe2;
 use serde::Deserialize;
 
@@ -52,17 +54,29 @@ impl Wired {
     /// The fd the child dup2s onto 0, 1, 2. Inherit is dup2(i, i): that clears FD_CLOEXEC,
     /// which a Node process may carry on its own stdio.
     pub fn child_fds(&self) -> [i32; 3] {
-        [0, 1, 2].map(|i| self.child[i as usize].as_ref().map_or(i, |fd| fd.as_raw_fd()))
+        [0, 1, 2].map(|i| {
+            self.child[i as usize]
+                .as_ref()
+                .map_or(i, |fd| fd.as_raw_fd())
+        })
     }
 }
 
 /// The pty master the child sent (tty mode), as two fds: Node reads one and writes the other.
 pub fn receive_console(wired: &mut Wired) -> Result<(), StdioError> {
-    let Some((_, parent)) = &wired.console else { return Ok(()) };
+    let Some((_, parent)) = &wired.console else {
+        return Ok(());
+    };
     let mut space = nix::cmsg_space!(std::os::fd::RawFd);
     let mut byte = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    let msg = recvmsg::<()>(parent.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC).map_err(StdioError::Pty)?;
+    let msg = recvmsg::<()>(
+        parent.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .map_err(StdioError::Pty)?;
     let master = msg
         .cmsgs()
         .map_err(StdioError::Pty)?
@@ -88,7 +102,13 @@ fn dup_high(fd: i32) -> Result<OwnedFd, StdioError> {
 pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
     let mut w = Wired::default();
     if tty {
-        let (child, parent) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC).map_err(StdioError::Pty)?;
+        let (child, parent) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(StdioError::Pty)?;
         w.console = Some((child, parent));
         return Ok(w);
     }
@@ -96,7 +116,11 @@ pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
         match s {
             Stdio::Named(Named::Inherit) => {}
             Stdio::Named(Named::Ignore) => {
-                let null = OpenOptions::new().read(i == 0).write(i != 0).open("/dev/null").map_err(StdioError::DevNull)?;
+                let null = OpenOptions::new()
+                    .read(i == 0)
+                    .write(i != 0)
+                    .open("/dev/null")
+                    .map_err(StdioError::DevNull)?;
                 w.child[i] = Some(dup_high(null.as_raw_fd())?);
             }
             Stdio::Named(Named::Pipe) => {

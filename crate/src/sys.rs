@@ -52,7 +52,12 @@ pub trait Sys {
     fn open_tree(&self, path: &CStr) -> SysResult<c_int>;
     fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()>;
     fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()>;
-    fn fs_mount(&self, fstype: &CStr, params: &[(std::ffi::CString, Option<std::ffi::CString>)], attrs: u64) -> SysResult<c_int>;
+    fn fs_mount(
+        &self,
+        fstype: &CStr,
+        params: &[(std::ffi::CString, Option<std::ffi::CString>)],
+        attrs: u64,
+    ) -> SysResult<c_int>;
     fn open_in_root(&self, root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int>;
     fn open_dir(&self, path: &CStr) -> SysResult<c_int>;
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()>;
@@ -65,7 +70,13 @@ pub trait Sys {
     fn sethostname(&self, name: &[u8]) -> SysResult<()>;
     fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()>;
     /// setgroups (unless `set_groups` is false: a user namespace denies it), setresgid, setresuid.
-    fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t], set_groups: bool) -> SysResult<()>;
+    fn set_credentials(
+        &self,
+        uid: u32,
+        gid: u32,
+        groups: &[libc::gid_t],
+        set_groups: bool,
+    ) -> SysResult<()>;
     fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()>;
     /// Reads one byte; EOF (the parent gave up) is EPIPE.
     fn read_byte(&self, fd: c_int) -> SysResult<()>;
@@ -77,7 +88,8 @@ pub trait Sys {
     fn clear_ambient_caps(&self) -> SysResult<()>;
     fn set_no_new_privs(&self) -> SysResult<()>;
     fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()>;
-    fn execve(&self, path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno;
+    /// `argv` and `envp` are NULL-terminated pointer arrays (child.rs ExecPlan).
+    fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno;
 }
 
 /// The real kernel.
@@ -110,7 +122,13 @@ impl Sys for Kernel {
             }
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
-            libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_SETMASK, &empty, 0usize, 8usize);
+            libc::syscall(
+                libc::SYS_rt_sigprocmask,
+                libc::SIG_SETMASK,
+                &empty,
+                0usize,
+                8usize,
+            );
         }
     }
 
@@ -135,11 +153,24 @@ impl Sys for Kernel {
     }
 
     fn open_pty(&self, ptmx: &CStr) -> SysResult<(c_int, c_int)> {
-        let master = check_int(unsafe { libc::open(ptmx.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) })?;
+        let master = check_int(unsafe {
+            libc::open(
+                ptmx.as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+        })?;
         let unlock: c_int = 0;
         let slave = check_int(unsafe { libc::ioctl(master, libc::TIOCSPTLCK, &unlock) })
             // TIOCGPTPEER: the slave without a path lookup that a rootfs could redirect.
-            .and_then(|_| check_int(unsafe { libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) }));
+            .and_then(|_| {
+                check_int(unsafe {
+                    libc::ioctl(
+                        master,
+                        libc::TIOCGPTPEER,
+                        libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+                    )
+                })
+            });
         match slave {
             Ok(slave) => Ok((master, slave)),
             Err(e) => {
@@ -153,7 +184,10 @@ impl Sys for Kernel {
         // A cmsg buffer on the stack, u64-aligned as cmsghdr wants.
         let mut space = [0u64; 4];
         let mut byte = [0u8; 1];
-        let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
         unsafe {
             let mut msg: libc::msghdr = std::mem::zeroed();
             msg.msg_iov = &mut iov;
@@ -178,8 +212,20 @@ impl Sys for Kernel {
     }
 
     fn set_rlimit(&self, resource: c_int, soft: u64, hard: u64) -> SysResult<()> {
-        let limit = libc::rlimit64 { rlim_cur: soft, rlim_max: hard };
-        check(unsafe { libc::syscall(libc::SYS_prlimit64, 0, resource, &limit, std::ptr::null_mut::<libc::rlimit64>()) }).map(drop)
+        let limit = libc::rlimit64 {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                resource,
+                &limit,
+                std::ptr::null_mut::<libc::rlimit64>(),
+            )
+        })
+        .map(drop)
     }
 
     fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()> {
@@ -189,44 +235,88 @@ impl Sys for Kernel {
     fn make_mounts_private(&self) -> SysResult<()> {
         let root = c"/";
         check_int(unsafe {
-            libc::mount(std::ptr::null(), root.as_ptr(), std::ptr::null(), libc::MS_REC | libc::MS_PRIVATE, std::ptr::null())
+            libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
         })
         .map(drop)
     }
 
     fn open_tree(&self, path: &CStr) -> SysResult<c_int> {
         let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as c_uint | AT_RECURSIVE;
-        check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) }).map(|fd| fd as c_int)
+        check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
+            .map(|fd| fd as c_int)
     }
 
     fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
-        let attr = MountAttr { attr_set: attrs, attr_clr: 0, propagation: 0, userns_fd: 0 };
+        let attr = MountAttr {
+            attr_set: attrs,
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
         let flags = libc::AT_EMPTY_PATH as c_uint | if recursive { AT_RECURSIVE } else { 0 };
         check(unsafe {
-            libc::syscall(libc::SYS_mount_setattr, fd, c"".as_ptr(), flags, &attr, std::mem::size_of::<MountAttr>())
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                fd,
+                c"".as_ptr(),
+                flags,
+                &attr,
+                std::mem::size_of::<MountAttr>(),
+            )
         })
         .map(drop)
     }
 
     fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()> {
-        let flags = MOVE_MOUNT_F_EMPTY_PATH | if to_path.is_empty() { MOVE_MOUNT_T_EMPTY_PATH } else { 0 };
-        check(unsafe { libc::syscall(libc::SYS_move_mount, from, c"".as_ptr(), to_dir, to_path.as_ptr(), flags) })
-            .map(drop)
+        let flags = MOVE_MOUNT_F_EMPTY_PATH
+            | if to_path.is_empty() {
+                MOVE_MOUNT_T_EMPTY_PATH
+            } else {
+                0
+            };
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_move_mount,
+                from,
+                c"".as_ptr(),
+                to_dir,
+                to_path.as_ptr(),
+                flags,
+            )
+        })
+        .map(drop)
     }
 
-    fn fs_mount(&self, fstype: &CStr, params: &[(std::ffi::CString, Option<std::ffi::CString>)], attrs: u64) -> SysResult<c_int> {
-        let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })? as c_int;
+    fn fs_mount(
+        &self,
+        fstype: &CStr,
+        params: &[(std::ffi::CString, Option<std::ffi::CString>)],
+        attrs: u64,
+    ) -> SysResult<c_int> {
+        let fs = check(unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) })?
+            as c_int;
         let result = (|| {
             for (key, value) in params {
                 let (cmd, value_ptr) = match value {
                     Some(v) => (FSCONFIG_SET_STRING, v.as_ptr()),
                     None => (FSCONFIG_SET_FLAG, std::ptr::null()),
                 };
-                check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), value_ptr, 0) })?;
+                check(unsafe {
+                    libc::syscall(libc::SYS_fsconfig, fs, cmd, key.as_ptr(), value_ptr, 0)
+                })?;
             }
             let null: *const c_char = std::ptr::null();
-            check(unsafe { libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0) })?;
-            check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs as c_uint) }).map(|fd| fd as c_int)
+            check(unsafe {
+                libc::syscall(libc::SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, null, null, 0)
+            })?;
+            check(unsafe { libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, attrs as c_uint) })
+                .map(|fd| fd as c_int)
         })();
         unsafe { libc::close(fs) };
         result
@@ -237,12 +327,25 @@ impl Sys for Kernel {
         let mut how: libc::open_how = unsafe { std::mem::zeroed() };
         how.flags = (flags | libc::O_CLOEXEC) as u64;
         how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-        check(unsafe { libc::syscall(libc::SYS_openat2, root, path.as_ptr(), &how, std::mem::size_of::<libc::open_how>()) })
-            .map(|fd| fd as c_int)
+        check(unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root,
+                path.as_ptr(),
+                &how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        })
+        .map(|fd| fd as c_int)
     }
 
     fn open_dir(&self, path: &CStr) -> SysResult<c_int> {
-        check_int(unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+        check_int(unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
     }
 
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()> {
@@ -282,17 +385,26 @@ impl Sys for Kernel {
     }
 
     fn sethostname(&self, name: &[u8]) -> SysResult<()> {
-        check_int(unsafe { libc::sethostname(name.as_ptr() as *const c_char, name.len()) }).map(drop)
+        check_int(unsafe { libc::sethostname(name.as_ptr() as *const c_char, name.len()) })
+            .map(drop)
     }
 
     fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()> {
-        let sock = check_int(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+        let sock = check_int(unsafe {
+            libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0)
+        })?;
         let ret = check_int(unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, ifreq) });
         unsafe { libc::close(sock) };
         ret.map(drop)
     }
 
-    fn set_credentials(&self, uid: u32, gid: u32, groups: &[libc::gid_t], set_groups: bool) -> SysResult<()> {
+    fn set_credentials(
+        &self,
+        uid: u32,
+        gid: u32,
+        groups: &[libc::gid_t],
+        set_groups: bool,
+    ) -> SysResult<()> {
         // Raw syscalls: glibc's wrappers broadcast to threads that do not exist here and hang.
         if set_groups {
             check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })?;
@@ -326,7 +438,8 @@ impl Sys for Kernel {
 
     fn clone_fd(&self, fd: c_int) -> SysResult<c_int> {
         let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as c_uint | libc::AT_EMPTY_PATH as c_uint;
-        check(unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) }).map(|fd| fd as c_int)
+        check(unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) })
+            .map(|fd| fd as c_int)
     }
 
     fn drop_bounding_cap(&self, cap: u32) -> SysResult<()> {
@@ -346,27 +459,56 @@ impl Sys for Kernel {
             inheritable: u32,
         }
         // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
-        let header = Header { version: 0x2008_0522, pid: 0 };
+        let header = Header {
+            version: 0x2008_0522,
+            pid: 0,
+        };
         let split = |m: u64, i: usize| (m >> (32 * i)) as u32;
-        let data = [0, 1].map(|i| Data { effective: split(effective, i), permitted: split(permitted, i), inheritable: split(inheritable, i) });
+        let data = [0, 1].map(|i| Data {
+            effective: split(effective, i),
+            permitted: split(permitted, i),
+            inheritable: split(inheritable, i),
+        });
         check(unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) }).map(drop)
     }
 
     fn clear_ambient_caps(&self) -> SysResult<()> {
-        check_int(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong, 0, 0, 0) }).map(drop)
+        check_int(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as c_ulong,
+                0,
+                0,
+                0,
+            )
+        })
+        .map(drop)
     }
 
     fn set_no_new_privs(&self) -> SysResult<()> {
-        check_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as c_ulong, 0, 0, 0) }).map(drop)
+        check_int(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as c_ulong, 0, 0, 0) })
+            .map(drop)
     }
 
     fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()> {
-        let prog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut libc::sock_filter };
-        check_int(unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER as c_ulong, &prog as *const _ as c_ulong, 0, 0) }).map(drop)
+        let prog = libc::sock_fprog {
+            len: program.len() as u16,
+            filter: program.as_ptr() as *mut libc::sock_filter,
+        };
+        check_int(unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as c_ulong,
+                &prog as *const _ as c_ulong,
+                0,
+                0,
+            )
+        })
+        .map(drop)
     }
 
-    fn execve(&self, path: &CStr, argv: *const *const c_char, envp: *const *const c_char) -> Errno {
-        unsafe { libc::execve(path.as_ptr(), argv, envp) };
+    fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
         Errno::last()
     }
 }

@@ -27,21 +27,38 @@ pub struct RangeMaps {
 
 /// Writes the child's maps: directly as root, through newuidmap/newgidmap otherwise.
 pub fn write_maps(pid: i32, maps: &RangeMaps) -> Result<(), String> {
-    for (which, ranges, helper) in [("uid_map", &maps.uid, &maps.newuidmap), ("gid_map", &maps.gid, &maps.newgidmap)] {
+    for (which, ranges, helper) in [
+        ("uid_map", &maps.uid, &maps.newuidmap),
+        ("gid_map", &maps.gid, &maps.newgidmap),
+    ] {
         match helper {
             None => {
-                let text: String = ranges.iter().map(|r| format!("{} {} {}\n", r.container_id, r.host_id, r.size)).collect();
+                let text: String = ranges
+                    .iter()
+                    .map(|r| format!("{} {} {}\n", r.container_id, r.host_id, r.size))
+                    .collect();
                 let path = format!("/proc/{pid}/{which}");
                 std::fs::write(&path, text).map_err(|e| format!("write `{path}`: {e}"))?;
             }
             Some(program) => {
                 let mut args = vec![pid.to_string()];
                 for r in ranges.iter() {
-                    args.extend([r.container_id.to_string(), r.host_id.to_string(), r.size.to_string()]);
+                    args.extend([
+                        r.container_id.to_string(),
+                        r.host_id.to_string(),
+                        r.size.to_string(),
+                    ]);
                 }
-                let out = std::process::Command::new(program).args(&args).output().map_err(|e| format!("{program}: {e}"))?;
+                let out = std::process::Command::new(program)
+                    .args(&args)
+                    .output()
+                    .map_err(|e| format!("{program}: {e}"))?;
                 if !out.status.success() {
-                    return Err(format!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+                    return Err(format!(
+                        "{program} {}: {}",
+                        args.join(" "),
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ));
                 }
             }
         }
@@ -51,7 +68,11 @@ pub fn write_maps(pid: i32, maps: &RangeMaps) -> Result<(), String> {
 
 /// Reads `/proc/sys` under `root` (a fake tree in tests) and names what forbids user namespaces.
 pub fn diagnose(root: &Path) -> Option<String> {
-    let read = |p: &str| std::fs::read_to_string(root.join(p)).ok().map(|s| s.trim().to_owned());
+    let read = |p: &str| {
+        std::fs::read_to_string(root.join(p))
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
     if read("user/max_user_namespaces").as_deref() == Some("0") {
         return Some("user.max_user_namespaces is 0, so no user namespace can be made: `sysctl -w user.max_user_namespaces=15000` (and in /etc/sysctl.d to keep it)".into());
     }
@@ -79,7 +100,11 @@ mod tests {
     use super::*;
 
     fn fake(files: &[(&str, &str)]) -> std::path::PathBuf {
-        let root = std::env::temp_dir().join(format!("lonely-userns-{}-{}", std::process::id(), files.len()));
+        let root = std::env::temp_dir().join(format!(
+            "lonely-userns-{}-{}",
+            std::process::id(),
+            files.len()
+        ));
         for (path, value) in files {
             let p = root.join(path);
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -91,15 +116,31 @@ mod tests {
     #[test]
     fn each_forbidding_setting_is_named_with_its_fix() {
         let r = fake(&[("user/max_user_namespaces", "0\n")]);
-        assert!(diagnose(&r).unwrap().starts_with("user.max_user_namespaces is 0"));
+        assert!(diagnose(&r)
+            .unwrap()
+            .starts_with("user.max_user_namespaces is 0"));
         std::fs::remove_dir_all(&r).unwrap();
-        let r = fake(&[("user/max_user_namespaces", "100\n"), ("kernel/apparmor_restrict_unprivileged_userns", "1\n")]);
-        assert!(diagnose(&r).unwrap().contains("apparmor_restrict_unprivileged_userns=0"));
+        let r = fake(&[
+            ("user/max_user_namespaces", "100\n"),
+            ("kernel/apparmor_restrict_unprivileged_userns", "1\n"),
+        ]);
+        assert!(diagnose(&r)
+            .unwrap()
+            .contains("apparmor_restrict_unprivileged_userns=0"));
         std::fs::remove_dir_all(&r).unwrap();
-        let r = fake(&[("user/max_user_namespaces", "100\n"), ("kernel/apparmor_restrict_unprivileged_userns", "0\n"), ("kernel/unprivileged_userns_clone", "0\n")]);
-        assert!(diagnose(&r).unwrap().contains("unprivileged_userns_clone=1"));
+        let r = fake(&[
+            ("user/max_user_namespaces", "100\n"),
+            ("kernel/apparmor_restrict_unprivileged_userns", "0\n"),
+            ("kernel/unprivileged_userns_clone", "0\n"),
+        ]);
+        assert!(diagnose(&r)
+            .unwrap()
+            .contains("unprivileged_userns_clone=1"));
         std::fs::remove_dir_all(&r).unwrap();
-        let r = fake(&[("user/max_user_namespaces", "100\n"), ("kernel/unprivileged_userns_clone", "1\n")]);
+        let r = fake(&[
+            ("user/max_user_namespaces", "100\n"),
+            ("kernel/unprivileged_userns_clone", "1\n"),
+        ]);
         assert_eq!(diagnose(&r), None);
         std::fs::remove_dir_all(&r).unwrap();
     }

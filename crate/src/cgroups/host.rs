@@ -19,7 +19,10 @@ pub enum Mode {
     /// cgroup v1 only.
     Legacy { controllers: Vec<Controller> },
     /// v1 controllers beside a v2 tree without them (systemd's hybrid layout): v1 is used.
-    Hybrid { controllers: Vec<Controller>, unified: PathBuf },
+    Hybrid {
+        controllers: Vec<Controller>,
+        unified: PathBuf,
+    },
 }
 
 #[derive(Debug)]
@@ -34,7 +37,9 @@ pub fn detect() -> Result<&'static Host, CgroupError> {
     if let Some(h) = HOST.get() {
         return Ok(h);
     }
-    let read = |path: &'static str| std::fs::read_to_string(path).map_err(|source| CgroupError::Detect { what: path, source });
+    let read = |path: &'static str| {
+        std::fs::read_to_string(path).map_err(|source| CgroupError::Detect { what: path, source })
+    };
     let mode = parse(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?)?;
     match &mode {
         Mode::Unified { base } => super::sweep_stale(base, "cgroup.procs"),
@@ -62,14 +67,22 @@ fn mounts(mountinfo: &str) -> Vec<Mount<'_>> {
             let (left, right) = line.split_once(" - ")?;
             let left: Vec<&str> = left.split(' ').collect();
             let right: Vec<&str> = right.split(' ').collect();
-            Some(Mount { root: left.get(3)?, point: left.get(4)?, fstype: right.first()?, options: right.get(2)? })
+            Some(Mount {
+                root: left.get(3)?,
+                point: left.get(4)?,
+                fstype: right.first()?,
+                options: right.get(2)?,
+            })
         })
         .collect()
 }
 
 /// The directory of `own` (a path from /proc/self/cgroup) under a mount of that hierarchy.
 fn join(m: &Mount, own: &str) -> PathBuf {
-    let rel = own.strip_prefix(m.root).unwrap_or(own).trim_start_matches('/');
+    let rel = own
+        .strip_prefix(m.root)
+        .unwrap_or(own)
+        .trim_start_matches('/');
     Path::new(m.point).join(rel)
 }
 
@@ -80,21 +93,34 @@ pub fn parse(mountinfo: &str, cgroup: &str) -> Result<Mode, CgroupError> {
     let mut controllers = Vec::new();
     for line in cgroup.lines() {
         let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(names), Some(own)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let (Some(_), Some(names), Some(own)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
         if names.is_empty() {
-            unified = mounts.iter().find(|m| m.fstype == "cgroup2").map(|m| join(m, own));
+            unified = mounts
+                .iter()
+                .find(|m| m.fstype == "cgroup2")
+                .map(|m| join(m, own));
             continue;
         }
         for name in names.split(',').filter(|n| !n.starts_with("name=")) {
-            let mount = mounts.iter().find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == name));
+            let mount = mounts
+                .iter()
+                .find(|m| m.fstype == "cgroup" && m.options.split(',').any(|o| o == name));
             if let Some(m) = mount {
-                controllers.push(Controller { name: name.to_owned(), base: join(m, own) });
+                controllers.push(Controller {
+                    name: name.to_owned(),
+                    base: join(m, own),
+                });
             }
         }
     }
     match (unified, controllers.is_empty()) {
         (Some(base), true) => Ok(Mode::Unified { base }),
-        (Some(unified), false) => Ok(Mode::Hybrid { controllers, unified }),
+        (Some(unified), false) => Ok(Mode::Hybrid {
+            controllers,
+            unified,
+        }),
         (None, false) => Ok(Mode::Legacy { controllers }),
         (None, true) => Err(CgroupError::NoHierarchy),
     }
@@ -114,9 +140,22 @@ mod tests {
     #[test]
     fn hybrid_uses_the_v1_controllers_under_the_own_cgroup() {
         let cgroup = "4:memory:/svc/node\n3:cpu,cpuacct:/svc\n1:name=systemd:/svc\n0::/svc\n";
-        let Mode::Hybrid { controllers, unified } = parse(HYBRID_MOUNTS, cgroup).unwrap() else { panic!("not hybrid") };
+        let Mode::Hybrid {
+            controllers,
+            unified,
+        } = parse(HYBRID_MOUNTS, cgroup).unwrap()
+        else {
+            panic!("not hybrid")
+        };
         assert_eq!(unified, Path::new("/sys/fs/cgroup/unified/svc"));
-        let find = |n: &str| controllers.iter().find(|c| c.name == n).unwrap().base.clone();
+        let find = |n: &str| {
+            controllers
+                .iter()
+                .find(|c| c.name == n)
+                .unwrap()
+                .base
+                .clone()
+        };
         assert_eq!(find("memory"), Path::new("/sys/fs/cgroup/memory/svc/node"));
         assert_eq!(find("cpuacct"), Path::new("/sys/fs/cgroup/cpu,cpuacct/svc"));
         assert!(!controllers.iter().any(|c| c.name.contains("systemd")));
@@ -126,13 +165,21 @@ mod tests {
     fn unified_hosts_and_namespaced_mount_roots() {
         let mounts = "30 25 0:26 /kubepods/pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate";
         let mode = parse(mounts, "0::/kubepods/pod1/app\n").unwrap();
-        assert_eq!(mode, Mode::Unified { base: PathBuf::from("/sys/fs/cgroup/app") });
+        assert_eq!(
+            mode,
+            Mode::Unified {
+                base: PathBuf::from("/sys/fs/cgroup/app")
+            }
+        );
     }
 
     #[test]
     fn legacy_only_and_nothing_mounted() {
         let mounts = "38 35 0:33 / /sys/fs/cgroup/pids rw - cgroup cgroup rw,pids";
-        assert!(matches!(parse(mounts, "2:pids:/a\n").unwrap(), Mode::Legacy { .. }));
+        assert!(matches!(
+            parse(mounts, "2:pids:/a\n").unwrap(),
+            Mode::Legacy { .. }
+        ));
         assert!(matches!(parse("", "0::/\n"), Err(CgroupError::NoHierarchy)));
     }
 }

@@ -47,21 +47,42 @@ pub struct Stats {
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
     #[error("cgroups: cannot read {what}: {source}")]
-    Detect { what: &'static str, source: std::io::Error },
+    Detect {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("cgroups: no usable cgroup hierarchy is mounted (looked in /proc/self/mountinfo)")]
     NoHierarchy,
     #[error("limits.{limit}: {why}")]
     Unsupported { limit: &'static str, why: String },
     #[error("mkdir `{}`: {source}{}", path.display(), if unsafe { libc::geteuid() } != 0 && matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) { " (rootless: limits need a cgroup delegated to this user, e.g. `systemd-run --user --scope -p Delegate=yes node ...`)" } else { "" })]
-    Mkdir { path: PathBuf, source: std::io::Error },
+    Mkdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("write `{}` ({value}): {source}", path.display())]
-    Write { path: PathBuf, value: String, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
     #[error("limits.{limit}: the kernel refused {value:?} for `{}`: {source}", path.display())]
-    Refused { limit: &'static str, path: PathBuf, value: String, source: std::io::Error },
+    Refused {
+        limit: &'static str,
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
     #[error("open `{}`: {source}", path.display())]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("rmdir `{}`: {source}", path.display())]
-    Remove { path: PathBuf, source: std::io::Error },
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A container's cgroup, created before clone.
@@ -82,7 +103,11 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// `lonely-<node pid>-<n>`: the pid lets a later process sweep what a crashed one left.
 pub fn next_name() -> String {
-    format!("lonely-{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "lonely-{}-{}",
+        std::process::id(),
+        SEQUENCE.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Makes the container's cgroup with `limits` applied.
@@ -91,24 +116,44 @@ pub fn create(limits: &Limits) -> Result<Box<dyn Cgroup>, CgroupError> {
     let name = next_name();
     match &host.mode {
         Mode::Unified { base } => Ok(Box::new(v2::V2::create(base, &name, limits)?)),
-        Mode::Legacy { controllers } | Mode::Hybrid { controllers, .. } => Ok(Box::new(v1::V1::create(controllers, &name, limits)?)),
+        Mode::Legacy { controllers } | Mode::Hybrid { controllers, .. } => {
+            Ok(Box::new(v1::V1::create(controllers, &name, limits)?))
+        }
     }
 }
 
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
-    std::fs::write(path, value).map_err(|source| CgroupError::Write { path: path.to_owned(), value: value.to_owned(), source })
+    std::fs::write(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    })
 }
 
 /// cgroup.procs open for writing. (O_CREAT is a no-op on cgroupfs, where it always exists,
 /// and lets the unit tests run against a plain directory tree.)
 pub(crate) fn open_procs(path: PathBuf) -> Result<OwnedFd, CgroupError> {
-    let file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(&path);
-    file.map(OwnedFd::from).map_err(|source| CgroupError::Open { path, source })
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path);
+    file.map(OwnedFd::from)
+        .map_err(|source| CgroupError::Open { path, source })
 }
 
 /// Writes one limit's file; a refusal names the limit (`limits.cpuset: the kernel refused ...`).
-pub(crate) fn write_limit(limit: &'static str, path: &Path, value: &str) -> Result<(), CgroupError> {
-    std::fs::write(path, value).map_err(|source| CgroupError::Refused { limit, path: path.to_owned(), value: value.to_owned(), source })
+pub(crate) fn write_limit(
+    limit: &'static str,
+    path: &Path,
+    value: &str,
+) -> Result<(), CgroupError> {
+    std::fs::write(path, value).map_err(|source| CgroupError::Refused {
+        limit,
+        path: path.to_owned(),
+        value: value.to_owned(),
+        source,
+    })
 }
 
 pub(crate) fn read_u64(path: &Path) -> Option<u64> {
@@ -118,7 +163,8 @@ pub(crate) fn read_u64(path: &Path) -> Option<u64> {
 /// A `key value` line from a flat-keyed file (memory.events, cpu.stat, memory.oom_control).
 pub(crate) fn read_key(path: &Path, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// rmdir, retried: a cgroup whose last task just exited can be busy for a moment.
@@ -132,10 +178,18 @@ pub(crate) fn remove_dir(path: &Path) -> Result<(), CgroupError> {
                 std::thread::sleep(delay);
                 delay *= 2;
             }
-            Err(source) => return Err(CgroupError::Remove { path: path.to_owned(), source }),
+            Err(source) => {
+                return Err(CgroupError::Remove {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
         }
     }
-    std::fs::remove_dir(path).map_err(|source| CgroupError::Remove { path: path.to_owned(), source })
+    std::fs::remove_dir(path).map_err(|source| CgroupError::Remove {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Kills the pids listed in `procs` (a cgroup.procs file).
@@ -149,13 +203,21 @@ pub(crate) fn kill_listed(procs: &Path) {
 
 /// Removes `lonely-<pid>-<n>` cgroups under `parent` whose Node process is gone.
 pub(crate) fn sweep_stale(parent: &Path, procs_file: &str) {
-    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("lonely-")).and_then(|n| n.split('-').next()).and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("lonely-"))
+            .and_then(|n| n.split('-').next())
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
-        let alive = unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
         if !alive && pid != std::process::id() as i32 {
             let dir = entry.path();
             kill_listed(&dir.join(procs_file));
@@ -172,7 +234,11 @@ mod tests {
     fn flat_keyed_files_are_read_by_key() {
         let dir = tempdir();
         let f = dir.join("memory.events");
-        std::fs::write(&f, "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n").unwrap();
+        std::fs::write(
+            &f,
+            "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\noom_group_kill 0\n",
+        )
+        .unwrap();
         assert_eq!(read_key(&f, "oom_kill"), Some(1));
         assert_eq!(read_key(&f, "oom"), Some(1));
         assert_eq!(read_key(&f, "max"), Some(3));
@@ -196,7 +262,11 @@ mod tests {
     }
 
     pub(crate) fn tempdir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lonely-cg-test-{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed)));
+        let d = std::env::temp_dir().join(format!(
+            "lonely-cg-test-{}-{}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        ));
         std::fs::create_dir_all(&d).unwrap();
         d
     }

@@ -5,7 +5,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::host::Controller;
-use super::{kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits, Stats};
+use super::{
+    kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits,
+    Stats,
+};
 
 pub struct V1 {
     /// Controller name -> the container's directory in that controller's hierarchy.
@@ -16,9 +19,20 @@ pub struct V1 {
 
 /// Which controllers a container uses: memory, cpuacct and pids always (accounting), the rest per limit.
 fn wanted(limits: &Limits) -> Vec<(&'static str, Option<&'static str>)> {
-    let mut w = vec![("memory", limits.memory.map(|_| "memory")), ("cpuacct", None), ("pids", limits.pids.map(|_| "pids"))];
+    let mut w = vec![
+        ("memory", limits.memory.map(|_| "memory")),
+        ("cpuacct", None),
+        ("pids", limits.pids.map(|_| "pids")),
+    ];
     if limits.cpus.is_some() || limits.cpu_shares.is_some() {
-        w.push(("cpu", Some(if limits.cpus.is_some() { "cpus" } else { "cpuShares" })));
+        w.push((
+            "cpu",
+            Some(if limits.cpus.is_some() {
+                "cpus"
+            } else {
+                "cpuShares"
+            }),
+        ));
     }
     if limits.cpuset_cpus.is_some() || limits.cpuset_mems.is_some() {
         w.push(("cpuset", Some("cpusetCpus")));
@@ -30,8 +44,16 @@ fn wanted(limits: &Limits) -> Vec<(&'static str, Option<&'static str>)> {
 }
 
 impl V1 {
-    pub fn create(controllers: &[Controller], name: &str, limits: &Limits) -> Result<V1, CgroupError> {
-        let mut cg = V1 { dirs: Vec::new(), procs: Vec::new(), oom: None };
+    pub fn create(
+        controllers: &[Controller],
+        name: &str,
+        limits: &Limits,
+    ) -> Result<V1, CgroupError> {
+        let mut cg = V1 {
+            dirs: Vec::new(),
+            procs: Vec::new(),
+            oom: None,
+        };
         match cg.setup(controllers, name, limits) {
             Ok(()) => Ok(cg),
             Err(e) => {
@@ -42,21 +64,39 @@ impl V1 {
     }
 
     fn dir(&self, controller: &str) -> Option<&Path> {
-        self.dirs.iter().find(|(c, _)| c == controller).map(|(_, d)| d.as_path())
+        self.dirs
+            .iter()
+            .find(|(c, _)| c == controller)
+            .map(|(_, d)| d.as_path())
     }
 
-    fn setup(&mut self, controllers: &[Controller], name: &str, limits: &Limits) -> Result<(), CgroupError> {
+    fn setup(
+        &mut self,
+        controllers: &[Controller],
+        name: &str,
+        limits: &Limits,
+    ) -> Result<(), CgroupError> {
         for (controller, needed_by) in wanted(limits) {
             let Some(c) = controllers.iter().find(|c| c.name == controller) else {
                 match needed_by {
-                    Some(limit) => return Err(CgroupError::Unsupported { limit, why: format!("this host has no cgroup v1 `{controller}` controller mounted") }),
+                    Some(limit) => {
+                        return Err(CgroupError::Unsupported {
+                            limit,
+                            why: format!(
+                                "this host has no cgroup v1 `{controller}` controller mounted"
+                            ),
+                        })
+                    }
                     None => continue,
                 }
             };
             let dir = c.base.join(name);
             // Co-mounted controllers (cpu,cpuacct) share one directory: make it once.
             if !self.dirs.iter().any(|(_, d)| *d == dir) {
-                std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir { path: dir.clone(), source })?;
+                std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir {
+                    path: dir.clone(),
+                    source,
+                })?;
             }
             self.dirs.push((controller.to_owned(), dir));
         }
@@ -85,7 +125,11 @@ impl V1 {
     fn apply(&self, l: &Limits) -> Result<(), CgroupError> {
         if let Some(mem) = self.dir("memory") {
             if let Some(bytes) = l.memory {
-                write_limit("memory", &mem.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                write_limit(
+                    "memory",
+                    &mem.join("memory.limit_in_bytes"),
+                    &bytes.to_string(),
+                )?;
                 let memsw = mem.join("memory.memsw.limit_in_bytes");
                 match (l.memory_swap, memsw.exists()) {
                     (Some(_), false) => {
@@ -101,7 +145,11 @@ impl V1 {
         if let Some(cpu) = self.dir("cpu") {
             if let Some(cpus) = l.cpus {
                 write_limit("cpus", &cpu.join("cpu.cfs_period_us"), "100000")?;
-                write_limit("cpus", &cpu.join("cpu.cfs_quota_us"), &((cpus * 100_000.0).round().max(1000.0) as u64).to_string())?;
+                write_limit(
+                    "cpus",
+                    &cpu.join("cpu.cfs_quota_us"),
+                    &((cpus * 100_000.0).round().max(1000.0) as u64).to_string(),
+                )?;
             }
             if let Some(shares) = l.cpu_shares {
                 write_limit("cpuShares", &cpu.join("cpu.shares"), &shares.to_string())?;
@@ -110,12 +158,26 @@ impl V1 {
         if let Some(cpuset) = self.dir("cpuset") {
             // A new v1 cpuset is empty and refuses tasks: inherit the parent's unless given.
             let parent = cpuset.parent().expect("a cgroup dir has a parent");
-            for (file, given) in [("cpuset.cpus", &l.cpuset_cpus), ("cpuset.mems", &l.cpuset_mems)] {
+            for (file, given) in [
+                ("cpuset.cpus", &l.cpuset_cpus),
+                ("cpuset.mems", &l.cpuset_mems),
+            ] {
                 let value = match given {
                     Some(v) => v.clone(),
-                    None => std::fs::read_to_string(parent.join(file)).unwrap_or_default().trim().to_owned(),
+                    None => std::fs::read_to_string(parent.join(file))
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned(),
                 };
-                write_limit(if file == "cpuset.cpus" { "cpuset" } else { "cpusetMems" }, &cpuset.join(file), &value)?;
+                write_limit(
+                    if file == "cpuset.cpus" {
+                        "cpuset"
+                    } else {
+                        "cpusetMems"
+                    },
+                    &cpuset.join(file),
+                    &value,
+                )?;
             }
         }
         if let (Some(pids), Some(max)) = (self.dir("pids"), l.pids) {
@@ -123,7 +185,11 @@ impl V1 {
         }
         if let (Some(blkio), Some(weight)) = (self.dir("blkio"), l.io_weight) {
             // CFQ's file, or BFQ's under its own name.
-            let Some(file) = ["blkio.weight", "blkio.bfq.weight"].iter().map(|f| blkio.join(f)).find(|f| f.exists()) else {
+            let Some(file) = ["blkio.weight", "blkio.bfq.weight"]
+                .iter()
+                .map(|f| blkio.join(f))
+                .find(|f| f.exists())
+            else {
                 return Err(CgroupError::Unsupported { limit: "ioWeight", why: "this host's blkio controller has no weight (blkio.weight needs the CFQ or BFQ IO scheduler)".into() });
             };
             write_limit("ioWeight", &file, &weight.to_string())?;
@@ -136,12 +202,19 @@ impl V1 {
 fn oom_eventfd(mem: &Path) -> Result<OwnedFd, CgroupError> {
     let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
     if efd < 0 {
-        return Err(CgroupError::Open { path: "eventfd".into(), source: std::io::Error::last_os_error() });
+        return Err(CgroupError::Open {
+            path: "eventfd".into(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     let efd = unsafe { OwnedFd::from_raw_fd(efd) };
     let path = mem.join("memory.oom_control");
-    let control = std::fs::File::open(&path).map_err(|source| CgroupError::Open { path, source })?;
-    write(&mem.join("cgroup.event_control"), &format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()))?;
+    let control =
+        std::fs::File::open(&path).map_err(|source| CgroupError::Open { path, source })?;
+    write(
+        &mem.join("cgroup.event_control"),
+        &format!("{} {}", efd.as_raw_fd(), control.as_raw_fd()),
+    )?;
     Ok(efd)
 }
 
@@ -159,10 +232,17 @@ impl Cgroup for V1 {
         Stats {
             memory_bytes: mem.and_then(|d| read_u64(&d.join("memory.usage_in_bytes"))),
             memory_peak_bytes: mem.and_then(|d| read_u64(&d.join("memory.max_usage_in_bytes"))),
-            cpu_usage_us: self.dir("cpuacct").and_then(|d| read_u64(&d.join("cpuacct.usage"))).map(|ns| ns / 1000),
-            pids: self.dir("pids").and_then(|d| read_u64(&d.join("pids.current"))),
+            cpu_usage_us: self
+                .dir("cpuacct")
+                .and_then(|d| read_u64(&d.join("cpuacct.usage")))
+                .map(|ns| ns / 1000),
+            pids: self
+                .dir("pids")
+                .and_then(|d| read_u64(&d.join("pids.current"))),
             pids_peak: None,
-            oom_kills: mem.and_then(|d| read_key(&d.join("memory.oom_control"), "oom_kill")).unwrap_or(0),
+            oom_kills: mem
+                .and_then(|d| read_key(&d.join("memory.oom_control"), "oom_kill"))
+                .unwrap_or(0),
         }
     }
 
@@ -185,7 +265,11 @@ impl Cgroup for V1 {
     }
 
     fn describe(&self) -> String {
-        self.dirs.iter().map(|(_, d)| d.display().to_string()).collect::<Vec<_>>().join(", ")
+        self.dirs
+            .iter()
+            .map(|(_, d)| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -201,7 +285,10 @@ mod tests {
             .map(|n| {
                 let base = root.join(n).join("node");
                 std::fs::create_dir_all(&base).unwrap();
-                Controller { name: n.to_string(), base }
+                Controller {
+                    name: n.to_string(),
+                    base,
+                }
             })
             .collect()
     }
@@ -212,20 +299,35 @@ mod tests {
         let controllers = fake(&root);
         std::fs::write(root.join("cpuset/node/cpuset.cpus"), "0-3\n").unwrap();
         std::fs::write(root.join("cpuset/node/cpuset.mems"), "0\n").unwrap();
-        let limits = Limits { cpus: Some(0.5), pids: Some(32), cpuset_cpus: Some("1".into()), ..Default::default() };
+        let limits = Limits {
+            cpus: Some(0.5),
+            pids: Some(32),
+            cpuset_cpus: Some("1".into()),
+            ..Default::default()
+        };
         let mut cg = V1::create(&controllers, "c1", &limits).unwrap();
         let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
         assert_eq!(read("cpu/node/c1/cpu.cfs_quota_us"), "50000");
         assert_eq!(read("cpu/node/c1/cpu.cfs_period_us"), "100000");
         assert_eq!(read("pids/node/c1/pids.max"), "32");
         assert_eq!(read("cpuset/node/c1/cpuset.cpus"), "1");
-        assert_eq!(read("cpuset/node/c1/cpuset.mems"), "0", "mems inherited from the parent");
+        assert_eq!(
+            read("cpuset/node/c1/cpuset.mems"),
+            "0",
+            "mems inherited from the parent"
+        );
         assert_eq!(cg.join_fds().len(), 5);
         std::fs::write(root.join("pids/node/c1/pids.current"), "3\n").unwrap();
         std::fs::write(root.join("cpuacct/node/c1/cpuacct.usage"), "2500000\n").unwrap();
         let stats = cg.stats();
         assert_eq!((stats.pids, stats.cpu_usage_us), (Some(3), Some(2500)));
-        for f in ["cpu/node/c1", "pids/node/c1", "cpuset/node/c1", "cpuacct/node/c1", "memory/node/c1"] {
+        for f in [
+            "cpu/node/c1",
+            "pids/node/c1",
+            "cpuset/node/c1",
+            "cpuacct/node/c1",
+            "memory/node/c1",
+        ] {
             for entry in std::fs::read_dir(root.join(f)).unwrap() {
                 std::fs::remove_file(entry.unwrap().path()).unwrap();
             }
@@ -241,9 +343,25 @@ mod tests {
         let mut controllers = fake(&root);
         let base = root.join("blkio/node");
         std::fs::create_dir_all(&base).unwrap();
-        controllers.push(Controller { name: "blkio".into(), base });
-        let err = V1::create(&controllers, "c3", &Limits { io_weight: Some(100), ..Default::default() }).err().unwrap();
-        assert!(err.to_string().starts_with("limits.ioWeight: this host's blkio controller has no weight"), "{err}");
+        controllers.push(Controller {
+            name: "blkio".into(),
+            base,
+        });
+        let err = V1::create(
+            &controllers,
+            "c3",
+            &Limits {
+                io_weight: Some(100),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("limits.ioWeight: this host's blkio controller has no weight"),
+            "{err}"
+        );
         assert!(!root.join("blkio/node/c3").exists());
         std::fs::remove_dir_all(root).unwrap();
     }
@@ -251,10 +369,28 @@ mod tests {
     #[test]
     fn a_limit_without_its_controller_is_an_error_and_nothing_is_left() {
         let root = tempdir();
-        let controllers: Vec<_> = fake(&root).into_iter().filter(|c| c.name != "pids").collect();
-        let err = V1::create(&controllers, "c2", &Limits { pids: Some(8), ..Default::default() }).err().unwrap();
-        assert_eq!(err.to_string(), "limits.pids: this host has no cgroup v1 `pids` controller mounted");
-        assert!(!root.join("memory/node/c2").exists(), "the half-made cgroup is removed");
+        let controllers: Vec<_> = fake(&root)
+            .into_iter()
+            .filter(|c| c.name != "pids")
+            .collect();
+        let err = V1::create(
+            &controllers,
+            "c2",
+            &Limits {
+                pids: Some(8),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.to_string(),
+            "limits.pids: this host has no cgroup v1 `pids` controller mounted"
+        );
+        assert!(
+            !root.join("memory/node/c2").exists(),
+            "the half-made cgroup is removed"
+        );
         std::fs::remove_dir_all(root).unwrap();
     }
 }

@@ -5,7 +5,10 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
-use super::{kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits, Stats};
+use super::{
+    kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits,
+    Stats,
+};
 
 pub struct V2 {
     dir: PathBuf,
@@ -15,7 +18,11 @@ pub struct V2 {
 const SUPERVISOR: &str = "lonely-supervisor";
 
 fn words(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path).unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Controllers a container's limits need, with the option that needs each.
@@ -25,7 +32,14 @@ fn required(l: &Limits) -> Vec<(&'static str, &'static str)> {
         r.push(("memory", "memory"));
     }
     if l.cpus.is_some() || l.cpu_shares.is_some() {
-        r.push(("cpu", if l.cpus.is_some() { "cpus" } else { "cpuShares" }));
+        r.push((
+            "cpu",
+            if l.cpus.is_some() {
+                "cpus"
+            } else {
+                "cpuShares"
+            },
+        ));
     }
     if l.cpuset_cpus.is_some() || l.cpuset_mems.is_some() {
         r.push(("cpuset", "cpusetCpus"));
@@ -42,7 +56,11 @@ fn required(l: &Limits) -> Vec<(&'static str, &'static str)> {
 /// Makes sure `base` delegates `controllers` to its children.
 fn delegate(base: &Path, controllers: &[&str]) -> Result<(), CgroupError> {
     let enabled = words(&base.join("cgroup.subtree_control"));
-    let missing: Vec<String> = controllers.iter().filter(|c| !enabled.iter().any(|e| e == *c)).map(|c| format!("+{c}")).collect();
+    let missing: Vec<String> = controllers
+        .iter()
+        .filter(|c| !enabled.iter().any(|e| e == *c))
+        .map(|c| format!("+{c}"))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -61,7 +79,11 @@ fn delegate(base: &Path, controllers: &[&str]) -> Result<(), CgroupError> {
             write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
             write(&control, &value)
         }
-        Err(source) => Err(CgroupError::Write { path: control, value, source }),
+        Err(source) => Err(CgroupError::Write {
+            path: control,
+            value,
+            source,
+        }),
     }
 }
 
@@ -86,7 +108,10 @@ impl V2 {
         }
         delegate(base, &wanted)?;
         let dir = base.join(name);
-        std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir { path: dir.clone(), source })?;
+        std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir {
+            path: dir.clone(),
+            source,
+        })?;
         let mut cg = V2 { dir, procs: None };
         match cg.apply(limits) {
             Ok(()) => Ok(cg),
@@ -113,10 +138,18 @@ impl V2 {
             write(&d.join("memory.oom.group"), "1")?;
         }
         if let Some(cpus) = l.cpus {
-            write_limit("cpus", &d.join("cpu.max"), &format!("{} 100000", (cpus * 100_000.0).round().max(1000.0) as u64))?;
+            write_limit(
+                "cpus",
+                &d.join("cpu.max"),
+                &format!("{} 100000", (cpus * 100_000.0).round().max(1000.0) as u64),
+            )?;
         }
         if let Some(shares) = l.cpu_shares {
-            write_limit("cpuShares", &d.join("cpu.weight"), &(1 + (shares.saturating_sub(2) * 9999) / 262_142).to_string())?;
+            write_limit(
+                "cpuShares",
+                &d.join("cpu.weight"),
+                &(1 + (shares.saturating_sub(2) * 9999) / 262_142).to_string(),
+            )?;
         }
         if let Some(cpus) = &l.cpuset_cpus {
             write_limit("cpuset", &d.join("cpuset.cpus"), cpus)?;
@@ -128,7 +161,11 @@ impl V2 {
             write_limit("pids", &d.join("pids.max"), &max.to_string())?;
         }
         if let Some(weight) = l.io_weight {
-            write_limit("ioWeight", &d.join("io.weight"), &format!("default {weight}"))?;
+            write_limit(
+                "ioWeight",
+                &d.join("io.weight"),
+                &format!("default {weight}"),
+            )?;
         }
         let path = d.join("cgroup.procs");
         self.procs = Some(super::open_procs(path)?);
@@ -192,7 +229,14 @@ mod tests {
     #[test]
     fn limits_are_written_in_the_v2_units_and_controllers_delegated() {
         let base = fake_base("cpuset cpu io memory pids\n");
-        let limits = Limits { memory: Some(64 << 20), cpus: Some(0.25), cpu_shares: Some(1024), pids: Some(32), io_weight: Some(200), ..Default::default() };
+        let limits = Limits {
+            memory: Some(64 << 20),
+            cpus: Some(0.25),
+            cpu_shares: Some(1024),
+            pids: Some(32),
+            io_weight: Some(200),
+            ..Default::default()
+        };
         let cg = V2::create(&base, "c1", &limits).unwrap();
         let read = |p: &str| std::fs::read_to_string(base.join("c1").join(p)).unwrap();
         assert_eq!(read("memory.max"), "67108864");
@@ -204,19 +248,43 @@ mod tests {
         let delegated = std::fs::read_to_string(base.join("cgroup.subtree_control")).unwrap();
         assert_eq!(delegated, "+memory +cpu +pids +io");
         assert_eq!(cg.join_fds().len(), 1);
-        std::fs::write(base.join("c1/memory.events"), "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n").unwrap();
+        std::fs::write(
+            base.join("c1/memory.events"),
+            "low 0\nhigh 0\nmax 9\noom 1\noom_kill 1\n",
+        )
+        .unwrap();
         std::fs::write(base.join("c1/memory.peak"), "67100000\n").unwrap();
-        std::fs::write(base.join("c1/cpu.stat"), "usage_usec 1500\nuser_usec 1000\n").unwrap();
+        std::fs::write(
+            base.join("c1/cpu.stat"),
+            "usage_usec 1500\nuser_usec 1000\n",
+        )
+        .unwrap();
         let s = cg.stats();
-        assert_eq!((s.oom_kills, s.memory_peak_bytes, s.cpu_usage_us), (1, Some(67_100_000), Some(1500)));
+        assert_eq!(
+            (s.oom_kills, s.memory_peak_bytes, s.cpu_usage_us),
+            (1, Some(67_100_000), Some(1500))
+        );
         cleanup(&base);
     }
 
     #[test]
     fn a_controller_the_parent_lacks_is_an_error_naming_the_limit() {
         let base = fake_base("cpu memory\n");
-        let err = V2::create(&base, "c2", &Limits { pids: Some(4), ..Default::default() }).err().unwrap();
-        assert!(err.to_string().starts_with("limits.pids: the cgroup v2 `pids` controller is not delegated"), "{err}");
+        let err = V2::create(
+            &base,
+            "c2",
+            &Limits {
+                pids: Some(4),
+                ..Default::default()
+            },
+        )
+        .err()
+        .unwrap();
+        assert!(
+            err.to_string()
+                .starts_with("limits.pids: the cgroup v2 `pids` controller is not delegated"),
+            "{err}"
+        );
         assert!(!base.join("c2").exists());
         cleanup(&base);
     }
@@ -224,12 +292,44 @@ mod tests {
     #[test]
     fn swap_defaults_to_none_and_minus_one_is_unlimited() {
         let base = fake_base("memory\n");
-        V2::create(&base, "a", &Limits { memory: Some(100), ..Default::default() }).unwrap();
-        V2::create(&base, "b", &Limits { memory: Some(100), memory_swap: Some(-1), ..Default::default() }).unwrap();
-        V2::create(&base, "c", &Limits { memory: Some(100), memory_swap: Some(300), ..Default::default() }).unwrap();
+        V2::create(
+            &base,
+            "a",
+            &Limits {
+                memory: Some(100),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        V2::create(
+            &base,
+            "b",
+            &Limits {
+                memory: Some(100),
+                memory_swap: Some(-1),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        V2::create(
+            &base,
+            "c",
+            &Limits {
+                memory: Some(100),
+                memory_swap: Some(300),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         let read = |p: &str| std::fs::read_to_string(base.join(p)).unwrap();
-        assert_eq!((read("b/memory.swap.max"), read("c/memory.swap.max")), ("max".to_owned(), "200".to_owned()));
-        assert!(!base.join("a/memory.swap.max").exists(), "a host without swap files gets none written");
+        assert_eq!(
+            (read("b/memory.swap.max"), read("c/memory.swap.max")),
+            ("max".to_owned(), "200".to_owned())
+        );
+        assert!(
+            !base.join("a/memory.swap.max").exists(),
+            "a host without swap files gets none written"
+        );
         cleanup(&base);
     }
 }

@@ -92,14 +92,20 @@ impl<R: BufRead> Read for Decoder<R> {
 }
 
 enum Item {
-    File { offset: u64, size: u64 },
+    File {
+        offset: u64,
+        size: u64,
+    },
     /// A symlink or hardlink, as the archive-relative path it points to.
     Link(String),
 }
 
 enum Kind {
     Dir(PathBuf),
-    Tar { file: File, items: HashMap<String, Item> },
+    Tar {
+        file: File,
+        items: HashMap<String, Item>,
+    },
 }
 
 /// An archive or layout directory, opened for reading blobs by their archive-relative path.
@@ -145,7 +151,11 @@ pub fn clean(name: &str) -> Option<String> {
 
 /// Where a symlink at `at` pointing to `target` lands, inside the archive, if it does.
 fn resolve_link(at: &str, target: &str) -> Option<String> {
-    let mut parts: Vec<&str> = if target.starts_with('/') { Vec::new() } else { at.split('/').collect() };
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        at.split('/').collect()
+    };
     if !target.starts_with('/') {
         parts.pop();
     }
@@ -165,34 +175,60 @@ impl Source {
     /// Opens `path`: a directory, or a tar file (compressed ones are first decompressed
     /// into `scratch`, a file of the store's tmp directory, to allow random access).
     pub fn open(path: &Path, scratch: &Path) -> Result<Source, ImageError> {
-        let meta = std::fs::metadata(path).map_err(|source| ImageError::Open { path: path.to_owned(), source })?;
+        let meta = std::fs::metadata(path).map_err(|source| ImageError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         if meta.is_dir() {
-            return Ok(Source { path: path.to_owned(), kind: Kind::Dir(path.to_owned()) });
+            return Ok(Source {
+                path: path.to_owned(),
+                kind: Kind::Dir(path.to_owned()),
+            });
         }
         if !meta.is_file() {
-            return Err(ImageError::NotAnImage { why: "it is neither a regular file nor a directory (a seekable archive is needed)".into() });
+            return Err(ImageError::NotAnImage {
+                why: "it is neither a regular file nor a directory (a seekable archive is needed)"
+                    .into(),
+            });
         }
-        let mut file = open_regular(path).map_err(|source| ImageError::Open { path: path.to_owned(), source })?;
+        let mut file = open_regular(path).map_err(|source| ImageError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         let mut head = [0u8; 4];
-        let n = file.read_at(&mut head, 0).map_err(|source| ImageError::Read { path: path.to_owned(), source })?;
+        let n = file
+            .read_at(&mut head, 0)
+            .map_err(|source| ImageError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         if Compression::detect(&head[..n]) != Compression::None {
             let mut out = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create_new(true)
                 .open(scratch)
-                .map_err(|source| ImageError::Open { path: scratch.to_owned(), source })?;
-            let mut dec = Decoder::new(BufReader::with_capacity(1 << 18, &file)).map_err(|source| ImageError::Archive { source })?;
+                .map_err(|source| ImageError::Open {
+                    path: scratch.to_owned(),
+                    source,
+                })?;
+            let mut dec = Decoder::new(BufReader::with_capacity(1 << 18, &file))
+                .map_err(|source| ImageError::Archive { source })?;
             io::copy(&mut dec, &mut out).map_err(|source| ImageError::Archive { source })?;
             file = out;
         }
         let items = index(&file)?;
-        Ok(Source { path: path.to_owned(), kind: Kind::Tar { file, items } })
+        Ok(Source {
+            path: path.to_owned(),
+            kind: Kind::Tar { file, items },
+        })
     }
 
     /// Follows links inside a tar archive to the file they name.
     fn locate(&self, name: &str) -> Option<(u64, u64)> {
-        let Kind::Tar { items, .. } = &self.kind else { return None };
+        let Kind::Tar { items, .. } = &self.kind else {
+            return None;
+        };
         let mut name = name.to_owned();
         for _ in 0..MAX_LINK_HOPS {
             match items.get(&name)? {
@@ -208,7 +244,14 @@ impl Source {
         match &self.kind {
             Kind::Dir(root) => std::fs::canonicalize(root.join(name))
                 .ok()
-                .and_then(|p| Some(p.strip_prefix(std::fs::canonicalize(root).ok()?).ok()?.to_string_lossy().into_owned()))
+                .and_then(|p| {
+                    Some(
+                        p.strip_prefix(std::fs::canonicalize(root).ok()?)
+                            .ok()?
+                            .to_string_lossy()
+                            .into_owned(),
+                    )
+                })
                 .unwrap_or_else(|| name.to_owned()),
             Kind::Tar { items, .. } => {
                 let mut name = name.to_owned();
@@ -232,23 +275,41 @@ impl Source {
 
     /// A reader over the file `name` (archive-relative, already cleaned) and its size.
     pub fn open_blob(&self, name: &str) -> Result<(Box<dyn Read + '_>, u64), ImageError> {
-        let missing = || ImageError::MissingBlob { blob: name.to_owned() };
+        let missing = || ImageError::MissingBlob {
+            blob: name.to_owned(),
+        };
         match &self.kind {
             Kind::Dir(root) => {
                 let path = root.join(name);
                 let file = open_regular(&path).map_err(|source| match source.kind() {
                     io::ErrorKind::NotFound => missing(),
-                    _ => ImageError::Open { path: path.clone(), source },
+                    _ => ImageError::Open {
+                        path: path.clone(),
+                        source,
+                    },
                 })?;
-                let meta = file.metadata().map_err(|source| ImageError::Read { path: path.clone(), source })?;
+                let meta = file.metadata().map_err(|source| ImageError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 if !meta.is_file() {
-                    return Err(ImageError::Malformed { file: name.to_owned(), why: "is not a regular file".into() });
+                    return Err(ImageError::Malformed {
+                        file: name.to_owned(),
+                        why: "is not a regular file".into(),
+                    });
                 }
                 Ok((Box::new(file), meta.len()))
             }
             Kind::Tar { file, .. } => {
                 let (offset, size) = self.locate(name).ok_or_else(missing)?;
-                Ok((Box::new(Section { file, pos: offset, end: offset + size }), size))
+                Ok((
+                    Box::new(Section {
+                        file,
+                        pos: offset,
+                        end: offset + size,
+                    }),
+                    size,
+                ))
             }
         }
     }
@@ -257,12 +318,25 @@ impl Source {
     pub fn read_small(&self, name: &str, limit: u64) -> Result<Vec<u8>, ImageError> {
         let (mut reader, size) = self.open_blob(name)?;
         if size > limit {
-            return Err(ImageError::TooLarge { file: name.to_owned(), limit });
+            return Err(ImageError::TooLarge {
+                file: name.to_owned(),
+                limit,
+            });
         }
         let mut out = Vec::with_capacity(size as usize);
-        reader.by_ref().take(limit + 1).read_to_end(&mut out).map_err(|source| ImageError::Read { path: self.path.join(name), source })?;
+        reader
+            .by_ref()
+            .take(limit + 1)
+            .read_to_end(&mut out)
+            .map_err(|source| ImageError::Read {
+                path: self.path.join(name),
+                source,
+            })?;
         if out.len() as u64 > limit {
-            return Err(ImageError::TooLarge { file: name.to_owned(), limit });
+            return Err(ImageError::TooLarge {
+                file: name.to_owned(),
+                limit,
+            });
         }
         Ok(out)
     }
@@ -280,23 +354,39 @@ impl Source {
 /// becoming the controlling terminal); the caller checks that it is a regular file.
 fn open_regular(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY).open(path)
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
 }
 
 pub fn blob_path(digest: &Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
 }
 
-fn check(name: &str, bytes: &[u8], digest: Option<&Digest>, size: Option<u64>) -> Result<(), ImageError> {
+fn check(
+    name: &str,
+    bytes: &[u8],
+    digest: Option<&Digest>,
+    size: Option<u64>,
+) -> Result<(), ImageError> {
     if let Some(expected) = digest {
         let actual = Digest::of(bytes);
         if &actual != expected {
-            return Err(ImageError::Digest { blob: name.to_owned(), expected: expected.clone(), actual });
+            return Err(ImageError::Digest {
+                blob: name.to_owned(),
+                expected: expected.clone(),
+                actual,
+            });
         }
     }
     if let Some(expected) = size {
         if bytes.len() as u64 != expected {
-            return Err(ImageError::Size { blob: name.to_owned(), expected, actual: bytes.len() as u64 });
+            return Err(ImageError::Size {
+                blob: name.to_owned(),
+                expected,
+                actual: bytes.len() as u64,
+            });
         }
     }
     Ok(())
@@ -304,12 +394,20 @@ fn check(name: &str, bytes: &[u8], digest: Option<&Digest>, size: Option<u64>) -
 
 /// Every file and link of the archive by cleaned path, with its data's place in the file.
 fn index(file: &File) -> Result<HashMap<String, Item>, ImageError> {
-    let len = file.metadata().map_err(|source| ImageError::Archive { source })?.len();
+    let len = file
+        .metadata()
+        .map_err(|source| ImageError::Archive { source })?
+        .len();
     let mut reader = file;
-    reader.rewind().map_err(|source| ImageError::Archive { source })?;
+    reader
+        .rewind()
+        .map_err(|source| ImageError::Archive { source })?;
     let mut archive = tar::Archive::new(reader);
     let mut items = HashMap::new();
-    for entry in archive.entries_with_seek().map_err(|source| ImageError::Archive { source })? {
+    for entry in archive
+        .entries_with_seek()
+        .map_err(|source| ImageError::Archive { source })?
+    {
         let entry = entry.map_err(|source| ImageError::Archive { source })?;
         let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
         let Some(name) = clean(&raw) else { continue };
@@ -317,12 +415,24 @@ fn index(file: &File) -> Result<HashMap<String, Item>, ImageError> {
         let item = if kind.is_file() || kind == tar::EntryType::Continuous {
             let (offset, size) = (entry.raw_file_position(), entry.size());
             if offset.checked_add(size).is_none_or(|end| end > len) {
-                return Err(ImageError::Truncated { entry: raw, offset, size, len });
+                return Err(ImageError::Truncated {
+                    entry: raw,
+                    offset,
+                    size,
+                    len,
+                });
             }
             Item::File { offset, size }
         } else if kind.is_symlink() || kind.is_hard_link() {
-            let target = entry.link_name_bytes().map(|t| String::from_utf8_lossy(&t).into_owned()).unwrap_or_default();
-            let resolved = if kind.is_symlink() { resolve_link(&name, &target) } else { clean(&target) };
+            let target = entry
+                .link_name_bytes()
+                .map(|t| String::from_utf8_lossy(&t).into_owned())
+                .unwrap_or_default();
+            let resolved = if kind.is_symlink() {
+                resolve_link(&name, &target)
+            } else {
+                clean(&target)
+            };
             match resolved {
                 Some(t) => Item::Link(t),
                 None => continue,
@@ -367,12 +477,20 @@ pub fn read_images(source: &Source) -> Result<(Vec<ImagePlan>, Vec<String>), Ima
         docker(source, &mut plans, &mut notes)?;
     } else if source.exists("index.json") {
         let bytes = source.read_small("index.json", JSON_LIMIT)?;
-        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|source| ImageError::Json { file: "index.json".into(), source })?;
+        let index: ImageIndex =
+            serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+                file: "index.json".into(),
+                source,
+            })?;
         for (i, desc) in index.manifests().iter().enumerate() {
             let at = format!("index.json: manifests[{i}]");
             if let Some(p) = desc.platform() {
                 if p.os().to_string() != "linux" || p.architecture().to_string() != host_arch() {
-                    notes.push(format!("{at}: skipped, its platform is {}/{}", p.os(), p.architecture()));
+                    notes.push(format!(
+                        "{at}: skipped, its platform is {}/{}",
+                        p.os(),
+                        p.architecture()
+                    ));
                     continue;
                 }
             }
@@ -380,10 +498,16 @@ pub fn read_images(source: &Source) -> Result<(Vec<ImagePlan>, Vec<String>), Ima
             oci(source, desc, names, "index.json", 0, &mut plans, &mut notes)?;
         }
     } else {
-        return Err(ImageError::NotAnImage { why: "it has neither manifest.json (docker save) nor index.json (OCI)".into() });
+        return Err(ImageError::NotAnImage {
+            why: "it has neither manifest.json (docker save) nor index.json (OCI)".into(),
+        });
     }
     if plans.is_empty() {
-        let why = if notes.is_empty() { "it lists no image".to_owned() } else { format!("no image could be used ({})", notes.join("; ")) };
+        let why = if notes.is_empty() {
+            "it lists no image".to_owned()
+        } else {
+            format!("no image could be used ({})", notes.join("; "))
+        };
         return Err(ImageError::NotAnImage { why });
     }
     Ok((plans, notes))
@@ -402,7 +526,11 @@ fn add(plans: &mut Vec<ImagePlan>, plan: ImagePlan) {
     }
 }
 
-fn name_list(raw: impl IntoIterator<Item = String>, at: &str, notes: &mut Vec<String>) -> Vec<String> {
+fn name_list(
+    raw: impl IntoIterator<Item = String>,
+    at: &str,
+    notes: &mut Vec<String>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for name in raw {
         match reference::normalize(&name) {
@@ -429,50 +557,94 @@ fn named_digest(name: &str) -> Option<Digest> {
     if let Some(hex) = name.strip_prefix("blobs/sha256/") {
         return Digest::from_hex(hex);
     }
-    let stem = name.strip_suffix(".json").or_else(|| name.strip_suffix(".tar"))?;
+    let stem = name
+        .strip_suffix(".json")
+        .or_else(|| name.strip_suffix(".tar"))?;
     Digest::from_hex(stem)
 }
 
-fn docker(source: &Source, plans: &mut Vec<ImagePlan>, notes: &mut Vec<String>) -> Result<(), ImageError> {
+fn docker(
+    source: &Source,
+    plans: &mut Vec<ImagePlan>,
+    notes: &mut Vec<String>,
+) -> Result<(), ImageError> {
     let file = "manifest.json";
     let bytes = source.read_small(file, JSON_LIMIT)?;
-    let entries: Vec<DockerEntry> = serde_json::from_slice(&bytes).map_err(|source| ImageError::Json { file: file.into(), source })?;
+    let entries: Vec<DockerEntry> =
+        serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+            file: file.into(),
+            source,
+        })?;
     for (i, entry) in entries.into_iter().enumerate() {
         let at = format!("{file}: [{i}]");
-        let bad = |what: &str, p: &str| ImageError::Malformed { file: file.into(), why: format!("[{i}].{what} {p:?} is not a path inside the archive") };
+        let bad = |what: &str, p: &str| ImageError::Malformed {
+            file: file.into(),
+            why: format!("[{i}].{what} {p:?} is not a path inside the archive"),
+        };
         let config_name = clean(&entry.config).ok_or_else(|| bad("Config", &entry.config))?;
         let config = source.read_small(&config_name, JSON_LIMIT)?;
-        check(&config_name, &config, named_digest(&source.canonical(&config_name)).as_ref(), None)?;
+        check(
+            &config_name,
+            &config,
+            named_digest(&source.canonical(&config_name)).as_ref(),
+            None,
+        )?;
         let parsed = config::parse(&config, &config_name)?;
         if parsed.diff_ids.len() != entry.layers.len() {
             return Err(ImageError::Malformed {
                 file: file.into(),
-                why: format!("[{i}] lists {} layers, its config `{config_name}` has {} diff_ids", entry.layers.len(), parsed.diff_ids.len()),
+                why: format!(
+                    "[{i}] lists {} layers, its config `{config_name}` has {} diff_ids",
+                    entry.layers.len(),
+                    parsed.diff_ids.len()
+                ),
             });
         }
         let mut layers = Vec::new();
         for (layer, diff_id) in entry.layers.iter().zip(&parsed.diff_ids) {
             let name = clean(layer).ok_or_else(|| bad("Layers", layer))?;
             let digest = named_digest(&source.canonical(&name));
-            layers.push(LayerBlob { name, digest, size: None, diff_id: diff_id.clone() });
+            layers.push(LayerBlob {
+                name,
+                digest,
+                size: None,
+                diff_id: diff_id.clone(),
+            });
         }
         let names = name_list(entry.repo_tags.unwrap_or_default(), &at, notes);
         let id = Digest::of(&config);
-        add(plans, ImagePlan { names, id, config, parsed, manifest: None, layers });
+        add(
+            plans,
+            ImagePlan {
+                names,
+                id,
+                config,
+                parsed,
+                manifest: None,
+                layers,
+            },
+        );
     }
     Ok(())
 }
 
 fn annotated_names(desc: &Descriptor, at: &str, notes: &mut Vec<String>) -> Vec<String> {
-    let Some(a) = desc.annotations() else { return Vec::new() };
+    let Some(a) = desc.annotations() else {
+        return Vec::new();
+    };
     // containerd's full name when present (docker 25+ archives), else the OCI ref name.
-    let raw = a.get("io.containerd.image.name").or_else(|| a.get("org.opencontainers.image.ref.name"));
+    let raw = a
+        .get("io.containerd.image.name")
+        .or_else(|| a.get("org.opencontainers.image.ref.name"));
     name_list(raw.cloned(), at, notes)
 }
 
 fn descriptor_digest(desc: &Descriptor, file: &str) -> Result<Digest, ImageError> {
     let text = desc.digest().to_string();
-    Digest::parse(&text).ok_or_else(|| ImageError::Unsupported { file: file.into(), what: format!("the digest {text:?} (only sha256)") })
+    Digest::parse(&text).ok_or_else(|| ImageError::Unsupported {
+        file: file.into(),
+        what: format!("the digest {text:?} (only sha256)"),
+    })
 }
 
 fn oci(
@@ -490,10 +662,17 @@ fn oci(
     match media.as_str() {
         OCI_INDEX | DOCKER_LIST => {
             if depth >= MAX_INDEX_DEPTH {
-                return Err(ImageError::Malformed { file: blob, why: "indexes nested too deep".into() });
+                return Err(ImageError::Malformed {
+                    file: blob,
+                    why: "indexes nested too deep".into(),
+                });
             }
             let bytes = source.read_blob(&digest, Some(desc.size()))?;
-            let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|source| ImageError::Json { file: blob.clone(), source })?;
+            let index: ImageIndex =
+                serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+                    file: blob.clone(),
+                    source,
+                })?;
             let mut available = Vec::new();
             for child in index.manifests() {
                 let Some(p) = child.platform() else { continue };
@@ -503,15 +682,25 @@ fn oci(
                 }
                 available.push(format!("{os}/{arch}"));
             }
-            Err(ImageError::Platform { file: blob, wanted: format!("linux/{}", host_arch()), available: available.join(", ") })
+            Err(ImageError::Platform {
+                file: blob,
+                wanted: format!("linux/{}", host_arch()),
+                available: available.join(", "),
+            })
         }
         OCI_MANIFEST | DOCKER_MANIFEST => {
             let bytes = source.read_blob(&digest, Some(desc.size()))?;
-            let manifest: ImageManifest = serde_json::from_slice(&bytes).map_err(|source| ImageError::Json { file: blob.clone(), source })?;
+            let manifest: ImageManifest =
+                serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+                    file: blob.clone(),
+                    source,
+                })?;
             let cdesc = manifest.config();
             let ctype = cdesc.media_type().to_string();
             if ctype != OCI_CONFIG && ctype != DOCKER_CONFIG {
-                notes.push(format!("{file}: skipped `{blob}`, an artifact of type {ctype}, not a container image"));
+                notes.push(format!(
+                    "{file}: skipped `{blob}`, an artifact of type {ctype}, not a container image"
+                ));
                 return Ok(());
             }
             let cdigest = descriptor_digest(cdesc, &blob)?;
@@ -520,29 +709,60 @@ fn oci(
             if parsed.diff_ids.len() != manifest.layers().len() {
                 return Err(ImageError::Malformed {
                     file: blob,
-                    why: format!("lists {} layers, its config has {} diff_ids", manifest.layers().len(), parsed.diff_ids.len()),
+                    why: format!(
+                        "lists {} layers, its config has {} diff_ids",
+                        manifest.layers().len(),
+                        parsed.diff_ids.len()
+                    ),
                 });
             }
             let mut layers = Vec::new();
             for (l, diff_id) in manifest.layers().iter().zip(&parsed.diff_ids) {
                 let lmedia = l.media_type().to_string();
                 if lmedia.contains("encrypted") {
-                    return Err(ImageError::Unsupported { file: blob, what: format!("the encrypted layer type {lmedia}") });
+                    return Err(ImageError::Unsupported {
+                        file: blob,
+                        what: format!("the encrypted layer type {lmedia}"),
+                    });
                 }
                 let ldigest = descriptor_digest(l, &blob)?;
                 let name = blob_path(&ldigest);
                 if l.urls().is_some() && !source.exists(&name) {
-                    return Err(ImageError::Unsupported { file: blob, what: format!("the foreign layer {ldigest} (not in the archive, only at a URL)") });
+                    return Err(ImageError::Unsupported {
+                        file: blob,
+                        what: format!(
+                            "the foreign layer {ldigest} (not in the archive, only at a URL)"
+                        ),
+                    });
                 }
-                layers.push(LayerBlob { name, digest: Some(ldigest), size: Some(l.size()), diff_id: diff_id.clone() });
+                layers.push(LayerBlob {
+                    name,
+                    digest: Some(ldigest),
+                    size: Some(l.size()),
+                    diff_id: diff_id.clone(),
+                });
             }
             if let Some(p) = desc.platform() {
                 if p.architecture().to_string() != parsed.config.architecture {
-                    notes.push(format!("{file}: `{blob}` is listed for {} but its config says {}", p.architecture(), parsed.config.architecture));
+                    notes.push(format!(
+                        "{file}: `{blob}` is listed for {} but its config says {}",
+                        p.architecture(),
+                        parsed.config.architecture
+                    ));
                 }
             }
             let id = Digest::of(&config);
-            add(plans, ImagePlan { names, id, config, parsed, manifest: Some((digest, bytes)), layers });
+            add(
+                plans,
+                ImagePlan {
+                    names,
+                    id,
+                    config,
+                    parsed,
+                    manifest: Some((digest, bytes)),
+                    layers,
+                },
+            );
             Ok(())
         }
         other => {
@@ -568,8 +788,14 @@ mod tests {
 
     #[test]
     fn images_archive_links_resolve_inside() {
-        assert_eq!(resolve_link("abc/layer.tar", "../def.tar").as_deref(), Some("def.tar"));
-        assert_eq!(resolve_link("abc/layer.tar", "/def.tar").as_deref(), Some("def.tar"));
+        assert_eq!(
+            resolve_link("abc/layer.tar", "../def.tar").as_deref(),
+            Some("def.tar")
+        );
+        assert_eq!(
+            resolve_link("abc/layer.tar", "/def.tar").as_deref(),
+            Some("def.tar")
+        );
         assert_eq!(resolve_link("abc/layer.tar", "../../x"), None);
     }
 

@@ -42,16 +42,28 @@ pub struct Parsed {
 /// Parses a config blob; `file` names it in errors.
 pub fn parse(bytes: &[u8], file: &str) -> Result<Parsed, ImageError> {
     let oci: ImageConfiguration =
-        serde_json::from_slice(bytes).map_err(|source| ImageError::Json { file: file.to_owned(), source })?;
+        serde_json::from_slice(bytes).map_err(|source| ImageError::Json {
+            file: file.to_owned(),
+            source,
+        })?;
     if oci.rootfs().typ() != "layers" {
-        return Err(ImageError::Malformed { file: file.to_owned(), why: format!("rootfs.type is {:?}, expected \"layers\"", oci.rootfs().typ()) });
+        return Err(ImageError::Malformed {
+            file: file.to_owned(),
+            why: format!(
+                "rootfs.type is {:?}, expected \"layers\"",
+                oci.rootfs().typ()
+            ),
+        });
     }
     let diff_ids = oci
         .rootfs()
         .diff_ids()
         .iter()
         .map(|d| {
-            Digest::parse(d).ok_or_else(|| ImageError::Malformed { file: file.to_owned(), why: format!("rootfs.diff_ids has {d:?}, expected sha256:<64 hex digits>") })
+            Digest::parse(d).ok_or_else(|| ImageError::Malformed {
+                file: file.to_owned(),
+                why: format!("rootfs.diff_ids has {d:?}, expected sha256:<64 hex digits>"),
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut config = ImageConfig {
@@ -104,7 +116,9 @@ mod tests {
 
     #[test]
     fn images_config_errors_name_the_file() {
-        let e = parse(b"{not json", "blobs/sha256/abc").unwrap_err().to_string();
+        let e = parse(b"{not json", "blobs/sha256/abc")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("blobs/sha256/abc"), "{e}");
         let bad = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:../../x"]}}"#;
         let e = parse(bad, "c.json").unwrap_err().to_string();

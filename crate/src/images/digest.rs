@@ -18,7 +18,8 @@ impl Digest {
 
     /// The bare 64 hex digits.
     pub fn from_hex(hex: &str) -> Option<Digest> {
-        (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))).then(|| Digest(hex.to_owned()))
+        (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Digest(hex.to_owned()))
     }
 
     /// The digest of `bytes`.
@@ -69,7 +70,11 @@ pub struct HashingReader<R> {
 
 impl<R: Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Hasher::default(), bytes: 0 }
+        HashingReader {
+            inner,
+            hasher: Hasher::default(),
+            bytes: 0,
+        }
     }
 
     pub fn bytes(&self) -> u64 {
@@ -106,7 +111,13 @@ pub struct ProgressReader<'a, R> {
 
 impl<'a, R: Read> ProgressReader<'a, R> {
     pub fn new(inner: R, step: u64, tick: &'a mut dyn FnMut(u64)) -> Self {
-        ProgressReader { inner, bytes: 0, next: step, step, tick }
+        ProgressReader {
+            inner,
+            bytes: 0,
+            next: step,
+            step,
+            tick,
+        }
     }
 }
 
@@ -134,7 +145,10 @@ mod tests {
         assert!(Digest::parse(hex).is_none());
         assert!(Digest::parse(&format!("sha256:{}", hex.to_uppercase())).is_none());
         assert!(Digest::parse(&format!("sha256:{}", &hex[1..])).is_none());
-        assert!(Digest::parse("sha256:../../../../etc/passwd0000000000000000000000000000000000000000").is_none());
+        assert!(Digest::parse(
+            "sha256:../../../../etc/passwd0000000000000000000000000000000000000000"
+        )
+        .is_none());
         assert!(Digest::parse(&format!("sha512:{hex}")).is_none());
     }
 

@@ -22,7 +22,9 @@ use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{fchmod, fstatat, futimens, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::stat::{
+    fchmod, fstatat, futimens, mkdirat, mknodat, utimensat, Mode, SFlag, UtimensatFlags,
+};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 use tar::EntryType;
@@ -50,7 +52,11 @@ impl Sampled {
 
     fn describe(&self, what: &str) -> Option<String> {
         (self.count > 0).then(|| {
-            let more = if self.count > self.examples.len() as u64 { ", ..." } else { "" };
+            let more = if self.count > self.examples.len() as u64 {
+                ", ..."
+            } else {
+                ""
+            };
             format!("{what} {} ({}{more})", self.count, self.examples.join(", "))
         })
     }
@@ -82,7 +88,10 @@ impl Notes {
         .flatten()
         .collect();
         if self.unowned > 0 {
-            out.push(format!("not root: {} entries keep this user's ownership instead of the archive's", self.unowned));
+            out.push(format!(
+                "not root: {} entries keep this user's ownership instead of the archive's",
+                self.unowned
+            ));
         }
         out
     }
@@ -111,13 +120,35 @@ struct Extractor<'a> {
 /// Extracts the tar stream `reader` into the empty directory `dir`. `blob` names the layer
 /// in errors. Stops at the tar's end-of-archive marker: the caller drains the rest.
 pub fn extract<R: Read>(reader: R, dir: &Path, blob: &str) -> Result<Notes, ImageError> {
-    let root = nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|errno| ImageError::Open { path: dir.to_owned(), source: io::Error::from(errno) })?;
+    let root = nix::fcntl::open(
+        dir,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|errno| ImageError::Open {
+        path: dir.to_owned(),
+        source: io::Error::from(errno),
+    })?;
     let chown = nix::unistd::geteuid().is_root();
     let guard = Rc::new(Guard::default());
-    let mut x = Extractor { root, blob, chown, cached: None, dirs: HashMap::new(), notes: Notes::default(), guard: guard.clone() };
-    let mut archive = tar::Archive::new(CountingReader { inner: reader, bytes: 0, guard: guard.clone() });
-    let malformed = |e: io::Error| ImageError::Layer { blob: blob.to_owned(), why: format!("malformed or truncated tar: {e}") };
+    let mut x = Extractor {
+        root,
+        blob,
+        chown,
+        cached: None,
+        dirs: HashMap::new(),
+        notes: Notes::default(),
+        guard: guard.clone(),
+    };
+    let mut archive = tar::Archive::new(CountingReader {
+        inner: reader,
+        bytes: 0,
+        guard: guard.clone(),
+    });
+    let malformed = |e: io::Error| ImageError::Layer {
+        blob: blob.to_owned(),
+        why: format!("malformed or truncated tar: {e}"),
+    };
     for entry in archive.entries().map_err(malformed)? {
         let mut entry = entry.map_err(malformed)?;
         guard.meta.set(0);
@@ -199,18 +230,39 @@ fn pax_time(value: &[u8]) -> Option<TimeSpec> {
     let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
     let secs: i64 = secs.parse().ok()?;
     let digits: String = frac.chars().take(9).collect();
-    let nanos: i64 = if digits.is_empty() { 0 } else { format!("{digits:0<9}").parse().ok()? };
-    Some(if secs < 0 && nanos > 0 { TimeSpec::new(secs - 1, 1_000_000_000 - nanos) } else { TimeSpec::new(secs, nanos) })
+    let nanos: i64 = if digits.is_empty() {
+        0
+    } else {
+        format!("{digits:0<9}").parse().ok()?
+    };
+    Some(if secs < 0 && nanos > 0 {
+        TimeSpec::new(secs - 1, 1_000_000_000 - nanos)
+    } else {
+        TimeSpec::new(secs, nanos)
+    })
 }
 
 fn set_xattr(fd: BorrowedFd, name: &str, value: &[u8]) -> Result<(), Errno> {
     let name = CString::new(name).map_err(|_| Errno::EINVAL)?;
-    let rc = unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    let rc = unsafe {
+        libc::fsetxattr(
+            fd.as_raw_fd(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
     Errno::result(rc).map(drop)
 }
 
 fn open_dir_at(dir: BorrowedFd, name: &[u8]) -> nix::Result<OwnedFd> {
-    openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+    openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 /// Removes `name` in `dir` and, if it is a directory, everything below it, never following
@@ -224,16 +276,26 @@ pub fn remove_tree_at(dir: BorrowedFd, name: &[u8]) -> nix::Result<()> {
     let fd = match open_dir_at(dir, name) {
         Ok(fd) => fd,
         Err(Errno::EACCES) => {
-            nix::sys::stat::fchmodat(dir, name, Mode::from_bits_truncate(0o700), nix::sys::stat::FchmodatFlags::NoFollowSymlink)?;
+            nix::sys::stat::fchmodat(
+                dir,
+                name,
+                Mode::from_bits_truncate(0o700),
+                nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+            )?;
             open_dir_at(dir, name)?
         }
-        Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => return unlinkat(dir, name, UnlinkatFlags::NoRemoveDir),
+        Err(Errno::ENOTDIR) | Err(Errno::ELOOP) => {
+            return unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+        }
         Err(e) => return Err(e),
     };
     let _ = fchmod(&fd, Mode::from_bits_truncate(0o700));
     let mut children = Vec::new();
     {
-        let listing = nix::dir::Dir::from_fd(fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?)?;
+        let listing = nix::dir::Dir::from_fd(
+            fd.try_clone()
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?,
+        )?;
         let mut listing = listing;
         for entry in listing.iter() {
             let entry = entry?;
@@ -254,17 +316,31 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
     let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     };
-    let parent = nix::fcntl::open(parent, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())?;
-    remove_tree_at(parent.as_fd(), std::os::unix::ffi::OsStrExt::as_bytes(name)).map_err(io::Error::from)
+    let parent = nix::fcntl::open(
+        parent,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    remove_tree_at(parent.as_fd(), std::os::unix::ffi::OsStrExt::as_bytes(name))
+        .map_err(io::Error::from)
 }
 
 impl Extractor<'_> {
     fn refuse(&self, entry: &str, why: impl Into<String>) -> ImageError {
-        ImageError::Entry { blob: self.blob.to_owned(), entry: entry.to_owned(), why: why.into() }
+        ImageError::Entry {
+            blob: self.blob.to_owned(),
+            entry: entry.to_owned(),
+            why: why.into(),
+        }
     }
 
     fn failed(&self, entry: &str, step: &'static str, errno: Errno) -> ImageError {
-        ImageError::Extract { blob: self.blob.to_owned(), entry: entry.to_owned(), step, errno }
+        ImageError::Extract {
+            blob: self.blob.to_owned(),
+            entry: entry.to_owned(),
+            step,
+            errno,
+        }
     }
 
     /// The directory `comps` inside the layer, created (0755, like docker) where missing.
@@ -275,21 +351,31 @@ impl Extractor<'_> {
                 return Ok(self.cached.take().unwrap().1);
             }
         }
-        let mut fd = self.root.try_clone().map_err(|e| self.failed(entry, "dup", Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+        let mut fd = self.root.try_clone().map_err(|e| {
+            self.failed(
+                entry,
+                "dup",
+                Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            )
+        })?;
         for (i, comp) in comps.iter().enumerate() {
             let next = match open_dir_at(fd.as_fd(), comp) {
                 Ok(next) => next,
                 Err(Errno::ENOENT) => {
-                    mkdirat(fd.as_fd(), comp.as_slice(), Mode::from_bits_truncate(0o755)).map_err(|e| self.failed(entry, "mkdirat", e))?;
-                    let next = open_dir_at(fd.as_fd(), comp).map_err(|e| self.failed(entry, "openat", e))?;
-                    fchmod(&next, Mode::from_bits_truncate(0o755)).map_err(|e| self.failed(entry, "fchmod", e))?;
+                    mkdirat(fd.as_fd(), comp.as_slice(), Mode::from_bits_truncate(0o755))
+                        .map_err(|e| self.failed(entry, "mkdirat", e))?;
+                    let next = open_dir_at(fd.as_fd(), comp)
+                        .map_err(|e| self.failed(entry, "openat", e))?;
+                    fchmod(&next, Mode::from_bits_truncate(0o755))
+                        .map_err(|e| self.failed(entry, "fchmod", e))?;
                     next
                 }
                 Err(Errno::ELOOP) | Err(Errno::ENOTDIR) => {
-                    let what = match fstatat(fd.as_fd(), comp.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => "a symlink",
-                        _ => "not a directory",
-                    };
+                    let what =
+                        match fstatat(fd.as_fd(), comp.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFLNK => "a symlink",
+                            _ => "not a directory",
+                        };
                     return Err(self.refuse(entry, format!("its parent `{}` is {what} in this layer; entries are never written through one", show(&comps[..=i]))));
                 }
                 Err(e) => return Err(self.failed(entry, "openat", e)),
@@ -300,7 +386,13 @@ impl Extractor<'_> {
     }
 
     /// Makes room for a new `name` in `dir`: removes what is there, unless both are directories.
-    fn clear(&mut self, dir: BorrowedFd, name: &[u8], keep_dir: bool, entry: &str) -> Result<bool, ImageError> {
+    fn clear(
+        &mut self,
+        dir: BorrowedFd,
+        name: &[u8],
+        keep_dir: bool,
+        entry: &str,
+    ) -> Result<bool, ImageError> {
         match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
             Err(Errno::ENOENT) => Ok(false),
             Err(e) => Err(self.failed(entry, "fstatat", e)),
@@ -312,7 +404,8 @@ impl Extractor<'_> {
                 Ok(false)
             }
             Ok(_) => {
-                unlinkat(dir, name, UnlinkatFlags::NoRemoveDir).map_err(|e| self.failed(entry, "unlinkat", e))?;
+                unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+                    .map_err(|e| self.failed(entry, "unlinkat", e))?;
                 Ok(false)
             }
         }
@@ -326,7 +419,13 @@ impl Extractor<'_> {
         if kind == EntryType::Regular && raw.ends_with(b"/") {
             kind = EntryType::Directory; // pre-POSIX tar
         }
-        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink) {
+        if matches!(
+            kind,
+            EntryType::XGlobalHeader
+                | EntryType::XHeader
+                | EntryType::GNULongName
+                | EntryType::GNULongLink
+        ) {
             return Ok(());
         }
         // An empty numeric field reads as 0, as Go's archive/tar does; garbage is refused.
@@ -340,21 +439,34 @@ impl Extractor<'_> {
             mode: field(header.mode().map(u64::from), &old.mode, "mode")? as u32 & 0o7777,
             uid: field(header.uid(), &old.uid, "uid")?,
             gid: field(header.gid(), &old.gid, "gid")?,
-            mtime: TimeSpec::new(field(header.mtime(), &old.mtime, "mtime")?.min(i64::MAX as u64) as i64, 0),
+            mtime: TimeSpec::new(
+                field(header.mtime(), &old.mtime, "mtime")?.min(i64::MAX as u64) as i64,
+                0,
+            ),
         };
         let link = entry.link_name_bytes().map(|l| l.into_owned());
-        let (device_major, device_minor) = (header.device_major().ok().flatten(), header.device_minor().ok().flatten());
+        let (device_major, device_minor) = (
+            header.device_major().ok().flatten(),
+            header.device_minor().ok().flatten(),
+        );
         let mut xattrs = Vec::new();
-        if let Some(pax) = entry.pax_extensions().map_err(|e| self.refuse(&shown, format!("malformed PAX header: {e}")))? {
+        if let Some(pax) = entry
+            .pax_extensions()
+            .map_err(|e| self.refuse(&shown, format!("malformed PAX header: {e}")))?
+        {
             for ext in pax {
-                let ext = ext.map_err(|e| self.refuse(&shown, format!("malformed PAX header: {e}")))?;
+                let ext =
+                    ext.map_err(|e| self.refuse(&shown, format!("malformed PAX header: {e}")))?;
                 let key = ext.key_bytes();
                 if key == b"mtime" {
                     if let Some(t) = pax_time(ext.value_bytes()) {
                         meta.mtime = t;
                     }
                 } else if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
-                    xattrs.push((String::from_utf8_lossy(name).into_owned(), ext.value_bytes().to_vec()));
+                    xattrs.push((
+                        String::from_utf8_lossy(name).into_owned(),
+                        ext.value_bytes().to_vec(),
+                    ));
                 }
             }
         }
@@ -363,13 +475,21 @@ impl Extractor<'_> {
         let Some((name, parents)) = comps.split_last() else {
             // `./`: the layer's root directory itself.
             if kind != EntryType::Directory {
-                return Err(self.refuse(&shown, "names the layer's root, which must be a directory"));
+                return Err(
+                    self.refuse(&shown, "names the layer's root, which must be a directory")
+                );
             }
             self.dirs.insert(Vec::new(), meta);
             return Ok(());
         };
         if let Some(p) = parents.iter().find(|p| p.starts_with(WHITEOUT)) {
-            return Err(self.refuse(&shown, format!("the whiteout `{}` is used as a directory", String::from_utf8_lossy(p))));
+            return Err(self.refuse(
+                &shown,
+                format!(
+                    "the whiteout `{}` is used as a directory",
+                    String::from_utf8_lossy(p)
+                ),
+            ));
         }
 
         if name.starts_with(WHITEOUT) {
@@ -381,25 +501,53 @@ impl Extractor<'_> {
             EntryType::Directory => {
                 let existed = self.clear(dir.as_fd(), name, true, &shown)?;
                 if !existed {
-                    mkdirat(dir.as_fd(), name.as_slice(), Mode::from_bits_truncate(0o700)).map_err(|e| self.failed(&shown, "mkdirat", e))?;
+                    mkdirat(
+                        dir.as_fd(),
+                        name.as_slice(),
+                        Mode::from_bits_truncate(0o700),
+                    )
+                    .map_err(|e| self.failed(&shown, "mkdirat", e))?;
                 }
                 self.dirs.insert(comps.clone(), meta);
                 Ok(())
             }
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => self.file(dir.as_fd(), name, entry, meta, &xattrs, &shown),
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                self.file(dir.as_fd(), name, entry, meta, &xattrs, &shown)
+            }
             EntryType::Symlink => {
-                let target = link.filter(|l| !l.is_empty()).ok_or_else(|| self.refuse(&shown, "symlink without a target"))?;
+                let target = link
+                    .filter(|l| !l.is_empty())
+                    .ok_or_else(|| self.refuse(&shown, "symlink without a target"))?;
                 self.clear(dir.as_fd(), name, false, &shown)?;
                 // Stored as is: it is resolved inside the container, against the container's root.
-                symlinkat(target.as_slice(), dir.as_fd(), name.as_slice()).map_err(|e| self.failed(&shown, "symlinkat", e))?;
-                self.own(&shown, || fchownat(dir.as_fd(), name.as_slice(), Some(Uid::from_raw(meta.uid as u32)), Some(Gid::from_raw(meta.gid as u32)), AtFlags::AT_SYMLINK_NOFOLLOW))?;
-                utimensat(dir.as_fd(), name.as_slice(), &meta.mtime, &meta.mtime, UtimensatFlags::NoFollowSymlink).map_err(|e| self.failed(&shown, "utimensat", e))?;
+                symlinkat(target.as_slice(), dir.as_fd(), name.as_slice())
+                    .map_err(|e| self.failed(&shown, "symlinkat", e))?;
+                self.own(&shown, || {
+                    fchownat(
+                        dir.as_fd(),
+                        name.as_slice(),
+                        Some(Uid::from_raw(meta.uid as u32)),
+                        Some(Gid::from_raw(meta.gid as u32)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                })?;
+                utimensat(
+                    dir.as_fd(),
+                    name.as_slice(),
+                    &meta.mtime,
+                    &meta.mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| self.failed(&shown, "utimensat", e))?;
                 Ok(())
             }
             EntryType::Link => {
-                let target = link.ok_or_else(|| self.refuse(&shown, "hardlink without a target"))?;
+                let target =
+                    link.ok_or_else(|| self.refuse(&shown, "hardlink without a target"))?;
                 let tshown = String::from_utf8_lossy(&target).into_owned();
-                let tcomps = components(&target).map_err(|why| self.refuse(&shown, format!("hardlink target `{tshown}`: {why}")))?;
+                let tcomps = components(&target).map_err(|why| {
+                    self.refuse(&shown, format!("hardlink target `{tshown}`: {why}"))
+                })?;
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(self.refuse(&shown, "hardlink to the layer's root"));
                 };
@@ -411,29 +559,76 @@ impl Extractor<'_> {
                 let src = self.parent(tparents, &shown)?;
                 let dir = self.parent(parents, &shown)?;
                 match fstatat(src.as_fd(), tname.as_slice(), AtFlags::AT_SYMLINK_NOFOLLOW) {
-                    Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => return Err(self.refuse(&shown, format!("hardlink to the directory `{tshown}`"))),
+                    Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => {
+                        return Err(
+                            self.refuse(&shown, format!("hardlink to the directory `{tshown}`"))
+                        )
+                    }
                     Ok(_) => {}
-                    Err(Errno::ENOENT) => return Err(self.refuse(&shown, format!("hardlink target `{tshown}` is not in this layer"))),
+                    Err(Errno::ENOENT) => {
+                        return Err(self.refuse(
+                            &shown,
+                            format!("hardlink target `{tshown}` is not in this layer"),
+                        ))
+                    }
                     Err(e) => return Err(self.failed(&shown, "fstatat", e)),
                 }
                 self.clear(dir.as_fd(), name, false, &shown)?;
-                linkat(src.as_fd(), tname.as_slice(), dir.as_fd(), name.as_slice(), AtFlags::empty()).map_err(|e| self.failed(&shown, "linkat", e))?;
+                linkat(
+                    src.as_fd(),
+                    tname.as_slice(),
+                    dir.as_fd(),
+                    name.as_slice(),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| self.failed(&shown, "linkat", e))?;
                 self.cached = Some((parents.to_vec(), dir));
                 return Ok(());
             }
             EntryType::Fifo => {
                 self.clear(dir.as_fd(), name, false, &shown)?;
                 let mode = self.strip_setid(meta.mode, &shown);
-                mknodat(dir.as_fd(), name.as_slice(), SFlag::S_IFIFO, Mode::from_bits_truncate(0o600), 0).map_err(|e| self.failed(&shown, "mknodat", e))?;
-                self.own(&shown, || fchownat(dir.as_fd(), name.as_slice(), Some(Uid::from_raw(meta.uid as u32)), Some(Gid::from_raw(meta.gid as u32)), AtFlags::AT_SYMLINK_NOFOLLOW))?;
-                nix::sys::stat::fchmodat(dir.as_fd(), name.as_slice(), Mode::from_bits_truncate(mode), nix::sys::stat::FchmodatFlags::NoFollowSymlink)
-                    .map_err(|e| self.failed(&shown, "fchmodat", e))?;
-                utimensat(dir.as_fd(), name.as_slice(), &meta.mtime, &meta.mtime, UtimensatFlags::NoFollowSymlink).map_err(|e| self.failed(&shown, "utimensat", e))?;
+                mknodat(
+                    dir.as_fd(),
+                    name.as_slice(),
+                    SFlag::S_IFIFO,
+                    Mode::from_bits_truncate(0o600),
+                    0,
+                )
+                .map_err(|e| self.failed(&shown, "mknodat", e))?;
+                self.own(&shown, || {
+                    fchownat(
+                        dir.as_fd(),
+                        name.as_slice(),
+                        Some(Uid::from_raw(meta.uid as u32)),
+                        Some(Gid::from_raw(meta.gid as u32)),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                })?;
+                nix::sys::stat::fchmodat(
+                    dir.as_fd(),
+                    name.as_slice(),
+                    Mode::from_bits_truncate(mode),
+                    nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| self.failed(&shown, "fchmodat", e))?;
+                utimensat(
+                    dir.as_fd(),
+                    name.as_slice(),
+                    &meta.mtime,
+                    &meta.mtime,
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| self.failed(&shown, "utimensat", e))?;
                 Ok(())
             }
             EntryType::Char | EntryType::Block => {
                 let what = if kind == EntryType::Char { 'c' } else { 'b' };
-                self.notes.devices.add(&format!("{shown} ({what} {}:{})", device_major.unwrap_or(0), device_minor.unwrap_or(0)));
+                self.notes.devices.add(&format!(
+                    "{shown} ({what} {}:{})",
+                    device_major.unwrap_or(0),
+                    device_minor.unwrap_or(0)
+                ));
                 Ok(())
             }
             other => Err(self.refuse(&shown, format!("unsupported entry type {other:?}"))),
@@ -459,27 +654,55 @@ impl Extractor<'_> {
         }
     }
 
-    fn file<R: Read>(&mut self, dir: BorrowedFd, name: &[u8], entry: &mut tar::Entry<'_, R>, meta: Meta, xattrs: &[(String, Vec<u8>)], shown: &str) -> Result<(), ImageError> {
+    fn file<R: Read>(
+        &mut self,
+        dir: BorrowedFd,
+        name: &[u8],
+        entry: &mut tar::Entry<'_, R>,
+        meta: Meta,
+        xattrs: &[(String, Vec<u8>)],
+        shown: &str,
+    ) -> Result<(), ImageError> {
         self.clear(dir, name, false, shown)?;
-        let fd = openat(dir, name, OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::from_bits_truncate(0o600))
-            .map_err(|e| self.failed(shown, "openat", e))?;
-        let mut file = unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
+        let fd = openat(
+            dir,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| self.failed(shown, "openat", e))?;
+        let mut file =
+            unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
         let size = entry.size();
         self.guard.in_body.set(true);
         let copied = io::copy(entry, &mut file);
         self.guard.in_body.set(false);
-        let copied = copied.map_err(|e| ImageError::Layer { blob: self.blob.to_owned(), why: format!("tar entry `{shown}`: reading its data: {e}") })?;
+        let copied = copied.map_err(|e| ImageError::Layer {
+            blob: self.blob.to_owned(),
+            why: format!("tar entry `{shown}`: reading its data: {e}"),
+        })?;
         if copied != size {
-            return Err(ImageError::Layer { blob: self.blob.to_owned(), why: format!("tar entry `{shown}` is truncated: {copied} of {size} bytes") });
+            return Err(ImageError::Layer {
+                blob: self.blob.to_owned(),
+                why: format!("tar entry `{shown}` is truncated: {copied} of {size} bytes"),
+            });
         }
         let mode = self.strip_setid(meta.mode, shown);
-        self.own(shown, || fchown(&file, Some(Uid::from_raw(meta.uid as u32)), Some(Gid::from_raw(meta.gid as u32))))?;
-        fchmod(&file, Mode::from_bits_truncate(mode)).map_err(|e| self.failed(shown, "fchmod", e))?;
+        self.own(shown, || {
+            fchown(
+                &file,
+                Some(Uid::from_raw(meta.uid as u32)),
+                Some(Gid::from_raw(meta.gid as u32)),
+            )
+        })?;
+        fchmod(&file, Mode::from_bits_truncate(mode))
+            .map_err(|e| self.failed(shown, "fchmod", e))?;
         for (key, value) in xattrs {
             // user.* only: trusted.overlay.* would steer overlayfs, security.capability would
             // hand out file capabilities as setuid does, security.selinux labels are the host's.
             if key.starts_with("user.") && !key.starts_with("user.overlay.") {
-                set_xattr(file.as_fd(), key, value).map_err(|e| self.failed(shown, "fsetxattr", e))?;
+                set_xattr(file.as_fd(), key, value)
+                    .map_err(|e| self.failed(shown, "fsetxattr", e))?;
             } else {
                 self.notes.xattrs.add(&format!("{key} on {shown}"));
             }
@@ -488,12 +711,18 @@ impl Extractor<'_> {
         Ok(())
     }
 
-    fn whiteout(&mut self, name: &[u8], parents: &[Vec<u8>], shown: &str) -> Result<(), ImageError> {
+    fn whiteout(
+        &mut self,
+        name: &[u8],
+        parents: &[Vec<u8>],
+        shown: &str,
+    ) -> Result<(), ImageError> {
         let dir = self.parent(parents, shown)?;
         if name == OPAQUE {
             let mut set = false;
             if self.chown {
-                set_xattr(dir.as_fd(), "trusted.overlay.opaque", b"y").map_err(|e| self.failed(shown, "setxattr trusted.overlay.opaque", e))?;
+                set_xattr(dir.as_fd(), "trusted.overlay.opaque", b"y")
+                    .map_err(|e| self.failed(shown, "setxattr trusted.overlay.opaque", e))?;
                 set = true;
             }
             match set_xattr(dir.as_fd(), "user.overlay.opaque", b"y") {
@@ -509,7 +738,8 @@ impl Extractor<'_> {
                 return Err(self.refuse(shown, "whiteout of an invalid name"));
             }
             self.clear(dir.as_fd(), target, false, shown)?;
-            mknodat(dir.as_fd(), target, SFlag::S_IFCHR, Mode::empty(), 0).map_err(|e| self.failed(shown, "mknodat (whiteout)", e))?;
+            mknodat(dir.as_fd(), target, SFlag::S_IFCHR, Mode::empty(), 0)
+                .map_err(|e| self.failed(shown, "mknodat (whiteout)", e))?;
         }
         self.cached = Some((parents.to_vec(), dir));
         Ok(())
@@ -521,15 +751,28 @@ impl Extractor<'_> {
         let mut dirs: Vec<_> = self.dirs.drain().collect();
         dirs.sort_by_key(|d| std::cmp::Reverse(d.0.len()));
         if !dirs.iter().any(|(p, _)| p.is_empty()) {
-            fchmod(&self.root, Mode::from_bits_truncate(0o755)).map_err(|e| self.failed(".", "fchmod", e))?;
+            fchmod(&self.root, Mode::from_bits_truncate(0o755))
+                .map_err(|e| self.failed(".", "fchmod", e))?;
         }
         for (comps, meta) in dirs {
-            let shown = if comps.is_empty() { ".".to_owned() } else { show(&comps) };
+            let shown = if comps.is_empty() {
+                ".".to_owned()
+            } else {
+                show(&comps)
+            };
             let fd = if comps.is_empty() {
-                self.root.try_clone().map_err(|e| self.failed(&shown, "dup", Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?
+                self.root.try_clone().map_err(|e| {
+                    self.failed(
+                        &shown,
+                        "dup",
+                        Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+                    )
+                })?
             } else {
                 let (name, parents) = comps.split_last().unwrap();
-                let Ok(parent) = self.walk_existing(parents) else { continue };
+                let Ok(parent) = self.walk_existing(parents) else {
+                    continue;
+                };
                 match open_dir_at(parent.as_fd(), name) {
                     Ok(fd) => fd,
                     Err(_) => continue, // replaced by a later entry
@@ -537,9 +780,17 @@ impl Extractor<'_> {
             };
             // Setuid means nothing on a directory; setgid (group inheritance) is kept.
             let mode = meta.mode & !0o4000;
-            self.own(&shown, || fchown(&fd, Some(Uid::from_raw(meta.uid as u32)), Some(Gid::from_raw(meta.gid as u32))))?;
-            fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(|e| self.failed(&shown, "fchmod", e))?;
-            futimens(&fd, &meta.mtime, &meta.mtime).map_err(|e| self.failed(&shown, "futimens", e))?;
+            self.own(&shown, || {
+                fchown(
+                    &fd,
+                    Some(Uid::from_raw(meta.uid as u32)),
+                    Some(Gid::from_raw(meta.gid as u32)),
+                )
+            })?;
+            fchmod(&fd, Mode::from_bits_truncate(mode))
+                .map_err(|e| self.failed(&shown, "fchmod", e))?;
+            futimens(&fd, &meta.mtime, &meta.mtime)
+                .map_err(|e| self.failed(&shown, "futimens", e))?;
         }
         Ok(())
     }
@@ -559,7 +810,10 @@ mod tests {
 
     #[test]
     fn images_layer_components_refuse_escapes() {
-        assert_eq!(components(b"./a//b/").unwrap(), vec![b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            components(b"./a//b/").unwrap(),
+            vec![b"a".to_vec(), b"b".to_vec()]
+        );
         assert!(components(b"./").unwrap().is_empty());
         assert!(components(b"../x").is_err());
         assert!(components(b"a/../../x").is_err());
@@ -575,10 +829,20 @@ mod tests {
         dir
     }
 
-    fn append(b: &mut tar::Builder<Vec<u8>>, path: &str, kind: EntryType, data: &[u8], link: Option<&str>) {
+    fn append(
+        b: &mut tar::Builder<Vec<u8>>,
+        path: &str,
+        kind: EntryType,
+        data: &[u8],
+        link: Option<&str>,
+    ) {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(kind);
-        h.set_mode(if kind == EntryType::Directory { 0o755 } else { 0o644 });
+        h.set_mode(if kind == EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
         h.set_size(data.len() as u64);
         h.set_mtime(1_000_000_000);
         if let Some(l) = link {
@@ -603,14 +867,29 @@ mod tests {
         assert!(gone.file_type().is_char_device());
         assert_eq!(gone.rdev(), 0);
         assert!(!dir.join("etc/.wh.gone").exists() && !dir.join("opq/.wh..wh..opq").exists());
-        let xattr = if nix::unistd::geteuid().is_root() { "trusted.overlay.opaque" } else { "user.overlay.opaque" };
+        let xattr = if nix::unistd::geteuid().is_root() {
+            "trusted.overlay.opaque"
+        } else {
+            "user.overlay.opaque"
+        };
         let name = std::ffi::CString::new(xattr).unwrap();
-        let path = std::ffi::CString::new(dir.join("opq").into_os_string().into_encoded_bytes()).unwrap();
+        let path =
+            std::ffi::CString::new(dir.join("opq").into_os_string().into_encoded_bytes()).unwrap();
         let mut value = [0u8; 4];
-        let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), value.as_mut_ptr().cast(), value.len()) };
+        let n = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
         assert_eq!(n, 1, "{xattr} on opq/");
         assert_eq!(value[0], b'y');
-        assert_eq!(std::fs::metadata(dir.join("etc/hard")).unwrap().ino(), std::fs::metadata(dir.join("opq/new")).unwrap().ino());
+        assert_eq!(
+            std::fs::metadata(dir.join("etc/hard")).unwrap().ino(),
+            std::fs::metadata(dir.join("opq/new")).unwrap().ino()
+        );
         remove_tree(&dir).unwrap();
     }
 
@@ -619,11 +898,20 @@ mod tests {
         let dir = scratch("symlink");
         let outside = scratch("symlink-outside");
         let mut b = tar::Builder::new(Vec::new());
-        append(&mut b, "l", EntryType::Symlink, b"", Some(outside.to_str().unwrap()));
+        append(
+            &mut b,
+            "l",
+            EntryType::Symlink,
+            b"",
+            Some(outside.to_str().unwrap()),
+        );
         append(&mut b, "l/evil", EntryType::Regular, b"pwned", None);
         let tar = b.into_inner().unwrap();
         let e = extract(&tar[..], &dir, "t").unwrap_err().to_string();
-        assert!(e.contains("tar entry `l/evil`: its parent `l` is a symlink"), "{e}");
+        assert!(
+            e.contains("tar entry `l/evil`: its parent `l` is a symlink"),
+            "{e}"
+        );
         assert!(!outside.join("evil").exists());
         remove_tree(&dir).unwrap();
         remove_tree(&outside).unwrap();
@@ -631,7 +919,10 @@ mod tests {
 
     #[test]
     fn images_layer_pax_time() {
-        assert_eq!(pax_time(b"1700000000.5"), Some(TimeSpec::new(1_700_000_000, 500_000_000)));
+        assert_eq!(
+            pax_time(b"1700000000.5"),
+            Some(TimeSpec::new(1_700_000_000, 500_000_000))
+        );
         assert_eq!(pax_time(b"12"), Some(TimeSpec::new(12, 0)));
         assert_eq!(pax_time(b"x"), None);
     }

@@ -38,30 +38,63 @@ pub use store::{Image, LayerInfo, LoadReport, Progress, Removed, Store};
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
     #[error("open `{}`: {source}", path.display())]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("read `{}`: {source}", path.display())]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("write `{}`: {source}", path.display())]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("mkdir `{}`: {source}", path.display())]
-    Mkdir { path: PathBuf, source: std::io::Error },
+    Mkdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("rename `{}` to `{}`: {source}", from.display(), to.display())]
-    Rename { from: PathBuf, to: PathBuf, source: std::io::Error },
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        source: std::io::Error,
+    },
     #[error("remove `{}`: {source}", path.display())]
-    Remove { path: PathBuf, source: std::io::Error },
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("lock `{}`: {source}", path.display())]
-    Lock { path: PathBuf, source: std::io::Error },
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A failure while loading `archive`: the archive is named once, here.
     #[error("`{}`: {source}", archive.display())]
-    In { archive: PathBuf, source: Box<ImageError> },
+    In {
+        archive: PathBuf,
+        source: Box<ImageError>,
+    },
     #[error("not an image archive: {why}")]
     NotAnImage { why: String },
     #[error("reading the tar archive: {source}")]
     Archive { source: std::io::Error },
     #[error("tar entry `{entry}` claims {size} bytes at offset {offset}, past the end of the archive ({len} bytes): truncated")]
-    Truncated { entry: String, offset: u64, size: u64, len: u64 },
+    Truncated {
+        entry: String,
+        offset: u64,
+        size: u64,
+        len: u64,
+    },
     #[error("`{file}`: invalid JSON: {source}")]
-    Json { file: String, source: serde_json::Error },
+    Json {
+        file: String,
+        source: serde_json::Error,
+    },
     #[error("`{file}`: {why}")]
     Malformed { file: String, why: String },
     #[error("`{file}` is larger than {limit} bytes")]
@@ -69,28 +102,59 @@ pub enum ImageError {
     #[error("`{file}`: {what} is not supported")]
     Unsupported { file: String, what: String },
     #[error("`{file}`: no image for this host's platform {wanted} (the index has: {available})")]
-    Platform { file: String, wanted: String, available: String },
+    Platform {
+        file: String,
+        wanted: String,
+        available: String,
+    },
     #[error("blob `{blob}` is missing from the archive")]
     MissingBlob { blob: String },
     #[error("blob `{blob}`: its sha256 is {actual}, expected {expected} (the archive is corrupt or was tampered with)")]
-    Digest { blob: String, expected: Digest, actual: Digest },
+    Digest {
+        blob: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("blob `{blob}` is {actual} bytes, its descriptor says {expected}")]
-    Size { blob: String, expected: u64, actual: u64 },
+    Size {
+        blob: String,
+        expected: u64,
+        actual: u64,
+    },
     #[error("layer `{blob}`: its uncompressed content has sha256 {actual}, the image config says {expected}")]
-    DiffId { blob: String, expected: Digest, actual: Digest },
+    DiffId {
+        blob: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error("layer `{blob}`: {why}")]
     Layer { blob: String, why: String },
     /// A tar entry refused as hostile or impossible to apply safely.
     #[error("layer `{blob}`: tar entry `{entry}`: {why}")]
-    Entry { blob: String, entry: String, why: String },
+    Entry {
+        blob: String,
+        entry: String,
+        why: String,
+    },
     #[error("layer `{blob}`: tar entry `{entry}`: {step}: {errno}")]
-    Extract { blob: String, entry: String, step: &'static str, errno: nix::errno::Errno },
+    Extract {
+        blob: String,
+        entry: String,
+        step: &'static str,
+        errno: nix::errno::Errno,
+    },
     #[error("no such image: `{reference}` (store `{}`)", store.display())]
     NotFound { reference: String, store: PathBuf },
     #[error("`{reference}` matches several images: {}", matches.join(", "))]
-    Ambiguous { reference: String, matches: Vec<String> },
+    Ambiguous {
+        reference: String,
+        matches: Vec<String>,
+    },
     #[error("image reference `{reference}` {why}")]
-    BadReference { reference: String, why: &'static str },
+    BadReference {
+        reference: String,
+        why: &'static str,
+    },
 }
 
 /// The platform names this process's images must be built for (GOARCH spelling).

@@ -27,10 +27,15 @@ pub fn normalize(name: &str) -> Result<String, &'static str> {
     if repo.starts_with('/') || repo.ends_with('/') || repo.contains("//") {
         return Err("has an empty path component");
     }
-    let repo = ["docker.io/library/", "index.docker.io/library/", "docker.io/", "index.docker.io/"]
-        .iter()
-        .find_map(|p| repo.strip_prefix(p))
-        .unwrap_or(repo);
+    let repo = [
+        "docker.io/library/",
+        "index.docker.io/library/",
+        "docker.io/",
+        "index.docker.io/",
+    ]
+    .iter()
+    .find_map(|p| repo.strip_prefix(p))
+    .unwrap_or(repo);
     if repo.is_empty() {
         return Err("has an empty repository");
     }
@@ -45,10 +50,19 @@ mod tests {
     fn images_reference_short_forms() {
         assert_eq!(normalize("alpine").unwrap(), "alpine:latest");
         assert_eq!(normalize("alpine:3.20").unwrap(), "alpine:3.20");
-        assert_eq!(normalize("docker.io/library/alpine:3.20").unwrap(), "alpine:3.20");
+        assert_eq!(
+            normalize("docker.io/library/alpine:3.20").unwrap(),
+            "alpine:3.20"
+        );
         assert_eq!(normalize("docker.io/test/two:v1").unwrap(), "test/two:v1");
-        assert_eq!(normalize("localhost:5000/x").unwrap(), "localhost:5000/x:latest");
-        assert_eq!(normalize("localhost:5000/x:1").unwrap(), "localhost:5000/x:1");
+        assert_eq!(
+            normalize("localhost:5000/x").unwrap(),
+            "localhost:5000/x:latest"
+        );
+        assert_eq!(
+            normalize("localhost:5000/x:1").unwrap(),
+            "localhost:5000/x:1"
+        );
         assert!(normalize("").is_err());
         assert!(normalize("a b").is_err());
         assert!(normalize("x:").is_err());

@@ -110,25 +110,41 @@ pub struct Store {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn io_read(path: &Path) -> impl FnOnce(io::Error) -> ImageError + '_ {
-    move |source| ImageError::Read { path: path.to_owned(), source }
+    move |source| ImageError::Read {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Writes `bytes` to a temporary sibling and renames it over `path`.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ImageError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|source| ImageError::Write { path: tmp.clone(), source })?;
-    std::fs::rename(&tmp, path).map_err(|source| ImageError::Rename { from: tmp, to: path.to_owned(), source })
+    std::fs::write(&tmp, bytes).map_err(|source| ImageError::Write {
+        path: tmp.clone(),
+        source,
+    })?;
+    std::fs::rename(&tmp, path).map_err(|source| ImageError::Rename {
+        from: tmp,
+        to: path.to_owned(),
+        source,
+    })
 }
 
 impl Store {
     /// A store rooted at `root` (made absolute). Nothing is touched until it is used.
     pub fn new(root: impl AsRef<Path>) -> Result<Store, ImageError> {
         let root = root.as_ref();
-        let root = std::path::absolute(root).map_err(|source| ImageError::Open { path: root.to_owned(), source })?;
+        let root = std::path::absolute(root).map_err(|source| ImageError::Open {
+            path: root.to_owned(),
+            source,
+        })?;
         Ok(Store { root })
     }
 
@@ -145,7 +161,9 @@ impl Store {
     }
 
     fn record_file(&self, id: &Digest) -> PathBuf {
-        self.root.join("images/sha256").join(format!("{}.json", id.hex()))
+        self.root
+            .join("images/sha256")
+            .join(format!("{}.json", id.hex()))
     }
 
     fn blob_file(&self, digest: &Digest) -> PathBuf {
@@ -158,7 +176,9 @@ impl Store {
     }
 
     fn layer_meta_file(&self, diff_id: &Digest) -> PathBuf {
-        self.root.join("layers/sha256").join(format!("{}.json", diff_id.hex()))
+        self.root
+            .join("layers/sha256")
+            .join(format!("{}.json", diff_id.hex()))
     }
 
     fn init(&self) -> Result<(), ImageError> {
@@ -166,7 +186,8 @@ impl Store {
         b.recursive(true).mode(0o700);
         for sub in ["", "tmp", "images/sha256", "blobs/sha256", "layers/sha256"] {
             let dir = self.root.join(sub);
-            b.create(&dir).map_err(|source| ImageError::Mkdir { path: dir, source })?;
+            b.create(&dir)
+                .map_err(|source| ImageError::Mkdir { path: dir, source })?;
         }
         Ok(())
     }
@@ -178,8 +199,12 @@ impl Store {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|source| ImageError::Lock { path: path.clone(), source })?;
-        file.lock().map_err(|source| ImageError::Lock { path, source })?;
+            .map_err(|source| ImageError::Lock {
+                path: path.clone(),
+                source,
+            })?;
+        file.lock()
+            .map_err(|source| ImageError::Lock { path, source })?;
         Ok(file)
     }
 
@@ -201,20 +226,29 @@ impl Store {
     fn read_names(&self) -> Result<Names, ImageError> {
         let path = self.names_file();
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| ImageError::Json { file: path.display().to_string(), source }),
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+                file: path.display().to_string(),
+                source,
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Names::default()),
             Err(source) => Err(ImageError::Read { path, source }),
         }
     }
 
     fn write_names(&self, names: &Names) -> Result<(), ImageError> {
-        write_atomic(&self.names_file(), &serde_json::to_vec_pretty(names).expect("names serialize"))
+        write_atomic(
+            &self.names_file(),
+            &serde_json::to_vec_pretty(names).expect("names serialize"),
+        )
     }
 
     fn read_record(&self, id: &Digest) -> Result<Record, ImageError> {
         let path = self.record_file(id);
         let bytes = std::fs::read(&path).map_err(io_read(&path))?;
-        serde_json::from_slice(&bytes).map_err(|source| ImageError::Json { file: path.display().to_string(), source })
+        serde_json::from_slice(&bytes).map_err(|source| ImageError::Json {
+            file: path.display().to_string(),
+            source,
+        })
     }
 
     /// Every image id with a record.
@@ -248,10 +282,19 @@ impl Store {
                 .ok()
                 .and_then(|b| serde_json::from_slice::<LayerMeta>(&b).ok())
                 .map_or(0, |m| m.size);
-            layers.push(LayerInfo { diff_id: diff.clone(), dir: self.layer_dir(&diff_id), size });
+            layers.push(LayerInfo {
+                diff_id: diff.clone(),
+                dir: self.layer_dir(&diff_id),
+                size,
+            });
         }
         let id_text = id.to_string();
-        let mut image_names: Vec<String> = names.names.iter().filter(|(_, v)| **v == id_text).map(|(k, _)| k.clone()).collect();
+        let mut image_names: Vec<String> = names
+            .names
+            .iter()
+            .filter(|(_, v)| **v == id_text)
+            .map(|(k, _)| k.clone())
+            .collect();
         image_names.sort();
         Ok(Image {
             id: id_text,
@@ -271,7 +314,12 @@ impl Store {
         for id in self.ids()? {
             out.push(self.image(&id, &names)?);
         }
-        out.sort_by(|a, b| b.loaded.cmp(&a.loaded).then_with(|| a.names.cmp(&b.names)).then_with(|| a.id.cmp(&b.id)));
+        out.sort_by(|a, b| {
+            b.loaded
+                .cmp(&a.loaded)
+                .then_with(|| a.names.cmp(&b.names))
+                .then_with(|| a.id.cmp(&b.id))
+        });
         Ok(out)
     }
 
@@ -284,20 +332,34 @@ impl Store {
     }
 
     /// The id `reference` names, and the name it matched (None when it matched an id).
-    fn resolve(&self, reference: &str, names: &Names) -> Result<(Digest, Option<String>), ImageError> {
-        let not_found = || ImageError::NotFound { reference: reference.to_owned(), store: self.root.clone() };
-        let bad = |why| ImageError::BadReference { reference: reference.to_owned(), why };
+    fn resolve(
+        &self,
+        reference: &str,
+        names: &Names,
+    ) -> Result<(Digest, Option<String>), ImageError> {
+        let not_found = || ImageError::NotFound {
+            reference: reference.to_owned(),
+            store: self.root.clone(),
+        };
+        let bad = |why| ImageError::BadReference {
+            reference: reference.to_owned(),
+            why,
+        };
         if reference.is_empty() {
             return Err(bad("is empty"));
         }
         let normalized = reference::normalize(reference);
         if let Ok(name) = &normalized {
             if let Some(id) = names.names.get(name) {
-                let id = Digest::parse(id).ok_or_else(|| ImageError::Malformed { file: self.names_file().display().to_string(), why: format!("{name:?} maps to {id:?}") })?;
+                let id = Digest::parse(id).ok_or_else(|| ImageError::Malformed {
+                    file: self.names_file().display().to_string(),
+                    why: format!("{name:?} maps to {id:?}"),
+                })?;
                 return Ok((id, Some(name.clone())));
             }
             if let Some((_, digest)) = name.split_once('@') {
-                let digest = Digest::parse(digest).ok_or_else(|| bad("has a digest that is not sha256:<64 hex digits>"))?;
+                let digest = Digest::parse(digest)
+                    .ok_or_else(|| bad("has a digest that is not sha256:<64 hex digits>"))?;
                 for id in self.ids()? {
                     let record = self.read_record(&id)?;
                     if id == digest || record.manifest.as_deref() == Some(&digest.to_string()) {
@@ -308,12 +370,22 @@ impl Store {
             }
         }
         let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
-        if hex.len() >= 4 && hex.len() <= 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            let matches: Vec<Digest> = self.ids()?.into_iter().filter(|id| id.hex().starts_with(hex)).collect();
+        if hex.len() >= 4
+            && hex.len() <= 64
+            && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            let matches: Vec<Digest> = self
+                .ids()?
+                .into_iter()
+                .filter(|id| id.hex().starts_with(hex))
+                .collect();
             return match matches.len() {
                 0 => Err(not_found()),
                 1 => Ok((matches.into_iter().next().unwrap(), None)),
-                _ => Err(ImageError::Ambiguous { reference: reference.to_owned(), matches: matches.iter().map(|d| d.to_string()).collect() }),
+                _ => Err(ImageError::Ambiguous {
+                    reference: reference.to_owned(),
+                    matches: matches.iter().map(|d| d.to_string()).collect(),
+                }),
             };
         }
         match normalized {
@@ -323,11 +395,20 @@ impl Store {
     }
 
     /// Loads every image of the archive or layout at `path`.
-    pub fn load(&self, path: &Path, progress: &mut dyn FnMut(&Progress)) -> Result<LoadReport, ImageError> {
+    pub fn load(
+        &self,
+        path: &Path,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<LoadReport, ImageError> {
         self.init()?;
         let _lock = self.lock()?;
         self.clear_tmp()?;
-        let result = self.load_locked(path, progress).map_err(|e| ImageError::In { archive: path.to_owned(), source: Box::new(e) });
+        let result = self
+            .load_locked(path, progress)
+            .map_err(|e| ImageError::In {
+                archive: path.to_owned(),
+                source: Box::new(e),
+            });
         if result.is_err() {
             // All or nothing: layers this load added for images it did not commit go again.
             let _ = self.gc();
@@ -338,14 +419,27 @@ impl Store {
         Ok(report)
     }
 
-    fn load_locked(&self, path: &Path, progress: &mut dyn FnMut(&Progress)) -> Result<LoadReport, ImageError> {
+    fn load_locked(
+        &self,
+        path: &Path,
+        progress: &mut dyn FnMut(&Progress),
+    ) -> Result<LoadReport, ImageError> {
         let source = Source::open(path, &self.tmp().join("archive.tar"))?;
         let (plans, mut notes) = archive::read_images(&source)?;
         for plan in &plans {
             let c = &plan.parsed.config;
             if c.os != "linux" || c.architecture != super::host_arch() {
-                let name = plan.names.first().cloned().unwrap_or_else(|| plan.id.to_string());
-                notes.push(format!("{name} is built for {}/{}, this host is linux/{}", c.os, c.architecture, super::host_arch()));
+                let name = plan
+                    .names
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| plan.id.to_string());
+                notes.push(format!(
+                    "{name} is built for {}/{}, this host is linux/{}",
+                    c.os,
+                    c.architecture,
+                    super::host_arch()
+                ));
             }
         }
         // Every blob is located before anything is written: a missing one fails the load early.
@@ -354,7 +448,11 @@ impl Store {
             let (_, size) = source.open_blob(&layer.name)?;
             if let Some(expected) = layer.size {
                 if expected != size {
-                    return Err(ImageError::Size { blob: layer.name.clone(), expected, actual: size });
+                    return Err(ImageError::Size {
+                        blob: layer.name.clone(),
+                        expected,
+                        actual: size,
+                    });
                 }
             }
             sizes.push(size);
@@ -367,7 +465,17 @@ impl Store {
                 let size = sizes[index as usize];
                 let exists = self.layer_dir(&layer.diff_id).is_dir();
                 let mut report = |state: &'static str, bytes: u64| {
-                    progress(&Progress { state, reused: exists, layer: index, layers, diff_id: layer.diff_id.to_string(), bytes, size, done: done + bytes, total })
+                    progress(&Progress {
+                        state,
+                        reused: exists,
+                        layer: index,
+                        layers,
+                        diff_id: layer.diff_id.to_string(),
+                        bytes,
+                        size,
+                        done: done + bytes,
+                        total,
+                    })
                 };
                 let state = if exists { "verifying" } else { "extracting" };
                 report(state, 0);
@@ -377,7 +485,11 @@ impl Store {
                     reused += 1;
                 } else {
                     let layer_notes = self.add_layer(&source, layer, &mut tick)?;
-                    notes.extend(layer_notes.into_iter().map(|n| format!("layer {}: {n}", layer.diff_id)));
+                    notes.extend(
+                        layer_notes
+                            .into_iter()
+                            .map(|n| format!("layer {}: {n}", layer.diff_id)),
+                    );
                     added += 1;
                 }
                 report("done", size);
@@ -390,14 +502,33 @@ impl Store {
             self.commit(plan, &mut names)?;
         }
         self.write_names(&names)?;
-        let images = plans.iter().map(|p| self.image(&p.id, &names)).collect::<Result<Vec<_>, _>>()?;
-        Ok(LoadReport { images, layers_added: added, layers_reused: reused, notes })
+        let images = plans
+            .iter()
+            .map(|p| self.image(&p.id, &names))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(LoadReport {
+            images,
+            layers_added: added,
+            layers_reused: reused,
+            notes,
+        })
     }
 
     /// Extracts a new layer into tmp/, checks it, then moves it into place.
-    fn add_layer(&self, source: &Source, layer: &LayerBlob, tick: &mut dyn FnMut(u64)) -> Result<Vec<String>, ImageError> {
+    fn add_layer(
+        &self,
+        source: &Source,
+        layer: &LayerBlob,
+        tick: &mut dyn FnMut(u64),
+    ) -> Result<Vec<String>, ImageError> {
         let tmp = self.tmp().join(format!("layer-{}", layer.diff_id.hex()));
-        std::fs::DirBuilder::new().mode(0o700).create(&tmp).map_err(|source| ImageError::Mkdir { path: tmp.clone(), source })?;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&tmp)
+            .map_err(|source| ImageError::Mkdir {
+                path: tmp.clone(),
+                source,
+            })?;
         let (notes, size) = match self.read_layer(source, layer, Some(&tmp), tick) {
             Ok((notes, size)) => (notes.unwrap_or_default(), size),
             Err(e) => {
@@ -406,10 +537,21 @@ impl Store {
             }
         };
         let dir = self.layer_dir(&layer.diff_id);
-        std::fs::rename(&tmp, &dir).map_err(|source| ImageError::Rename { from: tmp, to: dir, source })?;
+        std::fs::rename(&tmp, &dir).map_err(|source| ImageError::Rename {
+            from: tmp,
+            to: dir,
+            source,
+        })?;
         let described = notes.describe();
-        let meta = LayerMeta { diff_id: layer.diff_id.to_string(), size, notes: described.clone() };
-        write_atomic(&self.layer_meta_file(&layer.diff_id), &serde_json::to_vec_pretty(&meta).expect("layer meta serialize"))?;
+        let meta = LayerMeta {
+            diff_id: layer.diff_id.to_string(),
+            size,
+            notes: described.clone(),
+        };
+        write_atomic(
+            &self.layer_meta_file(&layer.diff_id),
+            &serde_json::to_vec_pretty(&meta).expect("layer meta serialize"),
+        )?;
         Ok(described)
     }
 
@@ -417,21 +559,38 @@ impl Store {
     /// `into`, or when the archive gives no blob digest) its diff_id. After any failure the
     /// rest of the blob is still hashed, so that corruption is reported as such.
     /// Returns the extraction notes and the uncompressed size.
-    fn read_layer(&self, source: &Source, layer: &LayerBlob, into: Option<&Path>, tick: &mut dyn FnMut(u64)) -> Result<(Option<Notes>, u64), ImageError> {
+    fn read_layer(
+        &self,
+        source: &Source,
+        layer: &LayerBlob,
+        into: Option<&Path>,
+        tick: &mut dyn FnMut(u64),
+    ) -> Result<(Option<Notes>, u64), ImageError> {
         let (blob, size) = source.open_blob(&layer.name)?;
         let mut raw = HashingReader::new(ProgressReader::new(blob, PROGRESS_STEP, tick));
         let check_raw = |actual: Digest, bytes: u64| -> Result<(), ImageError> {
             if let Some(expected) = &layer.digest {
                 if &actual != expected {
-                    return Err(ImageError::Digest { blob: layer.name.clone(), expected: expected.clone(), actual });
+                    return Err(ImageError::Digest {
+                        blob: layer.name.clone(),
+                        expected: expected.clone(),
+                        actual,
+                    });
                 }
             }
             if bytes != size {
-                return Err(ImageError::Size { blob: layer.name.clone(), expected: size, actual: bytes });
+                return Err(ImageError::Size {
+                    blob: layer.name.clone(),
+                    expected: size,
+                    actual: bytes,
+                });
             }
             Ok(())
         };
-        let broken = |e: io::Error| ImageError::Layer { blob: layer.name.clone(), why: format!("reading: {e}") };
+        let broken = |e: io::Error| ImageError::Layer {
+            blob: layer.name.clone(),
+            why: format!("reading: {e}"),
+        };
         if into.is_none() && layer.digest.is_some() {
             raw.drain().map_err(broken)?;
             let (_, digest, bytes) = raw.into_parts();
@@ -461,10 +620,17 @@ impl Store {
         let (_, digest, bytes) = buffered.into_inner().into_parts();
         check_raw(digest, bytes)?;
         let notes = extracted?;
-        drained.map_err(|e| ImageError::Layer { blob: layer.name.clone(), why: format!("{compression:?} stream: {e}") })?;
+        drained.map_err(|e| ImageError::Layer {
+            blob: layer.name.clone(),
+            why: format!("{compression:?} stream: {e}"),
+        })?;
         rest.map_err(broken)?;
         if diff != layer.diff_id {
-            return Err(ImageError::DiffId { blob: layer.name.clone(), expected: layer.diff_id.clone(), actual: diff });
+            return Err(ImageError::DiffId {
+                blob: layer.name.clone(),
+                expected: layer.diff_id.clone(),
+                actual: diff,
+            });
         }
         Ok((notes, plain_bytes))
     }
@@ -487,7 +653,10 @@ impl Store {
             layers: plan.parsed.diff_ids.iter().map(|d| d.to_string()).collect(),
             loaded: now(),
         };
-        write_atomic(&self.record_file(&plan.id), &serde_json::to_vec_pretty(&record).expect("record serialize"))?;
+        write_atomic(
+            &self.record_file(&plan.id),
+            &serde_json::to_vec_pretty(&record).expect("record serialize"),
+        )?;
         for name in &plan.names {
             names.names.insert(name.clone(), plan.id.to_string());
         }
@@ -498,20 +667,32 @@ impl Store {
     /// Then layers and blobs no image uses are deleted.
     pub fn remove(&self, reference: &str) -> Result<Removed, ImageError> {
         if !self.root.join("names.json").exists() && !self.root.join("images").exists() {
-            return Err(ImageError::NotFound { reference: reference.to_owned(), store: self.root.clone() });
+            return Err(ImageError::NotFound {
+                reference: reference.to_owned(),
+                store: self.root.clone(),
+            });
         }
         let _lock = self.lock()?;
         let mut names = self.read_names()?;
         let (id, by_name) = self.resolve(reference, &names)?;
         let id_text = id.to_string();
-        let mut removed = Removed { untagged: Vec::new(), deleted: Vec::new(), layers_removed: 0 };
+        let mut removed = Removed {
+            untagged: Vec::new(),
+            deleted: Vec::new(),
+            layers_removed: 0,
+        };
         match by_name {
             Some(name) => {
                 names.names.remove(&name);
                 removed.untagged.push(name);
             }
             None => {
-                let all: Vec<String> = names.names.iter().filter(|(_, v)| **v == id_text).map(|(k, _)| k.clone()).collect();
+                let all: Vec<String> = names
+                    .names
+                    .iter()
+                    .filter(|(_, v)| **v == id_text)
+                    .map(|(k, _)| k.clone())
+                    .collect();
                 for name in all {
                     names.names.remove(&name);
                     removed.untagged.push(name);
@@ -521,7 +702,10 @@ impl Store {
         self.write_names(&names)?;
         if !names.names.values().any(|v| *v == id_text) {
             let record = self.record_file(&id);
-            std::fs::remove_file(&record).map_err(|source| ImageError::Remove { path: record, source })?;
+            std::fs::remove_file(&record).map_err(|source| ImageError::Remove {
+                path: record,
+                source,
+            })?;
             removed.deleted.push(id_text);
         }
         removed.layers_removed = self.gc()?;
@@ -535,8 +719,20 @@ impl Store {
             // A record that cannot be read stops the collection: its layers might be in use.
             let record = self.read_record(&id)?;
             used.insert(id.hex().to_owned());
-            used.extend(record.manifest.as_deref().and_then(Digest::parse).map(|d| d.hex().to_owned()));
-            used.extend(record.layers.iter().filter_map(|l| Digest::parse(l)).map(|d| d.hex().to_owned()));
+            used.extend(
+                record
+                    .manifest
+                    .as_deref()
+                    .and_then(Digest::parse)
+                    .map(|d| d.hex().to_owned()),
+            );
+            used.extend(
+                record
+                    .layers
+                    .iter()
+                    .filter_map(|l| Digest::parse(l))
+                    .map(|d| d.hex().to_owned()),
+            );
         }
         let mut layers_removed = 0;
         for sub in ["layers/sha256", "blobs/sha256"] {
@@ -554,7 +750,10 @@ impl Store {
                 }
                 let path = entry.path();
                 let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-                layer::remove_tree(&path).map_err(|source| ImageError::Remove { path: path.clone(), source })?;
+                layer::remove_tree(&path).map_err(|source| ImageError::Remove {
+                    path: path.clone(),
+                    source,
+                })?;
                 if is_dir && sub == "layers/sha256" {
                     layers_removed += 1;
                 }
