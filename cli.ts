@@ -488,7 +488,10 @@ async function runPlain(plan: Plan): Promise<number> {
     signals.close()
   }
   if (exit.timedOut) process.stderr.write(`lonely: container timed out after ${plan.timeoutSeconds} s\n`)
-  if (exit.oomKilled) process.stderr.write(`lonely: container was killed: out of memory (--memory ${plan.options.limits?.memory})\n`)
+  if (exit.oomKilled) {
+    process.stderr.write(`lonely: container was killed: out of memory (--memory ${plan.options.limits?.memory})\n`)
+    return 137 // as docker, whichever process of the container the kernel picked
+  }
   return exitStatus(exit)
 }
 

@@ -344,3 +344,11 @@ ctest('run() with tty: true collects the merged output and closes the terminal',
   t.is(r.stderr, '')
   t.is(r.exitCode, 0)
 })
+
+test.serial('output nobody reads does not keep its pipes open after the container ends (as child_process)', async (t) => {
+  const count = () => fs.readdirSync('/proc/self/fd').filter((fd) => { try { return fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('pipe:') } catch { return false } }).length
+  const before = count()
+  for (let i = 0; i < 20; i++) await spawn(['sh', '-c', 'echo out; echo err >&2'], { stdin: 'ignore' })
+  await new Promise((r) => setTimeout(r, 300))
+  t.is(count(), before, 'two pipes per container would be left without the drain on exit')
+})

@@ -109,8 +109,12 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   #onExit(info: ExitInfo): ContainerExit {
     this.#running = false
     for (const t of this.#timers) clearTimeout(t)
-    // As child_process: nobody reads stdin any more, so its fd goes now.
+    // As child_process: nobody reads stdin any more, so its fd goes now; output nobody
+    // started reading is drained so that its pipe closes (child_process's flushStdio).
     this.stdin?.destroy()
+    for (const out of [this.stdout, this.stderr]) {
+      if (out && out.readableFlowing === null && !out.destroyed) out.resume()
+    }
     this.#opts.discard?.()
     this.exitCode = info.exitCode ?? null
     this.signalCode = signalName(info.signal) ?? null
@@ -122,7 +126,8 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
       durationMs: performance.now() - this.#started,
       timedOut: this.timedOut,
       isCanceled: this.isCanceled,
-      failed: this.timedOut || this.isCanceled || info.exitCode !== 0,
+      // An OOM kill fails the run even when PID 1 itself exited 0 (its work was cut short).
+      failed: this.timedOut || this.isCanceled || info.exitCode !== 0 || (info.oomKilled ?? false),
       ...(this.#opts.keptLayer ? { keptLayer: this.#opts.keptLayer } : {}),
       oomKilled: info.oomKilled ?? false,
       usage: {

@@ -88,7 +88,7 @@ export function signalName(signal: number | undefined | null): NodeJS.Signals | 
 export function failureMessage(r: ContainerResult<unknown>, timeout: number): string | undefined {
   if (r.timedOut) return `Command timed out after ${timeout} milliseconds: ${r.command}`
   if (r.isCanceled) return `Command was canceled: ${r.command}`
-  if (r.oomKilled) return `Command was killed with ${r.signal ?? 'SIGKILL'} (out of memory): ${r.command}`
+  if (r.oomKilled) return `Command was killed (out of memory${r.signal ? `, ${r.signal}` : ''}): ${r.command}`
   if (r.signal) return `Command was killed with ${r.signal}: ${r.command}`
   if (r.exitCode !== 0) return `Command failed with exit code ${r.exitCode}: ${r.command}`
   return undefined

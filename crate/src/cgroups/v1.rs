@@ -111,13 +111,10 @@ impl V1 {
             self.procs.push(super::open_procs(path)?);
         }
         if let Some(mem) = self.dir("memory").map(Path::to_owned) {
-            // With the eventfd registered, the kernel's OOM killer is told to pause the cgroup
-            // instead of picking one victim: the reaper then kills the whole container. Without
-            // it OOM is still seen at exit (the oom_kill count), only one process dies.
-            if let Ok(efd) = oom_eventfd(&mem) {
-                write(&mem.join("memory.oom_control"), "1")?;
-                self.oom = Some(efd);
-            }
+            // The kernel's OOM killer stays on (disabled, charges outside a page fault fail with
+            // ENOMEM/EFAULT instead, and a program sees a truncated run, not an OOM kill); the
+            // eventfd tells the reaper, which then kills the rest of the container.
+            self.oom = oom_eventfd(&mem).ok();
         }
         Ok(())
     }
