@@ -682,3 +682,16 @@ test.serial('capAdd ALL gives what this process may pass on; a named capability 
   }
   t.throws(() => spawn(['true'], { capAdd: [CAPABILITIES[lacking]] }), { message: new RegExp(`CAP_${CAPABILITIES[lacking]} not in this process's bounding set`) })
 })
+
+test.serial('a directory fd as stdio is refused: through fchdir or /proc/self/fd it would lead out of the root (CVE-2024-21626 class); control: a file fd works', async (t) => {
+  const dir = fs.openSync(os.tmpdir(), 'r')
+  const file = fs.openSync('/etc/hostname', 'r')
+  try {
+    t.throws(() => spawn(['true'], { stdio: [dir, 'pipe', 'pipe'] }), { message: /stdio fd \d+ is a directory/ })
+    const control = await run(['cat'], { stdio: [file, 'pipe', 'pipe'] })
+    t.is(control.stdout, fs.readFileSync('/etc/hostname', 'utf8').trim())
+  } finally {
+    fs.closeSync(dir)
+    fs.closeSync(file)
+  }
+})

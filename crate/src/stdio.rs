@@ -35,6 +35,8 @@ pub enum StdioError {
     Pty(Errno),
     #[error("open `/dev/null`: {0}")]
     DevNull(std::io::Error),
+    #[error("stdio fd {0} is a directory: a container could leave its root through it")]
+    Directory(i32),
     #[error("stdio fd {fd}: {errno}")]
     BadFd { fd: i32, errno: Errno },
 }
@@ -129,7 +131,15 @@ pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
                 w.child[i] = Some(child);
                 w.parent[i] = Some(parent);
             }
-            Stdio::Fd(fd) => w.child[i] = Some(dup_high(*fd)?),
+            Stdio::Fd(fd) => {
+                // A directory as stdio would be a way out of the root (fchdir, /proc/self/fd).
+                let st = nix::sys::stat::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) })
+                    .map_err(|errno| StdioError::BadFd { fd: *fd, errno })?;
+                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                    return Err(StdioError::Directory(*fd));
+                }
+                w.child[i] = Some(dup_high(*fd)?)
+            }
         }
     }
     Ok(w)

@@ -381,7 +381,15 @@ impl Sys for Kernel {
     }
 
     fn chdir(&self, path: &CStr) -> SysResult<()> {
-        check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+        check_int(unsafe { libc::chdir(path.as_ptr()) })?;
+        // The kernel prefixes a working directory outside our root with "(unreachable)": one
+        // reached through a leaked fd (CVE-2024-21626 class) is refused, whatever the path said.
+        let mut buf = [0u8; libc::PATH_MAX as usize];
+        match unsafe { libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len()) } {
+            n if n > 0 && buf[0] != b'/' => Err(Errno::ENOENT),
+            n if n < 0 && Errno::last() != Errno::ERANGE => Err(Errno::last()),
+            _ => Ok(()),
+        }
     }
 
     fn sethostname(&self, name: &[u8]) -> SysResult<()> {
