@@ -1,7 +1,9 @@
 //! The container's filesystem as plan steps: the root (a rootfs bind or the host
 //! mirror), /proc, /dev, /sys, /tmp, the user's binds and tmpfs, then pivot_root.
 
+use std::collections::HashMap;
 use std::ffi::CString;
+use std::sync::{Mutex, OnceLock};
 
 use crate::plan::{InRoot, Op};
 use crate::security;
@@ -30,6 +32,48 @@ const DEV_SYMLINKS: &[(&str, &str)] = &[
     ("dev/stdout", "/proc/self/fd/1"),
     ("dev/stderr", "/proc/self/fd/2"),
 ];
+
+/// One top-level entry of the host that the mirror root copies.
+enum HostEntry {
+    Dir(&'static str),
+    /// A symlink (merged /usr: `bin -> usr/bin`) and its target.
+    Link(&'static str, CString),
+}
+
+/// The host's layout of `HOST_MIRROR`, read once per process (not on every spawn).
+fn host_layout() -> &'static [HostEntry] {
+    static LAYOUT: OnceLock<Vec<HostEntry>> = OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        HOST_MIRROR
+            .iter()
+            .filter_map(|dir| {
+                let path = format!("/{dir}");
+                let meta = std::fs::symlink_metadata(&path).ok()?;
+                if meta.file_type().is_symlink() {
+                    let target = std::fs::read_link(&path).ok()?;
+                    CString::new(target.into_os_string().into_encoded_bytes())
+                        .ok()
+                        .map(|t| HostEntry::Link(dir, t))
+                } else {
+                    meta.is_dir().then_some(HostEntry::Dir(dir))
+                }
+            })
+            .collect()
+    })
+}
+
+/// Whether `/proc/...` or `/sys/...` exists on this kernel (Some(is a directory)), cached:
+/// the kernel's own entries do not come and go between spawns.
+fn kernel_path_kind(rel: &str) -> Option<bool> {
+    static SEEN: OnceLock<Mutex<HashMap<String, Option<bool>>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(Default::default);
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    *seen.entry(rel.to_owned()).or_insert_with(|| {
+        std::fs::metadata(format!("/{rel}"))
+            .ok()
+            .map(|m| m.is_dir())
+    })
+}
 
 /// Assigns fd slots; slot 0 is the root (plan::ROOT).
 struct Slots(usize);
@@ -117,29 +161,18 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
     let mut host_dirs = Vec::new();
     let mut host_links = Vec::new();
     if mirror {
-        for dir in HOST_MIRROR {
-            let path = format!("/{dir}");
-            match std::fs::symlink_metadata(&path) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    let target = std::fs::read_link(&path).map_err(|source| SpecError::Source {
-                        path: path.clone(),
-                        source,
-                    })?;
-                    host_links.push((
-                        dir.to_string(),
-                        cstring("rootfs", &target.to_string_lossy())?,
-                    ));
-                }
-                Ok(m) if m.is_dir() => {
+        for entry in host_layout() {
+            match entry {
+                HostEntry::Link(dir, target) => host_links.push((dir.to_string(), target.clone())),
+                HostEntry::Dir(dir) => {
                     let slot = slots.next();
                     plan.push(Op::CloneTree {
-                        src: c(&path),
+                        src: c(&format!("/{dir}")),
                         slot,
                         attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
                     });
                     host_dirs.push((dir.to_string(), slot));
                 }
-                _ => {}
             }
         }
     }
@@ -344,9 +377,7 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         if !(rel.starts_with("proc/") || rel.starts_with("sys/")) {
             return Some(None);
         }
-        std::fs::metadata(format!("/{rel}"))
-            .ok()
-            .map(|m| Some(m.is_dir()))
+        kernel_path_kind(rel).map(Some)
     };
     for path in paths(&spec.masked_paths, security::MASKED_PATHS)? {
         if let Some(dir) = on_host(&path) {

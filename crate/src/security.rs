@@ -106,12 +106,17 @@ pub fn mask(names: &[String]) -> Result<u64, UnknownCapability> {
 }
 
 /// The capabilities this process may still pass on (its bounding set).
+/// Read once: a process's bounding set can only shrink, and a capability dropped later
+/// would surface as a `capset` setup error, not a silent grant.
 pub fn bounding_set() -> u64 {
-    (0..=last_cap())
+    static SET: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SET.get_or_init(|| {
+        (0..=last_cap())
         .filter(
             |&c| unsafe { libc::prctl(libc::PR_CAPBSET_READ, c as libc::c_ulong, 0, 0, 0) } == 1,
         )
         .fold(0, |m, c| m | 1 << c)
+    })
 }
 
 /// Names of the capabilities in `mask`, as CAP_X.
@@ -126,10 +131,13 @@ pub fn names(mask: u64) -> Vec<String> {
 
 /// The highest capability this kernel knows (capabilities above it cannot be dropped, nor exist).
 pub fn last_cap() -> u32 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(CAPABILITIES.len() as u32 - 1)
+    static LAST: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *LAST.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(CAPABILITIES.len() as u32 - 1)
+    })
 }
 
 #[cfg(test)]

@@ -522,15 +522,7 @@ impl Extractor<'_> {
                 // Stored as is: it is resolved inside the container, against the container's root.
                 symlinkat(target.as_slice(), dir.as_fd(), name.as_slice())
                     .map_err(|e| self.failed(&shown, "symlinkat", e))?;
-                self.own(&shown, || {
-                    fchownat(
-                        dir.as_fd(),
-                        name.as_slice(),
-                        Some(Uid::from_raw(meta.uid as u32)),
-                        Some(Gid::from_raw(meta.gid as u32)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                })?;
+                self.own_at(&shown, dir.as_fd(), name, &meta)?;
                 utimensat(
                     dir.as_fd(),
                     name.as_slice(),
@@ -596,15 +588,7 @@ impl Extractor<'_> {
                     0,
                 )
                 .map_err(|e| self.failed(&shown, "mknodat", e))?;
-                self.own(&shown, || {
-                    fchownat(
-                        dir.as_fd(),
-                        name.as_slice(),
-                        Some(Uid::from_raw(meta.uid as u32)),
-                        Some(Gid::from_raw(meta.gid as u32)),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                })?;
+                self.own_at(&shown, dir.as_fd(), name, &meta)?;
                 nix::sys::stat::fchmodat(
                     dir.as_fd(),
                     name.as_slice(),
@@ -645,6 +629,25 @@ impl Extractor<'_> {
     }
 
     /// chown as root; without root, ownership stays the extracting user's (counted).
+    /// Gives the entry `name` (a symlink or a fifo: never followed) its owner from the tar.
+    fn own_at(
+        &mut self,
+        entry: &str,
+        dir: BorrowedFd,
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<(), ImageError> {
+        self.own(entry, || {
+            fchownat(
+                dir,
+                name,
+                Some(Uid::from_raw(meta.uid as u32)),
+                Some(Gid::from_raw(meta.gid as u32)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+        })
+    }
+
     fn own(&mut self, entry: &str, f: impl FnOnce() -> nix::Result<()>) -> Result<(), ImageError> {
         if self.chown {
             f().map_err(|e| self.failed(entry, "chown", e))
