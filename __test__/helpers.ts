@@ -55,11 +55,11 @@ function zombies(): number {
   return n
 }
 
-/** Our open fds, less the network namespaces the library keeps ready (a fixed-size pool that refills in the background). */
+/** Our open fds, less the network and IPC namespaces the library keeps ready (a fixed-size pool that refills in the background). */
 function fds(): number {
   return fs.readdirSync('/proc/self/fd').filter((fd) => {
     try {
-      return !fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith('net:[')
+      return !/^(net|ipc):\[/.test(fs.readlinkSync(`/proc/self/fd/${fd}`))
     } catch {
       return false // the fd of readdir itself, already closed
     }

@@ -302,6 +302,11 @@ for (const kind of KINDS) {
     t.deepEqual(lines(r.stdout), ['null-ok', '5', '7', 'full-refused', 's'])
     t.not(r.stderr, '', 'the write to /dev/full reported an error')
   })
+
+  ctest(`[${kind}] a non-root user can write /dev/null and read /dev/zero (the nodes are 0666 whatever Node's umask)`, async (t) => {
+    const r = await sh('echo x > /dev/null && echo null-ok; head -c 3 /dev/zero | wc -c; stat -c %a /dev/null /dev/tty', { ...base(kind), uid: 1000, gid: 1000 })
+    t.deepEqual(lines(r.stdout), ['null-ok', '3', '666', '666'], r.stderr)
+  })
 }
 
 // ---------------------------------------------------------------- read-only roots

@@ -267,7 +267,7 @@ async function main() {
   const peakOk = waves.every((w) => w.peakLive === w.live)
   rows.push({ measure: `waves reached ${o.live} alive at once`, before: '', after: waves.map((w) => w.peakLive).join(','), ok: peakOk, detail: peakOk ? '' : 'a container ended before the wave was complete (timeouts too short for the ramp?)' })
   rows.push({ measure: 'zombies, machine-wide (info)', before: before.machineZombies, after: after.machineZombies, ok: null, detail: 'not ours necessarily' })
-  rows.push({ measure: 'net:[...] fds, netns pool (info)', before: before.netnsFds, after: after.netnsFds, ok: null, detail: 'ignored: a fixed-size pool' })
+  rows.push({ measure: 'net:[...] and ipc:[...] fds, namespace pool (info)', before: before.netnsFds, after: after.netnsFds, ok: null, detail: 'ignored: a fixed-size pool' })
 
   // Tables.
   const seqTotal = KINDS.reduce((n, k) => n + perKind[k].expected, 0)

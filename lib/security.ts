@@ -126,13 +126,9 @@ export function normalizeSecurity(o: SecurityOptions): SecuritySpec {
  */
 export function checkRootfsLinks(rootfs: string): void {
   for (const p of ['proc', 'sys', 'dev', 'dev/null']) {
-    let st: fs.Stats
-    try {
-      st = fs.lstatSync(path.join(rootfs, p))
-    } catch {
-      continue // absent: created by the container's setup
-    }
-    if (st.isSymbolicLink()) {
+    // No exception for an absent entry (created by the container's setup): building one costs ~40 µs.
+    const st = fs.lstatSync(path.join(rootfs, p), { throwIfNoEntry: false })
+    if (st?.isSymbolicLink()) {
       throw new RangeError(`Option \`rootfs\` has /${p} as a symlink, which is refused (a rootfs must not redirect /proc, /sys or /dev/null); got ${show(rootfs)}.`)
     }
   }

@@ -33,7 +33,7 @@ function status() {
   return { rssKiB: kb('VmRSS'), rssAnonKiB: kb('RssAnon'), hwmKiB: kb('VmHWM') }
 }
 
-/** Our fds, split into the network namespaces the library keeps ready (`net:[...]`) and all the others. */
+/** Our fds, split into the namespaces the library keeps ready (`net:[...]`, `ipc:[...]`) and all the others. */
 function fds() {
   const other = []
   let netns = 0
@@ -44,7 +44,7 @@ function fds() {
     } catch {
       continue // the fd readdir itself used, already closed
     }
-    if (target.startsWith('net:[')) netns++
+    if (/^(net|ipc):\[/.test(target)) netns++
     else other.push(`${fd} -> ${target}`)
   }
   return { other, netns }
@@ -250,7 +250,7 @@ function compare(before, after, { rssBoundKiB }) {
       .join('; ')
     row(measure, b.length, a.length, plus.length === 0 && minus.length === 0, detail)
   }
-  list('fds (not net:[...])', before.fds, after.fds)
+  list('fds (not net:[...], ipc:[...])', before.fds, after.fds)
   list('threads', before.threads, after.threads)
   const grew = after.rssKiB - before.rssKiB
   row('RSS KiB (after gc)', before.rssKiB, after.rssKiB, grew <= rssBoundKiB, `Δ ${grew >= 0 ? '+' : ''}${grew} KiB, bound +${rssBoundKiB} KiB`)

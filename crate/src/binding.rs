@@ -9,7 +9,7 @@ use napi_derive::napi;
 use crate::cgroups::{self, Stats};
 use crate::reaper::{self, Exit};
 use crate::spawn::{spawn, MapsFirst, SpawnError};
-use crate::{netns, plan, spec, stdio, userns};
+use crate::{nspool, plan, spec, stdio, userns};
 
 #[napi(object)]
 pub struct SetupFailure {
@@ -104,11 +104,13 @@ pub fn spawn_container(
         None => None,
     };
     // The pool's namespaces belong to the initial user namespace: a new one cannot join them.
-    let netns = if spec.namespaces.net && !spec.namespaces.user {
-        netns::take()
-    } else {
-        None
+    let pooled = |wanted: bool, kind| {
+        (wanted && !spec.namespaces.user)
+            .then(|| nspool::take(kind))
+            .flatten()
     };
+    let netns = pooled(spec.namespaces.net, nspool::Kind::Net);
+    let ipcns = pooled(spec.namespaces.ipc, nspool::Kind::Ipc);
     // uid/gid ranges: the parent writes the maps while the child waits on this pipe.
     let maps_pipe = match (&spec.id_maps, spec.namespaces.user) {
         (Some(_), true) => Some(
@@ -121,6 +123,7 @@ pub fn spawn_container(
         stdio: wired.child_fds(),
         maps_sync: maps_pipe.as_ref().map(|(read, _)| read.as_raw_fd()),
         netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
+        ipcns: ipcns.as_ref().map(|fd| fd.as_raw_fd()),
         cgroup_procs: cgroup.as_ref().map(|c| c.join_fds()).unwrap_or_default(),
         console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
     };
@@ -138,7 +141,7 @@ pub fn spawn_container(
         _ => (None, None),
     };
     let spawned = spawn(&prepared, &spec.argv[0], maps_first);
-    drop((std::mem::take(&mut wired.child), netns, maps_read));
+    drop((std::mem::take(&mut wired.child), netns, ipcns, maps_read));
     if let (Ok(s), Err(e)) = (&spawned, stdio::receive_console(&mut wired)) {
         // It runs but its terminal never arrived: end it rather than leave it unwatched.
         let _ = nix::sys::signal::kill(

@@ -170,34 +170,30 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             made
         }
         Op::Attach { slot, target } => attach(sys, slots[ROOT], slots[*slot], &target.path),
-        Op::Symlink { link_target, at } => {
-            let parent =
-                sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
-            let made = sys.symlinkat(link_target, parent, &at.name);
-            sys.close(parent);
-            match made {
-                Err(Errno::EEXIST) => Ok(()),
-                other => other,
-            }
+        Op::Open { target, slot } => {
+            slots[*slot] = sys.open_in_root(slots[ROOT], &target.path, libc::O_PATH)?;
+            Ok(())
         }
-        Op::Device { at, major, minor } => {
-            let parent =
-                sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
-            let made = sys.mknodat(
-                parent,
-                &at.name,
-                libc::S_IFCHR | 0o666,
-                libc::makedev(*major, *minor),
-            );
-            sys.close(parent);
-            made
-        }
-        Op::DevReadonly => {
-            let dev = sys.open_in_root(slots[ROOT], c"dev", libc::O_PATH | libc::O_DIRECTORY)?;
-            let done = sys.set_mount_attrs(dev, MOUNT_ATTR_RDONLY, false);
-            sys.close(dev);
-            done
-        }
+        Op::Symlink {
+            link_target,
+            at,
+            dir,
+        } => match sys.symlinkat(link_target, slots[*dir], &at.name) {
+            Err(Errno::EEXIST) => Ok(()),
+            other => other,
+        },
+        Op::Device {
+            at,
+            dir,
+            major,
+            minor,
+        } => sys.mknodat(
+            slots[*dir],
+            &at.name,
+            libc::S_IFCHR | 0o666,
+            libc::makedev(*major, *minor),
+        ),
+        Op::DevReadonly { dir } => sys.set_mount_attrs(slots[*dir], MOUNT_ATTR_RDONLY, false),
         Op::BindDevice { at, slot } => {
             // Our own fresh /dev tmpfs: no lookup can be redirected, create and bind at once.
             let parent =
@@ -212,38 +208,55 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 }
             }
         }
-        Op::MaskPath { target, dir } => {
+        Op::MaskPath {
+            target,
+            dir,
+            null,
+            empty,
+        } => {
             let root = slots[ROOT];
-            let cover = match dir.or_else(|| kind(sys, root, target)) {
-                None => return Ok(()), // not on this kernel
-                Some(true) => sys.fs_mount(
+            let Some(dir) = dir.or_else(|| kind(sys, root, target)) else {
+                return Ok(()); // not on this kernel
+            };
+            let at = sys.open_in_root(root, &target.path, libc::O_PATH)?;
+            if !dir {
+                cover(sys, sys.clone_fd(slots[*null]), at)
+            } else if slots[*empty] >= 0 {
+                // A copy of the first one, now attached in this namespace (any kernel clones that).
+                cover(sys, sys.clone_fd(slots[*empty]), at)
+            } else {
+                let tmpfs = sys.fs_mount(
                     c"tmpfs",
                     &[],
                     MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                )?,
-                Some(false) => clone_in_root(sys, root, c"dev/null")?,
-            };
-            attach(sys, root, cover, &target.path)
+                );
+                let moved = tmpfs.and_then(|fd| {
+                    slots[*empty] = fd; // kept open for the copies; close_range ends it
+                    sys.move_mount(fd, at, c"")
+                });
+                sys.close(at);
+                moved
+            }
         }
-        Op::ReadonlyPath(target) => {
-            let root = slots[ROOT];
-            if kind(sys, root, target).is_none() {
-                return Ok(());
-            }
-            // Source and target resolved alike, inside the root: a symlink (or one swapped in
-            // by a racing writer) cannot make the copy come from the host.
-            let copy = clone_in_root(sys, root, &target.path)?;
-            match sys.set_mount_attrs(
-                copy,
-                MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-                true,
-            ) {
-                Ok(()) => attach(sys, root, copy, &target.path),
-                Err(e) => {
-                    sys.close(copy);
-                    Err(e)
-                }
-            }
+        Op::Mkdir { at, dir, mode } => sys.mkdirat(slots[*dir], &at.name, *mode),
+        Op::Rebind { target, attrs } => {
+            // Source and target are one fd resolved inside the root: a symlink (or one swapped
+            // in by a racing writer) cannot make the copy come from the host.
+            let at = match sys.open_in_root(slots[ROOT], &target.path, libc::O_PATH) {
+                Ok(fd) => fd,
+                Err(Errno::ENOENT) => return Ok(()), // nothing there to protect
+                Err(e) => return Err(e),
+            };
+            let copy =
+                sys.clone_fd(at)
+                    .and_then(|copy| match sys.set_mount_attrs(copy, *attrs, true) {
+                        Ok(()) => Ok(copy),
+                        Err(e) => {
+                            sys.close(copy);
+                            Err(e)
+                        }
+                    });
+            cover(sys, copy, at)
         }
         Op::BoundingSet { keep, last } => {
             for cap in 0..=*last {
@@ -303,12 +316,15 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
     }
 }
 
-/// A bind copy of `path` as resolved inside the root (RESOLVE_IN_ROOT).
-fn clone_in_root<S: Sys>(sys: &S, root: c_int, path: &CStr) -> Result<c_int, Errno> {
-    let fd = sys.open_in_root(root, path, libc::O_PATH)?;
-    let copy = sys.clone_fd(fd);
-    sys.close(fd);
-    copy
+/// Moves the detached mount `tree` onto the opened target `at`; closes both.
+fn cover<S: Sys>(sys: &S, tree: Result<c_int, Errno>, at: c_int) -> Result<(), Errno> {
+    let moved = tree.and_then(|tree| {
+        let moved = sys.move_mount(tree, at, c"");
+        sys.close(tree);
+        moved
+    });
+    sys.close(at);
+    moved
 }
 
 /// Moves the detached mount `tree` onto `path` inside the root; closes `tree`.
@@ -329,14 +345,9 @@ fn attach<S: Sys>(sys: &S, root: c_int, tree: c_int, path: &CStr) -> Result<(), 
 /// Whether `target` exists inside the root: Some(true) a directory, Some(false) something else.
 fn kind<S: Sys>(sys: &S, root: c_int, target: &InRoot) -> Option<bool> {
     let fd = sys.open_in_root(root, &target.path, libc::O_PATH).ok()?;
+    let dir = sys.is_dir(fd);
     sys.close(fd);
-    match sys.open_in_root(root, &target.path, libc::O_PATH | libc::O_DIRECTORY) {
-        Ok(dir) => {
-            sys.close(dir);
-            Some(true)
-        }
-        Err(_) => Some(false),
-    }
+    dir.ok()
 }
 
 /// execvp inside the new root: the first candidate that is not ENOENT wins; like

@@ -124,6 +124,9 @@ impl Sys for Recorder {
             Err(Errno::ENOENT)
         }
     }
+    fn is_dir(&self, fd: c_int) -> SysResult<bool> {
+        self.record(format!("is_dir {fd}")).map(|_| true)
+    }
     fn open_dir(&self, path: &CStr) -> SysResult<c_int> {
         self.record(format!("open_dir {}", s(path))).map(|_| 7)
     }

@@ -11,7 +11,7 @@ mod child_tests;
 mod image_binding;
 pub mod images;
 pub mod mounts;
-pub mod netns;
+pub mod nspool;
 pub mod plan;
 pub mod reaper;
 pub mod seccomp;

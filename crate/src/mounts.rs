@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::sync::{Mutex, OnceLock};
 
-use crate::plan::{InRoot, Op};
+use crate::plan::{InRoot, Op, ROOT};
 use crate::security;
 use crate::spec::{container_path, cstring, is_dir, ContainerSpec, MountSpec, SpecError};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
@@ -231,6 +231,7 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         plan.push(Op::Symlink {
             link_target: target,
             at: InRoot::new(&dir),
+            dir: ROOT,
         });
     }
 
@@ -251,6 +252,12 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         dev_attrs,
         "dev",
     );
+    // Our own fresh tmpfs: its entries are made relative to one fd, not looked up each time.
+    let dev = slots.next();
+    plan.push(Op::Open {
+        target: InRoot::new("dev"),
+        slot: dev,
+    });
     for (path, slot) in devices {
         plan.push(Op::BindDevice {
             at: InRoot::new(&path),
@@ -261,6 +268,7 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         for (name, major, minor) in DEVICES {
             plan.push(Op::Device {
                 at: InRoot::new(&format!("dev/{name}")),
+                dir: dev,
                 major: *major,
                 minor: *minor,
             });
@@ -282,18 +290,22 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
         "dev/pts",
     );
-    new_fs(
-        plan,
-        &mut slots,
-        "tmpfs",
-        vec![param("mode", "1777"), param("size", "65536k")],
-        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        "dev/shm",
-    );
+    // /dev/shm: a writable nodev bind of a directory of /dev's own tmpfs (its 64 MiB), not a
+    // filesystem of its own: one superblock fewer to make and tear down per container.
+    plan.push(Op::Mkdir {
+        at: InRoot::new("dev/shm"),
+        dir: dev,
+        mode: 0o1777,
+    });
+    plan.push(Op::Rebind {
+        target: InRoot::new("dev/shm"),
+        attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    });
     for (link, target) in DEV_SYMLINKS {
         plan.push(Op::Symlink {
             link_target: c(target),
             at: InRoot::new(link),
+            dir: dev,
         });
     }
     match host_sys {
@@ -379,22 +391,36 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         }
         kernel_path_kind(rel).map(Some)
     };
-    for path in paths(&spec.masked_paths, security::MASKED_PATHS)? {
-        if let Some(dir) = on_host(&path) {
-            plan.push(Op::MaskPath {
-                target: InRoot::new(&path),
-                dir,
-            });
-        }
+    let masks: Vec<(String, Option<bool>)> = paths(&spec.masked_paths, security::MASKED_PATHS)?
+        .into_iter()
+        .filter_map(|path| on_host(&path).map(|dir| (path, dir)))
+        .collect();
+    let (null, empty) = (slots.next(), slots.next());
+    if masks.iter().any(|(_, dir)| *dir != Some(true)) {
+        plan.push(Op::Open {
+            target: InRoot::new("dev/null"),
+            slot: null,
+        });
+    }
+    for (path, dir) in masks {
+        plan.push(Op::MaskPath {
+            target: InRoot::new(&path),
+            dir,
+            null,
+            empty,
+        });
     }
     for path in paths(&spec.readonly_paths, security::READONLY_PATHS)? {
         if on_host(&path).is_some() {
-            plan.push(Op::ReadonlyPath(InRoot::new(&path)));
+            plan.push(Op::Rebind {
+                target: InRoot::new(&path),
+                attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            });
         }
     }
 
     if !user {
-        plan.push(Op::DevReadonly);
+        plan.push(Op::DevReadonly { dir: dev });
     }
     if mirror || spec.readonly_root {
         // Last: every mount point above had to be created in a writable root.

@@ -79,13 +79,21 @@ pub enum Op {
         slot: usize,
         target: InRoot,
     },
+    /// Open `target` inside the root (O_PATH) into slot, for the steps that work in it.
+    Open {
+        target: InRoot,
+        slot: usize,
+    },
+    /// symlinkat(link_target, slots[dir], at.name): `dir` holds `at`'s parent, opened once.
     Symlink {
         link_target: CString,
         at: InRoot,
+        dir: usize,
     },
-    /// mknod of one of docker's character devices in the container's own /dev tmpfs.
+    /// mknod of one of docker's character devices in the container's own /dev tmpfs (slots[dir]).
     Device {
         at: InRoot,
+        dir: usize,
         major: u32,
         minor: u32,
     },
@@ -94,18 +102,33 @@ pub enum Op {
         at: InRoot,
         slot: usize,
     },
-    /// Remount the container's /dev read-only: no node can be added where nodes open.
-    DevReadonly,
+    /// Remount the container's /dev (slots[dir]) read-only: no node can be added where nodes open.
+    DevReadonly {
+        dir: usize,
+    },
     /// mount_setattr on the root mount itself (not recursive).
     RootAttrs(u64),
     /// docker's masked paths: /dev/null over a file, an empty read-only tmpfs over a directory.
     /// `dir`: known from the host's own /proc and /sys (same kernel); None: looked up in the child.
+    /// `null`: the slot of the container's /dev/null (Open); `empty`: the slot where the first
+    /// directory's tmpfs stays open, so that the others are copies of it, not new filesystems.
     MaskPath {
         target: InRoot,
         dir: Option<bool>,
+        null: usize,
+        empty: usize,
     },
-    /// Bound over itself, read-only.
-    ReadonlyPath(InRoot),
+    /// `target` bound over itself with `attrs` (recursive): read-only paths, /dev/shm.
+    Rebind {
+        target: InRoot,
+        attrs: u64,
+    },
+    /// mkdirat(slots[dir], at.name, mode), the mode as given (no umask).
+    Mkdir {
+        at: InRoot,
+        dir: usize,
+        mode: u32,
+    },
     /// Drop every capability not in `keep` from the bounding set (0..=last).
     BoundingSet {
         keep: u64,
@@ -164,12 +187,17 @@ impl Op {
             Op::EnsureDir { components } => ("mount".into(), components.last().map(abs)),
             Op::EnsureFile { target } => ("mount".into(), Some(abs(target))),
             Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
+            Op::Open { target, .. } => ("open".into(), Some(abs(target))),
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
             Op::BindDevice { at, .. } => ("mount".into(), Some(abs(at))),
-            Op::DevReadonly => ("remount read-only".into(), Some("/dev".into())),
+            Op::DevReadonly { .. } => ("remount read-only".into(), Some("/dev".into())),
             Op::MaskPath { target, .. } => ("mask".into(), Some(abs(target))),
-            Op::ReadonlyPath(target) => ("remount read-only".into(), Some(abs(target))),
+            Op::Rebind { target, attrs } if attrs & crate::sys::MOUNT_ATTR_RDONLY != 0 => {
+                ("remount read-only".into(), Some(abs(target)))
+            }
+            Op::Rebind { target, .. } => ("mount".into(), Some(abs(target))),
+            Op::Mkdir { at, .. } => ("mkdir".into(), Some(abs(at))),
             Op::BoundingSet { .. } => ("prctl PR_CAPBSET_DROP".into(), None),
             Op::Capabilities { .. } => ("capset".into(), None),
             Op::NoNewPrivs => ("prctl PR_SET_NO_NEW_PRIVS".into(), None),

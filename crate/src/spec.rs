@@ -137,6 +137,8 @@ pub struct Handles {
     pub stdio: [i32; 3],
     /// A ready network namespace to join instead of making one at clone.
     pub netns: Option<i32>,
+    /// A ready IPC namespace, likewise.
+    pub ipcns: Option<i32>,
     /// cgroup.procs of the container's cgroup, one per hierarchy.
     pub cgroup_procs: Vec<i32>,
     /// With a tty: the socket the child sends the pty master over.
@@ -285,6 +287,12 @@ impl ContainerSpec {
                 nstype: libc::CLONE_NEWNET,
             });
         }
+        if let (true, Some(fd)) = (ns.ipc, handles.ipcns) {
+            plan.push(Op::JoinNamespace {
+                fd,
+                nstype: libc::CLONE_NEWIPC,
+            });
+        }
         for fd in &handles.cgroup_procs {
             plan.push(Op::JoinCgroup(*fd));
         }
@@ -386,7 +394,7 @@ impl ContainerSpec {
             (ns.pid, libc::CLONE_NEWPID),
             (ns.mount, libc::CLONE_NEWNS),
             (ns.uts, libc::CLONE_NEWUTS),
-            (ns.ipc, libc::CLONE_NEWIPC),
+            (ns.ipc && handles.ipcns.is_none(), libc::CLONE_NEWIPC),
             (clone_net, libc::CLONE_NEWNET),
             (ns.user, libc::CLONE_NEWUSER),
         ] {
@@ -507,6 +515,37 @@ mod tests {
             .unwrap();
         assert_eq!(p.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(!p.plan.contains(&Op::LoopbackUp));
+    }
+
+    #[test]
+    fn pooled_namespaces_are_joined_instead_of_made_at_clone() {
+        let p = spec(BASE)
+            .prepare(&Handles {
+                stdio: [0, 1, 2],
+                netns: Some(40),
+                ipcns: Some(41),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(p.clone_flags & (libc::CLONE_NEWNET | libc::CLONE_NEWIPC), 0);
+        for (fd, nstype) in [(40, libc::CLONE_NEWNET), (41, libc::CLONE_NEWIPC)] {
+            assert!(p.plan.contains(&Op::JoinNamespace { fd, nstype }));
+        }
+        assert!(
+            !p.plan.contains(&Op::LoopbackUp),
+            "the pool's lo is up already"
+        );
+        let p = spec(BASE)
+            .prepare(&Handles {
+                stdio: [0, 1, 2],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_ne!(
+            p.clone_flags & libc::CLONE_NEWIPC,
+            0,
+            "none ready: made at clone"
+        );
     }
 
     #[test]

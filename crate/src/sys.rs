@@ -60,6 +60,7 @@ pub trait Sys {
     ) -> SysResult<c_int>;
     fn open_in_root(&self, root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int>;
     fn open_dir(&self, path: &CStr) -> SysResult<c_int>;
+    fn is_dir(&self, fd: c_int) -> SysResult<bool>;
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()>;
     fn create_file_at(&self, dir: c_int, name: &CStr) -> SysResult<()>;
     fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()>;
@@ -339,6 +340,12 @@ impl Sys for Kernel {
         .map(|fd| fd as c_int)
     }
 
+    fn is_dir(&self, fd: c_int) -> SysResult<bool> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        check_int(unsafe { libc::fstat(fd, &mut st) })?;
+        Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    }
+
     fn open_dir(&self, path: &CStr) -> SysResult<c_int> {
         check_int(unsafe {
             libc::open(
@@ -349,7 +356,11 @@ impl Sys for Kernel {
     }
 
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()> {
-        check_int(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) }).map(drop)
+        // The mode as given (1777 for /dev/shm), not as Node's umask would cut it.
+        let umask = unsafe { libc::umask(0) };
+        let made = check_int(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) });
+        unsafe { libc::umask(umask) };
+        made.map(drop)
     }
 
     fn create_file_at(&self, dir: c_int, name: &CStr) -> SysResult<()> {
@@ -360,7 +371,11 @@ impl Sys for Kernel {
     }
 
     fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()> {
-        check_int(unsafe { libc::mknodat(dir, name.as_ptr(), mode, dev) }).map(drop)
+        // The mode as given: Node's umask (022) would make /dev/null unwritable for non-root.
+        let umask = unsafe { libc::umask(0) };
+        let made = check_int(unsafe { libc::mknodat(dir, name.as_ptr(), mode, dev) });
+        unsafe { libc::umask(umask) };
+        made.map(drop)
     }
 
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()> {
