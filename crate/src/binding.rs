@@ -162,10 +162,15 @@ pub fn spawn_container(
     }
     match spawned {
         Ok(s) => {
+            // Not for an image: its overlay goes before the result lets the caller remove its upper dir.
+            let held = (spec.namespaces.mount && spec.image.is_none())
+                .then(|| namespace_of(s.pid, "mnt"))
+                .flatten();
             reaper::watch(
                 s.pid,
                 s.pidfd,
                 cgroup,
+                held,
                 Box::new(move |exit| {
                     on_exit.call(exit.into(), ThreadsafeFunctionCallMode::NonBlocking);
                 }),
@@ -276,4 +281,12 @@ pub fn set_window_size(fd: i32, rows: u32, cols: u32) -> Result<()> {
             nix::errno::Errno::last()
         ))),
     }
+}
+
+/// An fd of a running child's namespace (`/proc/<pid>/ns/<kind>`); None once it has exited.
+fn namespace_of(pid: i32, kind: &str) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let path = std::ffi::CString::new(format!("/proc/{pid}/ns/{kind}")).ok()?;
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }

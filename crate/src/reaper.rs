@@ -32,6 +32,8 @@ struct Watched {
     on_exit: OnExit,
     cgroup: Option<Box<dyn Cgroup>>,
     oom: bool,
+    /// Namespaces held until the exit is delivered (see `watch`).
+    held: Option<OwnedFd>,
 }
 
 /// Epoll data: the pid, tagged when the event is the cgroup's OOM eventfd.
@@ -58,11 +60,15 @@ fn reaper() -> &'static Reaper {
     })
 }
 
-/// Hands a running container to the reaper; `on_exit` runs on the reaper thread.
+/// Hands a running container to the reaper; `on_exit` runs on the reaper thread. `held`
+/// (the container's mount namespace) is closed only after `on_exit`: the last reference then
+/// tears the namespace down here, after the result is on its way, instead of in the
+/// container's exit before its parent hears of it.
 pub fn watch(
     pid: i32,
     pidfd: OwnedFd,
     cgroup: Option<Box<dyn Cgroup>>,
+    held: Option<OwnedFd>,
     on_exit: OnExit,
 ) -> Result<(), Errno> {
     let r = reaper();
@@ -85,6 +91,7 @@ pub fn watch(
             on_exit,
             cgroup,
             oom: false,
+            held,
         },
     );
     Ok(())
@@ -198,6 +205,7 @@ fn finish(r: &Reaper, pid: i32, mut w: Watched) {
         exit.cgroup = Some(stats);
     }
     (w.on_exit)(exit);
+    drop(w.held);
 }
 
 fn reap(pid: i32, pidfd: &OwnedFd) -> Exit {
