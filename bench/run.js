@@ -289,11 +289,11 @@ async function main() {
 
     // 2. Throughput with 1, 2, 8, 64 in flight.
     await phase('throughput', async () => {
-      const tpNames = ['node-spawn', 'lonely', 'node→bwrap'].filter(ok)
+      const tpNames = ['node-spawn', 'lonely', 'lonely-no-netns', 'node→bwrap'].filter(ok)
       raw.throughput = await runWorker({ phase: 'throughput', contenders: tpNames, ...S.throughput })
       for (const [n, r] of Object.entries(raw.throughput.contenders)) {
         for (const [c, l] of Object.entries(r.levels)) {
-          rows.push({ contender: n, figure: 'throughput', condition: `${c} in flight`, unit: 'containers/s', better: 'higher', value: l.perSecond, medianRoundPerSecond: l.medianRoundPerSecond, ops: l.ops, error: r.error, label: labels[n] })
+          rows.push({ contender: n, figure: 'throughput', condition: `${c} in flight`, unit: 'containers/s', better: 'higher', value: l.perSecond, medianRoundPerSecond: l.medianRoundPerSecond, ops: l.ops, cpuMsPerContainer: l.cpuMsPerContainer, cpuBusyShare: l.cpuBusyShare, error: r.error, label: labels[n] })
         }
       }
     })

@@ -109,6 +109,11 @@ function contenders(env) {
       firstByte: () => lonelyFirstByte(['echo', 'hi'], { rootfs }, 'hi\n'),
     },
     {
+      name: 'lonely-no-netns',
+      label: "run(['/bin/true'], { rootfs, namespaces: { net: false } }): the default but the host's network (not isolated); shows what a network namespace costs",
+      run: () => lib().run(['/bin/true'], { rootfs, namespaces: { net: false } }),
+    },
+    {
       name: 'lonely-mirror',
       label: "run(['/bin/true']) on the default read-only host mirror root",
       run: () => lib().run(['/bin/true']),

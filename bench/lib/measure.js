@@ -3,11 +3,14 @@
 // (`node bench/run.js --worker '<job json>'`), so no phase inherits another's heap,
 // threads or fds.
 const fs = require('node:fs')
+const os = require('node:os')
 const cp = require('node:child_process')
 
 const { contenders, lib } = require('./contenders')
 const { summarize } = require('./stats')
 
+/** USER_HZ: /proc/stat counts in these (100 on every Linux this runs on). */
+const CLK_TCK = 100
 const now = () => process.hrtime.bigint()
 const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6
 const sleep = (t) => new Promise((r) => setTimeout(r, t))
@@ -108,12 +111,18 @@ async function batchRate(fn, total, c) {
 }
 
 /** Containers/s with 1, 2, 8, 64 in flight, interleaved per round and level. */
+/** Busy jiffies of the whole machine (every CPU, every process and kernel thread). */
+function machineBusy() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number)
+  return f[0] + f[1] + f[2] + f[5] + f[6] + f[7] // user nice system irq softirq steal
+}
+
 async function throughput(job) {
   const all = contenders(job.env)
   const names = job.contenders.filter((n) => all[n])
   const result = {}
   const errors = {}
-  for (const n of names) result[n] = Object.fromEntries(job.levels.map((c) => [c, { rates: [], ops: 0, seconds: 0 }]))
+  for (const n of names) result[n] = Object.fromEntries(job.levels.map((c) => [c, { rates: [], ops: 0, seconds: 0, busyJiffies: 0 }]))
   const opsFor = (c) => Math.max(job.opsPerBatch, 4 * c)
   // Warm-up: one small batch per contender and level.
   for (const c of job.levels) {
@@ -132,8 +141,10 @@ async function throughput(job) {
         try {
           const ops = opsFor(c)
           const t0 = now()
+          const b0 = machineBusy()
           const rate = await batchRate(all[n].run, ops, c)
           const slot = result[n][c]
+          slot.busyJiffies += machineBusy() - b0
           slot.rates.push(rate)
           slot.ops += ops
           slot.seconds += ms(t0) / 1000
@@ -155,6 +166,9 @@ async function throughput(job) {
         medianRoundPerSecond: sorted.length ? sorted[Math.floor(sorted.length / 2)] : null,
         ops: s.ops,
         rounds: s.rates.length,
+        // Machine-wide CPU per container (kernel workers included): what caps the rate once every core is busy.
+        cpuMsPerContainer: s.ops ? (s.busyJiffies * (1000 / CLK_TCK)) / s.ops : null,
+        cpuBusyShare: s.seconds ? (s.busyJiffies / CLK_TCK) / (s.seconds * os.cpus().length) : null,
       }
     }
   }

@@ -90,10 +90,11 @@ function throughputTable(rows) {
     ...levels.map((l) => {
       const r = tp.find((x) => x.contender === n && x.condition === l)
       if (!r || r.value === null || r.value === undefined) return r?.error ? 'failed' : '—'
-      return `${Math.round(r.value)}/s ${rx(r.ratioToNodeSpawn)} ${rx(r.ratioToLonely)}`
+      const cpu = r.cpuMsPerContainer == null ? '' : ` ${r.cpuMsPerContainer.toFixed(2)}ms ${Math.round(100 * r.cpuBusyShare)}%`
+      return `${Math.round(r.value)}/s ${rx(r.ratioToNodeSpawn)} ${rx(r.ratioToLonely)}${cpu}`
     }),
   ])
-  const lines = ['', 'throughput  (containers/s, higher is better; each cell: rate, ÷node-spawn, ÷lonely)']
+  const lines = ['', 'throughput  (containers/s, higher is better; each cell: rate, ÷node-spawn, ÷lonely, machine CPU per container (all cores, kernel workers included), share of all cores busy)']
   lines.push(...grid(head, body))
   const errs = tp.filter((r) => r.error).map((r) => `  ${r.contender}: ${r.error}`)
   return [...lines, ...new Set(errs)].join('\n')
