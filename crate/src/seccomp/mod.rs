@@ -1,6 +1,10 @@
-//! Seccomp: the default profile (docker's allowlist, stricter where docker is weak) and
-//! docker/OCI JSON profiles, compiled with libseccomp in the parent into BPF programs the
-//! child only loads, as its last step before exec.
+//! Seccomp: the default profile (docker's allowlist, stricter where docker is weak), emitted
+//! by `compact.rs` as one BPF program, and docker/OCI JSON profiles, compiled with libseccomp.
+//! Both are made in the parent; the child only loads them, as its last step before exec.
+
+mod compact;
+#[cfg(test)]
+mod compact_tests;
 
 use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -19,6 +23,8 @@ pub enum SeccompError {
     Export(std::io::Error),
     #[error("seccomp: profile: {0}")]
     Profile(String),
+    #[error("seccomp: default profile: {0}")]
+    Default(String),
 }
 
 /// One BPF program (struct sock_filter[]), shared: the default is compiled once per process.
@@ -352,108 +358,26 @@ const ALLOWED: &[&str] = &[
     "writev",
 ];
 
+// The conditional rules (see compact.rs): every value is compared with the low 32 bits of its
+// argument, which is all the kernel reads of an int or of a tty request.
 /// Namespace flags of clone/unshare (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET).
-const NAMESPACE_FLAGS: u64 = 0x7E02_0000;
-const AF_ALG: u64 = 38;
-const AF_VSOCK: u64 = 40;
+const NAMESPACE_FLAGS: u32 = 0x7E02_0000;
+const AF_ALG: u32 = 38;
+const AF_VSOCK: u32 = 40;
 /// The personalities docker allows (PER_LINUX, UNAME26, ADDR_NO_RANDOMIZE variants, query).
-const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
-const TIOCSTI: u64 = 0x5412;
-const TIOCLINUX: u64 = 0x541C;
-
-fn eperm() -> ScmpAction {
-    ScmpAction::Errno(libc::EPERM)
-}
-
-fn context(default: ScmpAction) -> Result<ScmpFilterContext, SeccompError> {
-    let mut ctx = ScmpFilterContext::new(default)?;
-    // Only the native ABI: i386 and x32 entry points answer like a denied call.
-    ctx.set_act_badarch(eperm())?;
-    // The child sets no_new_privs itself, in order; the program must not do it behind our back.
-    ctx.set_ctl_nnp(false)?;
-    // A binary tree instead of a chain: the kernel tests the program against every syscall
-    // number when it is loaded, with interrupts off; this makes that load ~3x cheaper.
-    ctx.set_ctl_optimize(2)?;
-    Ok(ctx)
-}
+const PERSONALITIES: &[u32] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+const TIOCSTI: u32 = 0x5412;
+const TIOCLINUX: u32 = 0x541C;
 
 fn syscall(name: &str) -> Option<ScmpSyscall> {
     // Names this libseccomp or architecture does not know are simply not allowed.
     ScmpSyscall::from_name(name).ok()
 }
 
-/// The default allowlist (filter 1 of 2).
-fn allowlist() -> Result<ScmpFilterContext, SeccompError> {
-    let mut ctx = context(eperm())?;
-    for name in ALLOWED {
-        if let Some(s) = syscall(name) {
-            ctx.add_rule(ScmpAction::Allow, s)?;
-        }
-    }
-    let masked_none =
-        |arg| ScmpArgCompare::new(arg, ScmpCompareOp::MaskedEqual(NAMESPACE_FLAGS), 0);
-    // clone and unshare without namespace flags only; clone3 hides its flags in memory, so
-    // it answers ENOSYS and libc falls back to clone.
-    ctx.add_rule_conditional(
-        ScmpAction::Allow,
-        syscall("clone").expect("clone"),
-        &[masked_none(0)],
-    )?;
-    ctx.add_rule_conditional(
-        ScmpAction::Allow,
-        syscall("unshare").expect("unshare"),
-        &[masked_none(0)],
-    )?;
-    if let Some(clone3) = syscall("clone3") {
-        ctx.add_rule(ScmpAction::Errno(libc::ENOSYS), clone3)?;
-    }
-    // socket: every family but AF_ALG (kernel crypto, a history of bugs) and AF_VSOCK (the hypervisor).
-    let socket = syscall("socket").expect("socket");
-    ctx.add_rule_conditional(
-        ScmpAction::Allow,
-        socket,
-        &[ScmpArgCompare::new(0, ScmpCompareOp::Less, AF_ALG)],
-    )?;
-    ctx.add_rule_conditional(
-        ScmpAction::Allow,
-        socket,
-        &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, AF_ALG + 1)],
-    )?;
-    ctx.add_rule_conditional(
-        ScmpAction::Allow,
-        socket,
-        &[ScmpArgCompare::new(0, ScmpCompareOp::Greater, AF_VSOCK)],
-    )?;
-    let personality = syscall("personality").expect("personality");
-    for p in PERSONALITIES {
-        ctx.add_rule_conditional(
-            ScmpAction::Allow,
-            personality,
-            &[ScmpArgCompare::new(0, ScmpCompareOp::Equal, *p)],
-        )?;
-    }
-    Ok(ctx)
-}
-
-/// Filter 2 of 2: allows everything but the terminal-injection ioctls. A second filter,
-/// because the kernel applies the strictest answer of all filters: an allowlist cannot say
-/// "ioctl, except". The request is compared on its low 32 bits, as the tty layer reads it,
-/// so TIOCSTI|1<<32 is caught too (docker's profile misses both).
-fn terminal_guard() -> Result<ScmpFilterContext, SeccompError> {
-    let mut ctx = context(ScmpAction::Allow)?;
-    let ioctl = syscall("ioctl").expect("ioctl");
-    for request in [TIOCSTI, TIOCLINUX] {
-        ctx.add_rule_conditional(
-            eperm(),
-            ioctl,
-            &[ScmpArgCompare::new(
-                1,
-                ScmpCompareOp::MaskedEqual(0xffff_ffff),
-                request,
-            )],
-        )?;
-    }
-    Ok(ctx)
+/// A syscall's number on the native architecture (libseccomp's table); None for names it does
+/// not know or that this architecture lacks (pseudo-syscalls are negative).
+fn syscall_number(name: &str) -> Option<u32> {
+    syscall(name).and_then(|s| u32::try_from(i32::from(s)).ok())
 }
 
 fn export(ctx: &ScmpFilterContext) -> Result<Program, SeccompError> {
@@ -479,14 +403,14 @@ fn export(ctx: &ScmpFilterContext) -> Result<Program, SeccompError> {
     Ok(Program(filter.into()))
 }
 
-/// The default profile's programs, compiled once per process.
+/// The default profile: one program (a Vec, as every profile's), emitted once per process.
 pub fn default_programs() -> Result<Vec<Program>, SeccompError> {
     static DEFAULT: OnceLock<Vec<Program>> = OnceLock::new();
     if let Some(p) = DEFAULT.get() {
         return Ok(p.clone());
     }
-    let programs = vec![export(&allowlist()?)?, export(&terminal_guard()?)?];
-    Ok(DEFAULT.get_or_init(|| programs).clone())
+    let program = Program(compact::default_program()?.into());
+    Ok(DEFAULT.get_or_init(|| vec![program]).clone())
 }
 
 /// A docker / OCI seccomp profile (the JSON `docker run --security-opt seccomp=` takes).
@@ -596,11 +520,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_profile_compiles_to_two_programs() {
+    fn the_default_profile_is_one_compact_program() {
         let p = default_programs().unwrap();
-        assert_eq!(p.len(), 2);
-        assert!(p[0].0.len() > 100, "the allowlist is a real program");
-        assert!(p.iter().all(|prog| prog.0.len() < 4096), "BPF_MAXINSNS");
+        assert_eq!(p.len(), 1);
+        let len = p[0].0.len();
+        assert!((60..=150).contains(&len), "{len} instructions");
+        assert_eq!(default_programs().unwrap(), p, "emitted once per process");
     }
 
     #[test]
