@@ -162,6 +162,8 @@ const SECCOMP: SeccompCase[] = [
   { call: 'clock-settime', what: 'clock_settime(CLOCK_REALTIME) with an invalid tv_nsec (inert)', cap: 'SYS_TIME', uncapped: ['EINVAL'], control: ['EINVAL'] },
   { call: 'socket', args: ['vsock'], what: 'socket(AF_VSOCK)', cap: 'SYS_ADMIN', uncapped: ['OK', 'EAFNOSUPPORT'], control: ['OK', 'EAFNOSUPPORT'] },
   { call: 'socket', args: ['alg'], what: 'socket(AF_ALG)', cap: 'SYS_ADMIN', uncapped: ['OK', 'EAFNOSUPPORT'], control: ['OK', 'EAFNOSUPPORT'] },
+  { call: 'socket', args: ['vsock+hi'], what: 'socket(AF_VSOCK | 1<<32) (the kernel reads an int: a 64-bit compare let it through)', cap: 'SYS_ADMIN', uncapped: ['OK', 'EAFNOSUPPORT'], control: ['OK', 'EAFNOSUPPORT'] },
+  { call: 'socket', args: ['alg+hi'], what: 'socket(AF_ALG | 1<<32)', cap: 'SYS_ADMIN', uncapped: ['OK', 'EAFNOSUPPORT'], control: ['OK', 'EAFNOSUPPORT'] },
   { call: 'personality', args: ['0x0400000'], what: 'personality(READ_IMPLIES_EXEC)', cap: 'SYS_ADMIN', uncapped: ['OK'], control: ['OK'] },
   { call: 'x32-getpid', what: 'getpid through the x32 ABI (nr | 0x40000000)', cap: 'SYS_ADMIN', uncapped: ['OK', 'ENOSYS'], control: ['OK', 'ENOSYS'] },
   { call: 'ia32-getpid', what: 'getpid through the i386 ABI (int $0x80)', cap: 'SYS_ADMIN', uncapped: ['OK', 'ENOSYS'], control: ['OK', 'ENOSYS'] },
