@@ -42,6 +42,24 @@ int main(int argc, char **argv) {
 }
 `
 
+// Prints the network namespace's cookie (SO_NETNS_COOKIE): unlike an nsfs inode number, the
+// kernel never hands one out twice, so a repeat means the very same namespace.
+const NETNS_COOKIE_C = String.raw`
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(void) {
+  uint64_t cookie = 0;
+  socklen_t len = sizeof cookie;
+  int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+  if (s < 0 || getsockopt(s, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie, &len) != 0) return 2;
+  close(s);
+  printf("%llu\n", (unsigned long long)cookie);
+  return 0;
+}
+`
+
 test.before(async () => {
   root = makeBusyboxRoot()
   // mkdtemp makes the root 0700: a non-root uid could not even chdir to `/` inside.
@@ -51,6 +69,8 @@ test.before(async () => {
   fs.writeFileSync(marker, 'host secret\n')
   fs.writeFileSync(path.join(scratch, 'escape.c'), ESCAPE_C)
   execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'escape'), path.join(scratch, 'escape.c')])
+  fs.writeFileSync(path.join(scratch, 'netns-cookie.c'), NETNS_COOKIE_C)
+  execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'netns-cookie'), path.join(scratch, 'netns-cookie.c')])
   // Warm-up: the first container loads the addon and starts the reaper thread.
   await run(['true'], { stdin: 'ignore' })
   await run(['true'], { rootfs: root, stdin: 'ignore' })
@@ -215,6 +235,43 @@ for (const kind of KINDS) {
     t.deepEqual(inside, fs.readdirSync('/sys/class/net').sort())
     for (const name of Object.keys(os.networkInterfaces())) t.true(inside.includes(name), name)
     t.true(inside.length > 1, 'the host has more than lo')
+  })
+}
+
+// A used network namespace may serve the next container only if nothing in it changed.
+// Each container prints its namespace's cookie, then what it sees of lo's traffic and of the
+// IP counters; `work` runs in between.
+const NETNS_PROBE = "/netns-cookie; grep lo: /proc/net/dev | tr -s ' ' | cut -d' ' -f3,4; awk '/^Ip: [0-9]/ { print $13 }' /proc/net/snmp"
+async function netnsProbe(work = '', options: RunOptions = {}): Promise<{ cookie: string; lo: string; outNoRoutes: string }> {
+  const r = await sh(`${work} ${NETNS_PROBE}`, { rootfs: root, ...options })
+  const [cookie = '', lo = '', outNoRoutes = ''] = lines(r.stdout)
+  return { cookie, lo, outNoRoutes }
+}
+
+ctest('[busybox] control: an untouched network namespace serves a later container again', async (t) => {
+  const cookies: string[] = []
+  for (let i = 0; i < 16; i++) cookies.push((await netnsProbe()).cookie)
+  t.true(cookies.every((c) => /^\d+$/.test(c)), cookies.join(' '))
+  t.true(new Set(cookies).size < cookies.length, `some namespace came back: ${cookies.join(' ')}`)
+})
+
+const RETIRING: Array<[string, string, RunOptions, (p: { lo: string; outNoRoutes: string }) => boolean]> = [
+  ['loopback traffic (ping 127.0.0.1)', 'ping -c 1 -W 1 127.0.0.1 >/dev/null;', {}, (p) => p.lo !== '0 0'],
+  ['a send with no route (no packet on lo, one counter moved)', 'nc -w 1 10.255.0.1 9 </dev/null 2>/dev/null;', {}, (p) => p.outNoRoutes !== '0'],
+  ['NET_ADMIN (it could configure the namespace)', '', { capAdd: ['NET_ADMIN'] }, () => true],
+  ['a writable /proc/sys (uid 0 writes net sysctls)', '', { readonlyPaths: [] }, () => true],
+]
+
+for (const [what, work, options, moved] of RETIRING) {
+  ctest(`[busybox] a network namespace is never served again after ${what}; later containers see fresh counters`, async (t) => {
+    const used = await netnsProbe(work, options)
+    t.true(moved(used), `control: the container itself saw its change (lo ${used.lo}, OutNoRoutes ${used.outNoRoutes})`)
+    for (let i = 0; i < 12; i++) {
+      const next = await netnsProbe()
+      t.not(next.cookie, used.cookie, `container ${i} got the used namespace`)
+      t.is(next.lo, '0 0', `container ${i}: lo's bytes and packets`)
+      t.is(next.outNoRoutes, '0', `container ${i}: Ip OutNoRoutes`)
+    }
   })
 }
 

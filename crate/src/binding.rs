@@ -141,7 +141,8 @@ pub fn spawn_container(
         _ => (None, None),
     };
     let spawned = spawn(&prepared, &spec.argv[0], maps_first);
-    drop((std::mem::take(&mut wired.child), netns, ipcns, maps_read));
+    let netns = netns.filter(|_| prepared.netns_reusable && spawned.is_ok());
+    drop((std::mem::take(&mut wired.child), ipcns, maps_read));
     if let (Ok(s), Err(e)) = (&spawned, stdio::receive_console(&mut wired)) {
         // It runs but its terminal never arrived: end it rather than leave it unwatched.
         let _ = nix::sys::signal::kill(
@@ -163,9 +164,12 @@ pub fn spawn_container(
     match spawned {
         Ok(s) => {
             // Not for an image: its overlay goes before the result lets the caller remove its upper dir.
-            let held = (spec.namespaces.mount && spec.image.is_none())
-                .then(|| namespace_of(s.pid, "mnt"))
-                .flatten();
+            let held = reaper::Held {
+                mount_ns: (spec.namespaces.mount && spec.image.is_none())
+                    .then(|| namespace_of(s.pid, "mnt"))
+                    .flatten(),
+                netns,
+            };
             reaper::watch(
                 s.pid,
                 s.pidfd,

@@ -1,11 +1,14 @@
 //! Namespaces made ahead of time. A network namespace costs about half a millisecond to
-//! create (every pernet subsystem initializes), an IPC namespace ~40 µs (its sysctl tables
-//! register); a background thread keeps a few fresh ones of each kind, each handed out once,
-//! and the child joins them with setns instead of creating them at clone.
+//! create (every pernet subsystem initializes) and as much again to destroy, an IPC namespace
+//! ~40 µs (its sysctl tables register); a background thread keeps a few fresh ones of each
+//! kind, and the child joins them with setns instead of creating them at clone.
+//!
+//! A network namespace a container has left is served again only when nothing in it can tell
+//! it from a new one (`untouched`); any other namespace is used once.
 
 use std::collections::VecDeque;
 use std::ffi::CStr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
 use std::sync::{Condvar, Mutex, OnceLock};
 
@@ -42,8 +45,15 @@ impl Kind {
     }
 }
 
+#[derive(Default)]
+struct Queues {
+    ready: [VecDeque<OwnedFd>; 2],
+    /// Network namespaces containers have left, to be checked by the pool thread.
+    returned: VecDeque<OwnedFd>,
+}
+
 struct Pool {
-    ready: Mutex<[VecDeque<OwnedFd>; 2]>,
+    queues: Mutex<Queues>,
     wanted: Condvar,
 }
 
@@ -56,7 +66,7 @@ fn pool() -> &'static Pool {
             .spawn(fill)
             .expect("spawn the namespace pool thread");
         Pool {
-            ready: Mutex::new([VecDeque::new(), VecDeque::new()]),
+            queues: Mutex::new(Queues::default()),
             wanted: Condvar::new(),
         }
     })
@@ -66,9 +76,26 @@ fn pool() -> &'static Pool {
 /// ready yet (the caller then clones with the namespace flag itself).
 pub fn take(kind: Kind) -> Option<OwnedFd> {
     let p = pool();
-    let fd = p.ready.lock().unwrap_or_else(|e| e.into_inner())[kind.index()].pop_front();
+    let fd = p.queues.lock().unwrap_or_else(|e| e.into_inner()).ready[kind.index()].pop_front();
     p.wanted.notify_one();
     fd
+}
+
+/// A network namespace from `take` whose container has ended and which it could change only
+/// through sockets (no NET_ADMIN or SYS_ADMIN, read-only /proc/sys, a PID namespace: spec.rs
+/// decides). The pool thread serves it again if `untouched`, else closes it.
+pub fn give_back(netns: OwnedFd) {
+    let p = pool();
+    let mut q = p.queues.lock().unwrap_or_else(|e| e.into_inner());
+    if q.returned.len() < READY {
+        q.returned.push_back(netns);
+        p.wanted.notify_one();
+    }
+}
+
+enum Job {
+    Make(Kind),
+    Check(OwnedFd),
 }
 
 fn fill() {
@@ -79,24 +106,42 @@ fn fill() {
         std::thread::yield_now();
     };
     let mut refused = [false; 2];
+    // /proc/net of the first network namespace made here: what a fresh one looks like.
+    let mut fresh: Option<String> = None;
     loop {
-        let mut ready = p.ready.lock().unwrap_or_else(|e| e.into_inner());
-        // The kind with the fewest ready goes first: a burst drains both.
-        let lowest = |ready: &[VecDeque<OwnedFd>; 2]| {
-            KINDS
+        let mut q = p.queues.lock().unwrap_or_else(|e| e.into_inner());
+        let job = loop {
+            let net = Kind::Net.index();
+            if q.ready[net].len() < READY {
+                if let Some(fd) = q.returned.pop_front() {
+                    break Job::Check(fd);
+                }
+            }
+            // The kind with the fewest ready goes first: a burst drains both.
+            let lowest = KINDS
                 .into_iter()
-                .filter(|k| !refused[k.index()] && ready[k.index()].len() < READY)
-                .min_by_key(|k| ready[k.index()].len())
-        };
-        let kind = loop {
-            match lowest(&ready) {
-                Some(kind) => break kind,
-                None => ready = p.wanted.wait(ready).unwrap_or_else(|e| e.into_inner()),
+                .filter(|k| !refused[k.index()] && q.ready[k.index()].len() < READY)
+                .min_by_key(|k| q.ready[k.index()].len());
+            match lowest {
+                Some(kind) => break Job::Make(kind),
+                None => q = p.wanted.wait(q).unwrap_or_else(|e| e.into_inner()),
             }
         };
-        drop(ready);
-        match make(kind) {
-            Ok(fd) => p.ready.lock().unwrap_or_else(|e| e.into_inner())[kind.index()].push_back(fd),
+        drop(q);
+        let (kind, made) = match job {
+            Job::Check(fd) => match &fresh {
+                Some(fresh) if untouched(&fd, fresh) => (Kind::Net, Ok(fd)),
+                _ => continue, // dropped: the kernel destroys it
+            },
+            Job::Make(kind) => (kind, make(kind)),
+        };
+        match made {
+            Ok(fd) => {
+                if kind == Kind::Net && fresh.is_none() {
+                    fresh = counters(); // this thread is in the namespace it just made
+                }
+                p.queues.lock().unwrap_or_else(|e| e.into_inner()).ready[kind.index()].push_back(fd)
+            }
             // Not permitted here (no CAP_SYS_ADMIN...): callers fall back to the clone flag.
             Err(Errno::EPERM) => {
                 refused[kind.index()] = true;
@@ -108,6 +153,54 @@ fn fill() {
             Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
         }
     }
+}
+
+/// Whether a used network namespace is, to anything inside it, a new one: no socket left in
+/// it (none open, none in TIME_WAIT) and all of /proc/net's counters (IP, ICMP, TCP, UDP for
+/// v4 and v6, lo's traffic, IPv6 flow labels) as in a fresh namespace. Without NET_ADMIN
+/// only sockets change a namespace, and every packet moves a counter. Reading them means
+/// joining it: this thread's own network namespace does not matter (`make` unshares anew).
+fn untouched(netns: &OwnedFd, fresh: &str) -> bool {
+    if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return false;
+    }
+    no_sockets() && counters().is_some_and(|now| now == fresh)
+}
+
+/// /proc/net's counters of this thread's network namespace; files the kernel lacks (no IPv6)
+/// read as empty.
+fn counters() -> Option<String> {
+    let mut all = String::new();
+    for file in ["snmp", "snmp6", "netstat", "dev", "ip6_flowlabel"] {
+        match std::fs::read_to_string(format!("/proc/thread-self/net/{file}")) {
+            Ok(text) => all.push_str(&text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(_) => return None,
+        }
+    }
+    Some(all)
+}
+
+/// sockstat's per-namespace figures are all zero (orphan, alloc and mem are host-wide).
+fn no_sockets() -> bool {
+    ["sockstat", "sockstat6"].into_iter().all(|file| {
+        match std::fs::read_to_string(format!("/proc/thread-self/net/{file}")) {
+            Ok(text) => sockstat_is_empty(&text),
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound && file == "sockstat6",
+        }
+    })
+}
+
+/// `TCP: inuse 0 orphan 0 tw 0 alloc 1 mem 3` and the like: `used`, `inuse`, `tw` and FRAG's
+/// `memory` are this namespace's.
+fn sockstat_is_empty(text: &str) -> bool {
+    text.lines().all(|line| {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        words.chunks(2).all(|kv| match kv {
+            [key, value] if ["used", "inuse", "tw", "memory"].contains(key) => *value == "0",
+            _ => true,
+        })
+    })
 }
 
 /// unshare moves only this thread; its new namespace is kept by fd.
@@ -143,4 +236,23 @@ fn loopback_up() -> Result<(), Errno> {
         return Err(errno);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sockstat_is_empty;
+
+    #[test]
+    fn host_wide_sockstat_figures_do_not_count() {
+        let idle = "sockets: used 0\nTCP: inuse 0 orphan 3 tw 0 alloc 17 mem 9\nUDP: inuse 0 mem 4\nFRAG: inuse 0 memory 0\n";
+        assert!(sockstat_is_empty(idle));
+        for used in [
+            "sockets: used 1\n",
+            "TCP: inuse 0 orphan 0 tw 1 alloc 1 mem 0\n",
+            "UDP6: inuse 2\n",
+            "FRAG: inuse 0 memory 4096\n",
+        ] {
+            assert!(!sockstat_is_empty(used), "{used}");
+        }
+    }
 }

@@ -33,7 +33,16 @@ struct Watched {
     cgroup: Option<Box<dyn Cgroup>>,
     oom: bool,
     /// Namespaces held until the exit is delivered (see `watch`).
-    held: Option<OwnedFd>,
+    held: Held,
+}
+
+/// What the reaper keeps of a container's namespaces until its exit is delivered.
+#[derive(Default)]
+pub struct Held {
+    /// Closed then: the mount namespace's teardown runs here, not in the container's exit.
+    pub mount_ns: Option<OwnedFd>,
+    /// Handed back to the pool then, which serves it again only if untouched.
+    pub netns: Option<OwnedFd>,
 }
 
 /// Epoll data: the pid, tagged when the event is the cgroup's OOM eventfd.
@@ -60,15 +69,15 @@ fn reaper() -> &'static Reaper {
     })
 }
 
-/// Hands a running container to the reaper; `on_exit` runs on the reaper thread. `held`
-/// (the container's mount namespace) is closed only after `on_exit`: the last reference then
-/// tears the namespace down here, after the result is on its way, instead of in the
-/// container's exit before its parent hears of it.
+/// Hands a running container to the reaper; `on_exit` runs on the reaper thread. `held` is
+/// let go only after `on_exit`: the last reference to the mount namespace then tears it down
+/// here, after the result is on its way, instead of in the container's exit before its parent
+/// hears of it.
 pub fn watch(
     pid: i32,
     pidfd: OwnedFd,
     cgroup: Option<Box<dyn Cgroup>>,
-    held: Option<OwnedFd>,
+    held: Held,
     on_exit: OnExit,
 ) -> Result<(), Errno> {
     let r = reaper();
@@ -205,7 +214,10 @@ fn finish(r: &Reaper, pid: i32, mut w: Watched) {
         exit.cgroup = Some(stats);
     }
     (w.on_exit)(exit);
-    drop(w.held);
+    drop(w.held.mount_ns);
+    if let Some(netns) = w.held.netns {
+        crate::nspool::give_back(netns);
+    }
 }
 
 fn reap(pid: i32, pidfd: &OwnedFd) -> Exit {
