@@ -45,16 +45,24 @@ int main(int argc, char **argv) {
 // Prints the network namespace's cookie (SO_NETNS_COOKIE): unlike an nsfs inode number, the
 // kernel never hands one out twice, so a repeat means the very same namespace.
 const NETNS_COOKIE_C = String.raw`
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-int main(void) {
+int main(int argc, char **argv) {
   uint64_t cookie = 0;
   socklen_t len = sizeof cookie;
   int s = socket(AF_UNIX, SOCK_DGRAM, 0);
   if (s < 0 || getsockopt(s, SOL_SOCKET, 71 /* SO_NETNS_COOKIE */, &cookie, &len) != 0) return 2;
   close(s);
+  if (argc > 1 && !strcmp(argv[1], "tfo")) { // a TCP Fast Open listener: the namespace's key is made, no packet sent
+    int q = 5, l = socket(AF_INET, SOCK_STREAM, 0);
+    if (l < 0 || setsockopt(l, IPPROTO_TCP, TCP_FASTOPEN, &q, sizeof q) != 0 || listen(l, 1) != 0) return 3;
+    close(l);
+  }
   printf("%llu\n", (unsigned long long)cookie);
   return 0;
 }
@@ -241,11 +249,13 @@ for (const kind of KINDS) {
 // A used network namespace may serve the next container only if nothing in it changed.
 // Each container prints its namespace's cookie, then what it sees of lo's traffic and of the
 // IP counters; `work` runs in between.
-const NETNS_PROBE = "/netns-cookie; grep lo: /proc/net/dev | tr -s ' ' | cut -d' ' -f3,4; awk '/^Ip: [0-9]/ { print $13 }' /proc/net/snmp"
-async function netnsProbe(work = '', options: RunOptions = {}): Promise<{ cookie: string; lo: string; outNoRoutes: string }> {
-  const r = await sh(`${work} ${NETNS_PROBE}`, { rootfs: root, ...options })
-  const [cookie = '', lo = '', outNoRoutes = ''] = lines(r.stdout)
-  return { cookie, lo, outNoRoutes }
+const NETNS_PROBE = "grep lo: /proc/net/dev | tr -s ' ' | cut -d' ' -f3,4; awk '/^Ip: [0-9]/ { print $13 }' /proc/net/snmp; cat /proc/sys/net/ipv4/tcp_fastopen_key"
+const FRESH_TFO_KEY = '00000000-00000000-00000000-00000000'
+type NetnsSeen = { cookie: string; lo: string; outNoRoutes: string; tfoKey: string }
+async function netnsProbe(work = '', options: RunOptions = {}, cookieArg = ''): Promise<NetnsSeen> {
+  const r = await sh(`${work} /netns-cookie ${cookieArg}; ${NETNS_PROBE}`, { rootfs: root, ...options })
+  const [cookie = '', lo = '', outNoRoutes = '', tfoKey = ''] = lines(r.stdout)
+  return { cookie, lo, outNoRoutes, tfoKey }
 }
 
 ctest('[busybox] control: an untouched network namespace serves a later container again', async (t) => {
@@ -255,22 +265,24 @@ ctest('[busybox] control: an untouched network namespace serves a later containe
   t.true(new Set(cookies).size < cookies.length, `some namespace came back: ${cookies.join(' ')}`)
 })
 
-const RETIRING: Array<[string, string, RunOptions, (p: { lo: string; outNoRoutes: string }) => boolean]> = [
-  ['loopback traffic (ping 127.0.0.1)', 'ping -c 1 -W 1 127.0.0.1 >/dev/null;', {}, (p) => p.lo !== '0 0'],
-  ['a send with no route (no packet on lo, one counter moved)', 'nc -w 1 10.255.0.1 9 </dev/null 2>/dev/null;', {}, (p) => p.outNoRoutes !== '0'],
-  ['NET_ADMIN (it could configure the namespace)', '', { capAdd: ['NET_ADMIN'] }, () => true],
-  ['a writable /proc/sys (uid 0 writes net sysctls)', '', { readonlyPaths: [] }, () => true],
+const RETIRING: Array<[string, string, RunOptions, string, (p: NetnsSeen) => boolean]> = [
+  ['loopback traffic (ping 127.0.0.1)', 'ping -c 1 -W 1 127.0.0.1 >/dev/null;', {}, '', (p) => p.lo !== '0 0'],
+  ['a send with no route (no packet on lo, one counter moved)', 'nc -w 1 10.255.0.1 9 </dev/null 2>/dev/null;', {}, '', (p) => p.outNoRoutes !== '0'],
+  ['a TCP Fast Open listener (no packet, no socket left: the key it made stays)', '', {}, 'tfo', (p) => p.tfoKey !== FRESH_TFO_KEY],
+  ['NET_ADMIN (it could configure the namespace)', '', { capAdd: ['NET_ADMIN'] }, '', () => true],
+  ['a writable /proc/sys (uid 0 writes net sysctls)', '', { readonlyPaths: [] }, '', () => true],
 ]
 
-for (const [what, work, options, moved] of RETIRING) {
+for (const [what, work, options, cookieArg, moved] of RETIRING) {
   ctest(`[busybox] a network namespace is never served again after ${what}; later containers see fresh counters`, async (t) => {
-    const used = await netnsProbe(work, options)
-    t.true(moved(used), `control: the container itself saw its change (lo ${used.lo}, OutNoRoutes ${used.outNoRoutes})`)
+    const used = await netnsProbe(work, options, cookieArg)
+    t.true(moved(used), `control: the container itself saw its change (lo ${used.lo}, OutNoRoutes ${used.outNoRoutes}, TFO key ${used.tfoKey})`)
     for (let i = 0; i < 12; i++) {
       const next = await netnsProbe()
       t.not(next.cookie, used.cookie, `container ${i} got the used namespace`)
       t.is(next.lo, '0 0', `container ${i}: lo's bytes and packets`)
       t.is(next.outNoRoutes, '0', `container ${i}: Ip OutNoRoutes`)
+      t.is(next.tfoKey, FRESH_TFO_KEY, `container ${i}: TCP Fast Open key`)
     }
   })
 }

@@ -158,8 +158,10 @@ fn fill() {
 /// Whether a used network namespace is, to anything inside it, a new one: no socket left in
 /// it (none open, none in TIME_WAIT) and all of /proc/net's counters (IP, ICMP, TCP, UDP for
 /// v4 and v6, lo's traffic, IPv6 flow labels) as in a fresh namespace. Without NET_ADMIN
-/// only sockets change a namespace, and every packet moves a counter. Reading them means
-/// joining it: this thread's own network namespace does not matter (`make` unshares anew).
+/// only sockets change a namespace and every packet moves a counter; the one state a socket
+/// sets up without a packet, the TCP Fast Open key (made on the first TCP_FASTOPEN listener),
+/// is compared too. Reading them means joining it: this thread's own network namespace does
+/// not matter (`make` unshares anew).
 fn untouched(netns: &OwnedFd, fresh: &str) -> bool {
     if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
         return false;
@@ -167,12 +169,19 @@ fn untouched(netns: &OwnedFd, fresh: &str) -> bool {
     no_sockets() && counters().is_some_and(|now| now == fresh)
 }
 
-/// /proc/net's counters of this thread's network namespace; files the kernel lacks (no IPv6)
-/// read as empty.
+/// /proc/net's counters of this thread's network namespace and its TCP Fast Open key; files
+/// the kernel lacks (no IPv6) read as empty.
 fn counters() -> Option<String> {
     let mut all = String::new();
-    for file in ["snmp", "snmp6", "netstat", "dev", "ip6_flowlabel"] {
-        match std::fs::read_to_string(format!("/proc/thread-self/net/{file}")) {
+    for file in [
+        "/proc/thread-self/net/snmp",
+        "/proc/thread-self/net/snmp6",
+        "/proc/thread-self/net/netstat",
+        "/proc/thread-self/net/dev",
+        "/proc/thread-self/net/ip6_flowlabel",
+        "/proc/sys/net/ipv4/tcp_fastopen_key", // the reader's network namespace: this thread's
+    ] {
+        match std::fs::read_to_string(file) {
             Ok(text) => all.push_str(&text),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => return None,
