@@ -106,6 +106,9 @@ fn fill() {
         std::thread::yield_now();
     };
     let mut refused = [false; 2];
+    // This thread's own network namespace, to leave a refused one for: staying in it would keep
+    // it alive until the next job.
+    let home = unsafe { libc::open(Kind::Net.path().as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     // /proc/net of the first network namespace made here: what a fresh one looks like.
     let mut fresh: Option<String> = None;
     loop {
@@ -131,7 +134,10 @@ fn fill() {
         let (kind, made) = match job {
             Job::Check(fd) => match &fresh {
                 Some(fresh) if untouched(&fd, fresh) => (Kind::Net, Ok(fd)),
-                _ => continue, // dropped: the kernel destroys it
+                _ => {
+                    unsafe { libc::setns(home, libc::CLONE_NEWNET) };
+                    continue; // dropped: the kernel destroys it
+                }
             },
             Job::Make(kind) => (kind, make(kind)),
         };
