@@ -244,7 +244,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             // in by a racing writer) cannot make the copy come from the host.
             let at = match sys.open_in_root(slots[ROOT], &target.path, libc::O_PATH) {
                 Ok(fd) => fd,
-                Err(Errno::ENOENT) => return Ok(()), // nothing there to protect
+                Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(()), // nothing there to protect
                 Err(e) => return Err(e),
             };
             let copy =
