@@ -8,7 +8,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 import { ContainerError, explain, liveContainers, run, spawn, type RunOptions } from '../index'
-import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled } from './helpers'
+import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
 
 let root = '' // busybox rootfs, 0755
 let scratch = '' // host temp dir with a file and a directory to bind
@@ -49,14 +49,6 @@ function children(): number[] {
     }
   }
   return out
-}
-
-async function assertNoLeak(t: ExecutionContext, before: Snapshot): Promise<void> {
-  const after = await settled(before)
-  t.is(after.mounts, before.mounts, 'host mount count')
-  t.true(after.fds <= before.fds, `fds: ${after.fds} now, ${before.fds} before`)
-  t.is(after.zombies, 0, 'zombies')
-  t.is(after.live, 0, 'live containers')
 }
 
 // ---------------------------------------------------------------- bad options
@@ -159,7 +151,7 @@ test.serial('run-only options are refused by spawn() and explain(), accepted by 
     const r = await run(['true'], { [key]: value, stdin: 'ignore' } as RunOptions)
     t.is(r.exitCode, 0)
   }
-  await assertNoLeak(t, before)
+  await expectNothingLeaked(t, before)
 })
 
 test.serial('a relative rootfs is resolved against the current directory', async (t) => {
@@ -169,7 +161,7 @@ test.serial('a relative rootfs is resolved against the current directory', async
   const r = await run(['/bin/sh', '-c', 'echo ok; ls /notexec'], { rootfs: rel, stdin: 'ignore' })
   t.is(r.stdout, 'ok\n/notexec')
   t.true(explain(['true'], { rootfs: rel }).includes(`open_tree \`${fs.realpathSync(root)}\``))
-  await assertNoLeak(t, before)
+  await expectNothingLeaked(t, before)
 })
 
 test.serial('control: a hostname of exactly 64 bytes is accepted', async (t) => {
@@ -178,7 +170,7 @@ test.serial('control: a hostname of exactly 64 bytes is accepted', async (t) => 
   t.is(Buffer.byteLength(name), 64)
   const r = await run(['hostname'], { hostname: name, stdin: 'ignore' })
   t.is(r.stdout, name)
-  await assertNoLeak(t, before)
+  await expectNothingLeaked(t, before)
 })
 
 test.serial('control: a mount target through a symlink that stays inside the rootfs is accepted and lands inside', async (t) => {
@@ -187,7 +179,7 @@ test.serial('control: a mount target through a symlink that stays inside the roo
   const r = await run(['cat', '/tmp/x/file.txt'], { rootfs: root, stdin: 'ignore', mounts: [{ type: 'bind', source: scratch, target: '/good/x' }] })
   t.is(r.stdout, 'a file')
   t.false(fs.existsSync('/etc/x'), 'nothing was created on the host through the link')
-  await assertNoLeak(t, before)
+  await expectNothingLeaked(t, before)
 })
 
 // ---------------------------------------------------------------- setup failures
@@ -240,7 +232,7 @@ for (const f of FAILURES) {
     checkFailure(t, resolved, f, command)
     t.is(resolved.stdout, '')
     t.is(resolved.stderr, '')
-    await assertNoLeak(t, before)
+    await expectNothingLeaked(t, before)
   })
 }
 
@@ -251,5 +243,5 @@ test.serial('setup failures leave nothing behind even when repeated', async (t) 
     t.is((r as ContainerError).code, 'ENOENT')
   }
   fs.rmSync(path.join(root, 'data'), { recursive: true, force: true })
-  await assertNoLeak(t, before)
+  await expectNothingLeaked(t, before)
 })

@@ -150,6 +150,16 @@ export async function expectNoLeak(t: ExecutionContext, before: Baseline, tries 
   )
 }
 
+/** Settles, then: host mounts as before, no fd more, no zombie, no live container. Returns what it saw. */
+export async function expectNothingLeaked(t: ExecutionContext, before: Snapshot): Promise<Snapshot> {
+  const after = await settled(before)
+  t.is(after.mounts, before.mounts, 'host mount count')
+  t.true(after.fds <= before.fds, `fds: ${after.fds} now, ${before.fds} before`)
+  t.is(after.zombies, 0, 'zombies')
+  t.is(after.live, 0, 'live containers')
+  return after
+}
+
 /** The check every suite ends with: back to the warm-up's host mounts, no live container, no zombie. */
 export async function expectSettled(t: ExecutionContext, warm: Snapshot): Promise<void> {
   const now = await settled(warm)

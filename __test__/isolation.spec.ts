@@ -10,7 +10,7 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 
 import { run, spawn, type ContainerOptions, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled } from './helpers'
+import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
 
 let root = ''
 let scratch = '' // host-only temp dir: never bound into a container
@@ -102,11 +102,7 @@ function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void 
   test.serial(title, async (t) => {
     const before = await settled(warm)
     await fn(t)
-    const after = await settled(before)
-    t.is(after.mounts, before.mounts, 'host mount count')
-    t.true(after.fds <= before.fds, `fds: ${after.fds} now, ${before.fds} before`)
-    t.is(after.zombies, 0, 'zombies')
-    t.is(after.live, 0, 'live containers')
+    await expectNothingLeaked(t, before)
   })
 }
 

@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { execFile } from 'node:child_process'
 
 import { ContainerError, run, spawn, type ContainerProcess } from '../index'
-import { settled, snapshot, type Snapshot, expectSettled } from './helpers'
+import { settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
 let warm: Snapshot
@@ -25,20 +25,12 @@ test.after.always(async (t) => {
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })
 
-async function assertNoLeak(t: ExecutionContext, before: Snapshot): Promise<void> {
-  const after = await settled(before)
-  t.is(after.mounts, before.mounts, 'host mount count')
-  t.true(after.fds <= before.fds, `fds: ${after.fds} now, ${before.fds} before`)
-  t.is(after.zombies, 0, 'zombies')
-  t.is(after.live, 0, 'live containers')
-}
-
 /** A serial test that makes containers and checks afterwards that none of them leaked anything. */
 function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
   test.serial(title, async (t) => {
     const before = await settled(warm, 10)
     await fn(t)
-    await assertNoLeak(t, before)
+    await expectNothingLeaked(t, before)
   })
 }
 

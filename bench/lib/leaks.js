@@ -7,6 +7,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const v8 = require('node:v8')
 const vm = require('node:vm')
+const { dirsMatching } = require('./setup')
 
 /** A callable gc(), with or without --expose-gc on the command line. */
 function gcFunction() {
@@ -106,23 +107,10 @@ function ownCgroupDirs() {
 function libraryCgroups(pid = process.pid) {
   const re = new RegExp(`^lonely-${pid}-\\d+$`)
   const found = new Set()
-  const walk = (dir, depth) => {
-    let entries
-    try {
-      entries = fs.readdirSync(dir, { withFileTypes: true })
-    } catch {
-      return
-    }
-    for (const e of entries) {
-      if (!e.isDirectory()) continue
-      const p = path.join(dir, e.name)
-      if (re.test(e.name)) found.add(p)
-      else if (depth > 0) walk(p, depth - 1)
-    }
-  }
+  const look = (dir) => dirsMatching(dir, 2, (name) => re.test(name)).forEach((p) => found.add(p))
   for (const { dir } of ownCgroupDirs()) {
-    walk(dir, 1)
-    if (path.basename(dir) === 'lonely-supervisor') walk(path.dirname(dir), 1)
+    look(dir)
+    if (path.basename(dir) === 'lonely-supervisor') look(path.dirname(dir))
   }
   return [...found].sort()
 }

@@ -288,11 +288,13 @@ function mountsUnder(dir) {
     .filter((m) => m && (m === dir || m.startsWith(dir + '/')))
 }
 
-/** cgroup directories named after our container ids, anywhere up to `depth` levels under /sys/fs/cgroup. */
-function cgroupsNamed(prefix, depth = 5) {
+/**
+ * Directories under `root`, up to `levels` levels down, whose name passes `test` (a match is
+ * not searched further).
+ */
+function dirsMatching(root, levels, test) {
   const found = []
-  const walk = (dir, d) => {
-    if (d > depth) return
+  const walk = (dir, left) => {
     let entries
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true })
@@ -302,12 +304,17 @@ function cgroupsNamed(prefix, depth = 5) {
     for (const e of entries) {
       if (!e.isDirectory()) continue
       const p = path.join(dir, e.name)
-      if (e.name.includes(prefix)) found.push(p)
-      else walk(p, d + 1)
+      if (test(e.name)) found.push(p)
+      else if (left > 1) walk(p, left - 1)
     }
   }
-  walk('/sys/fs/cgroup', 0)
+  walk(root, levels)
   return found
+}
+
+/** cgroup directories named after our container ids, anywhere up to `depth` levels under /sys/fs/cgroup. */
+function cgroupsNamed(prefix, depth = 5) {
+  return dirsMatching('/sys/fs/cgroup', depth + 1, (name) => name.includes(prefix))
 }
 
 /** Removes what the bench made: leftover crun/runc containers, their cgroups, the temp dir. */
@@ -347,4 +354,4 @@ function cleanup(ctx) {
   return problems
 }
 
-module.exports = { log, which, ensureTools, staticBusybox, makeBusyboxRoot, makeBundle, securityFromPlan, cgroupMode, machineInfo, cleanup, mountsUnder, cgroupsNamed }
+module.exports = { log, which, ensureTools, staticBusybox, makeBusyboxRoot, makeBundle, securityFromPlan, cgroupMode, machineInfo, cleanup, mountsUnder, cgroupsNamed, dirsMatching }

@@ -337,13 +337,7 @@ impl ContainerSpec {
         }
         let wanted = match &self.capabilities {
             Some(names) => security::mask(names).map_err(|e| SpecError::Security(e.to_string()))?,
-            None => security::mask(
-                &security::DOCKER_DEFAULT
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>(),
-            )
-            .expect("known names"),
+            None => security::mask(security::DOCKER_DEFAULT).expect("known names"),
         };
         // A container cannot get what this process may not pass on: with ALL that is the
         // answer, with a name it is an error naming the capability.
@@ -359,7 +353,7 @@ impl ContainerSpec {
         // Only sockets can then change the network namespace (nspool::untouched checks them):
         // no capability to configure it, uid 0's sysctl writes stopped by a read-only /proc/sys,
         // and a PID namespace, so that nothing of the container outlives its PID 1.
-        let configures = security::mask(&["NET_ADMIN".into(), "SYS_ADMIN".into()]).expect("known");
+        let configures = security::mask(&["NET_ADMIN", "SYS_ADMIN"]).expect("known names");
         let sysctls_readonly = match &self.readonly_paths {
             Some(paths) => paths
                 .iter()

@@ -523,15 +523,7 @@ impl Extractor<'_> {
                 symlinkat(target.as_slice(), dir.as_fd(), name.as_slice())
                     .map_err(|e| self.failed(&shown, "symlinkat", e))?;
                 self.own_at(&shown, dir.as_fd(), name, &meta)?;
-                utimensat(
-                    dir.as_fd(),
-                    name.as_slice(),
-                    &meta.mtime,
-                    &meta.mtime,
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(|e| self.failed(&shown, "utimensat", e))?;
-                Ok(())
+                self.stamp_at(&shown, dir.as_fd(), name, &meta)
             }
             EntryType::Link => {
                 let target =
@@ -596,15 +588,7 @@ impl Extractor<'_> {
                     nix::sys::stat::FchmodatFlags::NoFollowSymlink,
                 )
                 .map_err(|e| self.failed(&shown, "fchmodat", e))?;
-                utimensat(
-                    dir.as_fd(),
-                    name.as_slice(),
-                    &meta.mtime,
-                    &meta.mtime,
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(|e| self.failed(&shown, "utimensat", e))?;
-                Ok(())
+                self.stamp_at(&shown, dir.as_fd(), name, &meta)
             }
             EntryType::Char | EntryType::Block => {
                 let what = if kind == EntryType::Char { 'c' } else { 'b' };
@@ -646,6 +630,24 @@ impl Extractor<'_> {
                 AtFlags::AT_SYMLINK_NOFOLLOW,
             )
         })
+    }
+
+    /// Gives the entry `name` (a symlink or a fifo: never followed) its mtime from the tar.
+    fn stamp_at(
+        &self,
+        entry: &str,
+        dir: BorrowedFd,
+        name: &[u8],
+        meta: &Meta,
+    ) -> Result<(), ImageError> {
+        utimensat(
+            dir,
+            name,
+            &meta.mtime,
+            &meta.mtime,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| self.failed(entry, "utimensat", e))
     }
 
     fn own(&mut self, entry: &str, f: impl FnOnce() -> nix::Result<()>) -> Result<(), ImageError> {
