@@ -486,12 +486,26 @@ mod tests {
         );
         let mut plan = vec![];
         let count = plan_fn(&s, &mut plan);
-        for op in &plan {
-            if let Op::CloneTree { slot, .. } | Op::NewFs { slot, .. } | Op::Attach { slot, .. } =
-                op
-            {
-                assert!(*slot < count);
-            }
+        // The child indexes the slot array with these: one out of range would panic there.
+        let used: Vec<usize> = plan
+            .iter()
+            .flat_map(|op| match op {
+                Op::CloneTree { slot, .. }
+                | Op::NewFs { slot, .. }
+                | Op::Attach { slot, .. }
+                | Op::Open { slot, .. }
+                | Op::BindDevice { slot, .. } => vec![*slot],
+                Op::Symlink { dir, .. }
+                | Op::Device { dir, .. }
+                | Op::Mkdir { dir, .. }
+                | Op::DevReadonly { dir } => vec![*dir],
+                Op::MaskPath { null, empty, .. } => vec![*null, *empty],
+                _ => vec![],
+            })
+            .collect();
+        assert!(used.iter().any(|s| *s > 0), "the plan uses slots");
+        for slot in used {
+            assert!(slot < count, "slot {slot} of {count}");
         }
     }
 
