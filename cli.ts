@@ -527,8 +527,8 @@ async function runTty(plan: Plan): Promise<number> {
   }
   process.on('exit', restore)
   const onData = (chunk: Buffer) => proc.stdin?.write(chunk)
-  // EOF of a non-terminal stdin becomes the terminal's EOF character for the container.
-  const onEnd = () => proc.stdin?.write('\x04')
+  // EOF of a non-terminal stdin becomes the terminal's EOF for the container (lib/terminal.ts).
+  const onEnd = () => proc.stdin?.end()
   if (plan.interactive) {
     if (stdin.isTTY) {
       stdin.setRawMode(true)

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { execFileSync, spawn as spawnHost, type ChildProcess } from 'node:child_process'
 
 import { CAPABILITIES, run, spawn, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
+import { makeBusyboxRoot, ourMounts, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
 
 const SOURCE = path.join(__dirname, 'fixtures', 'attack.c')
 
@@ -541,8 +541,8 @@ ctest('race: renameat2(RENAME_EXCHANGE) of a bind target with a symlink to / nev
   const loop = await exchangeLoop(dir, 'target', 'evil')
   const counts: Record<string, number> = {}
   const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1)
-  const hostBefore = hostMountinfo()
-  const slashBefore = mountsOnSlash(hostBefore)
+  const slashBefore = mountsOnSlash(hostMountinfo())
+  const oursBefore = ourMounts()
   let containers = 0
   try {
     for (let attempt = 0; containers < 100 && attempt < 100000; attempt++) {
@@ -557,7 +557,7 @@ ctest('race: renameat2(RENAME_EXCHANGE) of a bind target with a symlink to / nev
       }
       containers++
       const hostNow = hostMountinfo()
-      t.is(hostNow.split('\n').length, hostBefore.split('\n').length, 'host mount count after this run')
+      t.is(ourMounts(), oursBefore, 'our mounts after this run')
       t.deepEqual(mountsOnSlash(hostNow), slashBefore, 'nothing mounted on the host\'s /')
       t.false(hostNow.includes(source) || hostNow.includes(dir), 'no host mount of the bind source or the rootfs')
       if (r.exitCode !== 0) {
@@ -597,7 +597,7 @@ ctest('race: swapping the rootfs\'s /proc with a symlink to / after validation n
   const counts: Record<string, number> = {}
   const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1)
   const leaks: string[] = []
-  const hostBefore = hostMountinfo()
+  const oursBefore = ourMounts()
   let containers = 0
   try {
     for (let attempt = 0; containers < 100 && attempt < 100000; attempt++) {
@@ -610,7 +610,7 @@ ctest('race: swapping the rootfs\'s /proc with a symlink to / after validation n
         continue
       }
       containers++
-      t.is(hostMountinfo().split('\n').length, hostBefore.split('\n').length, 'host mount count after this run')
+      t.is(ourMounts(), oursBefore, 'our mounts after this run')
       const stage = (r as { stage?: string }).stage
       if (stage) {
         count(`failed cleanly: ${stage} ${(r as { code?: string }).code} ${(r as { path?: string }).path}`)

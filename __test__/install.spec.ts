@@ -9,6 +9,7 @@ import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_proce
 import test from 'ava'
 
 import { bindingError, detectLibc, loadBinding, notLinuxError, SUPPORTED_TARGETS, type Host } from '../lib/native'
+import { ourMounts } from './mounts'
 
 const ROOT = path.resolve(__dirname, '..')
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
@@ -29,9 +30,7 @@ function tmp(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `lonely-${prefix}-`))
 }
 
-function mountCount(): number {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).length
-}
+
 
 /** Runs a command; on failure the assertion message carries everything it printed. */
 function sh(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; input?: string } = {}): SpawnSyncReturns<string> {
@@ -230,7 +229,7 @@ interface Packed {
 
 let packed: Packed | undefined
 let packError: string | undefined
-const mountsAtStart = mountCount()
+const mountsAtStart = ourMounts()
 
 function npmPack(cwd: string, dest: string): { file: string; unpackedSize: number; files: string[] } {
   const out = execFileSync('npm', ['pack', '--json', '--pack-destination', dest], { cwd, encoding: 'utf8', env: { ...process.env, npm_config_update_notifier: 'false' } })
@@ -394,7 +393,7 @@ itest('clean install: offline, empty cache, no Rust on PATH; then require (CJS),
 })
 
 itest('no host mount was left behind by the installed package', (t) => {
-  t.is(mountCount(), mountsAtStart)
+  t.is(ourMounts(), mountsAtStart)
 })
 
 // ---------------------------------------------------------------------------------------------

@@ -25,8 +25,9 @@ function cgroupDirs(): string[] {
   return [...new Set(dirs)].filter((d) => fs.existsSync(d))
 }
 
+/** This process's container cgroups (`lonely-<pid>-<n>`): other suites' live ones are not ours. */
 function ourCgroups(): string[] {
-  return cgroupDirs().flatMap((d) => fs.readdirSync(d).filter((n) => n.startsWith('lonely-') && n !== 'lonely-supervisor').map((n) => path.join(d, n)))
+  return cgroupDirs().flatMap((d) => fs.readdirSync(d).filter((n) => n.startsWith(`lonely-${process.pid}-`)).map((n) => path.join(d, n)))
 }
 
 let before: Snapshot

@@ -330,6 +330,40 @@ ctest('tty: true, stdout ends cleanly for a `for await` reader when the containe
   t.deepEqual(errors, [], 'the stream errored instead of ending')
 })
 
+ctest('tty: true, ending stdin is the terminal\'s EOF: a line-mode reader (cat) sees it and exits', async (t) => {
+  const r = await run(['cat'], { tty: true, input: 'hello\n', timeout: 60_000 })
+  t.false(r.timedOut, 'cat never saw EOF')
+  t.is(r.exitCode, 0)
+  t.true(r.stdout.split('\r\n').includes('hello'), r.stdout)
+})
+
+/**
+ * A container that, once told (a file appears in its /tmp), puts its terminal in raw mode and
+ * reads bytes until a ^D, printing each: a line editor starting after its input was typed.
+ */
+async function rawReaderAfterEof(type: (c: ContainerProcess) => void, timeout: number): Promise<{ out: string; exit: Awaited<ContainerProcess> }> {
+  const script = 'while [ ! -e /tmp/go ]; do sleep 0.01; done; stty raw -echo; while :; do c=$(head -c 1 | od -An -tx1 | tr -d " "); printf "[%s]" "$c"; [ "$c" = 04 ] && exit 0; done'
+  const c = spawn(['/bin/sh', '-c', script], { tty: true, timeout })
+  const out = readTty(c)
+  type(c)
+  // The EOF goes in while the terminal is still in line mode (n_tty stores it as a marker).
+  await new Promise((r) => setTimeout(r, 100))
+  fs.writeFileSync(`/proc/${c.pid}/root/tmp/go`, '')
+  const exit = await c
+  c.stdin?.destroy()
+  return { out: await out, exit }
+}
+
+ctest('tty: true, the EOF survives the terminal\'s switch to raw mode (which turns a pending EOF into NUL); control: a ^D written once is lost', async (t) => {
+  const fixed = await rawReaderAfterEof((c) => c.stdin!.end(), 60_000)
+  t.false(fixed.exit.timedOut, fixed.out)
+  t.is(fixed.exit.exitCode, 0)
+  t.regex(fixed.out, /\[04\]$/)
+  const control = await rawReaderAfterEof((c) => c.stdin!.write('\x04'), 3000)
+  t.true(control.exit.timedOut, `the reader saw a ^D: ${control.out}`)
+  t.regex(control.out, /^\[00\]/, 'the line-mode EOF became a NUL byte')
+})
+
 ctest('run() with tty: true collects the merged output and closes the terminal', async (t) => {
   const r = await run(['/bin/sh', '-c', 'echo one; echo two >&2'], { tty: true, input: '' })
   t.is(r.stdout, 'one\r\ntwo')

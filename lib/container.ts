@@ -6,6 +6,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream'
 import { constants } from 'node:os'
 
 import { native } from './native'
+import { terminalInput, type TerminalInput } from './terminal'
 import type { Normalized } from './options'
 import { signalNumber } from './options'
 import { ContainerError, signalName, type ContainerResult, type Stats } from './result'
@@ -28,14 +29,17 @@ function readable(fd: number | undefined | null, isTty: boolean): Readable | nul
   return new net.Socket({ fd, readable: true, writable: false })
 }
 
-function writable(fd: number | undefined | null, isTty: boolean): Writable | null {
-  if (fd === undefined || fd === null) return null
-  const stream = isTty ? new tty.WriteStream(fd) : new net.Socket({ fd, readable: false, writable: true })
-  // A container that exits without reading its stdin is not our error.
+/** Errors of a stdin the container stopped reading are not ours; anything else is re-emitted. */
+function quietWhenClosed(stream: Writable): Writable {
   stream.on('error', (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET' && e.code !== 'EIO') stream.emit('lonely:error', e)
   })
   return stream
+}
+
+function writable(fd: number | undefined | null): Writable | null {
+  if (fd === undefined || fd === null) return null
+  return quietWhenClosed(new net.Socket({ fd, readable: false, writable: true }))
 }
 
 export class ContainerProcess extends EventEmitter implements PromiseLike<ContainerExit> {
@@ -58,6 +62,7 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   #exited: Promise<ContainerExit>
   #timers: NodeJS.Timeout[] = []
   #running = true
+  #terminal: TerminalInput | undefined
 
   /** Starts the container; throws ContainerError if setup or exec failed. */
   constructor(opts: Normalized) {
@@ -84,7 +89,13 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     this.pid = started.pid
     const isTty = opts.spec.tty
     this.ttyFd = isTty ? started.stdout ?? null : null
-    this.stdin = writable(started.stdin, isTty)
+    if (isTty && started.stdin != null) {
+      const master = quietWhenClosed(new tty.WriteStream(started.stdin)) as tty.WriteStream
+      this.#terminal = terminalInput(master, started.stdin)
+      this.stdin = quietWhenClosed(this.#terminal.stream)
+    } else {
+      this.stdin = writable(started.stdin)
+    }
     this.stdout = readable(started.stdout, isTty)
     this.stderr = readable(started.stderr, false)
     if (opts.input !== undefined && this.stdin) this.stdin.end(opts.input)
@@ -111,6 +122,7 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     for (const t of this.#timers) clearTimeout(t)
     // As child_process: nobody reads stdin any more, so its fd goes now; output nobody
     // started reading is drained so that its pipe closes (child_process's flushStdio).
+    this.#terminal?.close()
     this.stdin?.destroy()
     for (const out of [this.stdout, this.stderr]) {
       if (out && out.readableFlowing === null && !out.destroyed) out.resume()

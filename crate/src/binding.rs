@@ -9,7 +9,7 @@ use napi_derive::napi;
 use crate::cgroups::{self, Stats};
 use crate::reaper::{self, Exit};
 use crate::spawn::{spawn, MapsFirst, SpawnError};
-use crate::{nspool, plan, spec, stdio, userns};
+use crate::{nspool, plan, spec, stdio, terminal, userns};
 
 #[napi(object)]
 pub struct SetupFailure {
@@ -272,19 +272,24 @@ pub fn describe_plan(spec_json: String) -> Result<String> {
 /// Sets a pty's window size (the CLI forwards its terminal's size).
 #[napi]
 pub fn set_window_size(fd: i32, rows: u32, cols: u32) -> Result<()> {
-    let size = libc::winsize {
-        ws_row: rows as u16,
-        ws_col: cols as u16,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    match unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &size) } {
-        0 => Ok(()),
-        _ => Err(Error::from_reason(format!(
-            "ioctl TIOCSWINSZ: {}",
-            nix::errno::Errno::last()
-        ))),
-    }
+    let master = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    terminal::set_window_size(master, rows as u16, cols as u16)
+        .map_err(|e| Error::from_reason(format!("ioctl TIOCSWINSZ: {e}")))
+}
+
+#[napi(object)]
+pub struct TerminalInput {
+    pub canonical: bool,
+    pub eof_char: u32,
+    pub unread: u32,
+}
+
+/// The pty's line mode and unread input; None once the container's side is gone.
+#[napi]
+pub fn terminal_input(fd: i32) -> Option<TerminalInput> {
+    let master = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let s = terminal::input_state(master).ok()?;
+    Some(TerminalInput { canonical: s.canonical, eof_char: s.eof_char as u32, unread: s.unread })
 }
 
 /// An fd of a running child's namespace (`/proc/<pid>/ns/<kind>`); None once it has exited.

@@ -20,4 +20,5 @@ pub mod spawn;
 pub mod spec;
 pub mod stdio;
 pub mod sys;
+pub mod terminal;
 pub mod userns;
