@@ -129,9 +129,11 @@ test.serial('the event loop keeps ticking while 50 containers live and exit', as
   t.deepEqual(exits, allExitedZero(50))
   t.log(`spawning 50 (synchronous by design) took ${spawnMs.toFixed(0)} ms`)
   t.log(`while live: ${ticksWhileLive} ticks in 1 s, max drift ${driftWhileLive.toFixed(1)} ms; through the exits: max drift ${maxDrift.toFixed(1)} ms`)
-  t.true(ticksWhileLive >= 60, `${ticksWhileLive} ticks of a 10 ms interval in 1 s`)
-  t.true(driftWhileLive < 200, `max drift while live ${driftWhileLive} ms`)
-  t.true(maxDrift < 200, `max drift through the exits ${maxDrift} ms`)
+  // Bounds a loaded 2-core machine keeps (its scheduler delays a timer by tens of ms); a loop
+  // blocked on a container would stall for the container's whole life, a second or more.
+  t.true(ticksWhileLive >= 30, `${ticksWhileLive} ticks of a 10 ms interval in 1 s`)
+  t.true(driftWhileLive < 500, `max drift while live ${driftWhileLive} ms`)
+  t.true(maxDrift < 500, `max drift through the exits ${maxDrift} ms`)
   await expectNoLeak(t, before, SETTLE_TRIES)
 })
 
@@ -158,7 +160,7 @@ test.serial('the libuv threadpool is not blocked while 50 containers live', asyn
   const took = await within(Promise.all(jobs), 10_000, 'threadpool jobs')
   t.is(liveContainers(), 50, 'the containers were alive throughout')
   t.log(`threadpool jobs took up to ${Math.max(...took).toFixed(1)} ms`)
-  for (const ms of took) t.true(ms < 500, `a threadpool job took ${ms} ms: ${took.map((x) => x.toFixed(0)).join(', ')}`)
+  for (const ms of took) t.true(ms < 2000, `a threadpool job took ${ms} ms: ${took.map((x) => x.toFixed(0)).join(', ')}`)
   t.deepEqual(await finish(procs), allExitedZero(50))
   await expectNoLeak(t, before, SETTLE_TRIES)
 })
