@@ -634,6 +634,131 @@ ctest('race: swapping the rootfs\'s /proc with a symlink to / after validation n
   t.deepEqual(leaks, [], 'WEAKNESS: the read-only bind of /proc/sys was cloned from a path resolved against the host root (open_tree without RESOLVE_IN_ROOT): the host\'s /sys landed in the container')
 })
 
+// A second writer of the root (another container sharing it as a volume, or a host user who
+// owns it) renames entries while containers start. Each race runs 200 starts and must see no
+// win; its control runs the same racer against a lookup by path, as the runtime did before,
+// and must see it win.
+const RACE_STARTS = 200
+
+/** The racer's wins against a lookup by path: `lookup` called 20 000 times while the loop runs. */
+function pathLookupWins(lookup: () => boolean): number {
+  let wins = 0
+  for (let i = 0; i < 20_000; i++) if (lookup()) wins++
+  return wins
+}
+
+/** Runs `RACE_STARTS` containers from `rootfs` while `loop` swaps; counts outcomes by `judge`. */
+async function raceStarts(t: ExecutionContext, command: string[], options: RunOptions, judge: (r: ContainerResult) => string): Promise<Record<string, number>> {
+  const counts: Record<string, number> = {}
+  for (let i = 0; i < RACE_STARTS; i++) {
+    let outcome: string
+    try {
+      const r = await go(command, options)
+      const stage = (r as { stage?: string }).stage
+      outcome = stage ? `refused in setup: ${stage} ${(r as { code?: string }).code}` : judge(r)
+    } catch (e) {
+      t.true(e instanceof RangeError, String(e))
+      outcome = 'refused by validation (RangeError)'
+    }
+    counts[outcome] = (counts[outcome] ?? 0) + 1
+  }
+  return counts
+}
+
+ctest('race: exchanging /dev with a directory whose null -> /proc/sys/kernel/core_pattern never makes a masked path a bind of core_pattern (CVE-2025-31133 class, 200 starts); control: the racer redirects a lookup of dev/null by path', async (t) => {
+  const dir = attackRoot()
+  const evil = path.join(dir, 'dev-evil')
+  fs.mkdirSync(evil)
+  fs.symlinkSync('../proc/sys/kernel/core_pattern', path.join(evil, 'null'))
+  const loop = await exchangeLoop(dir, 'dev', 'dev-evil')
+  let counts: Record<string, number> = {}
+  let control = 0
+  try {
+    control = pathLookupWins(() => {
+      try {
+        return fs.lstatSync(path.join(dir, 'dev/null')).isSymbolicLink()
+      } catch {
+        return false
+      }
+    })
+    // Each masked file must be the null device (1:3); a bind of core_pattern is a regular file.
+    const check = 'for f in /proc/interrupts /proc/keys /proc/timer_list; do [ -e $f ] && stat -c "%F %t:%T" $f; done'
+    counts = await raceStarts(t, ['/bin/sh', '-c', check], {}, (r) => {
+      const kinds = r.stdout.split('\n').filter(Boolean)
+      return kinds.length > 0 && kinds.every((k) => k === 'character special file 1:3') ? 'ran, masks are /dev/null' : `WIN: masked paths are ${JSON.stringify(kinds)}`
+    })
+  } finally {
+    t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
+    removeRaceRoot(dir, ['dev', 'dev-evil'])
+  }
+  t.log(JSON.stringify(counts, null, 1))
+  t.true(control > 0, 'control: a lookup of dev/null by path met the planted symlink')
+  t.log(`control: ${control} of 20000 lookups of dev/null by path met the symlink to core_pattern`)
+  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN')), [])
+  t.true((counts['ran, masks are /dev/null'] ?? 0) >= RACE_STARTS / 2, 'most starts ran')
+})
+
+ctest('race: exchanging /proc with another real directory never leaves a procfs without its read-only /proc/sys and masks (200 starts); control: the racer moves what a lookup of proc/sys by path finds', async (t) => {
+  const dir = attackRoot()
+  fs.mkdirSync(path.join(dir, 'proc-b'))
+  fs.writeFileSync(path.join(dir, 'proc', 'in-proc'), '')
+  const loop = await exchangeLoop(dir, 'proc', 'proc-b')
+  let counts: Record<string, number> = {}
+  let control = 0
+  try {
+    control = pathLookupWins(() => !fs.existsSync(path.join(dir, 'proc', 'in-proc')))
+    // Wherever procfs landed (/proc or /proc-b), its mountinfo lists the mounts on top of it.
+    const show = 'for p in /proc /proc-b; do [ -e $p/self/mountinfo ] && cat $p/self/mountinfo; done'
+    counts = await raceStarts(t, ['/bin/sh', '-c', show], {}, (r) => {
+      const mounts = r.stdout.split('\n').filter(Boolean).map((l) => {
+        const f = l.split(' ')
+        return { at: f[4]!, opts: f[5]!, fstype: f[f.indexOf('-') + 1] }
+      })
+      const procs = mounts.filter((m) => m.fstype === 'proc').map((m) => m.at).filter((at) => !mounts.some((m) => m.fstype === 'proc' && at.startsWith(m.at + '/')))
+      if (!procs.length) return 'WIN: no procfs found'
+      for (const p of procs) {
+        if (!mounts.some((m) => m.at === `${p}/sys` && m.opts.split(',').includes('ro'))) return `WIN: ${p}/sys is writable`
+        if (!mounts.some((m) => m.at === `${p}/kcore` || m.at === `${p}/keys`)) return `WIN: ${p} is not masked`
+      }
+      return `ran, procfs at ${procs.join(' ')} protected`
+    })
+  } finally {
+    t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
+    removeRaceRoot(dir, [])
+  }
+  t.log(JSON.stringify(counts, null, 1))
+  t.log(`control: ${control} of 20000 lookups of proc/ by path found the other directory`)
+  t.true(control > 0, 'control: the racer changes what proc/ names')
+  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN')), [])
+})
+
+ctest('race: a writer of the rootfs\'s parent exchanging it with a symlink to / never gives a container the host\'s root (200 starts); control: the racer makes a lookup by path reach /', async (t) => {
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-escape-parent-'))
+  const rootfs = path.join(parent, 'root')
+  fs.renameSync(attackRoot(), rootfs)
+  fs.writeFileSync(path.join(rootfs, 'lonely-rootfs-marker'), 'ours\n')
+  fs.symlinkSync('/', path.join(parent, 'evil'))
+  const loop = await exchangeLoop(parent, 'root', 'evil')
+  let counts: Record<string, number> = {}
+  let control = 0
+  try {
+    control = pathLookupWins(() => !fs.existsSync(path.join(rootfs, 'lonely-rootfs-marker')))
+    counts = await raceStarts(t, ['/bin/cat', '/lonely-rootfs-marker'], { rootfs }, (r) => (r.stdout === 'ours' ? 'ran in the rootfs' : `WIN: ran elsewhere (${r.exitCode}: ${r.stdout}${r.stderr})`))
+  } finally {
+    t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
+    for (const n of ['root', 'evil']) {
+      const p = path.join(parent, n)
+      if (fs.lstatSync(p).isSymbolicLink()) fs.unlinkSync(p)
+    }
+    fs.rmSync(parent, { recursive: true, force: true })
+  }
+  t.log(JSON.stringify(counts, null, 1))
+  t.log(`control: ${control} of 20000 lookups of the rootfs by path reached the host's /`)
+  t.true(control > 0, 'control: the racer swaps the rootfs for /')
+  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN')), [])
+  t.true((counts['ran in the rootfs'] ?? 0) > 0, 'some starts ran')
+})
+
 ctest('readonlyPaths: a rootfs symlink (/data -> /etc) must not bind the host\'s /etc into the container', async (t) => {
   const dir = attackRoot()
   try {

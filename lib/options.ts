@@ -254,7 +254,21 @@ function hostDirectory(option: string, value: unknown): string {
     throw rangeError(option, 'must be an existing directory', value)
   }
   if (!stat.isDirectory()) throw rangeError(option, 'must be a directory', value)
-  return fs.realpathSync(abs)
+  try {
+    return fs.realpathSync(abs)
+  } catch {
+    throw rangeError(option, 'changed while it was being checked (renamed, or swapped for a symlink)', value)
+  }
+}
+
+/**
+ * The rootfs is opened with no symlink in any component (RESOLVE_NO_SYMLINKS, crate/src/rootfs.rs):
+ * a path that only reaches it through one is refused here with the path to give instead.
+ */
+function symlinkFree(option: string, real: string, value: unknown): string {
+  const abs = path.resolve(String(value))
+  if (real !== abs) throw rangeError(option, `must be a path with no symlink in it (it resolves to ${show(real)}: give that)`, value)
+  return real
 }
 
 /**
@@ -413,7 +427,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const config = found && (o.entrypoint === undefined ? found.image.config : { ...found.image.config, entrypoint: o.entrypoint })
   const argv = config ? imageCommand(Array.isArray(cmd) && cmd.length === 0 ? [] : command(cmd), config) : command(cmd)
   const ns = namespaces(o.namespaces)
-  const rootfs = o.rootfs === undefined ? null : hostDirectory('rootfs', o.rootfs)
+  const rootfs = o.rootfs === undefined ? null : symlinkFree('rootfs', hostDirectory('rootfs', o.rootfs), o.rootfs)
   if (rootfs) checkRootfsLinks(rootfs)
   if (!ns.mount && (rootfs || o.mounts?.length)) {
     throw rangeError('namespaces.mount', 'must stay on to use `rootfs` or `mounts`', false)

@@ -1,6 +1,6 @@
 // The container's terminal from the host side: the stream that types into it, and how the
 // end of that stream reaches the program reading the terminal.
-import * as tty from 'node:tty'
+import type * as tty from 'node:tty'
 import { Writable } from 'node:stream'
 
 import { native } from './native'

@@ -94,6 +94,18 @@ pub fn spawn_container(
     on_exit: ThreadsafeFunction<ExitInfo, (), ExitInfo, Status, false>,
 ) -> Result<Started> {
     let spec = spec::parse(&spec_json).map_err(invalid)?;
+    // First, before any cgroup or pipe exists: the one open of the rootfs every step uses.
+    let rootfs = match spec.rootfs.as_deref().map(crate::rootfs::open).transpose() {
+        Ok(fd) => fd,
+        Err(e) => {
+            return Ok(not_started(
+                e.to_string(),
+                "open rootfs".into(),
+                Some(e.path),
+                e.errno,
+            ))
+        }
+    };
     let mut wired =
         stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
     // Before anything runs: a limit the host cannot enforce is an error, never ignored.
@@ -126,6 +138,7 @@ pub fn spawn_container(
         ipcns: ipcns.as_ref().map(|fd| fd.as_raw_fd()),
         cgroup_procs: cgroup.as_ref().map(|c| c.join_fds()).unwrap_or_default(),
         console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
+        rootfs: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
     };
     let prepared = match spec.prepare(&handles) {
         Ok(p) => p,
@@ -196,20 +209,7 @@ pub fn spawn_container(
                 errno,
             }
             .to_string();
-            let code = format!("{errno:?}");
-            Ok(Started {
-                pid: 0,
-                stdin: None,
-                stdout: None,
-                stderr: None,
-                failure: Some(SetupFailure {
-                    message: format!("{message} ({code})"),
-                    stage,
-                    path,
-                    errno: errno as i32,
-                    code,
-                }),
-            })
+            Ok(not_started(message, stage, path, errno))
         }
         Err(SpawnError::Clone(errno))
             if spec.namespaces.user
@@ -223,6 +223,29 @@ pub fn spawn_container(
             Err(Error::from_reason(userns::explain(errno)))
         }
         Err(e) => Err(Error::from_reason(e.to_string())),
+    }
+}
+
+/// The result of a container that never ran: its failing stage, path and errno.
+fn not_started(
+    message: String,
+    stage: String,
+    path: Option<String>,
+    errno: nix::errno::Errno,
+) -> Started {
+    let code = format!("{errno:?}");
+    Started {
+        pid: 0,
+        stdin: None,
+        stdout: None,
+        stderr: None,
+        failure: Some(SetupFailure {
+            message: format!("{message} ({code})"),
+            stage,
+            path,
+            errno: errno as i32,
+            code,
+        }),
     }
 }
 
@@ -289,7 +312,11 @@ pub struct TerminalInput {
 pub fn terminal_input(fd: i32) -> Option<TerminalInput> {
     let master = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let s = terminal::input_state(master).ok()?;
-    Some(TerminalInput { canonical: s.canonical, eof_char: s.eof_char as u32, unread: s.unread })
+    Some(TerminalInput {
+        canonical: s.canonical,
+        eof_char: s.eof_char as u32,
+        unread: s.unread,
+    })
 }
 
 /// An fd of a running child's namespace (`/proc/<pid>/ns/<kind>`); None once it has exited.

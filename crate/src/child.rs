@@ -5,7 +5,7 @@
 //! the plan the parent built, writes fds into the parent's slot array, and on failure
 //! writes one `Report` and `_exit`s. Successful exec leaves the report untouched.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::raw::{c_char, c_int};
 
 use nix::errno::Errno;
@@ -119,6 +119,15 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             }
             Ok(())
         }
+        Op::EnterRootfs { fd, .. } => {
+            sys.fchdir(*fd)?;
+            sys.unshare(libc::CLONE_NEWNS)
+        }
+        Op::CloneRootfs { slot, attrs, .. } => {
+            let fd = sys.open_tree(c".")?;
+            slots[*slot] = fd;
+            sys.set_mount_attrs(fd, *attrs, true)
+        }
         Op::NewFs {
             fstype,
             params,
@@ -137,7 +146,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::EnsureDir { components } => {
             let root = slots[ROOT];
             if let Some(last) = components.last() {
-                match kind(sys, root, last) {
+                match kind(sys, slots, last) {
                     Some(true) => return Ok(()),
                     // A directory bound onto a file: mount(2)'s answer.
                     Some(false) => return Err(Errno::ENOTDIR),
@@ -158,7 +167,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         }
         Op::EnsureFile { target } => {
             let root = slots[ROOT];
-            match kind(sys, root, target) {
+            match kind(sys, slots, target) {
                 Some(false) => return Ok(()),
                 Some(true) => return Err(Errno::ENOTDIR),
                 None => {}
@@ -169,10 +178,30 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.close(parent);
             made
         }
-        Op::Attach { slot, target } => attach(sys, slots[ROOT], slots[*slot], &target.path),
+        Op::Attach { slot, target, keep } => {
+            let tree = slots[*slot];
+            let moved = attach(sys, slots, tree, target);
+            if !keep {
+                sys.close(tree);
+            }
+            moved
+        }
         Op::Open { target, slot } => {
-            slots[*slot] = sys.open_in_root(slots[ROOT], &target.path, libc::O_PATH)?;
+            slots[*slot] = open_target(sys, slots, target, libc::O_PATH)?;
             Ok(())
+        }
+        Op::OpenNull { dir, slot } => {
+            let null = sys.open_beneath(slots[*dir], c"null", libc::O_PATH)?;
+            match sys.is_null_device(null) {
+                Ok(true) => {
+                    slots[*slot] = null;
+                    Ok(())
+                }
+                other => {
+                    sys.close(null);
+                    Err(other.err().unwrap_or(Errno::EPERM))
+                }
+            }
         }
         Op::Symlink {
             link_target,
@@ -194,19 +223,13 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             libc::makedev(*major, *minor),
         ),
         Op::DevReadonly { dir } => sys.set_mount_attrs(slots[*dir], MOUNT_ATTR_RDONLY, false),
-        Op::BindDevice { at, slot } => {
-            // Our own fresh /dev tmpfs: no lookup can be redirected, create and bind at once.
-            let parent =
-                sys.open_in_root(slots[ROOT], &at.parent, libc::O_PATH | libc::O_DIRECTORY)?;
-            let made = sys.create_file_at(parent, &at.name);
-            sys.close(parent);
-            match made {
-                Ok(()) => attach(sys, slots[ROOT], slots[*slot], &at.path),
-                Err(e) => {
-                    sys.close(slots[*slot]);
-                    Err(e)
-                }
-            }
+        Op::BindDevice { at, dir, slot } => {
+            // Our own fresh /dev tmpfs, through its fd: create and bind at once.
+            let made = sys
+                .create_file_at(slots[*dir], &at.name)
+                .and_then(|()| attach(sys, slots, slots[*slot], at));
+            sys.close(slots[*slot]);
+            made
         }
         Op::MaskPath {
             target,
@@ -214,11 +237,11 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             null,
             empty,
         } => {
-            let root = slots[ROOT];
-            let Some(dir) = dir.or_else(|| kind(sys, root, target)) else {
-                return Ok(()); // not on this kernel
+            // Known from the kernel (dir: Some) it must be there; a path of the rootfs may not be.
+            let Some(dir) = dir.or_else(|| kind(sys, slots, target)) else {
+                return Ok(());
             };
-            let at = sys.open_in_root(root, &target.path, libc::O_PATH)?;
+            let at = open_target(sys, slots, target, libc::O_PATH)?;
             if !dir {
                 cover(sys, sys.clone_fd(slots[*null]), at)
             } else if slots[*empty] >= 0 {
@@ -239,12 +262,17 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             }
         }
         Op::Mkdir { at, dir, mode } => sys.mkdirat(slots[*dir], &at.name, *mode),
-        Op::Rebind { target, attrs } => {
+        Op::Rebind {
+            target,
+            attrs,
+            must_exist,
+        } => {
             // Source and target are one fd resolved inside the root: a symlink (or one swapped
             // in by a racing writer) cannot make the copy come from the host.
-            let at = match sys.open_in_root(slots[ROOT], &target.path, libc::O_PATH) {
+            let at = match open_target(sys, slots, target, libc::O_PATH) {
                 Ok(fd) => fd,
-                Err(Errno::ENOENT | Errno::ENOTDIR) => return Ok(()), // nothing there to protect
+                // Fail closed: only a path of the rootfs may be absent, never the kernel's own.
+                Err(Errno::ENOENT | Errno::ENOTDIR) if !must_exist => return Ok(()),
                 Err(e) => return Err(e),
             };
             let copy =
@@ -327,24 +355,32 @@ fn cover<S: Sys>(sys: &S, tree: Result<c_int, Errno>, at: c_int) -> Result<(), E
     moved
 }
 
-/// Moves the detached mount `tree` onto `path` inside the root; closes `tree`.
-fn attach<S: Sys>(sys: &S, root: c_int, tree: c_int, path: &CStr) -> Result<(), Errno> {
-    let at = match sys.open_in_root(root, path, libc::O_PATH) {
-        Ok(at) => at,
-        Err(e) => {
-            sys.close(tree);
-            return Err(e);
-        }
-    };
+/// Opens `target` as the plan says: beneath a filesystem the plan made, with no symlink, or
+/// inside the root (RESOLVE_IN_ROOT), where symlinks stay inside it.
+fn open_target<S: Sys>(
+    sys: &S,
+    slots: &[c_int],
+    target: &InRoot,
+    flags: c_int,
+) -> Result<c_int, Errno> {
+    if target.strict {
+        sys.open_beneath(slots[target.base], &target.rel, flags)
+    } else {
+        sys.open_in_root(slots[ROOT], &target.path, flags)
+    }
+}
+
+/// Moves the detached mount `tree` onto `target` (the caller owns `tree`).
+fn attach<S: Sys>(sys: &S, slots: &[c_int], tree: c_int, target: &InRoot) -> Result<(), Errno> {
+    let at = open_target(sys, slots, target, libc::O_PATH)?;
     let moved = sys.move_mount(tree, at, c"");
     sys.close(at);
-    sys.close(tree);
     moved
 }
 
-/// Whether `target` exists inside the root: Some(true) a directory, Some(false) something else.
-fn kind<S: Sys>(sys: &S, root: c_int, target: &InRoot) -> Option<bool> {
-    let fd = sys.open_in_root(root, &target.path, libc::O_PATH).ok()?;
+/// Whether `target` exists: Some(true) a directory, Some(false) something else.
+fn kind<S: Sys>(sys: &S, slots: &[c_int], target: &InRoot) -> Option<bool> {
+    let fd = open_target(sys, slots, target, libc::O_PATH).ok()?;
     let dir = sys.is_dir(fd);
     sys.close(fd);
     dir.ok()

@@ -174,6 +174,16 @@ impl Sys for Recorder {
     fn clone_fd(&self, fd: c_int) -> SysResult<c_int> {
         self.record(format!("clone_fd {fd}")).map(|_| self.fd())
     }
+    fn open_beneath(&self, dir: c_int, path: &CStr, _: c_int) -> SysResult<c_int> {
+        self.record(format!("open_beneath {dir} {}", s(path)))
+            .map(|_| self.fd())
+    }
+    fn fchdir(&self, fd: c_int) -> SysResult<()> {
+        self.record(format!("fchdir {fd}"))
+    }
+    fn is_null_device(&self, fd: c_int) -> SysResult<bool> {
+        self.record(format!("is_null_device {fd}")).map(|_| true)
+    }
     fn drop_bounding_cap(&self, cap: u32) -> SysResult<()> {
         self.record(format!("bounding drop {cap}"))
     }
@@ -236,12 +246,18 @@ fn the_walk_isolates_then_drops_privileges_and_loads_seccomp_last() {
     );
     assert!(at("setsid") < at("private"));
     assert!(
-        at("private") < at("open_tree /"),
+        at("private") < at("move_mount"),
         "mounts are private before any mount"
     );
     assert!(
-        at("open_tree /") < at("move_mount"),
-        "the rootfs is cloned before the stage is covered"
+        {
+            let mount_ns = calls
+                .iter()
+                .position(|c| c == "unshare 0x20000")
+                .expect("unshare CLONE_NEWNS");
+            at("fchdir") < mount_ns && mount_ns < at("open_tree .")
+        },
+        "the rootfs is the parent's fd, entered before the mount namespace exists, never its path"
     );
     assert!(at("fs_mount proc") < at("pivot"));
     assert!(at("pivot") < at("hostname box"));
@@ -272,8 +288,14 @@ fn the_walk_isolates_then_drops_privileges_and_loads_seccomp_last() {
         "the default profile is one program"
     );
     assert!(
-        calls.iter().any(|c| c.contains("proc/keys")),
-        "masked paths are handled"
+        calls
+            .iter()
+            .any(|c| c.starts_with("open_beneath") && c.ends_with(" keys")),
+        "masked paths are handled, beneath the container's own procfs"
+    );
+    assert!(
+        at("open_beneath 105 null") < at("is_null_device"),
+        "the mask source is checked on the fd that is used"
     );
 }
 

@@ -14,6 +14,7 @@ pub mod mounts;
 pub mod nspool;
 pub mod plan;
 pub mod reaper;
+pub mod rootfs;
 pub mod seccomp;
 pub mod security;
 pub mod spawn;

@@ -93,41 +93,59 @@ fn param(key: &str, value: &str) -> (CString, Option<CString>) {
     (c(key), Some(c(value)))
 }
 
+/// A fresh filesystem into a new slot.
 fn new_fs(
     plan: &mut Vec<Op>,
     slots: &mut Slots,
     fstype: &str,
     params: Vec<(CString, Option<CString>)>,
     attrs: u64,
-    target: &str,
-) {
+) -> usize {
     let slot = slots.next();
-    plan.push(Op::EnsureDir {
-        components: InRoot::components(target),
-    });
     plan.push(Op::NewFs {
         fstype: c(fstype),
         params,
         attrs,
         slot,
     });
-    plan.push(Op::Attach {
-        slot,
-        target: InRoot::new(target),
+    slot
+}
+
+/// Attaches the tree in `slot` at `target` in the root, making the mount point first.
+fn attach_in_root(plan: &mut Vec<Op>, slot: usize, target: InRoot, keep: bool) {
+    plan.push(Op::EnsureDir {
+        components: InRoot::components(target.path.to_str().expect("planned paths are UTF-8")),
     });
+    plan.push(Op::Attach { slot, target, keep });
+}
+
+/// A kernel filesystem (proc, dev, sys) at a top-level path with no symlink, its slot kept:
+/// every later step inside it goes through that fd, never through a path of the root.
+fn kernel_fs_at(plan: &mut Vec<Op>, slot: usize, at: &str) -> usize {
+    attach_in_root(plan, slot, InRoot::no_symlinks(at), true);
+    slot
 }
 
 /// Appends the mount steps; returns the number of fd slots the child needs.
-pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError> {
+/// `rootfs_fd`: the rootfs the parent opened (rootfs.rs), when `spec.rootfs` is set.
+pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<usize, SpecError> {
     let mut slots = Slots(0);
+    if let Some(rootfs) = &spec.rootfs {
+        // Before the namespace exists (clone leaves it to us when there is a rootfs).
+        plan.push(Op::EnterRootfs {
+            fd: rootfs_fd,
+            shown: cstring("rootfs", rootfs)?,
+        });
+    }
     plan.push(Op::MakeMountsPrivate);
 
     // Clone every host tree first: once the stage is covered nothing else is reachable by path.
     let root = slots.next();
     let mirror = spec.rootfs.is_none() && spec.image.is_none();
     match (&spec.rootfs, &spec.image) {
-        (Some(rootfs), _) => plan.push(Op::CloneTree {
-            src: cstring("rootfs", rootfs)?,
+        // The fd the parent opened and checked: the path is never looked up again.
+        (Some(rootfs), _) => plan.push(Op::CloneRootfs {
+            shown: cstring("rootfs", rootfs)?,
             slot: root,
             attrs: MOUNT_ATTR_NODEV,
         }),
@@ -187,7 +205,7 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
                 slot,
                 attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
             });
-            devices.push((format!("dev/{name}"), slot));
+            devices.push((name.to_string(), slot));
         }
     }
     // A user namespace may mount sysfs only for a network namespace it owns.
@@ -219,13 +237,7 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
 
     plan.push(Op::AttachRoot { slot: root });
     for (dir, slot) in host_dirs {
-        plan.push(Op::EnsureDir {
-            components: InRoot::components(&dir),
-        });
-        plan.push(Op::Attach {
-            slot,
-            target: InRoot::new(&dir),
-        });
+        attach_in_root(plan, slot, InRoot::new(&dir), false);
     }
     for (dir, target) in host_links {
         plan.push(Op::Symlink {
@@ -235,39 +247,35 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
         });
     }
 
-    new_fs(
+    let proc_fs = new_fs(
         plan,
         &mut slots,
         "proc",
         vec![],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        "proc",
     );
+    let proc = kernel_fs_at(plan, proc_fs, "proc");
     let dev_attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | if user { MOUNT_ATTR_NODEV } else { 0 };
-    new_fs(
+    let dev_fs = new_fs(
         plan,
         &mut slots,
         "tmpfs",
         vec![param("mode", "0755"), param("size", "65536k")],
         dev_attrs,
-        "dev",
     );
-    // Our own fresh tmpfs: its entries are made relative to one fd, not looked up each time.
-    let dev = slots.next();
-    plan.push(Op::Open {
-        target: InRoot::new("dev"),
-        slot: dev,
-    });
-    for (path, slot) in devices {
+    // Our own fresh tmpfs: its entries are made relative to its fd, never looked up by path.
+    let dev = kernel_fs_at(plan, dev_fs, "dev");
+    for (name, slot) in devices {
         plan.push(Op::BindDevice {
-            at: InRoot::new(&path),
+            at: InRoot::beneath(dev, "dev", &name),
+            dir: dev,
             slot,
         });
     }
     if !user {
         for (name, major, minor) in DEVICES {
             plan.push(Op::Device {
-                at: InRoot::new(&format!("dev/{name}")),
+                at: InRoot::beneath(dev, "dev", name),
                 dir: dev,
                 major: *major,
                 minor: *minor,
@@ -282,24 +290,34 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
     if !user {
         devpts.push(param("gid", "5")); // tty's gid, which a user namespace does not map
     }
-    new_fs(
+    plan.push(Op::Mkdir {
+        at: InRoot::beneath(dev, "dev", "pts"),
+        dir: dev,
+        mode: 0o755,
+    });
+    let pts = new_fs(
         plan,
         &mut slots,
         "devpts",
         devpts,
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
-        "dev/pts",
     );
+    plan.push(Op::Attach {
+        slot: pts,
+        target: InRoot::beneath(dev, "dev", "pts"),
+        keep: false,
+    });
     // /dev/shm: a writable nodev bind of a directory of /dev's own tmpfs (its 64 MiB), not a
     // filesystem of its own: one superblock fewer to make and tear down per container.
     plan.push(Op::Mkdir {
-        at: InRoot::new("dev/shm"),
+        at: InRoot::beneath(dev, "dev", "shm"),
         dir: dev,
         mode: 0o1777,
     });
     plan.push(Op::Rebind {
-        target: InRoot::new("dev/shm"),
+        target: InRoot::beneath(dev, "dev", "shm"),
         attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        must_exist: true,
     });
     for (link, target) in DEV_SYMLINKS {
         plan.push(Op::Symlink {
@@ -308,33 +326,24 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
             dir: dev,
         });
     }
-    match host_sys {
-        Some(slot) => {
-            plan.push(Op::EnsureDir {
-                components: InRoot::components("sys"),
-            });
-            plan.push(Op::Attach {
-                slot,
-                target: InRoot::new("sys"),
-            });
-        }
-        None => new_fs(
+    let sys_tree = host_sys.unwrap_or_else(|| {
+        new_fs(
             plan,
             &mut slots,
             "sysfs",
             vec![],
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            "sys",
-        ),
-    }
-    new_fs(
+        )
+    });
+    let sys = kernel_fs_at(plan, sys_tree, "sys");
+    let tmp = new_fs(
         plan,
         &mut slots,
         "tmpfs",
         vec![param("mode", "1777")],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-        "tmp",
     );
+    attach_in_root(plan, tmp, InRoot::new("tmp"), false);
 
     let mut binds = binds.into_iter();
     for m in &spec.mounts {
@@ -355,7 +364,11 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
                     }
                     plan.push(Op::EnsureFile { target: at.clone() });
                 }
-                plan.push(Op::Attach { slot, target: at });
+                plan.push(Op::Attach {
+                    slot,
+                    target: at,
+                    keep: false,
+                });
             }
             MountSpec::Tmpfs { target, size, mode } => {
                 let rel = container_path("mounts.target", target)?;
@@ -363,14 +376,14 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
                 if let Some(size) = size {
                     params.push(param("size", size));
                 }
-                new_fs(
+                let fs = new_fs(
                     plan,
                     &mut slots,
                     "tmpfs",
                     params,
                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-                    &rel,
                 );
+                attach_in_root(plan, fs, InRoot::new(&rel), false);
             }
         }
     }
@@ -384,39 +397,52 @@ pub fn plan(spec: &ContainerSpec, plan: &mut Vec<Op>) -> Result<usize, SpecError
             .map(|p| container_path("maskedPaths", p))
             .collect()
     };
-    // /proc and /sys are the host kernel's: what is absent there is absent inside, skip it.
-    let on_host = |rel: &str| -> Option<Option<bool>> {
-        if !(rel.starts_with("proc/") || rel.starts_with("sys/")) {
+    // /proc and /sys are the host kernel's: what is absent there is absent inside, skip it;
+    // what is there is reached through our own proc and sys fds (None: a path of the rootfs).
+    let kernel = |rel: &str| -> Option<Option<(InRoot, bool)>> {
+        let (at, base, inside) = if let Some(inside) = rel.strip_prefix("proc/") {
+            ("proc", proc, inside)
+        } else if let Some(inside) = rel.strip_prefix("sys/") {
+            ("sys", sys, inside)
+        } else {
             return Some(None);
-        }
-        kernel_path_kind(rel).map(Some)
+        };
+        kernel_path_kind(rel).map(|dir| Some((InRoot::beneath(base, at, inside), dir)))
     };
-    let masks: Vec<(String, Option<bool>)> = paths(&spec.masked_paths, security::MASKED_PATHS)?
-        .into_iter()
-        .filter_map(|path| on_host(&path).map(|dir| (path, dir)))
-        .collect();
+    let mut masks = Vec::new();
+    for path in paths(&spec.masked_paths, security::MASKED_PATHS)? {
+        match kernel(&path) {
+            Some(Some((target, dir))) => masks.push((target, Some(dir))),
+            Some(None) => masks.push((InRoot::new(&path), None)),
+            None => {}
+        }
+    }
     let (null, empty) = (slots.next(), slots.next());
     if masks.iter().any(|(_, dir)| *dir != Some(true)) {
-        plan.push(Op::Open {
-            target: InRoot::new("dev/null"),
+        plan.push(Op::OpenNull {
+            dir: dev,
             slot: null,
         });
     }
-    for (path, dir) in masks {
+    for (target, dir) in masks {
         plan.push(Op::MaskPath {
-            target: InRoot::new(&path),
+            target,
             dir,
             null,
             empty,
         });
     }
     for path in paths(&spec.readonly_paths, security::READONLY_PATHS)? {
-        if on_host(&path).is_some() {
-            plan.push(Op::Rebind {
-                target: InRoot::new(&path),
-                attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-            });
-        }
+        let (target, must_exist) = match kernel(&path) {
+            Some(Some((target, _))) => (target, true),
+            Some(None) => (InRoot::new(&path), false),
+            None => continue,
+        };
+        plan.push(Op::Rebind {
+            target,
+            attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            must_exist,
+        });
     }
 
     if !user {
@@ -491,15 +517,23 @@ mod tests {
             .iter()
             .flat_map(|op| match op {
                 Op::CloneTree { slot, .. }
+                | Op::CloneRootfs { slot, .. }
                 | Op::NewFs { slot, .. }
-                | Op::Attach { slot, .. }
-                | Op::Open { slot, .. }
-                | Op::BindDevice { slot, .. } => vec![*slot],
+                | Op::Open { slot, .. } => vec![*slot],
+                Op::Attach { slot, target, .. } => vec![*slot, target.base],
+                Op::BindDevice { slot, dir, at } => vec![*slot, *dir, at.base],
+                Op::OpenNull { dir, slot } => vec![*dir, *slot],
                 Op::Symlink { dir, .. }
                 | Op::Device { dir, .. }
                 | Op::Mkdir { dir, .. }
                 | Op::DevReadonly { dir } => vec![*dir],
-                Op::MaskPath { null, empty, .. } => vec![*null, *empty],
+                Op::MaskPath {
+                    null,
+                    empty,
+                    target,
+                    ..
+                } => vec![*null, *empty, target.base],
+                Op::Rebind { target, .. } => vec![target.base],
                 _ => vec![],
             })
             .collect();
@@ -509,7 +543,88 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_rootfs_is_cloned_from_the_parents_fd_never_its_path() {
+        let s = spec_with(r#","rootfs":"/srv/root""#);
+        let mut out = vec![];
+        plan(&s, 42, &mut out).unwrap();
+        assert!(out.iter().any(
+            |o| matches!(o, Op::EnterRootfs { fd: 42, shown } if shown.to_str() == Ok("/srv/root"))
+        ));
+        assert!(!out
+            .iter()
+            .any(|o| matches!(o, Op::CloneTree { src, .. } if src.to_str() == Ok("/srv/root"))));
+    }
+
+    #[test]
+    fn kernel_paths_go_through_the_planned_filesystems_fds_with_no_symlink() {
+        let s = spec_with(r#","rootfs":"/srv/root""#);
+        let mut out = vec![];
+        plan(&s, 42, &mut out).unwrap();
+        // The slots of the proc, dev and sys filesystems, kept open after their attach.
+        let kept = |at: &str| {
+            out.iter()
+                .find_map(|o| match o {
+                    Op::Attach {
+                        slot,
+                        target,
+                        keep: true,
+                    } if target.path.to_str() == Ok(at) => {
+                        assert!(target.strict, "{at} is attached with no symlink");
+                        Some(*slot)
+                    }
+                    _ => None,
+                })
+                .unwrap_or_else(|| panic!("{at} is attached and kept"))
+        };
+        let (proc, dev, sys) = (kept("proc"), kept("dev"), kept("sys"));
+        let mut checked = 0;
+        for op in &out {
+            let target = match op {
+                Op::MaskPath { target, .. } | Op::Rebind { target, .. } => target,
+                _ => continue,
+            };
+            let path = target.path.to_str().unwrap();
+            let base = match path.split('/').next() {
+                Some("proc") => proc,
+                Some("sys") => sys,
+                Some("dev") => dev,
+                _ => continue,
+            };
+            assert!(
+                target.strict && target.base == base,
+                "{path} resolved through its filesystem's fd"
+            );
+            checked += 1;
+        }
+        assert!(
+            checked >= 8,
+            "the default masks and read-only paths ({checked})"
+        );
+        assert!(
+            out.iter()
+                .any(|o| matches!(o, Op::OpenNull { dir, .. } if *dir == dev)),
+            "/dev/null from our own /dev"
+        );
+        assert!(
+            !out.iter().any(
+                |o| matches!(o, Op::Open { target, .. } if target.path.to_str() == Ok("dev/null"))
+            ),
+            "never dev/null by a path of the root"
+        );
+        assert!(
+            out.iter().any(|o| matches!(
+                o,
+                Op::Rebind {
+                    must_exist: true,
+                    ..
+                }
+            )),
+            "kernel read-only paths must exist"
+        );
+    }
+
     fn plan_fn(s: &ContainerSpec, out: &mut Vec<Op>) -> usize {
-        plan(s, out).unwrap()
+        plan(s, -1, out).unwrap()
     }
 }

@@ -9,15 +9,22 @@ use std::os::raw::c_int;
 /// cloned with open_tree *before* anything is mounted here, so covering it hides nothing.
 pub const STAGE: &std::ffi::CStr = c"/tmp";
 
-/// A mount target: a path inside the new root, resolved with RESOLVE_IN_ROOT.
+/// A mount target: a path inside the new root, or inside a filesystem the plan made.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InRoot {
     /// The parent directory, relative to the root ("." for the root itself).
     pub parent: CString,
     /// The last component.
     pub name: CString,
-    /// The whole relative path ("dev/pts").
+    /// The whole relative path from the root ("dev/pts"), as the user reads it.
     pub path: CString,
+    /// The slot the path is resolved from: ROOT, or a filesystem the plan made (proc, dev, sys).
+    pub base: usize,
+    /// `path` relative to `base` ("pts" below dev's slot).
+    pub rel: CString,
+    /// Resolved beneath `base` with no symlink at all (RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS);
+    /// otherwise inside the root, symlinks followed there (RESOLVE_IN_ROOT).
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +63,18 @@ pub enum Op {
         slot: usize,
         attrs: u64,
     },
+    /// fchdir to the rootfs the parent opened once (rootfs.rs), then unshare the mount
+    /// namespace: the working directory moves to the new namespace's copy of that mount.
+    EnterRootfs {
+        fd: c_int,
+        shown: CString,
+    },
+    /// open_tree(".", OPEN_TREE_CLONE|AT_RECURSIVE) of the entered rootfs into slot, with attrs.
+    CloneRootfs {
+        shown: CString,
+        slot: usize,
+        attrs: u64,
+    },
     /// A fresh filesystem (fsopen/fsconfig/fsmount) into slot.
     NewFs {
         fstype: CString,
@@ -74,10 +93,11 @@ pub enum Op {
     EnsureFile {
         target: InRoot,
     },
-    /// move_mount(slot -> target inside the root).
+    /// move_mount(slot -> target). `keep`: the slot stays open, the base of later steps.
     Attach {
         slot: usize,
         target: InRoot,
+        keep: bool,
     },
     /// Open `target` inside the root (O_PATH) into slot, for the steps that work in it.
     Open {
@@ -97,9 +117,16 @@ pub enum Op {
         major: u32,
         minor: u32,
     },
-    /// A host device node bound into the container's /dev (a user namespace cannot mknod).
+    /// A host device node bound into the container's /dev (slots[dir]; a user namespace cannot mknod).
     BindDevice {
         at: InRoot,
+        dir: usize,
+        slot: usize,
+    },
+    /// Open `name` in the container's /dev (slots[dir]) into slot, refused unless it is the
+    /// character device 1:3: the source of every file mask (the CVE-2025-31133 class).
+    OpenNull {
+        dir: usize,
         slot: usize,
     },
     /// Remount the container's /dev (slots[dir]) read-only: no node can be added where nodes open.
@@ -119,9 +146,11 @@ pub enum Op {
         empty: usize,
     },
     /// `target` bound over itself with `attrs` (recursive): read-only paths, /dev/shm.
+    /// `must_exist`: a path the plan knows is there (the kernel's own); missing is an error.
     Rebind {
         target: InRoot,
         attrs: u64,
+        must_exist: bool,
     },
     /// mkdirat(slots[dir], at.name, mode), the mode as given (no umask).
     Mkdir {
@@ -181,6 +210,8 @@ impl Op {
             Op::Rlimit { resource, .. } => (format!("setrlimit {resource}"), None),
             Op::MakeMountsPrivate => ("make mounts private".into(), Some("/".into())),
             Op::CloneTree { src, .. } => ("open_tree".into(), Some(s(src))),
+            Op::EnterRootfs { shown, .. } => ("enter rootfs".into(), Some(s(shown))),
+            Op::CloneRootfs { shown, .. } => ("open_tree".into(), Some(s(shown))),
             Op::NewFs { fstype, .. } => (format!("mount {}", s(fstype)), None),
             Op::AttachRoot { .. } => ("attach root".into(), Some(s(&STAGE.to_owned()))),
             // Mount points exist only to be mounted on: their failures are the mount's.
@@ -191,9 +222,10 @@ impl Op {
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
             Op::BindDevice { at, .. } => ("mount".into(), Some(abs(at))),
+            Op::OpenNull { .. } => ("open character device 1:3".into(), Some("/dev/null".into())),
             Op::DevReadonly { .. } => ("remount read-only".into(), Some("/dev".into())),
             Op::MaskPath { target, .. } => ("mask".into(), Some(abs(target))),
-            Op::Rebind { target, attrs } if attrs & crate::sys::MOUNT_ATTR_RDONLY != 0 => {
+            Op::Rebind { target, attrs, .. } if attrs & crate::sys::MOUNT_ATTR_RDONLY != 0 => {
                 ("remount read-only".into(), Some(abs(target)))
             }
             Op::Rebind { target, .. } => ("mount".into(), Some(abs(target))),
@@ -226,11 +258,32 @@ impl InRoot {
             Some((p, n)) => (p, n),
             None => (".", path),
         };
-        let c = |s: &str| CString::new(s).expect("paths are checked for NUL before planning");
         InRoot {
             parent: c(parent),
             name: c(name),
             path: c(path),
+            base: ROOT,
+            rel: c(path),
+            strict: false,
+        }
+    }
+
+    /// `path` in the root, resolved with no symlink: where a kernel filesystem is attached.
+    pub fn no_symlinks(path: &str) -> InRoot {
+        InRoot {
+            strict: true,
+            ..InRoot::new(path)
+        }
+    }
+
+    /// `rel` inside the filesystem in `base`, which the root shows at `at` ("dev" + "pts").
+    pub fn beneath(base: usize, at: &str, rel: &str) -> InRoot {
+        let rel = rel.trim_matches('/');
+        InRoot {
+            rel: c(rel),
+            base,
+            strict: true,
+            ..InRoot::new(&format!("{at}/{rel}"))
         }
     }
 
@@ -246,6 +299,10 @@ impl InRoot {
         }
         out
     }
+}
+
+fn c(s: &str) -> CString {
+    CString::new(s).expect("paths are checked for NUL before planning")
 }
 
 /// A human-readable listing of the plan, one step per line.

@@ -145,6 +145,8 @@ pub struct Handles {
     pub console: Option<i32>,
     /// With id ranges: the pipe the child waits on until the parent wrote its maps.
     pub maps_sync: Option<i32>,
+    /// The rootfs, opened and checked by the parent (rootfs.rs); -1 only to describe a plan.
+    pub rootfs: Option<i32>,
 }
 
 fn inherit_all() -> [Stdio; 3] {
@@ -304,7 +306,7 @@ impl ContainerSpec {
         }
         let mut slot_count = 1;
         if ns.mount {
-            slot_count = mounts::plan(self, &mut plan)?;
+            slot_count = mounts::plan(self, handles.rootfs.unwrap_or(-1), &mut plan)?;
         }
         if let Some(sock) = handles.console {
             // After pivot_root: /dev/pts is the container's own devpts instance.
@@ -403,7 +405,8 @@ impl ContainerSpec {
         let mut flags = libc::CLONE_VM | libc::CLONE_VFORK;
         for (on, flag) in [
             (ns.pid, libc::CLONE_NEWPID),
-            (ns.mount, libc::CLONE_NEWNS),
+            // With a rootfs the child makes it itself, once it has entered the rootfs (rootfs.rs).
+            (ns.mount && self.rootfs.is_none(), libc::CLONE_NEWNS),
             (ns.uts, libc::CLONE_NEWUTS),
             (ns.ipc && handles.ipcns.is_none(), libc::CLONE_NEWIPC),
             (clone_net, libc::CLONE_NEWNET),

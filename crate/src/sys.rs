@@ -59,6 +59,10 @@ pub trait Sys {
         attrs: u64,
     ) -> SysResult<c_int>;
     fn open_in_root(&self, root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int>;
+    /// openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS: `path` below `dir`, no symlink on the way.
+    fn open_beneath(&self, dir: c_int, path: &CStr, flags: c_int) -> SysResult<c_int>;
+    /// fstat: a character device 1:3, the kernel's null device.
+    fn is_null_device(&self, fd: c_int) -> SysResult<bool>;
     fn open_dir(&self, path: &CStr) -> SysResult<c_int>;
     fn is_dir(&self, fd: c_int) -> SysResult<bool>;
     fn mkdirat(&self, dir: c_int, name: &CStr, mode: u32) -> SysResult<()>;
@@ -68,6 +72,7 @@ pub trait Sys {
     fn close(&self, fd: c_int);
     fn pivot_into(&self, root: c_int) -> SysResult<()>;
     fn chdir(&self, path: &CStr) -> SysResult<()>;
+    fn fchdir(&self, fd: c_int) -> SysResult<()>;
     fn sethostname(&self, name: &[u8]) -> SysResult<()>;
     fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()>;
     /// setgroups (unless `set_groups` is false: a user namespace denies it), setresgid, setresuid.
@@ -102,6 +107,16 @@ fn check(ret: c_long) -> SysResult<c_long> {
     } else {
         Ok(ret)
     }
+}
+
+/// openat2 with `resolve` (magic links never followed), CLOEXEC.
+fn openat2(dir: c_int, path: &CStr, flags: c_int, resolve: u64) -> SysResult<c_int> {
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve | libc::RESOLVE_NO_MAGICLINKS;
+    let size = std::mem::size_of::<libc::open_how>();
+    check(unsafe { libc::syscall(libc::SYS_openat2, dir, path.as_ptr(), &how, size) })
+        .map(|fd| fd as c_int)
 }
 
 fn check_int(ret: c_int) -> SysResult<c_int> {
@@ -325,19 +340,22 @@ impl Sys for Kernel {
 
     fn open_in_root(&self, root: c_int, path: &CStr, flags: c_int) -> SysResult<c_int> {
         // RESOLVE_IN_ROOT: a symlink in the rootfs cannot point a mount outside it.
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (flags | libc::O_CLOEXEC) as u64;
-        how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                root,
-                path.as_ptr(),
-                &how,
-                std::mem::size_of::<libc::open_how>(),
-            )
-        })
-        .map(|fd| fd as c_int)
+        openat2(root, path, flags, libc::RESOLVE_IN_ROOT)
+    }
+
+    fn open_beneath(&self, dir: c_int, path: &CStr, flags: c_int) -> SysResult<c_int> {
+        openat2(
+            dir,
+            path,
+            flags,
+            libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS,
+        )
+    }
+
+    fn is_null_device(&self, fd: c_int) -> SysResult<bool> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        check_int(unsafe { libc::fstat(fd, &mut st) })?;
+        Ok(st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == libc::makedev(1, 3))
     }
 
     fn is_dir(&self, fd: c_int) -> SysResult<bool> {
@@ -393,6 +411,10 @@ impl Sys for Kernel {
         check(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) })?;
         check_int(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) })?;
         check_int(unsafe { libc::chdir(c"/".as_ptr()) }).map(drop)
+    }
+
+    fn fchdir(&self, fd: c_int) -> SysResult<()> {
+        check_int(unsafe { libc::fchdir(fd) }).map(drop)
     }
 
     fn chdir(&self, path: &CStr) -> SysResult<()> {

@@ -19,7 +19,12 @@ pub struct InputState {
 
 /// Sets the window size (TIOCSWINSZ on the master is the slave's size).
 pub fn set_window_size(master: BorrowedFd, rows: u16, cols: u16) -> Result<(), Errno> {
-    let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) }).map(drop)
 }
 
@@ -29,7 +34,8 @@ pub fn input_state(master: BorrowedFd) -> Result<InputState, Errno> {
     let termios = tcgetattr(master)?;
     let flags = libc::O_RDONLY | libc::O_NOCTTY | libc::O_NONBLOCK | libc::O_CLOEXEC;
     // O_NOCTTY: opening the slave must never make it Node's controlling terminal.
-    let slave = Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })?;
+    let slave =
+        Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) })?;
     let slave = unsafe { OwnedFd::from_raw_fd(slave) };
     let mut unread: libc::c_int = 0;
     Errno::result(unsafe { libc::ioctl(slave.as_raw_fd(), libc::FIONREAD, &mut unread) })?;
