@@ -5,9 +5,10 @@
 // option and echo the value.
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { inspect as show0 } from 'node:util'
 
 import { native } from './native'
+import { ownOnly } from './own'
+import { show } from './show'
 
 /** What a container of the image runs by default; `run()` options override it. */
 export interface ImageConfig {
@@ -99,7 +100,6 @@ export interface RemoveResult {
   layersRemoved: number
 }
 
-const show = (v: unknown) => show0(v, { breakLength: Infinity, maxStringLength: 80 })
 
 /** The store used when no `store` option is given. */
 export function defaultStore(): string {
@@ -110,14 +110,14 @@ export function defaultStore(): string {
 }
 
 function checkKeys(fn: string, options: unknown, known: readonly string[]): Record<string, unknown> {
-  if (options === undefined) return {}
+  if (options === undefined) return Object.create(null)
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     throw new TypeError(`Option \`options\` of ${fn} must be an object; got ${show(options)}.`)
   }
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) throw new TypeError(`Unknown option \`${key}\` for ${fn} (known: ${known.join(', ')}).`)
   }
-  return options as Record<string, unknown>
+  return ownOnly(options) as Record<string, unknown>
 }
 
 function pathString(option: string, value: unknown): string {

@@ -1,7 +1,7 @@
 // Resource limits (cgroups) and rlimits: parsed from docker's notations and validated,
 // each error naming the limit and echoing the value.
 import * as os from 'node:os'
-import { inspect } from 'node:util'
+import { show } from './show'
 
 export interface Limits {
   /** Bytes, or docker's notation: `64m`, `1g`, `512k`, `100b`. At least 6 MiB, as docker. */
@@ -42,7 +42,6 @@ export interface LimitsSpec {
   ioWeight?: number
 }
 
-const show = (v: unknown) => inspect(v, { breakLength: Infinity })
 const bad = (name: string, expected: string, value: unknown) => new RangeError(`Option \`${name}\` must be ${expected}; got ${show(value)}.`)
 const UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
 

@@ -3,7 +3,8 @@
 import { constants } from 'node:os'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { inspect } from 'node:util'
+import { ownOnly } from './own'
+import { show } from './show'
 
 import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
 import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
@@ -136,7 +137,6 @@ export interface Normalized {
   stripFinalNewline: boolean
 }
 
-const show = (v: unknown) => inspect(v, { breakLength: Infinity, maxStringLength: 80 })
 
 function typeError(option: string, expected: string, value: unknown): TypeError {
   return new TypeError(`Option \`${option}\` must be ${expected}; got ${show(value)}.`)
@@ -416,7 +416,9 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) throw new TypeError(`Unknown option \`${key}\`${forRun ? '' : ' for spawn()'}.`)
   }
-  const o = options as RunOptions
+  // Everything below reads this copy: only what the caller set is an option.
+  const o = ownOnly(options) as RunOptions
+  cmd = ownOnly(cmd)
   const found = o.image === undefined ? undefined : findImage(o.image, o.store)
   if (found && o.rootfs !== undefined) throw rangeError('image', 'and `rootfs` exclude each other', o.image)
   if (!found && o.store !== undefined) throw rangeError('store', 'goes with `image`', o.store)

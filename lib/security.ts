@@ -2,7 +2,7 @@
 // seccomp, masked and read-only paths. Each can be relaxed explicitly, never silently.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { inspect } from 'node:util'
+import { show } from './show'
 
 /** In kernel order (capability.h). */
 export const CAPABILITIES = [
@@ -46,7 +46,6 @@ export interface SecuritySpec {
   readonlyPaths?: string[]
 }
 
-const show = (v: unknown) => inspect(v, { breakLength: Infinity, maxStringLength: 80 })
 
 function capabilityList(option: string, value: unknown): string[] {
   if (value === undefined) return []
