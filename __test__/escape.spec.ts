@@ -827,6 +827,38 @@ test.serial('prototype pollution (Object.prototype.seccomp = "unconfined", capAd
   t.true(Number(control[4]) >= 10, `control: the host PID namespace (${control[4]})`)
 })
 
+ctest('a non-root container keeps its parent-death signal (setresuid clears it; it is armed again after); control: a credential change of its own clears it', async (t) => {
+  t.is(await attack(t, 'pdeathsig'), '9', 'root: SIGKILL')
+  t.is(await attack(t, 'pdeathsig', [], { uid: 1000, gid: 1000 }), '9', 'uid 1000: armed again after the credential change')
+  t.is(await attack(t, 'pdeathsig', ['1000']), '0', 'control: setresuid(1000) inside clears it')
+})
+
+test.serial('kill -9 of the Node process ends its non-root containers too (uid 1000, three of them)', async (t) => {
+  const tag = `3600.${process.pid}${Date.now() % 100000}`
+  const script = `const lib = require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}); for (let i = 0; i < 3; i++) lib.spawn(['sleep', '${tag}'], { uid: 1000, gid: 1000, stdio: 'ignore' }); console.log('ready'); setInterval(() => {}, 1000)`
+  const node = spawnHost(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  await new Promise<void>((resolve, reject) => {
+    node.stdout!.on('data', (d) => String(d).includes('ready') && resolve())
+    node.once('exit', () => reject(new Error('the Node process ended before its containers started')))
+  })
+  const sleepers = () => fs.readdirSync('/proc').filter((pid) => {
+    try {
+      return /^\d+$/.test(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(tag)
+    } catch {
+      return false
+    }
+  })
+  t.is(sleepers().length, 3, 'control: the three containers run')
+  node.kill('SIGKILL')
+  let left = sleepers()
+  for (let i = 0; i < 200 && left.length; i++) {
+    await new Promise((r) => setTimeout(r, 50))
+    left = sleepers()
+  }
+  for (const pid of left) process.kill(Number(pid), 'SIGKILL') // never leave them behind
+  t.deepEqual(left, [], 'containers outlived their Node process')
+})
+
 test.serial('capAdd ALL gives what this process may pass on; a named capability it lacks is an error naming it', async (t) => {
   const bounding = BigInt('0x' + /CapBnd:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1])
   const all = await run(['sh', '-c', 'grep CapEff /proc/self/status'], { capAdd: ['ALL'], stdin: 'ignore' })

@@ -139,6 +139,7 @@ pub fn spawn_container(
         cgroup_procs: cgroup.as_ref().map(|c| c.join_fds()).unwrap_or_default(),
         console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
         rootfs: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
+        parent_pidfd: own_pidfd(),
     };
     let prepared = match spec.prepare(&handles) {
         Ok(p) => p,
@@ -224,6 +225,19 @@ pub fn spawn_container(
         }
         Err(e) => Err(Error::from_reason(e.to_string())),
     }
+}
+
+/// A pidfd of this process, opened once: children poll it to learn that it died.
+fn own_pidfd() -> Option<i32> {
+    static PIDFD: std::sync::OnceLock<Option<std::os::fd::OwnedFd>> = std::sync::OnceLock::new();
+    PIDFD
+        .get_or_init(|| {
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+            // CLOEXEC by default (pidfd_open): no program of ours inherits it.
+            (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+        })
+        .as_ref()
+        .map(|fd| fd.as_raw_fd())
 }
 
 /// The result of a container that never ran: its failing stage, path and errno.

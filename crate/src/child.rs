@@ -340,7 +340,16 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.write_file(c"/proc/self/gid_map", gid_map)
         }
         Op::Chdir(path) => sys.chdir(path),
-        Op::CloseFds => sys.close_fds_from(3),
+        Op::CloseFds { keep } => sys.close_fds_except(3, *keep),
+        Op::ParentAlive(pidfd) => {
+            let exited = sys.is_readable(*pidfd);
+            sys.close(*pidfd);
+            match exited {
+                Ok(true) => Err(Errno::ESRCH),
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
     }
 }
 

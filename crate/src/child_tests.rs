@@ -168,8 +168,11 @@ impl Sys for Recorder {
     fn set_credentials(&self, uid: u32, gid: u32, _: &[libc::gid_t], _: bool) -> SysResult<()> {
         self.record(format!("creds {uid}:{gid}"))
     }
-    fn close_fds_from(&self, first: c_uint) -> SysResult<()> {
-        self.record(format!("close_range {first}"))
+    fn close_fds_except(&self, first: c_uint, keep: c_int) -> SysResult<()> {
+        self.record(format!("close_range {first} but {keep}"))
+    }
+    fn is_readable(&self, fd: c_int) -> SysResult<bool> {
+        self.record(format!("is_readable {fd}")).map(|_| false)
     }
     fn clone_fd(&self, fd: c_int) -> SysResult<c_int> {
         self.record(format!("clone_fd {fd}")).map(|_| self.fd())

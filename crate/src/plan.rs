@@ -187,7 +187,14 @@ pub enum Op {
     /// Wait until the parent wrote the maps (one byte on this pipe).
     WaitForMaps(c_int),
     Chdir(CString),
-    CloseFds,
+    /// close_range of every fd from 3 but `keep` (-1: none), the parent's pidfd that ParentAlive polls.
+    CloseFds {
+        keep: c_int,
+    },
+    /// Once credentials changed (which clears the parent-death signal, re-armed just before):
+    /// the parent, through its pidfd, must still be alive, or it died in between and no
+    /// signal will ever come. The pidfd is closed.
+    ParentAlive(c_int),
 }
 
 /// The slot of the root's O_PATH fd once AttachRoot ran.
@@ -245,7 +252,8 @@ impl Op {
             ),
             Op::WaitForMaps(_) => ("wait for uid_map/gid_map".into(), None),
             Op::Chdir(p) => ("chdir".into(), Some(s(p))),
-            Op::CloseFds => ("close_range".into(), None),
+            Op::CloseFds { .. } => ("close_range".into(), None),
+            Op::ParentAlive(_) => ("check the parent is alive".into(), None),
         }
     }
 }

@@ -81,6 +81,9 @@ pub fn spawn(
         flags.remove(CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK);
     }
 
+    // A vfork-style child shares our mm: its credential change marks it non-dumpable (no core
+    // dumps, no ptrace by our own uid), which is ours to undo once it has exec'd.
+    let dumpable = unsafe { libc::prctl(libc::PR_GET_DUMPABLE) };
     // Block every signal around clone: no Node handler may run on the child's stack.
     let mut old = SigSet::empty();
     pthread_sigmask(
@@ -98,6 +101,9 @@ pub fn spawn(
         )
     };
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).map_err(SpawnError::Clone)?;
+    if dumpable == 1 && unsafe { libc::prctl(libc::PR_GET_DUMPABLE) } != 1 {
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 1) };
+    }
     let pid = cloned.map_err(SpawnError::Clone)?;
 
     let report = match (maps_first, report_pipe) {

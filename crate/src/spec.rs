@@ -147,6 +147,8 @@ pub struct Handles {
     pub maps_sync: Option<i32>,
     /// The rootfs, opened and checked by the parent (rootfs.rs); -1 only to describe a plan.
     pub rootfs: Option<i32>,
+    /// A pidfd of this process, which the child polls once its credentials changed.
+    pub parent_pidfd: Option<i32>,
 }
 
 fn inherit_all() -> [Stdio; 3] {
@@ -380,7 +382,9 @@ impl ContainerSpec {
             last: security::last_cap(),
         });
         // Before chdir: no inherited directory fd can lead the cwd out of the root.
-        plan.push(Op::CloseFds);
+        plan.push(Op::CloseFds {
+            keep: handles.parent_pidfd.unwrap_or(-1),
+        });
         if !self.no_new_privileges {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
             filters(&mut plan);
@@ -391,6 +395,12 @@ impl ContainerSpec {
             groups: self.groups.clone(),
             set_groups: !ns.user || handles.maps_sync.is_some(),
         });
+        // A credential change clears the parent-death signal: arm it again, then make sure the
+        // parent did not die before that (its signal would never come).
+        plan.push(Op::ParentDeathSignal(libc::SIGKILL));
+        if let Some(pidfd) = handles.parent_pidfd {
+            plan.push(Op::ParentAlive(pidfd));
+        }
         plan.push(Op::Chdir(cstring("cwd", &self.cwd)?));
         plan.push(Op::Capabilities {
             set: caps,

@@ -86,7 +86,10 @@ pub trait Sys {
     fn write_file(&self, path: &CStr, data: &[u8]) -> SysResult<()>;
     /// Reads one byte; EOF (the parent gave up) is EPIPE.
     fn read_byte(&self, fd: c_int) -> SysResult<()>;
-    fn close_fds_from(&self, first: c_uint) -> SysResult<()>;
+    /// close_range from `first` up, all but `keep` (-1: none).
+    fn close_fds_except(&self, first: c_uint, keep: c_int) -> SysResult<()>;
+    /// poll(POLLIN) with no wait: a pidfd is readable once its process has exited.
+    fn is_readable(&self, fd: c_int) -> SysResult<bool>;
     /// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH): a bind of what `fd` (opened in the root) is.
     fn clone_fd(&self, fd: c_int) -> SysResult<c_int>;
     fn drop_bounding_cap(&self, cap: u32) -> SysResult<()>;
@@ -477,8 +480,28 @@ impl Sys for Kernel {
         }
     }
 
-    fn close_fds_from(&self, first: c_uint) -> SysResult<()> {
-        check(unsafe { libc::syscall(libc::SYS_close_range, first, c_uint::MAX, 0) }).map(drop)
+    fn close_fds_except(&self, first: c_uint, keep: c_int) -> SysResult<()> {
+        let close = |from: c_uint, to: c_uint| {
+            check(unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) }).map(drop)
+        };
+        match c_uint::try_from(keep) {
+            Ok(keep) if keep >= first => {
+                if keep > first {
+                    close(first, keep - 1)?;
+                }
+                close(keep + 1, c_uint::MAX)
+            }
+            _ => close(first, c_uint::MAX),
+        }
+    }
+
+    fn is_readable(&self, fd: c_int) -> SysResult<bool> {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        check_int(unsafe { libc::poll(&mut pfd, 1, 0) }).map(|n| n > 0)
     }
 
     fn clone_fd(&self, fd: c_int) -> SysResult<c_int> {
