@@ -13,7 +13,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { randomBytes } from 'node:crypto'
-import { execFileSync, spawn as spawnHost, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn as spawnHost, spawnSync as spawnSyncHost, type ChildProcess } from 'node:child_process'
 
 import { CAPABILITIES, run, spawn, type ContainerResult, type RunOptions } from '../index'
 import { makeBusyboxRoot, ourMounts, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
@@ -857,6 +857,23 @@ test.serial('kill -9 of the Node process ends its non-root containers too (uid 1
   }
   for (const pid of left) process.kill(Number(pid), 'SIGKILL') // never leave them behind
   t.deepEqual(left, [], 'containers outlived their Node process')
+})
+
+test.serial('an inherited stdin that is a directory (`lonely run -i ... 0</dir`) is refused as an explicit one is; control: an inherited file runs', (t) => {
+  const attempt = `lib.run(['/bin/sh', '-c', 'cd /proc/self/fd/0 && ls'], { stdio: 'inherit', reject: false }).then((r) => console.log('ran ' + r.exitCode), (e) => console.log('refused: ' + e.message))`
+  const script = `const lib = require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}); ${attempt}`
+  const withStdin = (fd: number) => {
+    try {
+      return spawnSyncHost(process.execPath, ['--import', 'tsx', '-e', script], { stdio: [fd, 'pipe', 'pipe'], encoding: 'utf8', timeout: 60_000 }).stdout
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+  t.regex(withStdin(fs.openSync(scratch, 'r')), /^refused: .*stdio fd 0 is a directory/)
+  t.regex(withStdin(fs.openSync('/etc/hostname', 'r')), /^ran 2$/m, 'control: a file runs (and cd into it fails)')
+  const cli = spawnSyncHost('/bin/sh', ['-c', `exec node ${path.join(__dirname, '..', 'cli.js')} run -i --rootfs ${root} -- /bin/sh -c 'cd /proc/self/fd/0 && ls' 0<${scratch}`], { encoding: 'utf8' })
+  t.is(cli.status, 125, cli.stdout + cli.stderr)
+  t.false(cli.stdout.includes('host-only-marker'), 'the host directory was listed')
 })
 
 test.serial('capAdd ALL gives what this process may pass on; a named capability it lacks is an error naming it', async (t) => {

@@ -101,6 +101,17 @@ fn dup_high(fd: i32) -> Result<OwnedFd, StdioError> {
         .map_err(|errno| StdioError::BadFd { fd, errno })
 }
 
+/// A directory as stdio would be a way out of the root (fchdir, /proc/self/fd: CVE-2024-21626).
+/// An inherited fd that is not open is fine (the container gets it closed, as Node would).
+fn refuse_directory(fd: i32) -> Result<(), StdioError> {
+    match nix::sys::stat::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Err(StdioError::Directory(fd)),
+        Ok(_) => Ok(()),
+        Err(Errno::EBADF) if fd <= 2 => Ok(()),
+        Err(errno) => Err(StdioError::BadFd { fd, errno }),
+    }
+}
+
 pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
     let mut w = Wired::default();
     if tty {
@@ -116,7 +127,8 @@ pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
     }
     for (i, s) in stdio.iter().enumerate() {
         match s {
-            Stdio::Named(Named::Inherit) => {}
+            // Ours as inherited (a shell's `0</dir`): a directory leads out of the root the same way.
+            Stdio::Named(Named::Inherit) => refuse_directory(i as i32)?,
             Stdio::Named(Named::Ignore) => {
                 let null = OpenOptions::new()
                     .read(i == 0)
@@ -132,12 +144,7 @@ pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
                 w.parent[i] = Some(parent);
             }
             Stdio::Fd(fd) => {
-                // A directory as stdio would be a way out of the root (fchdir, /proc/self/fd).
-                let st = nix::sys::stat::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(*fd) })
-                    .map_err(|errno| StdioError::BadFd { fd: *fd, errno })?;
-                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                    return Err(StdioError::Directory(*fd));
-                }
+                refuse_directory(*fd)?;
                 w.child[i] = Some(dup_high(*fd)?)
             }
         }
