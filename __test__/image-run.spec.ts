@@ -6,7 +6,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFileSync, spawnSync } from 'node:child_process'
 
-import { images, run } from '../index'
+import { images, run, spawn } from '../index'
 import { BUSYBOX, expectSettled, settled, snapshot, type Snapshot } from './helpers'
 
 const has = (tool: string) => spawnSync('which', [tool]).status === 0
@@ -80,6 +80,27 @@ itest('the image config applies as docker does: Entrypoint + Cmd, Env, WorkingDi
   const r = await run([], { image: REF, store })
   t.is(r.stdout, 'hello from 4242:4343 in /data')
   t.deepEqual(containers(), [], 'the writable layer is gone')
+})
+
+itest('a hostile image\'s /etc/passwd (a symlink to the host\'s /etc/shadow or /dev/zero, a FIFO) is read inside the image, a regular file only; control: the host path leads to the host\'s file', async (t) => {
+  const hostile = path.join(work, 'hostile-store')
+  await images.load(archive, { store: hostile })
+  const top = images.inspect(REF, { store: hostile }).layers.at(-1)!.dir
+  const passwd = path.join(top, 'etc/passwd')
+  t.teardown(() => fs.rmSync(hostile, { recursive: true, force: true }))
+  fs.symlinkSync('/etc/shadow', passwd)
+  t.true(fs.readFileSync(passwd, 'utf8').startsWith('root:'), 'control: through the host path the link reads the host\'s shadow')
+  // The uid from the kernel: `id` would read the container's /etc/passwd itself.
+  const uid = async () => /^Uid:\t(\d+)/m.exec((await run(['cat', '/proc/self/status'], { image: REF, store: hostile, entrypoint: [], timeout: 30_000 })).stdout)?.[1]
+  t.is(await uid(), '4242', 'the link points nowhere inside the image: the lower layer\'s passwd answers')
+  fs.unlinkSync(passwd)
+  fs.symlinkSync('/dev/zero', passwd)
+  t.is(await uid(), '4242', 'no endless read of the host\'s /dev/zero')
+  fs.unlinkSync(passwd)
+  execFileSync('mkfifo', [passwd])
+  t.true(fs.statSync(passwd).isFIFO())
+  t.throws(() => spawn(['true'], { image: REF, store: hostile, entrypoint: [] }), { instanceOf: RangeError, message: /the image's \/etc\/passwd is not a regular file/ })
+  t.deepEqual(fs.readdirSync(path.join(hostile, 'containers')), [], 'nothing left in the store')
 })
 
 itest('options override the config: command replaces Cmd, entrypoint [] clears it, env, cwd, uid', async (t) => {

@@ -3,11 +3,11 @@
 // The image config is applied as docker does; options override it.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { inspect as show0 } from 'node:util'
 
 import { inspect as inspectImage, store as storeDir, type Image, type ImageConfig } from './images'
+import { native } from './native'
+import { show } from './show'
 
-const show = (v: unknown) => show0(v, { breakLength: Infinity })
 let sequence = 0
 
 export interface ImageRootSpec {
@@ -92,37 +92,31 @@ export function imageCommand(command: string[], config: ImageConfig): string[] {
 }
 
 /** `uid[:gid]` from the image's `User`, numeric or looked up in its topmost /etc/passwd and /etc/group. */
+/** The largest /etc/passwd or /etc/group read from an image (a real one is a few KiB). */
+const MAX_ID_FILE = 1 << 20
+
+/** The image's `etc/<file>`, read inside its layers (never through a symlink to the host's). */
+function imageFile(image: Image, file: string): string | undefined {
+  try {
+    return native().readImageFile(image.layers.map((l) => l.dir), `etc/${file}`, MAX_ID_FILE)?.toString('utf8')
+  } catch (e) {
+    throw new RangeError(`Option \`image\`: cannot look up its User in /etc/${file}: ${(e as Error).message}.`)
+  }
+}
+
 export function imageUser(config: ImageConfig, image: Image): { uid: number; gid: number } | undefined {
   if (!config.user) return undefined
   const [user, group] = config.user.split(':')
-  const lookup = (file: string, name: string): number | undefined => {
-    for (const layer of [...image.layers].reverse()) {
-      let text: string
-      try {
-        text = fs.readFileSync(path.join(layer.dir, 'etc', file), 'utf8')
-      } catch {
-        continue
-      }
-      const line = text.split('\n').find((l) => l.split(':')[0] === name)
-      return line ? Number(line.split(':')[2]) : undefined
-    }
-    return undefined
+  const field = (file: string, match: number, value: string, want: number): number | undefined => {
+    const line = imageFile(image, file)?.split('\n').find((l) => l.split(':')[match] === value)
+    return line === undefined ? undefined : Number(line.split(':')[want])
   }
+  const lookup = (file: string, name: string): number | undefined => field(file, 0, name, 2)
   const uid = /^\d+$/.test(user) ? Number(user) : lookup('passwd', user)
   if (uid === undefined) throw new RangeError(`Option \`image\`: the image's User ${show(config.user)} is not in its /etc/passwd.`)
   let gid: number | undefined
   if (group === undefined) {
-    const passwdGid = (() => {
-      for (const layer of [...image.layers].reverse()) {
-        try {
-          const line = fs.readFileSync(path.join(layer.dir, 'etc', 'passwd'), 'utf8').split('\n').find((l) => l.split(':')[2] === String(uid))
-          return line ? Number(line.split(':')[3]) : undefined
-        } catch {
-          continue
-        }
-      }
-      return undefined
-    })()
+    const passwdGid = field('passwd', 2, String(uid), 3)
     gid = passwdGid ?? 0
   } else {
     gid = /^\d+$/.test(group) ? Number(group) : lookup('group', group)

@@ -236,3 +236,15 @@ pub fn remove_image(store_dir: String, reference: String) -> AsyncTask<RemoveTas
         reference,
     })
 }
+
+/// A small file of an image (`etc/passwd`), read inside its topmost layer that has it (images/lookup.rs).
+#[napi]
+pub fn read_image_file(
+    layer_dirs: Vec<String>,
+    path: String,
+    max_bytes: u32,
+) -> Result<Option<Buffer>> {
+    crate::images::lookup::read_in_layers(&layer_dirs, &path, max_bytes as u64)
+        .map(|found| found.map(Buffer::from))
+        .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
+}

@@ -26,6 +26,7 @@ pub mod archive;
 pub mod config;
 pub mod digest;
 pub mod layer;
+pub mod lookup;
 pub mod reference;
 pub mod store;
 
