@@ -87,7 +87,12 @@ export async function run<O extends RunOptions = RunOptions>(command: string[], 
 
 /** The setup plan a container with these options would get, one step per line; runs nothing. */
 export function explain(command: string[], options?: ContainerOptions): string {
-  return native().describePlan(JSON.stringify(normalize(command, options, false).spec))
+  const normalized = normalize(command, options, false)
+  try {
+    return native().describePlan(JSON.stringify(normalized.spec))
+  } finally {
+    normalized.discard?.() // nothing runs: an image's writable layer goes at once
+  }
 }
 
 /** The host's cgroup layout as this library sees it: `unified` (v2), `legacy` (v1) or `hybrid`. */

@@ -101,6 +101,7 @@ const BAD: Bad[] = [
   { title: 'namespace value that is not a boolean', options: () => ({ namespaces: { pid: 'no' } }), error: TypeError, message: "Option `namespaces.pid` must be a boolean; got 'no'." },
   { title: 'bad stdio value', options: () => ({ stdio: 'pipes' }), error: TypeError, message: `Option \`stdio\` must be "pipe", "inherit", "ignore" or a file descriptor; got 'pipes'.` },
   { title: 'stdio array of the wrong length', options: () => ({ stdio: ['pipe', 'pipe'] }), error: RangeError, message: "Option `stdio` must have exactly 3 entries; got [ 'pipe', 'pipe' ]." },
+  { title: 'stdout fd beyond any fd number', options: () => ({ stdout: 2 ** 31 }), error: RangeError, message: `Option \`stdout\` must be a file descriptor number (at most 2147483647); got 2147483648.` },
   { title: 'negative stdout fd', options: () => ({ stdout: -1 }), error: TypeError, message: `Option \`stdout\` must be "pipe", "inherit", "ignore" or a file descriptor; got -1.` },
   { title: 'input with stdin ignore', options: () => ({ input: 'x', stdin: 'ignore' }), error: RangeError, message: "Option `input` needs `stdin: \"pipe\"`; got 'ignore'." },
   { title: 'bad killSignal name', options: () => ({ killSignal: 'SIGFOO' }), error: TypeError, message: `Option \`killSignal\` must be a signal name like "SIGTERM" or a signal number from 1 to 64; got 'SIGFOO'.` },

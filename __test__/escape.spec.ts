@@ -892,7 +892,8 @@ test.serial('a directory fd as stdio is refused: through fchdir or /proc/self/fd
   const dir = fs.openSync(os.tmpdir(), 'r')
   const file = fs.openSync('/etc/hostname', 'r')
   try {
-    t.throws(() => spawn(['true'], { stdio: [dir, 'pipe', 'pipe'] }), { message: /stdio fd \d+ is a directory/ })
+    t.throws(() => spawn(['true'], { stdio: [dir, 'pipe', 'pipe'] }), { instanceOf: RangeError, message: /^Option `stdio`: stdio fd \d+ is a directory/ })
+    t.throws(() => spawn(['true'], { stdio: [1_000_000, 'pipe', 'pipe'] }), { instanceOf: RangeError, message: /^Option `stdio`: stdio fd 1000000: EBADF/ }, 'an fd that is not open')
     const control = await run(['cat'], { stdio: [file, 'pipe', 'pipe'] })
     t.is(control.stdout, fs.readFileSync('/etc/hostname', 'utf8').trim())
   } finally {

@@ -6,7 +6,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFileSync, spawnSync } from 'node:child_process'
 
-import { images, run, spawn } from '../index'
+import { explain, images, run, spawn } from '../index'
 import { BUSYBOX, expectSettled, settled, snapshot, type Snapshot } from './helpers'
 
 const has = (tool: string) => spawnSync('which', [tool]).status === 0
@@ -101,6 +101,15 @@ itest('a hostile image\'s /etc/passwd (a symlink to the host\'s /etc/shadow or /
   t.true(fs.statSync(passwd).isFIFO())
   t.throws(() => spawn(['true'], { image: REF, store: hostile, entrypoint: [] }), { instanceOf: RangeError, message: /the image's \/etc\/passwd is not a regular file/ })
   t.deepEqual(fs.readdirSync(path.join(hostile, 'containers')), [], 'nothing left in the store')
+  fs.unlinkSync(passwd)
+  // An image whose /proc or /dev is a symlink is refused as such a rootfs is: procfs never lands at the link's target.
+  for (const entry of ['proc', 'dev']) {
+    fs.symlinkSync('/etc', path.join(top, entry))
+    const r = await run(['sh', '-c', 'exit 0'], { image: REF, store: hostile, entrypoint: [], reject: false })
+    t.like(r, { failed: true, stage: 'mount', code: 'ELOOP', path: `/${entry}` } as never, `${entry} -> /etc: ${r.message}`)
+    fs.unlinkSync(path.join(top, entry))
+  }
+  t.is((await run(['sh', '-c', 'exit 0'], { image: REF, store: hostile, entrypoint: [], reject: false })).exitCode, 0, 'control: without the links it runs')
 })
 
 itest('options override the config: command replaces Cmd, entrypoint [] clears it, env, cwd, uid', async (t) => {
@@ -152,6 +161,19 @@ itest('bad image options are refused before anything runs', async (t) => {
   await t.throwsAsync(run(['true'], { image: REF, store, rootfs: '/' }), { instanceOf: RangeError, message: /`image` and `rootfs` exclude each other/ })
   await t.throwsAsync(run(['true'], { keep: true }), { instanceOf: RangeError, message: /Option `keep` goes with `image`/ })
   t.deepEqual(containers(), [])
+  // Every other option is checked before the writable layer exists, and explain() removes its own.
+  const bad: Array<[string, Record<string, unknown>]> = [
+    ['cwd', { cwd: 'relative' }], ['env', { env: { A: 1 } }], ['gid', { gid: -1 }], ['groups', { groups: [-1] }],
+    ['mounts', { mounts: [{ type: 'tmpfs', target: 'x' }] }], ['readonlyRoot', { readonlyRoot: 'yes' }],
+    ['seccomp', { seccomp: 'nonsense' }], ['capAdd', { capAdd: ['SUPERPOWER'] }], ['timeout', { timeout: -1 }],
+    ['killSignal', { killSignal: 'SIGNOPE' }], ['forceKillAfterDelay', { forceKillAfterDelay: -5 }], ['maxBuffer', { maxBuffer: -1 }],
+  ]
+  for (const [option, options] of bad) {
+    await t.throwsAsync(run(['true'], { image: REF, store, entrypoint: [], ...options } as never), { message: new RegExp(`Option \`${option}`) }, option)
+    t.deepEqual(containers(), [], `no writable layer left by a bad \`${option}\``)
+  }
+  for (let i = 0; i < 3; i++) explain(['true'], { image: REF, store })
+  t.deepEqual(containers(), [], 'explain() leaves no writable layer')
 })
 
 itest('the CLI loads, lists, runs and removes images', (t) => {

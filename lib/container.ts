@@ -76,6 +76,8 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
       started = native().spawnContainer(JSON.stringify(opts.spec), (info: ExitInfo) => resolveExit(this.#onExit(info)))
     } catch (e) {
       opts.discard?.()
+      // The fds the caller gave (or inherits) are checked as they are wired: name the option.
+      if (e instanceof Error && /^stdio fd /.test(e.message)) throw new RangeError(`Option \`stdio\`: ${e.message}.`)
       throw e
     }
     if (started.failure) {

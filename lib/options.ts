@@ -196,7 +196,10 @@ export function signalNumber(option: string, value: unknown): number {
 
 function stdioValue(option: string, value: unknown): StdioOption {
   if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value
-  if (Number.isInteger(value) && (value as number) >= 0) return value as number
+  if (Number.isInteger(value) && (value as number) >= 0) {
+    if ((value as number) > 0x7fffffff) throw rangeError(option, 'must be a file descriptor number (at most 2147483647)', value)
+    return value as number
+  }
   throw typeError(option, '"pipe", "inherit", "ignore" or a file descriptor', value)
 }
 
@@ -468,40 +471,52 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const encoding = o.encoding ?? 'utf8'
   if (encoding !== 'utf8' && encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', encoding)
 
+  const environment = env(o.env, name, uid, tty, config?.env)
+  const cwd = o.cwd === undefined ? config?.workingDir || '/' : containerPath('cwd', o.cwd)
+  const readonlyRoot = bool('readonlyRoot', o.readonlyRoot, false)
+  const binds = mounts(o.mounts, rootfs)
+  const gid = id('gid', o.gid, user?.gid ?? 0)
+  const groups = (o.groups ?? []).map((g, i) => id(`groups[${i}]`, g, 0))
+  const security = normalizeSecurity(o)
+  const timing = {
+    timeout: millis('timeout', o.timeout, 0),
+    killSignal: o.killSignal === undefined ? constants.signals.SIGTERM : signalNumber('killSignal', o.killSignal),
+    forceKillAfterDelay: millis('forceKillAfterDelay', o.forceKillAfterDelay, 2000),
+    reject: bool('reject', o.reject, true),
+  }
+  const maxBuffer = byteCount('maxBuffer', o.maxBuffer, 100 * 1024 * 1024)
+  const stripFinalNewline = bool('stripFinalNewline', o.stripFinalNewline, true)
   // Last, once every option is valid: the container's writable layer is made on disk.
   const imageRoot = found ? makeImageRoot(found) : undefined
   return {
     spec: {
       argv,
-      env: env(o.env, name, uid, tty, config?.env),
-      cwd: o.cwd === undefined ? config?.workingDir || '/' : containerPath('cwd', o.cwd),
+      env: environment,
+      cwd,
       hostname: ns.uts ? name : null,
       namespaces: ns,
       rootfs,
-      readonlyRoot: bool('readonlyRoot', o.readonlyRoot, false),
-      mounts: mounts(o.mounts, rootfs),
+      readonlyRoot,
+      mounts: binds,
       uid,
-      gid: id('gid', o.gid, user?.gid ?? 0),
-      groups: (o.groups ?? []).map((g, i) => id(`groups[${i}]`, g, 0)),
+      gid,
+      groups,
       tty,
       stdio: streams,
       // Sent only when set: no limits means no cgroup at all (the fast path).
       ...(limits ? { limits } : {}),
       ...(rlimits.length ? { rlimits } : {}),
-      ...normalizeSecurity(o),
+      ...security,
       ...(imageRoot ? { image: imageRoot.spec } : {}),
       ...(idMaps ? { idMaps } : {}),
     },
     discard: imageRoot && !o.keep ? imageRoot.discard : undefined,
     keptLayer: imageRoot && o.keep ? imageRoot.spec.upper : undefined,
     input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
-    timeout: millis('timeout', o.timeout, 0),
     cancelSignal: o.cancelSignal,
-    killSignal: o.killSignal === undefined ? constants.signals.SIGTERM : signalNumber('killSignal', o.killSignal),
-    forceKillAfterDelay: millis('forceKillAfterDelay', o.forceKillAfterDelay, 2000),
-    reject: bool('reject', o.reject, true),
+    ...timing,
     encoding,
-    maxBuffer: byteCount('maxBuffer', o.maxBuffer, 100 * 1024 * 1024),
-    stripFinalNewline: bool('stripFinalNewline', o.stripFinalNewline, true),
+    maxBuffer,
+    stripFinalNewline,
   }
 }

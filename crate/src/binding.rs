@@ -248,6 +248,13 @@ fn not_started(
     errno: nix::errno::Errno,
 ) -> Started {
     let code = format!("{errno:?}");
+    // The step is not the cause: it is the first one that needed an fd.
+    let message = match errno {
+        nix::errno::Errno::EMFILE => format!(
+            "{message}: this Node process has run out of file descriptors (close some, or raise `ulimit -n`)"
+        ),
+        _ => message,
+    };
     Started {
         pid: 0,
         stdin: None,
