@@ -833,6 +833,12 @@ ctest('a non-root container keeps its parent-death signal (setresuid clears it; 
   t.is(await attack(t, 'pdeathsig', ['1000']), '0', 'control: setresuid(1000) inside clears it')
 })
 
+test.serial('Node stays dumpable after containers with another uid (the vfork child shares its mm, and a credential change marks an mm non-dumpable); control: a fresh Node is dumpable', (t) => {
+  const probe = (options: string) => inFreshNode(`const { native } = require(${JSON.stringify(path.join(__dirname, '..', 'lib', 'native.ts'))}); const before = native().processDumpable(); ${options ? `for (let i = 0; i < 3; i++) await lib.run(['true'], ${options});` : ''} console.log(JSON.stringify([before, native().processDumpable()]))`)
+  t.deepEqual(JSON.parse(probe('')), [true, true], 'control: dumpable without containers')
+  t.deepEqual(JSON.parse(probe('{ uid: 1000, gid: 1000 }')), [true, true], 'after three uid-1000 containers')
+})
+
 test.serial('kill -9 of the Node process ends its non-root containers too (uid 1000, three of them)', async (t) => {
   const tag = `3600.${process.pid}${Date.now() % 100000}`
   const script = `const lib = require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}); for (let i = 0; i < 3; i++) lib.spawn(['sleep', '${tag}'], { uid: 1000, gid: 1000, stdio: 'ignore' }); console.log('ready'); setInterval(() => {}, 1000)`

@@ -227,6 +227,13 @@ pub fn spawn_container(
     }
 }
 
+/// Whether this process may dump core and be traced by its own uid (PR_GET_DUMPABLE): a
+/// vfork-style child shares its mm, and its credential change must not leave it unset.
+#[napi]
+pub fn process_dumpable() -> bool {
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE) == 1 }
+}
+
 /// A pidfd of this process, opened once: children poll it to learn that it died.
 fn own_pidfd() -> Option<i32> {
     static PIDFD: std::sync::OnceLock<Option<std::os::fd::OwnedFd>> = std::sync::OnceLock::new();
