@@ -107,8 +107,10 @@ function imageFile(image: Image, file: string): string | undefined {
 export function imageUser(config: ImageConfig, image: Image): { uid: number; gid: number } | undefined {
   if (!config.user) return undefined
   const [user, group] = config.user.split(':')
+  const read = new Map<string, string | undefined>() // passwd is read once for the uid and the gid
   const field = (file: string, match: number, value: string, want: number): number | undefined => {
-    const line = imageFile(image, file)?.split('\n').find((l) => l.split(':')[match] === value)
+    if (!read.has(file)) read.set(file, imageFile(image, file))
+    const line = read.get(file)?.split('\n').find((l) => l.split(':')[match] === value)
     return line === undefined ? undefined : Number(line.split(':')[want])
   }
   const lookup = (file: string, name: string): number | undefined => field(file, 0, name, 2)

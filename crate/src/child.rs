@@ -186,10 +186,6 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             }
             moved
         }
-        Op::Open { target, slot } => {
-            slots[*slot] = open_target(sys, slots, target, libc::O_PATH)?;
-            Ok(())
-        }
         Op::OpenNull { dir, slot } => {
             let null = sys.open_beneath(slots[*dir], c"null", libc::O_PATH)?;
             match sys.is_null_device(null) {

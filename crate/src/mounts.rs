@@ -121,9 +121,8 @@ fn attach_in_root(plan: &mut Vec<Op>, slot: usize, target: InRoot, keep: bool) {
 
 /// A kernel filesystem (proc, dev, sys) at a top-level path with no symlink, its slot kept:
 /// every later step inside it goes through that fd, never through a path of the root.
-fn kernel_fs_at(plan: &mut Vec<Op>, slot: usize, at: &str) -> usize {
+fn kernel_fs_at(plan: &mut Vec<Op>, slot: usize, at: &str) {
     attach_in_root(plan, slot, InRoot::no_symlinks(at), true);
-    slot
 }
 
 /// Appends the mount steps; returns the number of fd slots the child needs.
@@ -247,16 +246,16 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
         });
     }
 
-    let proc_fs = new_fs(
+    let proc = new_fs(
         plan,
         &mut slots,
         "proc",
         vec![],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
     );
-    let proc = kernel_fs_at(plan, proc_fs, "proc");
+    kernel_fs_at(plan, proc, "proc");
     let dev_attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | if user { MOUNT_ATTR_NODEV } else { 0 };
-    let dev_fs = new_fs(
+    let dev = new_fs(
         plan,
         &mut slots,
         "tmpfs",
@@ -264,7 +263,7 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
         dev_attrs,
     );
     // Our own fresh tmpfs: its entries are made relative to its fd, never looked up by path.
-    let dev = kernel_fs_at(plan, dev_fs, "dev");
+    kernel_fs_at(plan, dev, "dev");
     for (name, slot) in devices {
         plan.push(Op::BindDevice {
             at: InRoot::beneath(dev, "dev", &name),
@@ -326,7 +325,7 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
             dir: dev,
         });
     }
-    let sys_tree = host_sys.unwrap_or_else(|| {
+    let sys = host_sys.unwrap_or_else(|| {
         new_fs(
             plan,
             &mut slots,
@@ -335,7 +334,7 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
             MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
         )
     });
-    let sys = kernel_fs_at(plan, sys_tree, "sys");
+    kernel_fs_at(plan, sys, "sys");
     let tmp = new_fs(
         plan,
         &mut slots,
@@ -518,8 +517,7 @@ mod tests {
             .flat_map(|op| match op {
                 Op::CloneTree { slot, .. }
                 | Op::CloneRootfs { slot, .. }
-                | Op::NewFs { slot, .. }
-                | Op::Open { slot, .. } => vec![*slot],
+                | Op::NewFs { slot, .. } => vec![*slot],
                 Op::Attach { slot, target, .. } => vec![*slot, target.base],
                 Op::BindDevice { slot, dir, at } => vec![*slot, *dir, at.base],
                 Op::OpenNull { dir, slot } => vec![*dir, *slot],
@@ -606,12 +604,21 @@ mod tests {
                 .any(|o| matches!(o, Op::OpenNull { dir, .. } if *dir == dev)),
             "/dev/null from our own /dev"
         );
-        assert!(
-            !out.iter().any(
-                |o| matches!(o, Op::Open { target, .. } if target.path.to_str() == Ok("dev/null"))
-            ),
-            "never dev/null by a path of the root"
-        );
+        for op in &out {
+            let at = match op {
+                Op::Device { at, .. } | Op::BindDevice { at, .. } => at,
+                Op::Attach { target, .. }
+                | Op::MaskPath { target, .. }
+                | Op::Rebind { target, .. } => target,
+                _ => continue,
+            };
+            if at.path.to_str() == Ok("dev/null") {
+                assert!(
+                    at.strict && at.base == dev,
+                    "never dev/null by a path of the root: {op:?}"
+                );
+            }
+        }
         assert!(
             out.iter().any(|o| matches!(
                 o,

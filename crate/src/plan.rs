@@ -99,11 +99,6 @@ pub enum Op {
         target: InRoot,
         keep: bool,
     },
-    /// Open `target` inside the root (O_PATH) into slot, for the steps that work in it.
-    Open {
-        target: InRoot,
-        slot: usize,
-    },
     /// symlinkat(link_target, slots[dir], at.name): `dir` holds `at`'s parent, opened once.
     Symlink {
         link_target: CString,
@@ -225,7 +220,6 @@ impl Op {
             Op::EnsureDir { components } => ("mount".into(), components.last().map(abs)),
             Op::EnsureFile { target } => ("mount".into(), Some(abs(target))),
             Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
-            Op::Open { target, .. } => ("open".into(), Some(abs(target))),
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
             Op::BindDevice { at, .. } => ("mount".into(), Some(abs(at))),

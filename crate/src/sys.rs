@@ -113,7 +113,7 @@ fn check(ret: c_long) -> SysResult<c_long> {
 }
 
 /// openat2 with `resolve` (magic links never followed), CLOEXEC.
-fn openat2(dir: c_int, path: &CStr, flags: c_int, resolve: u64) -> SysResult<c_int> {
+pub fn openat2(dir: c_int, path: &CStr, flags: c_int, resolve: u64) -> SysResult<c_int> {
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.resolve = resolve | libc::RESOLVE_NO_MAGICLINKS;

@@ -5,9 +5,11 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
+
+use crate::sys::openat2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
@@ -25,53 +27,33 @@ pub fn read_in_layers(
     rel: &str,
     max: u64,
 ) -> Result<Option<Vec<u8>>, LookupError> {
-    let path = CString::new(rel).map_err(|_| LookupError::Read {
+    let read_error = |errno| LookupError::Read {
         path: rel.into(),
-        errno: Errno::EINVAL,
-    })?;
+        errno,
+    };
+    let io_error = |e: std::io::Error| read_error(Errno::from_raw(e.raw_os_error().unwrap_or(0)));
+    let path = CString::new(rel).map_err(|_| read_error(Errno::EINVAL))?;
     for layer in layers.iter().rev() {
         let Ok(dir) = std::fs::File::open(layer) else {
             continue;
         };
-        let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-        how.flags = (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC) as u64;
-        how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS | libc::RESOLVE_NO_XDEV;
-        let size = std::mem::size_of::<libc::open_how>();
-        let fd = unsafe {
-            libc::syscall(
-                libc::SYS_openat2,
-                std::os::fd::AsRawFd::as_raw_fd(&dir),
-                path.as_ptr(),
-                &how,
-                size,
-            )
+        let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+        let fd = match openat2(
+            dir.as_raw_fd(),
+            &path,
+            flags,
+            libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_XDEV,
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT | Errno::ENOTDIR) => continue,
+            Err(errno) => return Err(read_error(errno)),
         };
-        if fd < 0 {
-            match Errno::last() {
-                Errno::ENOENT | Errno::ENOTDIR => continue,
-                errno => {
-                    return Err(LookupError::Read {
-                        path: rel.into(),
-                        errno,
-                    })
-                }
-            }
-        }
-        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd as i32) });
-        let meta = file.metadata().map_err(|e| LookupError::Read {
-            path: rel.into(),
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-        })?;
-        if !meta.is_file() {
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        if !file.metadata().map_err(io_error)?.is_file() {
             return Err(LookupError::NotRegular { path: rel.into() });
         }
         let mut out = Vec::new();
-        file.take(max + 1)
-            .read_to_end(&mut out)
-            .map_err(|e| LookupError::Read {
-                path: rel.into(),
-                errno: Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-            })?;
+        file.take(max + 1).read_to_end(&mut out).map_err(io_error)?;
         if out.len() as u64 > max {
             return Err(LookupError::TooLarge {
                 path: rel.into(),
