@@ -218,7 +218,7 @@ async function main() {
 
     const env = { rootfs, bundle, crunState: ctx.crunState, runcState: ctx.runcState, tools, unified: cg.unified, crunMode, libRoot: root }
     const ok = (n) => !skipped[n]
-    const latencyNames = ['node-spawn', 'node-spawn-busybox', 'lonely', 'lonely-fresh-netns', 'lonely-mirror', 'node→unshare', 'node→bwrap', 'crun', ...(crunMode === 'unshare-m' ? ['unshare -m sh'] : []), 'runc'].filter(ok)
+    const latencyNames = ['node-spawn', 'node-spawn-busybox', 'lonely', 'lonely-mirror', 'node→unshare', 'node→bwrap', 'crun', ...(crunMode === 'unshare-m' ? ['unshare -m sh'] : []), 'runc'].filter(ok)
     const heapCondition = `heap${S.heapMb}MiB`
 
     const phases = []
@@ -289,7 +289,7 @@ async function main() {
 
     // 2. Throughput with 1, 2, 8, 64 in flight.
     await phase('throughput', async () => {
-      const tpNames = ['node-spawn', 'lonely', 'lonely-fresh-netns', 'lonely-no-netns', 'node→bwrap'].filter(ok)
+      const tpNames = ['node-spawn', 'lonely', 'lonely-no-netns', 'node→bwrap'].filter(ok)
       raw.throughput = await runWorker({ phase: 'throughput', contenders: tpNames, ...S.throughput })
       for (const [n, r] of Object.entries(raw.throughput.contenders)) {
         for (const [c, l] of Object.entries(r.levels)) {

@@ -109,11 +109,6 @@ function contenders(env) {
       firstByte: () => lonelyFirstByte(['echo', 'hi'], { rootfs }, 'hi\n'),
     },
     {
-      name: 'lonely-fresh-netns',
-      label: "run(['/bin/true'], { rootfs, capAdd: ['NET_ADMIN'] }): could configure its network namespace, so that namespace is never reused: a fresh one every time, as for any container that used the network",
-      run: () => lib().run(['/bin/true'], { rootfs, capAdd: ['NET_ADMIN'] }),
-    },
-    {
       name: 'lonely-no-netns',
       label: "run(['/bin/true'], { rootfs, namespaces: { net: false } }): the default but the host's network (not isolated); shows what a network namespace costs",
       run: () => lib().run(['/bin/true'], { rootfs, namespaces: { net: false } }),

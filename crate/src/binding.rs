@@ -155,8 +155,8 @@ pub fn spawn_container(
         _ => (None, None),
     };
     let spawned = spawn(&prepared, &spec.argv[0], maps_first);
-    let netns = netns.filter(|_| prepared.netns_reusable && spawned.is_ok());
-    drop((std::mem::take(&mut wired.child), ipcns, maps_read));
+    // The child has joined them: a namespace lives as long as its container, never longer.
+    drop((std::mem::take(&mut wired.child), netns, ipcns, maps_read));
     if let (Ok(s), Err(e)) = (&spawned, stdio::receive_console(&mut wired)) {
         // It runs but its terminal never arrived: end it rather than leave it unwatched.
         let _ = nix::sys::signal::kill(
@@ -182,7 +182,6 @@ pub fn spawn_container(
                 mount_ns: (spec.namespaces.mount && spec.image.is_none())
                     .then(|| namespace_of(s.pid, "mnt"))
                     .flatten(),
-                netns,
             };
             reaper::watch(
                 s.pid,

@@ -41,8 +41,6 @@ struct Watched {
 pub struct Held {
     /// Closed then: the mount namespace's teardown runs here, not in the container's exit.
     pub mount_ns: Option<OwnedFd>,
-    /// Handed back to the pool then, which serves it again only if untouched.
-    pub netns: Option<OwnedFd>,
 }
 
 /// Epoll data: the pid, tagged when the event is the cgroup's OOM eventfd.
@@ -215,9 +213,6 @@ fn finish(r: &Reaper, pid: i32, mut w: Watched) {
     }
     (w.on_exit)(exit);
     drop(w.held.mount_ns);
-    if let Some(netns) = w.held.netns {
-        crate::nspool::give_back(netns);
-    }
 }
 
 fn reap(pid: i32, pidfd: &OwnedFd) -> Exit {

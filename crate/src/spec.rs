@@ -213,8 +213,6 @@ pub enum SpecError {
 /// Everything clone and the child need, computed before clone.
 pub struct Prepared {
     pub clone_flags: libc::c_int,
-    /// The pooled network namespace may serve again once this container has ended (nspool.rs).
-    pub netns_reusable: bool,
     pub plan: Vec<Op>,
     pub exec: ExecPlan,
     pub slot_count: usize,
@@ -354,21 +352,6 @@ impl ContainerSpec {
             )));
         }
         let caps = wanted & bounding;
-        // Only sockets can then change the network namespace (nspool::untouched checks them):
-        // no capability to configure it, uid 0's sysctl writes stopped by a read-only /proc/sys,
-        // and a PID namespace, so that nothing of the container outlives its PID 1.
-        let configures = security::mask(&["NET_ADMIN", "SYS_ADMIN"]).expect("known names");
-        let sysctls_readonly = match &self.readonly_paths {
-            Some(paths) => paths
-                .iter()
-                .any(|p| container_path("readonlyPaths", p).is_ok_and(|p| p == "proc/sys")),
-            None => security::READONLY_PATHS.contains(&"/proc/sys"),
-        };
-        let netns_reusable = handles.netns.is_some()
-            && ns.pid
-            && ns.mount
-            && caps & configures == 0
-            && sysctls_readonly;
         let seccomp = match &self.seccomp {
             Seccomp::Named(SeccompName::Default) => seccomp::default_programs(),
             Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
@@ -428,7 +411,6 @@ impl ContainerSpec {
         }
         Ok(Prepared {
             clone_flags: flags,
-            netns_reusable,
             plan,
             exec: self.exec_plan()?,
             slot_count,
@@ -540,27 +522,6 @@ mod tests {
             .unwrap();
         assert_eq!(p.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(!p.plan.contains(&Op::LoopbackUp));
-    }
-
-    #[test]
-    fn a_pooled_netns_serves_again_only_if_the_container_could_change_it_through_sockets_alone() {
-        let reusable = |json: &str| {
-            spec(json)
-                .prepare(&Handles {
-                    stdio: [0, 1, 2],
-                    netns: Some(40),
-                    ..Default::default()
-                })
-                .unwrap()
-                .netns_reusable
-        };
-        assert!(reusable(BASE));
-        let with = |extra: &str| BASE.replacen('{', &format!("{{{extra},"), 1);
-        assert!(!reusable(&with(r#""capabilities":["NET_ADMIN"]"#)));
-        assert!(!reusable(&with(r#""capabilities":["SYS_ADMIN"]"#)));
-        assert!(!reusable(&with(r#""readonlyPaths":["/proc/bus"]"#)));
-        assert!(reusable(&with(r#""readonlyPaths":["/proc/sys/"]"#)));
-        assert!(!reusable(&BASE.replace(r#""pid":true"#, r#""pid":false"#)));
     }
 
     #[test]
