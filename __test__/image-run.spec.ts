@@ -106,7 +106,7 @@ itest('a hostile image\'s /etc/passwd (a symlink to the host\'s /etc/shadow or /
   for (const entry of ['proc', 'dev']) {
     fs.symlinkSync('/etc', path.join(top, entry))
     const r = await run(['sh', '-c', 'exit 0'], { image: REF, store: hostile, entrypoint: [], reject: false })
-    t.like(r, { failed: true, stage: 'mount', code: 'ELOOP', path: `/${entry}` } as never, `${entry} -> /etc: ${r.message}`)
+    t.like(r, { failed: true, stage: 'mount', code: 'ELOOP', path: `/${entry}` } as never, `${entry} -> /etc: ${(r as { message?: string }).message}`)
     fs.unlinkSync(path.join(top, entry))
   }
   t.is((await run(['sh', '-c', 'exit 0'], { image: REF, store: hostile, entrypoint: [], reject: false })).exitCode, 0, 'control: without the links it runs')
