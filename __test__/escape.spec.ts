@@ -882,6 +882,52 @@ test.serial('an inherited stdin that is a directory (`lonely run -i ... 0</dir`)
   t.false(cli.stdout.includes('host-only-marker'), 'the host directory was listed')
 })
 
+test.serial('an inherited stdout that is a host file cannot be read back, truncated or chmodded through /proc/self/fd/1 (it is a relayed pipe); control: the same file given as an explicit fd can', (t) => {
+  // The attack: read what the file held before, make it setuid, truncate it, then write.
+  // (A subshell reads PID 1's fd: busybox runs `cat` in-process, with its redirections applied to PID 1.)
+  const attack = 'x=$(timeout 1 cat /proc/1/fd/1); echo "read: $x" >&2; chmod 4755 /proc/1/fd/1; : > /proc/1/fd/1; echo out'
+  const attempt = (stdout: string) => {
+    const file = path.join(scratch, 'inherited-out')
+    fs.writeFileSync(file, 'host secret\n', { mode: 0o644 })
+    fs.chmodSync(file, 0o644)
+    const fd = fs.openSync(file, 'a')
+    const script = `require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}).run(['/bin/sh', '-c', ${JSON.stringify(attack)}], { rootfs: ${JSON.stringify(root)}, stdin: 'ignore', stdout: ${stdout}, stderr: 'inherit', reject: false }).then((r) => console.error('exit ' + r.exitCode))`
+    try {
+      const r = spawnSyncHost(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', timeout: 60_000 })
+      return { seen: r.stderr, content: fs.readFileSync(file, 'utf8'), mode: fs.statSync(file).mode & 0o7777 }
+    } finally {
+      fs.closeSync(fd)
+      fs.rmSync(file)
+    }
+  }
+  const relayed = attempt("'inherit'")
+  t.regex(relayed.seen, /exit 0/, relayed.seen)
+  t.false(relayed.seen.includes('host secret'), 'the container read the host file back')
+  t.is(relayed.mode, 0o644, 'the host file\'s mode')
+  t.is(relayed.content, 'host secret\nout\n', 'the host file kept what it had and got the output')
+  const passed = attempt('1')
+  t.true(passed.seen.includes('host secret'), `control: an explicit fd is the file itself: ${passed.seen}`)
+  t.is(passed.mode, 0o4755, 'control: chmod reached the host file')
+  t.is(passed.content, 'out\n', 'control: the truncation reached the host file')
+})
+
+ctest('`ignore` stdio is the container\'s own /dev/null: chmod through /proc/self/fd/0 cannot touch the host\'s; control: the host\'s /dev/null given as an fd can', async (t) => {
+  const hostNull = () => fs.statSync('/dev/null', { bigint: true }).ctimeNs
+  const attack = ['/bin/sh', '-c', 'chmod 666 /proc/self/fd/0 && echo changed; stat -L -c %t:%T /proc/self/fd/0']
+  const before = hostNull()
+  const own = await run(attack, { rootfs: root, stdin: 'ignore', reject: false })
+  t.is(own.stdout, '1:3', own.stdout + own.stderr)
+  t.is(hostNull(), before, 'the host\'s /dev/null was changed')
+  const fd = fs.openSync('/dev/null', 'r')
+  try {
+    const passed = await run(attack, { rootfs: root, stdin: fd, reject: false })
+    t.is(passed.stdout, 'changed\n1:3', 'control: ' + passed.stderr)
+    t.not(hostNull(), before, 'control: the same chmod (to the same mode) reached the host\'s node')
+  } finally {
+    fs.closeSync(fd)
+  }
+})
+
 test.serial('capAdd ALL gives what this process may pass on; a named capability it lacks is an error naming it', async (t) => {
   const bounding = BigInt('0x' + /CapBnd:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1])
   const all = await run(['sh', '-c', 'grep CapEff /proc/self/status'], { capAdd: ['ALL'], stdin: 'ignore' })

@@ -6,6 +6,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream'
 import { constants } from 'node:os'
 
 import { native } from './native'
+import { relayIn, relayOut } from './relay'
 import { terminalInput, type TerminalInput } from './terminal'
 import type { Normalized } from './options'
 import { signalNumber } from './options'
@@ -60,6 +61,8 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   #opts: Normalized
   #started = performance.now()
   #exited: Promise<ContainerExit>
+  /** The exit once the relayed (`inherit`) output has been copied too. */
+  #done: Promise<ContainerExit>
   #timers: NodeJS.Timeout[] = []
   #running = true
   #terminal: TerminalInput | undefined
@@ -100,6 +103,17 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     }
     this.stdout = readable(started.stdout, isTty)
     this.stderr = readable(started.stderr, false)
+    // `inherit`: ours to copy, not the caller's to read (as child_process, these stay null).
+    const relays: Promise<void>[] = []
+    for (const fd of opts.relayed) {
+      if (fd === 0 && this.stdin) relayIn(process.stdin, this.stdin, this.#exited)
+      if (fd === 1 && this.stdout) relays.push(relayOut(this.stdout, process.stdout))
+      if (fd === 2 && this.stderr) relays.push(relayOut(this.stderr, process.stderr))
+      if (fd === 0) this.stdin = null
+      if (fd === 1) this.stdout = null
+      if (fd === 2) this.stderr = null
+    }
+    this.#done = Promise.all([this.#exited, ...relays]).then(([exit]) => exit)
     if (opts.input !== undefined && this.stdin) this.stdin.end(opts.input)
     if (opts.timeout > 0) {
       this.#timers.push(setTimeout(() => this.#stop('timedOut'), opts.timeout))
@@ -185,13 +199,13 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
 
   /** Resolves when the container has ended (never rejects: inspect exitCode/signal). */
   wait(): Promise<ContainerExit> {
-    return this.#exited
+    return this.#done
   }
 
   then<A = ContainerExit, B = never>(
     onfulfilled?: ((value: ContainerExit) => A | PromiseLike<A>) | null,
     onrejected?: ((reason: unknown) => B | PromiseLike<B>) | null,
   ): Promise<A | B> {
-    return this.#exited.then(onfulfilled, onrejected)
+    return this.#done.then(onfulfilled, onrejected)
   }
 }

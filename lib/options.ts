@@ -4,6 +4,7 @@ import { constants } from 'node:os'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { ownOnly } from './own'
+import { relayedStdio } from './relay'
 import { show } from './show'
 
 import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
@@ -127,6 +128,8 @@ export interface Normalized {
   /** The writable layer kept after the container ends. */
   keptLayer?: string
   input?: Uint8Array
+  /** The `inherit` fds that get a pipe of ours and a relay (lib/relay.ts). */
+  relayed: number[]
   timeout: number
   cancelSignal?: AbortSignal
   killSignal: number
@@ -462,6 +465,9 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     if (o.stdin !== undefined && o.stdin !== 'pipe') throw rangeError('input', 'needs `stdin: "pipe"`', o.stdin)
     streams[0] = 'pipe'
   }
+  // With a terminal the pty replaces 0-2 and this process relays it already.
+  const relayed = tty ? [] : relayedStdio(streams)
+  for (const fd of relayed) streams[fd] = 'pipe'
   if (o.cancelSignal !== undefined && !(o.cancelSignal instanceof AbortSignal)) throw typeError('cancelSignal', 'an AbortSignal', o.cancelSignal)
   if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
   if (o.keep !== undefined && typeof o.keep !== 'boolean') throw typeError('keep', 'a boolean', o.keep)
@@ -513,6 +519,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     discard: imageRoot && !o.keep ? imageRoot.discard : undefined,
     keptLayer: imageRoot && o.keep ? imageRoot.spec.upper : undefined,
     input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
+    relayed,
     cancelSignal: o.cancelSignal,
     ...timing,
     encoding,

@@ -109,6 +109,11 @@ function contenders(env) {
       firstByte: () => lonelyFirstByte(['echo', 'hi'], { rootfs }, 'hi\n'),
     },
     {
+      name: 'lonely-inherit',
+      label: "run(['/bin/true'], { rootfs, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit' }): docker's way of inheriting, pipes of ours relayed to this process's fds 1 and 2",
+      run: () => lib().run(['/bin/true'], { rootfs, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit' }),
+    },
+    {
       name: 'lonely-no-netns',
       label: "run(['/bin/true'], { rootfs, namespaces: { net: false } }): the default but the host's network (not isolated); shows what a network namespace costs",
       run: () => lib().run(['/bin/true'], { rootfs, namespaces: { net: false } }),

@@ -106,8 +106,8 @@ pub fn spawn_container(
             ))
         }
     };
-    let mut wired =
-        stdio::wire(&spec.stdio, spec.tty).map_err(|e| Error::from_reason(e.to_string()))?;
+    let mut wired = stdio::wire(&spec.stdio, spec.tty, spec.null_stdio())
+        .map_err(|e| Error::from_reason(e.to_string()))?;
     // Before anything runs: a limit the host cannot enforce is an error, never ignored.
     let mut cgroup = match &spec.limits {
         Some(limits) => Some(

@@ -186,6 +186,17 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             }
             moved
         }
+        Op::NullStdio { dir, fds } => {
+            let null = sys.open_beneath(slots[*dir], c"null", libc::O_RDWR | libc::O_CLOEXEC)?;
+            let wired = match sys.is_null_device(null) {
+                Ok(true) => (0..3)
+                    .filter(|to| fds[*to as usize])
+                    .try_for_each(|to| sys.dup2(null, to)),
+                other => Err(other.err().unwrap_or(Errno::EPERM)),
+            };
+            sys.close(null);
+            wired
+        }
         Op::OpenNull { dir, slot } => {
             let null = sys.open_beneath(slots[*dir], c"null", libc::O_PATH)?;
             match sys.is_null_device(null) {

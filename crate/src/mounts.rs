@@ -281,6 +281,10 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
             });
         }
     }
+    let fds = spec.null_stdio();
+    if fds.contains(&true) {
+        plan.push(Op::NullStdio { dir: dev, fds });
+    }
     let mut devpts = vec![
         (c("newinstance"), None),
         param("ptmxmode", "0666"),
@@ -470,6 +474,41 @@ mod tests {
     }
 
     #[test]
+    fn ignored_stdio_is_the_containers_own_dev_null_never_the_hosts() {
+        let s = spec_with(r#","stdio":["ignore","pipe","ignore"]"#);
+        let mut plan = vec![];
+        plan_fn(&s, &mut plan);
+        let dev = plan
+            .iter()
+            .find_map(|o| match o {
+                Op::Device { dir, .. } => Some(*dir),
+                _ => None,
+            })
+            .unwrap();
+        let null = plan
+            .iter()
+            .position(|o| {
+                o == &Op::NullStdio {
+                    dir: dev,
+                    fds: [true, false, true],
+                }
+            })
+            .expect("one NullStdio for fds 0 and 2");
+        let made = plan
+            .iter()
+            .rposition(|o| matches!(o, Op::Device { .. }))
+            .unwrap();
+        assert!(made < null, "after the nodes exist");
+        let tty = spec_with(r#","stdio":["ignore","ignore","ignore"],"tty":true"#);
+        plan.clear();
+        plan_fn(&tty, &mut plan);
+        assert!(
+            !plan.iter().any(|o| matches!(o, Op::NullStdio { .. })),
+            "a terminal replaces 0-2"
+        );
+    }
+
+    #[test]
     fn host_trees_are_cloned_before_the_root_is_attached() {
         let s = spec_with(
             r#","rootfs":"/","mounts":[{"type":"bind","source":"/tmp","target":"/mnt/x"}]"#,
@@ -524,6 +563,7 @@ mod tests {
                 Op::Symlink { dir, .. }
                 | Op::Device { dir, .. }
                 | Op::Mkdir { dir, .. }
+                | Op::NullStdio { dir, .. }
                 | Op::DevReadonly { dir } => vec![*dir],
                 Op::MaskPath {
                     null,

@@ -124,6 +124,12 @@ pub enum Op {
         dir: usize,
         slot: usize,
     },
+    /// Open the container's own /dev/null (slots[dir]; refused unless it is 1:3) onto the fds
+    /// marked: an `ignore` stream is never the host's /dev/null, whose mode uid 0 could change.
+    NullStdio {
+        dir: usize,
+        fds: [bool; 3],
+    },
     /// Remount the container's /dev (slots[dir]) read-only: no node can be added where nodes open.
     DevReadonly {
         dir: usize,
@@ -224,6 +230,7 @@ impl Op {
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
             Op::BindDevice { at, .. } => ("mount".into(), Some(abs(at))),
             Op::OpenNull { .. } => ("open character device 1:3".into(), Some("/dev/null".into())),
+            Op::NullStdio { .. } => ("stdio from".into(), Some("/dev/null".into())),
             Op::DevReadonly { .. } => ("remount read-only".into(), Some("/dev".into())),
             Op::MaskPath { target, .. } => ("mask".into(), Some(abs(target))),
             Op::Rebind { target, attrs, .. } if attrs & crate::sys::MOUNT_ATTR_RDONLY != 0 => {

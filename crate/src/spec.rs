@@ -250,6 +250,14 @@ pub fn container_path(field: &'static str, path: &str) -> Result<String, SpecErr
 
 impl ContainerSpec {
     /// Builds the plan around the fds made for this container.
+    /// The `ignore` streams that get the container's own /dev/null (it has a /dev of ours and
+    /// no terminal); the others of them get the host's, opened by stdio::wire.
+    pub fn null_stdio(&self) -> [bool; 3] {
+        let own_dev = self.namespaces.mount && !self.tty;
+        self.stdio
+            .map(|s| own_dev && s == Stdio::Named(Named::Ignore))
+    }
+
     pub fn prepare(&self, handles: &Handles) -> Result<Prepared, SpecError> {
         if self.argv.is_empty() {
             return Err(SpecError::EmptyArgv);
@@ -277,7 +285,11 @@ impl ContainerSpec {
             }
         }
         if handles.console.is_none() {
+            let null = self.null_stdio();
             for (to, from) in handles.stdio.iter().enumerate() {
+                if null[to] {
+                    continue; // mounts::plan opens the container's own /dev/null onto it
+                }
                 plan.push(Op::Dup2 {
                     from: *from,
                     to: to as i32,

@@ -112,7 +112,8 @@ fn refuse_directory(fd: i32) -> Result<(), StdioError> {
     }
 }
 
-pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
+/// `own_null`: the `ignore` streams the child opens from its own /dev (spec.null_stdio).
+pub fn wire(stdio: &[Stdio; 3], tty: bool, own_null: [bool; 3]) -> Result<Wired, StdioError> {
     let mut w = Wired::default();
     if tty {
         let (child, parent) = socketpair(
@@ -129,6 +130,7 @@ pub fn wire(stdio: &[Stdio; 3], tty: bool) -> Result<Wired, StdioError> {
         match s {
             // Ours as inherited (a shell's `0</dir`): a directory leads out of the root the same way.
             Stdio::Named(Named::Inherit) => refuse_directory(i as i32)?,
+            Stdio::Named(Named::Ignore) if own_null[i] => {}
             Stdio::Named(Named::Ignore) => {
                 let null = OpenOptions::new()
                     .read(i == 0)
