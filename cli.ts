@@ -51,7 +51,7 @@ const RUN_FLAGS: Flag[] = [
   { long: 'ulimit', arg: 'NAME=SOFT[:HARD]', help: 'A resource limit (setrlimit) by name: nofile, nproc, core, fsize, stack, as, cpu, data, memlock, ... (repeatable); -1 or unlimited for none. Default: inherited from lonely.' },
   { long: 'cap-add', arg: 'CAP', help: 'Add a Linux capability (repeatable; CAP_ prefix optional; ALL for all). Default: docker\'s 14 (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP) for root; none for other users.' },
   { long: 'cap-drop', arg: 'CAP', help: 'Drop a Linux capability (repeatable; ALL drops every one, then --cap-add picks).' },
-  { long: 'security-opt', arg: 'OPT', help: 'seccomp=unconfined, seccomp=PROFILE.json (docker/OCI format), no-new-privileges[=true|false] (default true), systempaths=unconfined (no masked or read-only /proc and /sys paths). Default: the built-in seccomp profile (docker\'s allowlist, plus TIOCSTI/TIOCLINUX blocked), no_new_privs, docker\'s masked paths.' },
+  { long: 'security-opt', arg: 'OPT', help: 'seccomp=unconfined, seccomp=PROFILE.json (docker/OCI format), no-new-privileges[=true|false] (default true), systempaths=unconfined (no masked or read-only /proc and /sys paths), allow-setuid (docker\'s setuid rules: the rootfs and -v binds not nosuid, setuid/setgid files may be made in them). Default: the built-in seccomp profile (docker\'s allowlist, plus TIOCSTI/TIOCLINUX blocked), no_new_privs, docker\'s masked paths.' },
   { long: 'rm', help: 'Accepted for docker compatibility and ignored: a container is always removed when it exits.' },
   { long: 'interactive', short: 'i', help: 'Keep stdin open: the container reads your stdin. Default: stdin is /dev/null.' },
   { long: 'tty', short: 't', help: 'Allocate a pseudo-terminal for the container\'s stdin/stdout/stderr (stderr is merged into stdout). With -i your terminal is put in raw mode while it runs and restored after; its size follows yours. Default: no terminal, the container writes straight to your stdout/stderr.' },
@@ -378,7 +378,8 @@ function buildPlan(p: Parsed): Plan {
     else if (key === 'systempaths' && value === 'unconfined') {
       options.maskedPaths = []
       options.readonlyPaths = []
-    } else throw invalid('security-opt', opt, 'must be seccomp=unconfined|PROFILE, no-new-privileges[=true|false] or systempaths=unconfined')
+    } else if (key === 'allow-setuid' && value === undefined) options.allowSetuid = true
+    else throw invalid('security-opt', opt, 'must be seccomp=unconfined|PROFILE, no-new-privileges[=true|false], systempaths=unconfined or allow-setuid')
   }
 
   const rlimits: NonNullable<ContainerOptions['rlimits']> = {}
@@ -434,7 +435,7 @@ function translate(message: string, plan: Plan | undefined): string {
       timeout: 'timeout', killSignal: 'stop-signal', forceKillAfterDelay: 'stop-timeout', rlimits: 'ulimit',
       'limits.memory': 'memory', 'limits.memorySwap': 'memory-swap', 'limits.cpus': 'cpus', 'limits.cpuShares': 'cpu-shares',
       'limits.cpuset': 'cpuset-cpus', 'limits.cpusetMems': 'cpuset-mems', 'limits.pids': 'pids-limit',
-      capAdd: 'cap-add', capDrop: 'cap-drop', seccomp: 'security-opt', noNewPrivileges: 'security-opt',
+      capAdd: 'cap-add', capDrop: 'cap-drop', seccomp: 'security-opt', noNewPrivileges: 'security-opt', allowSetuid: 'security-opt',
     }
     const long = byOption[option] ?? byOption[option.split(/[.[]/)[0]]
     if (long) flag = flagName(long)

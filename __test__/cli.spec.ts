@@ -364,10 +364,16 @@ test('--pids-limit makes fork fail past the limit; --ulimit sets rlimits; --cpus
   noLeaks(t)
 })
 
-test('--cap-add/--cap-drop change the capability set; --security-opt relaxes seccomp, no_new_privs and masked paths', async (t) => {
+test('--cap-add/--cap-drop change the capability set; --security-opt relaxes seccomp, no_new_privs, masked paths and the setuid guard', async (t) => {
   const status = ['sh', '-c', 'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status']
   const byDefault = await inBox(status)
-  t.is(byDefault.stdout, 'CapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n')
+  // A writable rootfs: docker's 14 but FSETID and SETFCAP (the setuid guard); allow-setuid gives them back.
+  t.is(byDefault.stdout, 'CapEff:\t00000000280425eb\nNoNewPrivs:\t1\nSeccomp:\t2\n')
+  const docker = await inBox(['--security-opt', 'allow-setuid', '--', ...status])
+  t.is(docker.stdout, 'CapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n', docker.stderr)
+  const plant = ['sh', '-c', 'touch /x && chmod 4755 /x']
+  t.is((await inBox(['--', ...plant])).code, 1, 'chmod 4755 in a writable rootfs: EPERM')
+  t.is((await inBox(['--security-opt', 'allow-setuid', '--', ...plant])).code, 0, 'control: allow-setuid')
   const relaxed = await inBox(['--cap-drop', 'ALL', '--cap-add', 'CAP_KILL', '--security-opt', 'seccomp=unconfined', '--security-opt', 'no-new-privileges=false', '--', ...status])
   t.is(relaxed.stdout, 'CapEff:\t0000000000000020\nNoNewPrivs:\t0\nSeccomp:\t0\n', relaxed.stderr)
   const bad = await inBox(['--cap-add', 'SUPERPOWER', '--', 'true'])

@@ -255,31 +255,39 @@ ctest('tty: TIOCSTI, TIOCSTI|1<<32 and TIOCLINUX on the container\'s terminal ar
 
 const statusOf = (out: string) => Object.fromEntries(out.split('\n').map((l) => l.split(':\t')))
 
-ctest('capabilities: docker\'s 14 (0xa80425fb) effective/permitted/bounding, none inheritable/ambient, no_new_privs, seccomp filter mode', async (t) => {
-  const s = statusOf(await attack(t, 'status'))
-  t.deepEqual(s, {
+// Docker's 14, and 12 (without FSETID and SETFCAP: the setuid guard) when the rootfs or a bind is writable.
+const DOCKER_CAPS = '00000000a80425fb'
+const GUARDED_CAPS = '00000000280425eb'
+
+ctest('capabilities: docker\'s 14 (0xa80425fb) effective/permitted/bounding with a read-only rootfs, 12 with a writable one (no FSETID, SETFCAP), none inheritable/ambient, no_new_privs, seccomp filter mode', async (t) => {
+  const expected = (caps: string) => ({
     CapInh: '0000000000000000',
-    CapPrm: '00000000a80425fb',
-    CapEff: '00000000a80425fb',
-    CapBnd: '00000000a80425fb',
+    CapPrm: caps,
+    CapEff: caps,
+    CapBnd: caps,
     CapAmb: '0000000000000000',
     NoNewPrivs: '1',
     Seccomp: '2',
     Seccomp_filters: '1', // the default profile is one program
   })
+  t.deepEqual(statusOf(await attack(t, 'status', [], { readonlyRoot: true })), expected(DOCKER_CAPS))
+  t.deepEqual(statusOf(await attack(t, 'status')), expected(GUARDED_CAPS))
+  t.deepEqual(statusOf(await attack(t, 'status', [], { allowSetuid: true })), expected(DOCKER_CAPS), 'allowSetuid: docker\'s')
+  const named = statusOf(await attack(t, 'status', [], { capAdd: ['FSETID'] }))
+  t.is(named.CapEff, (0x280425eb + 0x10).toString(16).padStart(16, '0'), 'named in capAdd, FSETID is the caller\'s choice')
 })
 
 ctest('capabilities: capDrop ALL gives 0, capAdd SYS_ADMIN adds bit 21, uid 1000 has none effective; controls for no_new_privs and seccomp', async (t) => {
   const none = statusOf(await attack(t, 'status', [], { capDrop: ['ALL'] }))
   for (const k of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) t.is(none[k], '0000000000000000', `capDrop ALL: ${k}`)
   const admin = statusOf(await attack(t, 'status', [], { capAdd: ['SYS_ADMIN'] }))
-  t.is(admin.CapEff, (0xa80425fb + 2 ** 21).toString(16).padStart(16, '0'))
+  t.is(admin.CapEff, (0x280425eb + 2 ** 21).toString(16).padStart(16, '0'))
   t.is(admin.CapBnd, admin.CapEff)
   const user = statusOf(await attack(t, 'status', [], { uid: 1000, gid: 1000 }))
   t.is(user.CapEff, '0000000000000000', 'uid 1000: effective')
   t.is(user.CapPrm, '0000000000000000', 'uid 1000: permitted')
   t.is(user.CapAmb, '0000000000000000', 'uid 1000: ambient')
-  t.is(user.CapBnd, '00000000a80425fb', 'the bounding set still caps what a setuid binary could regain')
+  t.is(user.CapBnd, GUARDED_CAPS, 'the bounding set still caps what a setuid binary could regain')
   t.is(statusOf(await attack(t, 'status', [], { noNewPrivileges: false })).NoNewPrivs, '0', 'control: noNewPrivileges false')
   const unconfined = statusOf(await attack(t, 'status', [], { seccomp: 'unconfined' }))
   t.is(unconfined.Seccomp, '0', 'control: seccomp unconfined')
@@ -343,14 +351,68 @@ const blockDevice = openableBlockDevice()
 
 // ---------------------------------------------------------------- no_new_privs
 
-ctest('no_new_privs: a setuid-root binary run as uid 1000 stays euid 1000; control noNewPrivileges false gets euid 0', async (t) => {
+ctest('no_new_privs and a nosuid rootfs: a setuid-root binary run as uid 1000 stays euid 1000 with either; control: both off (noNewPrivileges false, allowSetuid) gets euid 0', async (t) => {
   const st = fs.statSync(path.join(root, 'bin/attack-suid'))
   t.is(st.uid, 0)
   t.is(st.mode & 0o7777, 0o4755)
   const r = await go(['/bin/attack-suid', 'ids'], { uid: 1000, gid: 1000 })
   t.is(r.stdout, 'uid=1000 euid=1000', r.stderr)
-  const control = await go(['/bin/attack-suid', 'ids'], { uid: 1000, gid: 1000, noNewPrivileges: false })
-  t.is(control.stdout, 'uid=1000 euid=0', 'the setuid bit works when no_new_privs is off: no_new_privs is what stops it')
+  const nosuid = await go(['/bin/attack-suid', 'ids'], { uid: 1000, gid: 1000, noNewPrivileges: false })
+  t.is(nosuid.stdout, 'uid=1000 euid=1000', 'without no_new_privs the rootfs is still nosuid')
+  const control = await go(['/bin/attack-suid', 'ids'], { uid: 1000, gid: 1000, noNewPrivileges: false, allowSetuid: true })
+  t.is(control.stdout, 'uid=1000 euid=0', 'control: the setuid bit works with both protections off')
+})
+
+// ---------------------------------------------------------------- setuid plants in host directories
+
+/** Every file under `dir` (on the host) with a setuid or setgid bit. */
+function setidFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => (fs.lstatSync(path.join(dir, f)).mode & 0o6000) !== 0)
+}
+
+/** `attack plant DIR` lines (`how ERRNO|OK mode|-`) whose file kept a setuid or setgid bit. */
+const planted = (stdout: string) => stdout.split('\n').filter((l) => /^\S+ \S+ [0-7]+$/.test(l) && (parseInt(l.split(' ')[2], 8) & 0o6000) !== 0)
+
+ctest('a root container cannot leave a setuid or setgid file in a writable bind or rootfs (12 ways: creat, open, openat, openat2, O_TMPFILE, mknod(at), chmod, fchmod, fchmodat(2)); control allowSetuid: every way works', async (t) => {
+  const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-shared-'))
+  fs.mkdirSync(path.join(root, 'plant'), { recursive: true })
+  try {
+    const mounts = [{ type: 'bind' as const, source: shared, target: '/mnt' }]
+    for (const [where, dir] of [['bind', '/mnt'], ['rootfs', '/plant']]) {
+      const r = await go(['/attack', 'plant', dir], { mounts })
+      t.is(r.stdout.split('\n').length, 12, r.stdout + r.stderr)
+      t.deepEqual(planted(r.stdout), [], `${where}: ${r.stdout}`)
+    }
+    t.deepEqual(setidFiles(shared), [], 'host view of the bind')
+    t.deepEqual(setidFiles(path.join(root, 'plant')), [], 'host view of the rootfs')
+    const control = await go(['/attack', 'plant', '/mnt'], { mounts, allowSetuid: true })
+    t.is(planted(control.stdout).length, 12, `control: ${control.stdout}`)
+    t.is(setidFiles(shared).length, 12, 'control: the host sees them')
+    // Scoped to host directories: a private tmpfs (with a read-only rootfs and no bind) keeps them.
+    const scratchOnly = await go(['/attack', 'plant', '/tmp'], { readonlyRoot: true })
+    t.is(planted(scratchOnly.stdout).length, 12, `a read-only rootfs, nothing of the host writable: ${scratchOnly.stdout}`)
+  } finally {
+    fs.rmSync(shared, { recursive: true, force: true })
+    fs.rmSync(path.join(root, 'plant'), { recursive: true, force: true })
+  }
+})
+
+ctest('writing into an existing setuid-root file of a bind clears its bit (no CAP_FSETID); control allowSetuid: the bit stays', async (t) => {
+  const shared = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-shared-'))
+  try {
+    const file = path.join(shared, 'tool')
+    const mounts = [{ type: 'bind' as const, source: shared, target: '/mnt' }]
+    for (const [options, mode] of [[{}, '755'], [{ allowSetuid: true }, '4755']] as const) {
+      fs.writeFileSync(file, 'binary')
+      fs.chmodSync(file, 0o4755)
+      const r = await go(['/attack', 'overwrite', '/mnt/tool'], { mounts, ...options })
+      t.is(r.stdout, mode, `${JSON.stringify(options)}: ${r.stderr}`)
+      t.is((fs.statSync(file).mode & 0o7777).toString(8), mode, 'on the host')
+    }
+  } finally {
+    fs.rmSync(shared, { recursive: true, force: true })
+  }
 })
 
 // ---------------------------------------------------------------- masked and read-only paths
@@ -882,10 +944,10 @@ test.serial('an inherited stdin that is a directory (`lonely run -i ... 0</dir`)
   t.false(cli.stdout.includes('host-only-marker'), 'the host directory was listed')
 })
 
-test.serial('an inherited stdout that is a host file cannot be read back, truncated or chmodded through /proc/self/fd/1 (it is a relayed pipe); control: the same file given as an explicit fd can', (t) => {
+test.serial('an inherited stdout that is a host file cannot be read back, truncated or chmodded through /proc/1/fd/1 (it is a relayed pipe); control: the same file given as an explicit fd can', (t) => {
   // The attack: read what the file held before, make it setuid, truncate it, then write.
   // (A subshell reads PID 1's fd: busybox runs `cat` in-process, with its redirections applied to PID 1.)
-  const attack = 'x=$(timeout 1 cat /proc/1/fd/1); echo "read: $x" >&2; chmod 4755 /proc/1/fd/1; : > /proc/1/fd/1; echo out'
+  const attack = 'x=$(timeout 1 cat /proc/1/fd/1); echo "read: $x" >&2; chmod 600 /proc/1/fd/1; : > /proc/1/fd/1; echo out'
   const attempt = (stdout: string) => {
     const file = path.join(scratch, 'inherited-out')
     fs.writeFileSync(file, 'host secret\n', { mode: 0o644 })
@@ -907,7 +969,7 @@ test.serial('an inherited stdout that is a host file cannot be read back, trunca
   t.is(relayed.content, 'host secret\nout\n', 'the host file kept what it had and got the output')
   const passed = attempt('1')
   t.true(passed.seen.includes('host secret'), `control: an explicit fd is the file itself: ${passed.seen}`)
-  t.is(passed.mode, 0o4755, 'control: chmod reached the host file')
+  t.is(passed.mode, 0o600, 'control: chmod reached the host file')
   t.is(passed.content, 'out\n', 'control: the truncation reached the host file')
 })
 

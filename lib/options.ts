@@ -94,7 +94,7 @@ const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as con
 const CONTAINER_KEYS = [
   'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty',
-  'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'seccomp', 'maskedPaths', 'readonlyPaths',
+  'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'allowSetuid', 'seccomp', 'maskedPaths', 'readonlyPaths',
 ] as const
 const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'user']
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -483,7 +483,9 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const binds = mounts(o.mounts, rootfs)
   const gid = id('gid', o.gid, user?.gid ?? 0)
   const groups = (o.groups ?? []).map((g, i) => id(`groups[${i}]`, g, 0))
-  const security = normalizeSecurity(o)
+  // Host directories it can write, without a user namespace: files it makes there are host root's.
+  const writesHost = !ns.user && ((rootfs !== null && !readonlyRoot) || binds.some((b) => b.type === 'bind' && !b.readonly))
+  const security = normalizeSecurity(o, writesHost)
   const timing = {
     timeout: millis('timeout', o.timeout, 0),
     killSignal: o.killSignal === undefined ? constants.signals.SIGTERM : signalNumber('killSignal', o.killSignal),

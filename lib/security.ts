@@ -34,6 +34,13 @@ export interface SecurityOptions {
   maskedPaths?: string[]
   /** Paths made read-only (default: /proc/bus, /proc/fs, /proc/irq, /proc/sys, /proc/sysrq-trigger). */
   readonlyPaths?: string[]
+  /**
+   * Default false: the rootfs and bind mounts are `nosuid`, and a container that writes into a
+   * host directory (a writable `rootfs` or bind, without a user namespace) cannot make a file
+   * setuid or setgid there, nor keep those bits when it writes to one (seccomp on the mode of
+   * chmod/open/mknod..., no FSETID or SETFCAP). True: docker's behaviour.
+   */
+  allowSetuid?: boolean
 }
 
 export interface SecuritySpec {
@@ -41,6 +48,10 @@ export interface SecuritySpec {
   /** `capAdd: ['ALL']`: every capability this process may pass on (its bounding set), not an error for the rest. */
   capabilitiesAll: boolean
   noNewPrivileges: boolean
+  /** The rootfs and bind mounts are mounted nosuid. */
+  nosuid: boolean
+  /** The default seccomp profile refuses setuid/setgid modes (crate/src/seccomp/compact.rs). */
+  setuidGuard: boolean
   seccomp: 'default' | 'unconfined' | { profile: string }
   maskedPaths?: string[]
   readonlyPaths?: string[]
@@ -97,10 +108,19 @@ function seccomp(value: unknown): SecuritySpec['seccomp'] {
   throw new TypeError(`Option \`seccomp\` must be 'default', 'unconfined', a path or a profile object; got ${show(value)}.`)
 }
 
-export function normalizeSecurity(o: SecurityOptions): SecuritySpec {
+/** What a setuid plant in a host directory needs besides a mode: keeping the bits on write (FSETID), file capabilities (SETFCAP). */
+const SETUID_KEEPERS = ['FSETID', 'SETFCAP']
+
+/** `writesHost`: the container can write into a host directory other host users may reach. */
+export function normalizeSecurity(o: SecurityOptions, writesHost: boolean): SecuritySpec {
   const add = capabilityList('capAdd', o.capAdd)
   const drop = capabilityList('capDrop', o.capDrop)
-  let caps = new Set<string>(drop.includes('ALL') ? [] : DEFAULT_CAPABILITIES)
+  if (o.allowSetuid !== undefined && typeof o.allowSetuid !== 'boolean') {
+    throw new TypeError(`Option \`allowSetuid\` must be a boolean; got ${show(o.allowSetuid)}.`)
+  }
+  const guard = writesHost && !o.allowSetuid
+  // Named in capAdd, they are the caller's explicit choice; from the default set they go.
+  let caps = new Set<string>(drop.includes('ALL') ? [] : DEFAULT_CAPABILITIES.filter((c) => !guard || !SETUID_KEEPERS.includes(c)))
   if (add.includes('ALL')) caps = new Set(CAPABILITIES)
   for (const c of add) if (c !== 'ALL') caps.add(c)
   for (const c of drop) if (c !== 'ALL' && !add.includes(c)) caps.delete(c)
@@ -113,6 +133,8 @@ export function normalizeSecurity(o: SecurityOptions): SecuritySpec {
     capabilities: CAPABILITIES.filter((c) => caps.has(c)),
     capabilitiesAll: add.includes('ALL'),
     noNewPrivileges: o.noNewPrivileges ?? true,
+    nosuid: !o.allowSetuid,
+    setuidGuard: guard,
     seccomp: seccomp(o.seccomp),
     ...(masked ? { maskedPaths: masked } : {}),
     ...(readonly ? { readonlyPaths: readonly } : {}),

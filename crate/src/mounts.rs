@@ -141,12 +141,14 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
     // Clone every host tree first: once the stage is covered nothing else is reachable by path.
     let root = slots.next();
     let mirror = spec.rootfs.is_none() && spec.image.is_none();
+    // Host directories the container may write: no setuid file of theirs counts inside.
+    let nosuid = if spec.nosuid { MOUNT_ATTR_NOSUID } else { 0 };
     match (&spec.rootfs, &spec.image) {
         // The fd the parent opened and checked: the path is never looked up again.
         (Some(rootfs), _) => plan.push(Op::CloneRootfs {
             shown: cstring("rootfs", rootfs)?,
             slot: root,
-            attrs: MOUNT_ATTR_NODEV,
+            attrs: MOUNT_ATTR_NODEV | nosuid,
         }),
         (None, Some(image)) => {
             // The image's layers read-only, the container's own writes in `upper`.
@@ -224,7 +226,7 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
         } = m
         {
             let slot = slots.next();
-            let attrs = MOUNT_ATTR_NODEV | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
+            let attrs = MOUNT_ATTR_NODEV | nosuid | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
             plan.push(Op::CloneTree {
                 src: cstring("mounts.source", source)?,
                 slot,

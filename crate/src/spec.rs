@@ -54,6 +54,13 @@ pub struct ContainerSpec {
     pub capabilities_all: bool,
     #[serde(default = "yes")]
     pub no_new_privileges: bool,
+    /// The setuid guard (a container that writes into host directories): with the default
+    /// seccomp profile, no call may leave a setuid or setgid file (seccomp/compact.rs).
+    #[serde(default)]
+    pub setuid_guard: bool,
+    /// The rootfs and bind mounts are mounted `nosuid` (unless `allowSetuid`).
+    #[serde(default)]
+    pub nosuid: bool,
     #[serde(default = "default_seccomp")]
     pub seccomp: Seccomp,
     /// None: docker's lists (security.rs).
@@ -365,7 +372,7 @@ impl ContainerSpec {
         }
         let caps = wanted & bounding;
         let seccomp = match &self.seccomp {
-            Seccomp::Named(SeccompName::Default) => seccomp::default_programs(),
+            Seccomp::Named(SeccompName::Default) => seccomp::default_programs(self.setuid_guard),
             Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
             Seccomp::Profile { profile } => seccomp::compile(profile),
         }

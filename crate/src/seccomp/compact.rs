@@ -82,18 +82,76 @@ impl Conditional {
     }
 }
 
-/// The default profile's program, from the policy tables in `mod.rs`.
-pub(super) fn default_program() -> Result<Vec<sock_filter>, SeccompError> {
+/// With the setuid guard: every call that sets a file's mode, refused when the mode has
+/// S_ISUID or S_ISGID (a container writing into a host directory must not leave a setuid file).
+pub(super) struct ModeGuard {
+    /// (nr, index of the mode argument): chmod, fchmod, fchmodat, fchmodat2, creat, mknod, mknodat.
+    pub modes: Vec<(u32, u32)>,
+    /// (nr, index of the flags, index of the mode): open, openat read the mode only with
+    /// O_CREAT or O_TMPFILE (otherwise the register is garbage).
+    pub opens: Vec<(u32, u32, u32)>,
+    /// openat2 keeps its mode in memory: ENOSYS, and callers fall back to openat.
+    pub openat2: u32,
+}
+
+/// S_ISUID | S_ISGID.
+pub(super) const SETID_BITS: u32 = 0o6000;
+/// O_CREAT | __O_TMPFILE: the open flags that make a mode count.
+pub(super) const CREATING: u32 = 0o100 | 0o2000_0000;
+
+impl ModeGuard {
+    pub(super) fn resolve() -> Result<Self, SeccompError> {
+        // Names this architecture lacks (aarch64 has no chmod, creat, mknod, open) are skipped.
+        let nr = syscall_number;
+        let modes = [
+            ("chmod", 1),
+            ("fchmod", 1),
+            ("fchmodat", 2),
+            ("fchmodat2", 2),
+            ("creat", 1),
+            ("mknod", 1),
+            ("mknodat", 2),
+        ];
+        Ok(ModeGuard {
+            modes: modes
+                .into_iter()
+                .filter_map(|(name, arg)| nr(name).map(|n| (n, arg)))
+                .collect(),
+            opens: [("open", 1, 2), ("openat", 2, 3)]
+                .into_iter()
+                .filter_map(|(name, f, m)| nr(name).map(|n| (n, f, m)))
+                .collect(),
+            openat2: nr("openat2").ok_or_else(|| {
+                SeccompError::Default("this libseccomp does not know `openat2`".into())
+            })?,
+        })
+    }
+
+    fn contains(&self, nr: u32) -> bool {
+        nr == self.openat2
+            || self.modes.iter().any(|(n, _)| *n == nr)
+            || self.opens.iter().any(|(n, _, _)| *n == nr)
+    }
+}
+
+/// The default profile's program, from the policy tables in `mod.rs`; with `guard`, the
+/// setuid guard too.
+pub(super) fn default_program(guard: bool) -> Result<Vec<sock_filter>, SeccompError> {
     let conditional = Conditional::resolve()?;
-    emit(&conditional, &plain_syscalls(&conditional))
+    let guard = guard.then(ModeGuard::resolve).transpose()?;
+    emit(
+        &conditional,
+        guard.as_ref(),
+        &plain_syscalls(&conditional, guard.as_ref()),
+    )
 }
 
 /// The allowed syscalls whose arguments do not matter: ALLOWED, but for the conditional ones.
-pub(super) fn plain_syscalls(conditional: &Conditional) -> Vec<u32> {
+pub(super) fn plain_syscalls(conditional: &Conditional, guard: Option<&ModeGuard>) -> Vec<u32> {
     ALLOWED
         .iter()
         .filter_map(|name| syscall_number(name))
-        .filter(|nr| !conditional.contains(*nr))
+        .filter(|nr| !conditional.contains(*nr) && !guard.is_some_and(|g| g.contains(*nr)))
         .collect()
 }
 
@@ -101,6 +159,7 @@ pub(super) fn plain_syscalls(conditional: &Conditional) -> Vec<u32> {
 /// kernel's cost to load a filter (convert + JIT) is linear in its length.
 pub(super) fn emit(
     conditional: &Conditional,
+    guard: Option<&ModeGuard>,
     plain: &[u32],
 ) -> Result<Vec<sock_filter>, SeccompError> {
     let mut e = Emitter::default();
@@ -127,7 +186,39 @@ pub(super) fn emit(
     ] {
         e.jump(JEQ, nr, To(block), Next);
     }
+    // One block per argument layout: (mode index) or (flags index, mode index).
+    let mut mode_blocks: Vec<(u32, Label)> = vec![];
+    let mut open_blocks: Vec<((u32, u32), Label)> = vec![];
+    if let Some(g) = guard {
+        e.jump(JEQ, g.openat2, To(enosys), Next);
+        for &(nr, arg) in &g.modes {
+            let block = match mode_blocks.iter().find(|(a, _)| *a == arg) {
+                Some((_, l)) => *l,
+                None => {
+                    let l = e.label();
+                    mode_blocks.push((arg, l));
+                    l
+                }
+            };
+            e.jump(JEQ, nr, To(block), Next);
+        }
+        for &(nr, flags, mode) in &g.opens {
+            let l = e.label();
+            open_blocks.push(((flags, mode), l));
+            e.jump(JEQ, nr, To(l), Next);
+        }
+    }
     search(&mut e, &stretches(&runs(plain)), allow, deny);
+    for (arg, block) in mode_blocks {
+        e.bind(block);
+        no_setid_bits(&mut e, arg, allow, deny);
+    }
+    for ((flags, mode), block) in open_blocks {
+        e.bind(block);
+        e.load(arg_low(flags));
+        e.jump(JSET, CREATING, Next, To(allow));
+        no_setid_bits(&mut e, mode, allow, deny);
+    }
 
     e.bind(clone_flags);
     without_namespace_flags(&mut e, allow, deny);
@@ -145,6 +236,12 @@ pub(super) fn emit(
     e.bind(enosys);
     e.ret(errno(libc::ENOSYS));
     e.finish()
+}
+
+/// A mode (`mode_t`, so the low word) without S_ISUID or S_ISGID.
+fn no_setid_bits(e: &mut Emitter, arg: u32, allow: Label, deny: Label) {
+    e.load(arg_low(arg));
+    e.jump(JSET, SETID_BITS, To(deny), To(allow));
 }
 
 /// clone, unshare: no namespace flag. NAMESPACE_FLAGS has no high bits, so the low word

@@ -403,14 +403,16 @@ fn export(ctx: &ScmpFilterContext) -> Result<Program, SeccompError> {
     Ok(Program(filter.into()))
 }
 
-/// The default profile: one program (a Vec, as every profile's), emitted once per process.
-pub fn default_programs() -> Result<Vec<Program>, SeccompError> {
-    static DEFAULT: OnceLock<Vec<Program>> = OnceLock::new();
-    if let Some(p) = DEFAULT.get() {
+/// The default profile: one program (a Vec, as every profile's), emitted once per process;
+/// `setuid_guard`: with the calls that could leave a setuid/setgid file refused (compact.rs).
+pub fn default_programs(setuid_guard: bool) -> Result<Vec<Program>, SeccompError> {
+    static DEFAULT: [OnceLock<Vec<Program>>; 2] = [OnceLock::new(), OnceLock::new()];
+    let cell = &DEFAULT[usize::from(setuid_guard)];
+    if let Some(p) = cell.get() {
         return Ok(p.clone());
     }
-    let program = Program(compact::default_program()?.into());
-    Ok(DEFAULT.get_or_init(|| vec![program]).clone())
+    let program = Program(compact::default_program(setuid_guard)?.into());
+    Ok(cell.get_or_init(|| vec![program]).clone())
 }
 
 /// A docker / OCI seccomp profile (the JSON `docker run --security-opt seccomp=` takes).
@@ -521,11 +523,15 @@ mod tests {
 
     #[test]
     fn the_default_profile_is_one_compact_program() {
-        let p = default_programs().unwrap();
+        let p = default_programs(false).unwrap();
         assert_eq!(p.len(), 1);
         let len = p[0].0.len();
         assert!((60..=150).contains(&len), "{len} instructions");
-        assert_eq!(default_programs().unwrap(), p, "emitted once per process");
+        assert_eq!(
+            default_programs(false).unwrap(),
+            p,
+            "emitted once per process"
+        );
     }
 
     #[test]
