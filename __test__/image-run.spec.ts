@@ -4,7 +4,7 @@ import test from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn as spawnHost, spawnSync } from 'node:child_process'
 
 import { explain, images, run, spawn } from '../index'
 import { BUSYBOX, expectSettled, settled, snapshot, type Snapshot } from './helpers'
@@ -140,6 +140,71 @@ itest('keep: true keeps the writable layer and says where', async (t) => {
   t.is(fs.readFileSync(path.join(r.keptLayer!, 'data/k'), 'utf8'), 'kept\n')
   fs.rmSync(path.dirname(r.keptLayer!), { recursive: true, force: true })
 })
+
+itest('the writable layer\'s name says nothing: mountinfo inside shows a random id, not the Node process\'s pid', async (t) => {
+  const r = await run(['sh', '-c', 'cat /proc/self/mountinfo'], { image: REF, store, entrypoint: [] })
+  const upper = /upperdir=([^,\s]+)/.exec(r.stdout)?.[1] ?? ''
+  t.regex(upper, new RegExp(`^${path.join(store, 'containers')}/[0-9a-f]{16}/upper$`), r.stdout)
+  t.false(upper.includes(String(process.pid)), `the host pid ${process.pid} in ${upper}`)
+})
+
+/** A fresh Node process (in a new PID namespace with `ownPids`) that runs `code` with the library as `lib`, the test's store and image. */
+function fresh(code: string, ownPids = false): ReturnType<typeof spawnHost> {
+  const script = `const lib = require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}); const store = ${JSON.stringify(store)}, REF = ${JSON.stringify(REF)}; (async () => { ${code} })().catch((e) => { console.error(e); process.exit(1) })`
+  const node = [process.execPath, '--import', 'tsx', '-e', script]
+  const [cmd, ...args] = ownPids ? ['unshare', '--pid', '--fork', '--kill-child', ...node] : node
+  return spawnHost(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+}
+/** Resolves with its exit code and stdout. */
+function ended(p: ReturnType<typeof spawnHost>): Promise<{ code: number | null; out: string }> {
+  let out = ''
+  p.stdout!.on('data', (d) => (out += d))
+  return new Promise((resolve) => p.on('close', (code) => resolve({ code, out })))
+}
+/** One image container in a fresh process: its first image run sweeps the store. */
+async function sweepFromAnotherProcess(ownPids = false): Promise<void> {
+  const { code } = await ended(fresh("await lib.run(['sh', '-c', 'exit 0'], { image: REF, store, entrypoint: [] })", ownPids))
+  if (code !== 0) throw new Error(`the sweeping process exited ${code}`)
+}
+
+itest('the stale sweep keeps kept layers and live containers seen from other PID namespaces, and takes what nobody holds', async (t) => {
+  // A layer kept by a process that has ended survives the next process's sweep.
+  const made = await ended(fresh("console.log((await lib.run(['sh', '-c', 'echo kept > /k'], { image: REF, store, entrypoint: [], uid: 0, gid: 0, keep: true })).keptLayer)"))
+  const kept = made.out.trim()
+  t.is(made.code, 0)
+  await sweepFromAnotherProcess()
+  t.is(fs.readFileSync(path.join(kept, 'k'), 'utf8'), 'kept\n', 'the kept layer')
+  fs.rmSync(path.dirname(kept), { recursive: true, force: true })
+  // A live container, swept at by a process in another PID namespace (where its pid means nothing).
+  const before = new Set(containers())
+  const holder = fresh("await lib.run(['sh', '-c', 'echo up; exec sleep 3600'], { image: REF, store, entrypoint: [], stdout: 'inherit' })")
+  await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()))
+  const live = containers().filter((c) => !before.has(c))
+  t.is(live.length, 1, 'the holder\'s container')
+  try {
+    await sweepFromAnotherProcess(true)
+    t.deepEqual(containers().filter((c) => !before.has(c)), live, 'a live container\'s layer was swept')
+  } finally {
+    holder.kill('SIGKILL') // its container dies with it (PDEATHSIG)
+    await ended(holder)
+  }
+  // Control: once nobody holds it, the next process's sweep takes it.
+  for (let i = 0; i < 100 && lockHeld(live[0]); i++) await new Promise((r) => setTimeout(r, 50))
+  await sweepFromAnotherProcess()
+  t.false(containers().includes(live[0]), 'control: the dead process\'s layer is swept')
+})
+
+/** Whether a process still has the container directory's lock open. */
+function lockHeld(name: string): boolean {
+  const lock = path.join(store, 'containers', name, 'lock')
+  return fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).some((pid) => {
+    try {
+      return fs.readdirSync(`/proc/${pid}/fd`).some((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === lock)
+    } catch {
+      return false
+    }
+  })
+}
 
 itest('volumes on top of an image: a read-only bind and a tmpfs', async (t) => {
   const host = fs.mkdtempSync(path.join(work, 'vol-'))

@@ -143,7 +143,8 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     for (const out of [this.stdout, this.stderr]) {
       if (out && out.readableFlowing === null && !out.destroyed) out.resume()
     }
-    this.#opts.discard?.()
+    if (this.#opts.keptLayer) this.#opts.release?.()
+    else this.#opts.discard?.()
     this.exitCode = info.exitCode ?? null
     this.signalCode = signalName(info.signal) ?? null
     const result: ContainerExit = {

@@ -2,13 +2,12 @@
 // and a fresh writable upper layer per container, discarded when it ends (unless `keep`).
 // The image config is applied as docker does; options override it.
 import * as fs from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import * as path from 'node:path'
 
 import { inspect as inspectImage, store as storeDir, type Image, type ImageConfig } from './images'
 import { native } from './native'
 import { show } from './show'
-
-let sequence = 0
 
 export interface ImageRootSpec {
   /** Top layer first, as overlayfs wants `lowerdir`. */
@@ -20,12 +19,23 @@ export interface ImageRootSpec {
 export interface ImageRoot {
   spec: ImageRootSpec
   image: Image
-  /** The container's own directory (upper + work); removed by `discard`. */
+  /** The container's own directory (upper + work + its lock); removed by `discard`. */
   dir: string
+  /** Removes the directory (and so ends its lock). */
   discard: () => void
+  /** Keeps the directory for good (`keep: true`): marked kept, then unlocked. */
+  release: () => void
 }
 
-/** Removes container directories a dead Node process left behind (`<pid>-<n>`). */
+/** A container directory's lock, held (flock) by the process whose container lives in it. */
+const LOCK = 'lock'
+/** Marks a directory `keep: true` left: never swept. */
+const KEPT = 'kept'
+
+/**
+ * Removes container directories nobody holds any more (their process died without cleaning
+ * up). Alive means its lock is held, by any process in any PID namespace: never a pid test.
+ */
 function sweep(containers: string): void {
   let names: string[]
   try {
@@ -34,12 +44,19 @@ function sweep(containers: string): void {
     return
   }
   for (const name of names) {
-    const pid = Number(name.split('-')[0])
-    if (!Number.isInteger(pid) || pid === process.pid) continue
+    const dir = path.join(containers, name)
+    if (fs.existsSync(path.join(dir, KEPT))) continue
+    let fd: number | null
     try {
-      process.kill(pid, 0)
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') fs.rmSync(path.join(containers, name), { recursive: true, force: true })
+      fd = native().lockFile(path.join(dir, LOCK))
+    } catch {
+      continue // not a container directory of ours (no lock can be made there): leave it
+    }
+    if (fd === null) continue // alive
+    try {
+      fs.rmSync(dir, { recursive: true, force: true })
+    } finally {
+      fs.closeSync(fd)
     }
   }
 }
@@ -70,17 +87,32 @@ export function makeImageRoot(found: FoundImage): ImageRoot {
     sweep(containers)
     swept = true
   }
-  const dir = path.join(containers, `${process.pid}-${sequence++}`)
+  // A random name: the container's mountinfo shows it (upperdir), and it must say nothing.
+  const dir = path.join(containers, randomBytes(8).toString('hex'))
   fs.mkdirSync(dir, { mode: 0o700 })
+  const lock = native().lockFile(path.join(dir, LOCK))
+  if (lock === null) throw new Error(`lock \`${dir}\`: held by another process (a random name repeated)`)
   const upper = path.join(dir, 'upper')
   const work = path.join(dir, 'work')
   fs.mkdirSync(upper, { mode: 0o755 })
   fs.mkdirSync(work, { mode: 0o700 })
+  let locked = true
+  const unlock = () => {
+    if (locked) fs.closeSync(lock)
+    locked = false
+  }
   return {
     spec: { lowerdirs: found.image.layers.map((l) => l.dir).reverse(), upper, work },
     image: found.image,
     dir,
-    discard: () => fs.rmSync(dir, { recursive: true, force: true }),
+    discard: () => {
+      fs.rmSync(dir, { recursive: true, force: true })
+      unlock()
+    },
+    release: () => {
+      fs.writeFileSync(path.join(dir, KEPT), '')
+      unlock()
+    },
   }
 }
 

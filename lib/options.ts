@@ -123,8 +123,10 @@ export interface Spec extends SecuritySpec {
 
 export interface Normalized {
   spec: Spec
-  /** Removes the container's writable layer (image roots without `keep`). */
+  /** Removes the container's writable layer (image roots; nothing ran, or it ended without `keep`). */
   discard?: () => void
+  /** Keeps it (`keep: true`, once the container ended). */
+  release?: () => void
   /** The writable layer kept after the container ends. */
   keptLayer?: string
   input?: Uint8Array
@@ -518,7 +520,8 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       ...(imageRoot ? { image: imageRoot.spec } : {}),
       ...(idMaps ? { idMaps } : {}),
     },
-    discard: imageRoot && !o.keep ? imageRoot.discard : undefined,
+    discard: imageRoot?.discard,
+    release: imageRoot?.release,
     keptLayer: imageRoot && o.keep ? imageRoot.spec.upper : undefined,
     input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
     relayed,

@@ -248,3 +248,28 @@ pub fn read_image_file(
         .map(|found| found.map(Buffer::from))
         .map_err(|e| Error::new(Status::InvalidArg, e.to_string()))
 }
+
+/// An exclusive `flock` on `path` (created 0600), held through the returned fd (CLOEXEC) for as
+/// long as it is open; null when another open file holds it. A container's writable layer is
+/// locked while the container lives: the stale sweep takes what nobody holds, whatever the pid.
+#[napi]
+pub fn lock_file(path: String) -> Result<Option<i32>> {
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(|e| Error::from_reason(format!("open `{path}`: {e}")))?;
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Ok(None);
+        }
+        return Err(Error::from_reason(format!("flock `{path}`: {e}")));
+    }
+    Ok(Some(file.into_raw_fd()))
+}
