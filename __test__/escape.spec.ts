@@ -830,6 +830,34 @@ ctest('race: a writer of the rootfs\'s parent exchanging it with a symlink to / 
   t.true((counts['ran in the rootfs'] ?? 0) > 0, 'some starts ran')
 })
 
+ctest('race: a writer of a bind source\'s parent exchanging it with a symlink to / never binds the host\'s root (200 starts); control: the racer makes a lookup by path reach /', async (t) => {
+  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-escape-vol-'))
+  const source = path.join(parent, 'vol')
+  fs.mkdirSync(source)
+  fs.writeFileSync(path.join(source, 'lonely-vol-marker'), 'ours\n')
+  fs.symlinkSync('/', path.join(parent, 'evil'))
+  const loop = await exchangeLoop(parent, 'vol', 'evil')
+  let counts: Record<string, number> = {}
+  let control = 0
+  try {
+    control = pathLookupWins(() => !fs.existsSync(path.join(source, 'lonely-vol-marker')))
+    const look = ['/bin/sh', '-c', 'cat /mnt/lonely-vol-marker 2>/dev/null || ls /mnt']
+    counts = await raceStarts(t, look, { mounts: [{ type: 'bind', source, target: '/mnt', readonly: true }] }, (r) => (r.stdout === 'ours' ? 'ran with its volume' : `WIN: /mnt is something else (${r.stdout.split('\n').slice(0, 4).join(' ')})`))
+  } finally {
+    t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
+    for (const n of ['vol', 'evil']) {
+      const p = path.join(parent, n)
+      if (fs.lstatSync(p).isSymbolicLink()) fs.unlinkSync(p)
+    }
+    fs.rmSync(parent, { recursive: true, force: true })
+  }
+  t.log(JSON.stringify(counts, null, 1))
+  t.log(`control: ${control} of 20000 lookups of the source by path reached the host's /`)
+  t.true(control > 0, 'control: the racer swaps the source for /')
+  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN')), [])
+  t.true((counts['ran with its volume'] ?? 0) > 0, 'some starts ran')
+})
+
 ctest('readonlyPaths: a rootfs symlink (/data -> /etc) must not bind the host\'s /etc into the container', async (t) => {
   const dir = attackRoot()
   try {

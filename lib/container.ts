@@ -81,6 +81,8 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
       opts.discard?.()
       // The fds the caller gave (or inherits) are checked as they are wired: name the option.
       if (e instanceof Error && /^stdio fd /.test(e.message)) throw new RangeError(`Option \`stdio\`: ${e.message}.`)
+      // A bind source opened with no symlink followed: it changed since it was validated.
+      if (e instanceof Error && /^spec: mount source /.test(e.message)) throw new RangeError(`Option \`mounts\`: ${e.message.slice(6)} (it changed after validation).`)
       throw e
     }
     if (started.failure) {

@@ -333,8 +333,15 @@ function mounts(value: unknown, root: string | null): Spec['mounts'] {
         if (!['type', 'source', 'target', 'readonly'].includes(key)) throw rangeError(at, `has an unknown key \`${key}\``, m)
       }
       if (typeof m.source !== 'string' || m.source === '') throw typeError(`${at}.source`, 'a host path', m.source)
-      const source = path.resolve(noNul(`${at}.source`, m.source))
-      if (!fs.existsSync(source)) throw rangeError(`${at}.source`, 'must exist on the host', m.source)
+      let real: string
+      try {
+        real = fs.realpathSync(path.resolve(noNul(`${at}.source`, m.source)))
+      } catch {
+        throw rangeError(`${at}.source`, 'must exist on the host', m.source)
+      }
+      // As for rootfs: a symlink is what a writer of a parent directory would swap in, so the
+      // path must have none, and the parent opens it with none followed (spec.rs source_identity).
+      const source = symlinkFree(`${at}.source`, real, m.source)
       return { type: 'bind' as const, source, target, readonly: bool(`${at}.readonly`, m.readonly, false) }
     }
     if (m.type === 'tmpfs') {

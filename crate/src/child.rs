@@ -111,8 +111,26 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             hard,
         } => sys.set_rlimit(*resource, *soft, *hard),
         Op::MakeMountsPrivate => sys.make_mounts_private(),
-        Op::CloneTree { src, slot, attrs } => {
-            let fd = sys.open_tree(src)?;
+        Op::CloneTree {
+            src,
+            slot,
+            attrs,
+            expect,
+        } => {
+            let fd = match expect {
+                None => sys.open_tree(src)?,
+                Some(id) => {
+                    let found = sys.open_no_symlinks(src)?;
+                    // The file the parent checked, or none: a swapped source is a setup error.
+                    let cloned = match sys.file_id(found) {
+                        Ok(now) if now == *id => sys.open_tree_fd(found),
+                        Ok(_) => Err(Errno::ESTALE),
+                        Err(e) => Err(e),
+                    };
+                    sys.close(found);
+                    cloned?
+                }
+            };
             slots[*slot] = fd;
             if *attrs != 0 {
                 sys.set_mount_attrs(fd, *attrs, true)?;

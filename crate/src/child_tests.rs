@@ -82,6 +82,16 @@ impl Sys for Recorder {
         self.record(format!("open_tree {}", s(path)))
             .map(|_| self.fd())
     }
+    fn open_tree_fd(&self, fd: c_int) -> SysResult<c_int> {
+        self.record(format!("open_tree_fd {fd}")).map(|_| self.fd())
+    }
+    fn open_no_symlinks(&self, path: &CStr) -> SysResult<c_int> {
+        self.record(format!("open_no_symlinks {}", s(path)))
+            .map(|_| self.fd())
+    }
+    fn file_id(&self, fd: c_int) -> SysResult<(u64, u64)> {
+        self.record(format!("file_id {fd}")).map(|_| (0, 0))
+    }
     fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
         self.record(format!("setattr {fd} {attrs:#x} {recursive}"))
     }

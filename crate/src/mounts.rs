@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::plan::{InRoot, Op, ROOT};
 use crate::security;
-use crate::spec::{container_path, cstring, is_dir, ContainerSpec, MountSpec, SpecError};
+use crate::spec::{container_path, cstring, source_identity, ContainerSpec, MountSpec, SpecError};
 use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// Host directories the default root mirrors read-only (those that exist).
@@ -189,6 +189,7 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
                         src: c(&format!("/{dir}")),
                         slot,
                         attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
+                        expect: None,
                     });
                     host_dirs.push((dir.to_string(), slot));
                 }
@@ -205,6 +206,7 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
                 src: c(&format!("/dev/{name}")),
                 slot,
                 attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                expect: None,
             });
             devices.push((name.to_string(), slot));
         }
@@ -216,6 +218,7 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
             src: c("/sys"),
             slot,
             attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            expect: None,
         });
         slot
     });
@@ -227,12 +230,14 @@ pub fn plan(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<
         {
             let slot = slots.next();
             let attrs = MOUNT_ATTR_NODEV | nosuid | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
+            let (dir, id) = source_identity(source)?;
             plan.push(Op::CloneTree {
                 src: cstring("mounts.source", source)?,
                 slot,
                 attrs,
+                expect: Some(id),
             });
-            binds.push((slot, is_dir(source)?));
+            binds.push((slot, dir));
         }
     }
 

@@ -58,10 +58,13 @@ pub enum Op {
     },
     MakeMountsPrivate,
     /// open_tree(src, OPEN_TREE_CLONE|AT_RECURSIVE) into slot; attrs set recursively on the copy.
+    /// With `expect` (a bind source: a path someone else may rename), src is opened with no
+    /// symlink followed and cloned through that fd only if it is still (st_dev, st_ino).
     CloneTree {
         src: CString,
         slot: usize,
         attrs: u64,
+        expect: Option<(u64, u64)>,
     },
     /// fchdir to the rootfs the parent opened once (rootfs.rs), then unshare the mount
     /// namespace: the working directory moves to the new namespace's copy of that mount.

@@ -2,7 +2,6 @@
 //! for the invariants the child relies on), and its pre-computation into a plan.
 
 use std::ffi::CString;
-use std::path::Path;
 
 use serde::Deserialize;
 
@@ -482,14 +481,28 @@ impl ContainerSpec {
     }
 }
 
-/// Whether `path` is a directory on the host (for choosing a mount point's kind).
-pub fn is_dir(path: &str) -> Result<bool, SpecError> {
-    std::fs::metadata(Path::new(path))
-        .map(|m| m.is_dir())
-        .map_err(|source| SpecError::Source {
-            path: path.into(),
-            source,
-        })
+/// A bind source as the parent finds it: whether it is a directory (the mount point's kind) and
+/// its (st_dev, st_ino), which the child checks the file it clones against. Opened with no
+/// symlink in any component: the options gave its canonical path.
+pub fn source_identity(path: &str) -> Result<(bool, (u64, u64)), SpecError> {
+    let fail = |errno: nix::errno::Errno| SpecError::Source {
+        path: path.into(),
+        source: std::io::Error::from_raw_os_error(errno as i32),
+    };
+    let c = cstring("mounts.source", path)?;
+    let fd = crate::sys::openat2(
+        libc::AT_FDCWD,
+        &c,
+        libc::O_PATH,
+        libc::RESOLVE_NO_SYMLINKS,
+    )
+    .map_err(fail)?;
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let st = nix::sys::stat::fstat(&fd).map_err(fail)?;
+    Ok((
+        st.st_mode & libc::S_IFMT == libc::S_IFDIR,
+        (st.st_dev, st.st_ino),
+    ))
 }
 
 #[cfg(test)]

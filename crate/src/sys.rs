@@ -50,6 +50,12 @@ pub trait Sys {
     fn setns(&self, fd: c_int, nstype: c_int) -> SysResult<()>;
     fn make_mounts_private(&self) -> SysResult<()>;
     fn open_tree(&self, path: &CStr) -> SysResult<c_int>;
+    /// open_tree(fd, "", OPEN_TREE_CLONE|AT_RECURSIVE|AT_EMPTY_PATH).
+    fn open_tree_fd(&self, fd: c_int) -> SysResult<c_int>;
+    /// An O_PATH fd of `path` with no symlink in any component.
+    fn open_no_symlinks(&self, path: &CStr) -> SysResult<c_int>;
+    /// (st_dev, st_ino) of an fd.
+    fn file_id(&self, fd: c_int) -> SysResult<(u64, u64)>;
     fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()>;
     fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()>;
     fn fs_mount(
@@ -269,6 +275,25 @@ impl Sys for Kernel {
         let flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as c_uint | AT_RECURSIVE;
         check(unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) })
             .map(|fd| fd as c_int)
+    }
+
+    fn open_tree_fd(&self, fd: c_int) -> SysResult<c_int> {
+        let flags = OPEN_TREE_CLONE
+            | libc::O_CLOEXEC as c_uint
+            | AT_RECURSIVE
+            | libc::AT_EMPTY_PATH as c_uint;
+        check(unsafe { libc::syscall(libc::SYS_open_tree, fd, c"".as_ptr(), flags) })
+            .map(|fd| fd as c_int)
+    }
+
+    fn open_no_symlinks(&self, path: &CStr) -> SysResult<c_int> {
+        openat2(libc::AT_FDCWD, path, libc::O_PATH, libc::RESOLVE_NO_SYMLINKS)
+    }
+
+    fn file_id(&self, fd: c_int) -> SysResult<(u64, u64)> {
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        check_int(unsafe { libc::fstat(fd, &mut st) })?;
+        Ok((st.st_dev, st.st_ino))
     }
 
     fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
