@@ -17,6 +17,7 @@ import { execFileSync, spawn as spawnHost, spawnSync as spawnSyncHost, type Chil
 
 import { CAPABILITIES, run, spawn, type ContainerResult, type RunOptions } from '../index'
 import { makeBusyboxRoot, ourMounts, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
+import { exchangeLoop, pathLookupWins, raceLoop, RACE_STARTS, RACES, removeWithLinks } from './races'
 
 const SOURCE = path.join(__dirname, 'fixtures', 'attack.c')
 
@@ -565,42 +566,13 @@ ctest('rootfs: /proc, /sys, /dev or /dev/null as a symlink is refused (RangeErro
 
 // ---------------------------------------------------------------- races
 
-/** The host-side renamer: renameat2(RENAME_EXCHANGE) of two entries of `dir`, until stopped. */
-async function exchangeLoop(dir: string, a: string, b: string): Promise<{ stop: () => Promise<string> }> {
-  const child = spawnHost(attackBin, ['exchange-loop', dir, a, b, '300'], { stdio: ['ignore', 'pipe', 'pipe'] })
-  await new Promise<void>((resolve, reject) => child.once('spawn', resolve).once('error', reject))
-  let out = ''
-  child.stdout!.on('data', (c) => (out += c))
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  return {
-    stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-      await exited
-      return out
-    },
-  }
-}
-
-/** Removes the symlink (under whichever of the two names it ended up), then the root. */
-function removeRaceRoot(dir: string, names: string[]): void {
-  for (const n of names) {
-    const p = path.join(dir, n)
-    try {
-      if (fs.lstatSync(p).isSymbolicLink()) fs.unlinkSync(p)
-    } catch {
-      // gone
-    }
-  }
-  removeRoot(dir)
-}
-
 ctest('race: renameat2(RENAME_EXCHANGE) of a bind target with a symlink to / never lands the bind outside the rootfs (100 containers)', async (t) => {
   const dir = attackRoot()
   const source = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-escape-bind-'))
   fs.writeFileSync(path.join(source, 'bound-marker'), 'bound\n')
   fs.mkdirSync(path.join(dir, 'target'))
   fs.symlinkSync('/', path.join(dir, 'evil'))
-  const loop = await exchangeLoop(dir, 'target', 'evil')
+  const loop = await exchangeLoop(attackBin, dir, 'target', 'evil')
   const counts: Record<string, number> = {}
   const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1)
   const slashBefore = mountsOnSlash(hostMountinfo())
@@ -637,7 +609,7 @@ ctest('race: renameat2(RENAME_EXCHANGE) of a bind target with a symlink to / nev
   } finally {
     const swaps = await loop.stop()
     t.log(`exchange loop: ${swaps.trim() || 'killed'}`)
-    removeRaceRoot(dir, ['target', 'evil'])
+    removeWithLinks(dir, ['target', 'evil'])
     fs.rmSync(source, { recursive: true, force: true })
   }
   t.log(JSON.stringify(counts, null, 1))
@@ -655,7 +627,7 @@ ctest('race: swapping the rootfs\'s /proc with a symlink to / after validation n
   }
   const dir = attackRoot()
   fs.symlinkSync('/', path.join(dir, 'proc-evil'))
-  const loop = await exchangeLoop(dir, 'proc', 'proc-evil')
+  const loop = await exchangeLoop(attackBin, dir, 'proc', 'proc-evil')
   const counts: Record<string, number> = {}
   const count = (k: string) => (counts[k] = (counts[k] ?? 0) + 1)
   const leaks: string[] = []
@@ -689,174 +661,34 @@ ctest('race: swapping the rootfs\'s /proc with a symlink to / after validation n
   } finally {
     const swaps = await loop.stop()
     t.log(`exchange loop: ${swaps.trim() || 'killed'}`)
-    removeRaceRoot(dir, ['proc', 'proc-evil'])
+    removeWithLinks(dir, ['proc', 'proc-evil'])
   }
   t.log(JSON.stringify(counts, null, 1))
   t.true(containers >= 20, `${containers} runs got past validation`)
   t.deepEqual(leaks, [], 'WEAKNESS: the read-only bind of /proc/sys was cloned from a path resolved against the host root (open_tree without RESOLVE_IN_ROOT): the host\'s /sys landed in the container')
 })
 
-// A second writer of the root (another container sharing it as a volume, or a host user who
-// owns it) renames entries while containers start. Each race runs 200 starts and must see no
-// win; its control runs the same racer against a lookup by path, as the runtime did before,
-// and must see it win.
-const RACE_STARTS = 200
-
-/** The racer's wins against a lookup by path: `lookup` called 20 000 times while the loop runs. */
-function pathLookupWins(lookup: () => boolean): number {
-  let wins = 0
-  for (let i = 0; i < 20_000; i++) if (lookup()) wins++
-  return wins
-}
-
-/**
- * Starts containers while the racer swaps until `RACE_STARTS` got past validation (a process
- * was made: it ran or failed its setup), at most 20 times as many attempts; counts outcomes.
- */
-async function raceStarts(t: ExecutionContext, command: string[], options: RunOptions, judge: (r: ContainerResult) => string): Promise<Record<string, number>> {
-  const counts: Record<string, number> = {}
-  let started = 0
-  for (let attempt = 0; started < RACE_STARTS && attempt < 20 * RACE_STARTS; attempt++) {
-    let outcome: string
+// The setup races (races.ts), as root; rootless.spec.ts runs them as a non-root user.
+for (const race of RACES) {
+  ctest(`race (${RACE_STARTS} starts): ${race.title}`, async (t) => {
+    const r = race.setup(attackRoot)
+    const loop = await exchangeLoop(attackBin, r.dir, r.a, r.b)
+    let counts: Record<string, number> = {}
+    let control = 0
     try {
-      const r = await go(command, options)
-      const stage = (r as { stage?: string }).stage
-      outcome = stage ? `refused in setup: ${stage} ${(r as { code?: string }).code}` : judge(r)
-      started++
-    } catch (e) {
-      t.true(e instanceof RangeError, String(e))
-      outcome = 'refused by validation (RangeError)'
+      control = pathLookupWins(r.lookup)
+      counts = await raceLoop(run as never, r.command, r.options, r.judge)
+    } finally {
+      t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
+      r.cleanup()
     }
-    counts[outcome] = (counts[outcome] ?? 0) + 1
-  }
-  return counts
+    t.log(JSON.stringify(counts, null, 1))
+    t.log(`control: ${control} of 20000 lookups by path met what the racer swapped in`)
+    t.true(control > 0, 'control: the racer changes what a lookup by path finds')
+    t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN') || k.startsWith('ERROR')), [])
+    t.true((counts[r.ran] ?? 0) >= RACE_STARTS / 20, `enough starts ran their check (${counts[r.ran] ?? 0})`)
+  })
 }
-
-ctest('race: exchanging /dev with a directory whose null -> /proc/sys/kernel/core_pattern never makes a masked path a bind of core_pattern (CVE-2025-31133 class, 200 starts); control: the racer redirects a lookup of dev/null by path', async (t) => {
-  const dir = attackRoot()
-  const evil = path.join(dir, 'dev-evil')
-  fs.mkdirSync(evil)
-  fs.symlinkSync('../proc/sys/kernel/core_pattern', path.join(evil, 'null'))
-  const loop = await exchangeLoop(dir, 'dev', 'dev-evil')
-  let counts: Record<string, number> = {}
-  let control = 0
-  try {
-    control = pathLookupWins(() => {
-      try {
-        return fs.lstatSync(path.join(dir, 'dev/null')).isSymbolicLink()
-      } catch {
-        return false
-      }
-    })
-    // Each masked file must be the null device (1:3); a bind of core_pattern is a regular file.
-    const check = 'for f in /proc/interrupts /proc/keys /proc/timer_list; do [ -e $f ] && stat -c "%F %t:%T" $f; done'
-    counts = await raceStarts(t, ['/bin/sh', '-c', check], { rootfs: dir }, (r) => {
-      const kinds = r.stdout.split('\n').filter(Boolean)
-      return kinds.length > 0 && kinds.every((k) => k === 'character special file 1:3') ? 'ran, masks are /dev/null' : `WIN: masked paths are ${JSON.stringify(kinds)}`
-    })
-  } finally {
-    t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
-    removeRaceRoot(dir, ['dev', 'dev-evil'])
-  }
-  t.log(JSON.stringify(counts, null, 1))
-  t.true(control > 0, 'control: a lookup of dev/null by path met the planted symlink')
-  t.log(`control: ${control} of 20000 lookups of dev/null by path met the symlink to core_pattern`)
-  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN')), [])
-  t.true((counts['ran, masks are /dev/null'] ?? 0) >= RACE_STARTS / 10, 'enough starts ran their check')
-})
-
-ctest('race: exchanging /proc with another real directory never leaves a procfs without its read-only /proc/sys and masks (200 starts); control: the racer moves what a lookup of proc/sys by path finds', async (t) => {
-  const dir = attackRoot()
-  fs.mkdirSync(path.join(dir, 'proc-b'))
-  fs.writeFileSync(path.join(dir, 'proc', 'in-proc'), '')
-  const loop = await exchangeLoop(dir, 'proc', 'proc-b')
-  let counts: Record<string, number> = {}
-  let control = 0
-  try {
-    control = pathLookupWins(() => !fs.existsSync(path.join(dir, 'proc', 'in-proc')))
-    // Wherever procfs landed (/proc or /proc-b, and the names keep changing while it reads), its
-    // mountinfo lists the mounts on top of it. Judged by what the racer cannot rename: a mount's
-    // parent id and its root inside its filesystem (the read-only bind of /proc/sys has root /sys).
-    const show = 'for i in $(seq 100); do for p in /proc /proc-b; do cat $p/self/mountinfo 2>/dev/null && exit 0; done; done; exit 9'
-    counts = await raceStarts(t, ['/bin/sh', '-c', show], { rootfs: dir }, (r) => {
-      if (r.exitCode !== 0) return `no mountinfo readable (${r.exitCode})`
-      const mounts = r.stdout.split('\n').filter(Boolean).map((l) => {
-        const f = l.split(' ')
-        return { id: f[0]!, parent: f[1]!, root: f[3]!, opts: f[5]!, fstype: f[f.indexOf('-') + 1] }
-      })
-      const procs = mounts.filter((m) => m.fstype === 'proc' && m.root === '/')
-      if (!procs.length) return 'WIN: no procfs found'
-      for (const p of procs) {
-        const on = mounts.filter((m) => m.parent === p.id)
-        if (!on.some((m) => m.fstype === 'proc' && m.root === '/sys' && m.opts.split(',').includes('ro'))) return 'WIN: a procfs without its read-only /proc/sys'
-        if (on.length < 5) return `WIN: a procfs with ${on.length} masks and read-only binds`
-      }
-      return 'ran, procfs protected'
-    })
-  } finally {
-    t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
-    removeRaceRoot(dir, [])
-  }
-  t.log(JSON.stringify(counts, null, 1))
-  t.log(`control: ${control} of 20000 lookups of proc/ by path found the other directory`)
-  t.true(control > 0, 'control: the racer changes what proc/ names')
-  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN')), [])
-})
-
-ctest('race: a writer of the rootfs\'s parent exchanging it with a symlink to / never gives a container the host\'s root (200 starts); control: the racer makes a lookup by path reach /', async (t) => {
-  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-escape-parent-'))
-  const rootfs = path.join(parent, 'root')
-  fs.renameSync(attackRoot(), rootfs)
-  fs.writeFileSync(path.join(rootfs, 'lonely-rootfs-marker'), 'ours\n')
-  fs.symlinkSync('/', path.join(parent, 'evil'))
-  const loop = await exchangeLoop(parent, 'root', 'evil')
-  let counts: Record<string, number> = {}
-  let control = 0
-  try {
-    control = pathLookupWins(() => !fs.existsSync(path.join(rootfs, 'lonely-rootfs-marker')))
-    counts = await raceStarts(t, ['/bin/cat', '/lonely-rootfs-marker'], { rootfs }, (r) => (r.stdout === 'ours' ? 'ran in the rootfs' : `WIN: ran elsewhere (${r.exitCode}: ${r.stdout}${r.stderr})`))
-  } finally {
-    t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
-    for (const n of ['root', 'evil']) {
-      const p = path.join(parent, n)
-      if (fs.lstatSync(p).isSymbolicLink()) fs.unlinkSync(p)
-    }
-    fs.rmSync(parent, { recursive: true, force: true })
-  }
-  t.log(JSON.stringify(counts, null, 1))
-  t.log(`control: ${control} of 20000 lookups of the rootfs by path reached the host's /`)
-  t.true(control > 0, 'control: the racer swaps the rootfs for /')
-  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN')), [])
-  t.true((counts['ran in the rootfs'] ?? 0) > 0, 'some starts ran')
-})
-
-ctest('race: a writer of a bind source\'s parent exchanging it with a symlink to / never binds the host\'s root (200 starts); control: the racer makes a lookup by path reach /', async (t) => {
-  const parent = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-escape-vol-'))
-  const source = path.join(parent, 'vol')
-  fs.mkdirSync(source)
-  fs.writeFileSync(path.join(source, 'lonely-vol-marker'), 'ours\n')
-  fs.symlinkSync('/', path.join(parent, 'evil'))
-  const loop = await exchangeLoop(parent, 'vol', 'evil')
-  let counts: Record<string, number> = {}
-  let control = 0
-  try {
-    control = pathLookupWins(() => !fs.existsSync(path.join(source, 'lonely-vol-marker')))
-    const look = ['/bin/sh', '-c', 'cat /mnt/lonely-vol-marker 2>/dev/null || ls /mnt']
-    counts = await raceStarts(t, look, { mounts: [{ type: 'bind', source, target: '/mnt', readonly: true }] }, (r) => (r.stdout === 'ours' ? 'ran with its volume' : `WIN: /mnt is something else (${r.stdout.split('\n').slice(0, 4).join(' ')})`))
-  } finally {
-    t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
-    for (const n of ['vol', 'evil']) {
-      const p = path.join(parent, n)
-      if (fs.lstatSync(p).isSymbolicLink()) fs.unlinkSync(p)
-    }
-    fs.rmSync(parent, { recursive: true, force: true })
-  }
-  t.log(JSON.stringify(counts, null, 1))
-  t.log(`control: ${control} of 20000 lookups of the source by path reached the host's /`)
-  t.true(control > 0, 'control: the racer swaps the source for /')
-  t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN')), [])
-  t.true((counts['ran with its volume'] ?? 0) > 0, 'some starts ran')
-})
 
 ctest('readonlyPaths: a rootfs symlink (/data -> /etc) must not bind the host\'s /etc into the container', async (t) => {
   const dir = attackRoot()
@@ -884,7 +716,7 @@ ctest('readonlyPaths: a rootfs symlink (/data -> /etc) must not bind the host\'s
     )
     t.true(r.stdout.startsWith(ROOTFS_PASSWD))
   } finally {
-    removeRaceRoot(dir, ['data'])
+    removeWithLinks(dir, ['data'])
   }
 })
 

@@ -5,10 +5,11 @@ import test from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { execFileSync, spawnSync } from 'node:child_process'
+import { execFileSync, spawn as spawnHost, spawnSync } from 'node:child_process'
 
 import { run, spawn as spawnLib } from '../index'
 import { makeBusyboxRoot, removeRoot } from './helpers'
+import { exchangeLoop, pathLookupWins, RACE_STARTS, RACES, type RaceSetup } from './races'
 
 const REPO = path.join(__dirname, '..')
 const NOBODY = 65534
@@ -155,6 +156,90 @@ maybe('rootless: masked paths read empty; control maskedPaths [] shows the host\
   const control = asNobody(['/attack', 'read-size', '/proc/interrupts'], { rootfs: root, maskedPaths: [] })
   t.true(Number(control.stdout!.replace('bytes=', '')) > 0, control.stdout)
 })
+
+maybe('rootless: `ignore` stdio and an inherited stdout give the container nothing of the host to chmod or read back (control: root-run with the host file passed as an fd)', async (t) => {
+  const hostNull = () => fs.statSync('/dev/null', { bigint: true }).ctimeNs
+  const before = hostNull()
+  const r = asNobody(['/bin/sh', '-c', 'chmod 666 /proc/self/fd/0 2>&1; stat -L -c %t:%T /proc/self/fd/0'], { rootfs: root, stdin: 'ignore' })
+  t.regex(r.stdout ?? '', /1:3$/, r.stderr)
+  t.is(hostNull(), before, 'the host\'s /dev/null')
+  // An inherited stdout that is a host file the user can write: it reaches the container as a pipe.
+  const file = path.join(shared, 'out')
+  fs.writeFileSync(file, 'host secret\n')
+  fs.chownSync(file, NOBODY, NOBODY)
+  const fd = fs.openSync(file, 'a')
+  try {
+    const script = `require('./index.ts').run(['/bin/sh', '-c', 'x=$(timeout 1 cat /proc/1/fd/1); echo "read: $x" >&2; chmod 600 /proc/1/fd/1; : > /proc/1/fd/1; echo out'], { rootfs: ${JSON.stringify(root)}, stdin: 'ignore', stdout: 'inherit', stderr: 'inherit', reject: false })`
+    const out = spawnSync(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '-e', script], { cwd: REPO, stdio: ['ignore', fd, 'pipe'], encoding: 'utf8', env: { ...process.env, HOME: os.tmpdir() } })
+    t.false(out.stderr.includes('host secret'), out.stderr)
+    t.is(fs.readFileSync(file, 'utf8'), 'host secret\nout\n')
+    t.is(fs.statSync(file).mode & 0o777, 0o644)
+  } finally {
+    fs.closeSync(fd)
+  }
+  const given = fs.openSync(file, 'r')
+  try {
+    const control = await run(['/bin/sh', '-c', 'cat /proc/1/fd/0'], { rootfs: root, stdin: given })
+    t.is(control.stdout, 'host secret\nout', 'control: a host file passed as an fd is readable through /proc/1/fd')
+  } finally {
+    fs.closeSync(given)
+  }
+})
+
+// ---------------------------------------------------------------- setup races, rootless
+
+/** A busybox root with the attack program (what races.ts's setups build on). */
+function attackRoot(): string {
+  const r = makeBusyboxRoot()
+  fs.copyFileSync(path.join(root, 'attack'), path.join(r, 'attack'))
+  fs.mkdirSync(path.join(r, 'mnt'))
+  return r
+}
+
+/** races.ts's loop in a Node process of uid 65534 (asynchronous: the racer runs meanwhile). */
+function raceAsNobody(setup: RaceSetup): Promise<Record<string, number>> {
+  const script = `
+    const { run } = require('./index.ts')
+    const { raceLoop } = require('./__test__/races.ts')
+    raceLoop(run, ${JSON.stringify(setup.command)}, ${JSON.stringify(setup.options)}, ${JSON.stringify(setup.judge)})
+      .then((counts) => console.log(JSON.stringify(counts)), (e) => { console.error(e); process.exit(1) })`
+  const child = spawnHost(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '-e', script], {
+    cwd: REPO,
+    env: { ...process.env, HOME: os.tmpdir() },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  let err = ''
+  child.stdout!.on('data', (d) => (out += d))
+  child.stderr!.on('data', (d) => (err += d))
+  return new Promise((resolve, reject) => child.on('close', (code) => {
+    try {
+      resolve(JSON.parse(out.trim().split('\n').pop() ?? ''))
+    } catch {
+      reject(new Error(`the uid ${NOBODY} racer exited ${code}: ${err || out}`))
+    }
+  }))
+}
+
+for (const race of RACES) {
+  maybe(`rootless race (${RACE_STARTS} starts): ${race.title}`, async (t) => {
+    const r = race.setup(attackRoot)
+    const loop = await exchangeLoop(path.join(root, 'attack'), r.dir, r.a, r.b)
+    let counts: Record<string, number> = {}
+    let control = 0
+    try {
+      control = pathLookupWins(r.lookup)
+      counts = await raceAsNobody(r)
+    } finally {
+      t.log(`exchange loop: ${(await loop.stop()).trim() || 'killed'}`)
+      r.cleanup()
+    }
+    t.log(JSON.stringify(counts, null, 1))
+    t.true(control > 0, 'control: the racer changes what a lookup by path finds')
+    t.deepEqual(Object.keys(counts).filter((k) => k.startsWith('WIN') || k.startsWith('ERROR')), [])
+    t.true((counts[r.ran] ?? 0) >= RACE_STARTS / 20, `enough starts ran their check (${counts[r.ran] ?? 0})`)
+  })
+}
 
 // ---------------------------------------------------------------- uid/gid ranges
 
