@@ -6,6 +6,7 @@ import test, { type ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { execFileSync } from 'node:child_process'
 
 import { ContainerError, explain, liveContainers, run, spawn, type RunOptions } from '../index'
 import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
@@ -245,4 +246,33 @@ test.serial('setup failures leave nothing behind even when repeated', async (t) 
   }
   fs.rmSync(path.join(root, 'data'), { recursive: true, force: true })
   await expectNothingLeaked(t, before)
+})
+
+test.serial('out of file descriptors: every stage that needs one (the parent\'s pipes, the rootfs, the child\'s mounts) is a ContainerError that says the Node process ran out; control: with fds back it runs', (t) => {
+  // In a fresh Node process: the fds are filled there, never in this one.
+  const script = `
+    const lib = require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))})
+    const fs = require('node:fs')
+    ;(async () => {
+      await lib.run(['true'], { stdin: 'ignore' }) // the addon, its threads and its pidfd first
+      const filler = []
+      try { for (;;) filler.push(fs.openSync('/dev/null', 'r')) } catch {}
+      const seen = []
+      for (const options of [{}, { rootfs: ${JSON.stringify(root)}, stdio: 'ignore' }, { stdio: 'ignore' }]) {
+        const r = await lib.run(['true'], { reject: false, ...options })
+        seen.push({ name: r.name, stage: r.stage, code: r.code, message: r.message })
+      }
+      for (const fd of filler) fs.closeSync(fd)
+      seen.push({ exitCode: (await lib.run(['true'], { stdin: 'ignore' })).exitCode })
+      console.log(JSON.stringify(seen))
+    })()`
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', timeout: 60_000 })
+  const [pipes, rootfs, child, control] = JSON.parse(out.trim().split('\n').pop()!)
+  for (const [what, seen, stage] of [['pipes', pipes, /^pipe2$/], ['rootfs', rootfs, /^open rootfs$/], ['child', child, /^(mount( \w+)?|open_tree)$/]] as const) {
+    t.is(seen.name, 'ContainerError', `${what}: ${JSON.stringify(seen)}`)
+    t.is(seen.code, 'EMFILE', what)
+    t.regex(seen.stage, stage, what)
+    t.regex(seen.message, /this Node process has run out of file descriptors/, what)
+  }
+  t.is(control.exitCode, 0, 'control: with its fds back the same process runs containers')
 })

@@ -181,6 +181,21 @@ toolTest('an OCI layout from umoci loads: names, config, layers lowest first', a
   t.true(progress.some((p) => p.state === 'extracting'))
 })
 
+toolTest('a full store (ENOSPC) is named as a write into the store, not a bad archive, and leaves no partial layer', async (t) => {
+  // A 512 KiB tmpfs in a mount namespace of its own: nothing of it is visible here.
+  const dir = store('enospc')
+  fs.mkdirSync(dir, { recursive: true })
+  const script = `require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}).images.load(${JSON.stringify(dockerBase)}, { store: ${JSON.stringify(dir)} })
+    .then(() => console.log('loaded'), (e) => console.log(e.message))
+    .finally(() => console.log(require('node:fs').readdirSync(${JSON.stringify(path.join(dir, 'layers', 'sha256'))}).length + ' layers, ' + require('node:fs').readdirSync(${JSON.stringify(path.join(dir, 'tmp'))}).length + ' in tmp'))`
+  const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs -o size=512k tmpfs ${dir} && exec ${process.execPath} --import tsx -e "$0"`, script], { encoding: 'utf8', timeout: 60_000 })
+  const [message, left] = r.stdout.trim().split('\n')
+  t.regex(message ?? '', /writing it into the store: No space left on device/, r.stdout + r.stderr)
+  t.notRegex(message ?? '', /reading/)
+  t.is(left, '0 layers, 0 in tmp')
+  t.deepEqual(fs.readdirSync(dir), [], 'the tmpfs was private to that process')
+})
+
 toolTest('docker-archive and oci-archive of the same image add no layer; a second image sharing the base adds only its own', async (t) => {
   const s = store('dedup')
   const b = await images.load(dockerBase, { store: s })

@@ -106,8 +106,19 @@ pub fn spawn_container(
             ))
         }
     };
-    let mut wired = stdio::wire(&spec.stdio, spec.tty, spec.null_stdio())
-        .map_err(|e| Error::from_reason(e.to_string()))?;
+    let mut wired = match stdio::wire(&spec.stdio, spec.tty, spec.null_stdio()) {
+        Ok(w) => w,
+        // A pipe or socketpair this process could not make: a setup failure (EMFILE says why).
+        Err(e @ (stdio::StdioError::Pipe(errno) | stdio::StdioError::Pty(errno))) => {
+            let stage = match e {
+                stdio::StdioError::Pipe(_) => "pipe2",
+                _ => "console socket",
+            };
+            return Ok(not_started(e.to_string(), stage.into(), None, errno));
+        }
+        // The caller's fds: lib/container.ts names the option.
+        Err(e) => return Err(Error::from_reason(e.to_string())),
+    };
     // Before anything runs: a limit the host cannot enforce is an error, never ignored.
     let mut cgroup = match &spec.limits {
         Some(limits) => Some(

@@ -15,7 +15,7 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::ffi::CString;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::rc::Rc;
@@ -680,11 +680,14 @@ impl Extractor<'_> {
             unsafe { std::fs::File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) };
         let size = entry.size();
         self.guard.in_body.set(true);
-        let copied = io::copy(entry, &mut file);
+        let copied = copy_data(entry, &mut file);
         self.guard.in_body.set(false);
-        let copied = copied.map_err(|e| ImageError::Layer {
+        let copied = copied.map_err(|(side, e)| ImageError::Layer {
             blob: self.blob.to_owned(),
-            why: format!("tar entry `{shown}`: reading its data: {e}"),
+            why: match side {
+                Side::Read => format!("tar entry `{shown}`: reading its data: {e}"),
+                Side::Write => format!("tar entry `{shown}`: writing it into the store: {e}"),
+            },
         })?;
         if copied != size {
             return Err(ImageError::Layer {
@@ -806,6 +809,29 @@ impl Extractor<'_> {
             fd = open_dir_at(fd.as_fd(), comp)?;
         }
         Ok(fd)
+    }
+}
+
+
+/// Which end of a copy failed: a full store (ENOSPC) is not a broken archive.
+enum Side {
+    Read,
+    Write,
+}
+
+/// io::copy, but says which side failed.
+fn copy_data(from: &mut impl Read, to: &mut impl Write) -> Result<u64, (Side, io::Error)> {
+    let mut buf = [0u8; 32 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err((Side::Read, e)),
+        };
+        to.write_all(&buf[..n]).map_err(|e| (Side::Write, e))?;
+        total += n as u64;
     }
 }
 
