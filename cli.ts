@@ -8,6 +8,7 @@ import { constants } from 'node:os'
 
 import { ContainerError, explain, images, spawn, type ContainerExit, type ContainerOptions, type ContainerProcess, type Mount } from './index'
 import { native } from './lib/native'
+import { optionOf, type OptionError } from './lib/optionerror'
 
 /** docker's exit statuses for failures of its own (see `lonely run --help`). */
 const EXIT_RUNTIME = 125
@@ -420,11 +421,10 @@ function buildPlan(p: Parsed): Plan {
   return { command, options, interactive, tty, timeoutSeconds, printPlan: p.bools.get('print-plan') ?? false, mountFlags }
 }
 
-/** Names the flag behind a library validation error (`Option \`hostname\` must be ...`). */
-function translate(message: string, plan: Plan | undefined): string {
-  const m = /^Option `([^`]+)` (.*)$/s.exec(message)
-  if (!m) return message
-  const [, option, rest] = m
+/** Names the flag behind a library validation error (its `option`: `hostname`, `mounts[0].source`...). */
+function translate(e: OptionError, plan: Plan | undefined): string {
+  const option = e.option
+  const rest = e.message.startsWith(`Option \`${option}\``) ? e.message.slice(`Option \`${option}\``.length).trimStart() : e.message
   const mount = /^mounts\[(\d+)\]/.exec(option)
   let flag: string | undefined
   if (mount) flag = plan?.mountFlags[Number(mount[1])]
@@ -440,7 +440,7 @@ function translate(message: string, plan: Plan | undefined): string {
     const long = byOption[option] ?? byOption[option.split(/[.[]/)[0]]
     if (long) flag = flagName(long)
   }
-  return flag ? `invalid value for ${flag}: ${option} ${rest}` : message
+  return flag ? `invalid value for ${flag}: ${option} ${rest}` : e.message
 }
 
 function exitStatus(exit: { exitCode?: number; signal?: NodeJS.Signals }): number {
@@ -593,9 +593,7 @@ async function run(args: string[]): Promise<number> {
     }
     return await (plan.tty ? runTty(plan) : runPlain(plan))
   } catch (e) {
-    if ((e instanceof TypeError || e instanceof RangeError) && /^Option `/.test(e.message)) {
-      throw new UsageError(translate(e.message, plan))
-    }
+    if (optionOf(e)) throw new UsageError(translate(e as OptionError, plan))
     throw e
   }
 }

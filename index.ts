@@ -12,6 +12,7 @@ export type { Image, ImageConfig, ImageLayer, LoadedImage, LoadOptions, LoadProg
 export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }
 export type { IdRange, Mount, NamespaceName, StdioOption } from './lib/options'
 export type { SetupFailure, Stats, Usage } from './lib/result'
+export type { OptionError } from './lib/optionerror'
 export type { Limits, RlimitName, Rlimits, RlimitValue } from './lib/limits'
 export type { Capability, SecurityOptions } from './lib/security'
 export { CAPABILITIES, DEFAULT_CAPABILITIES } from './lib/security'

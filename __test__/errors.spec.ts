@@ -129,6 +129,9 @@ for (const bad of BAD) {
     const expect = { instanceOf: bad.error, message: typeof bad.message === 'function' ? bad.message() : bad.message }
     const thrown = t.throws(() => spawn(command, bad.options() as RunOptions), expect)
     if (thrown) t.is(thrown.constructor, bad.error, `exactly ${bad.error.name}`)
+    // The option it names, as a property (the message's own `Option \`x\`` or `Unknown option \`x\``).
+    const named = /[Oo]ption `([^`]+)`/.exec(thrown?.message ?? '')?.[1]
+    t.is((thrown as { option?: string } | undefined)?.option, named, 'error.option')
     t.throws(() => explain(command, bad.options() as RunOptions), expect)
     let promise: Promise<unknown> | undefined
     t.notThrows(() => {

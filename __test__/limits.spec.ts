@@ -140,11 +140,16 @@ test.serial('bad limit values are refused before anything runs, naming the limit
   t.is(snapshot().live, 0)
 })
 
-test.serial('a limit this host cannot enforce is an error naming it, and nothing is left', (t) => {
+test.serial('a limit this host cannot enforce is a ContainerError naming it (stage cgroup), run() with reject: false resolves with it, and nothing is left', async (t) => {
   // CPU 63 passes validation (a well-formed list) but this host has fewer CPUs: the kernel refuses it.
   const cpus = require('node:os').availableParallelism()
   t.true(cpus < 64)
-  t.throws(() => spawn(['true'], { limits: { cpuset: '63' } }), { message: /^limits.cpuset: the kernel refused "63" for `[^`]+cpuset.cpus`/ })
+  const message = /^limits.cpuset: the kernel refused "63" for `[^`]+cpuset.cpus`/
+  t.throws(() => spawn(['true'], { limits: { cpuset: '63' } }), { instanceOf: ContainerError, message })
+  const r = await run(['true'], { limits: { cpuset: '63' }, reject: false })
+  t.true(r instanceof ContainerError)
+  t.like(r, { failed: true, stage: 'cgroup' } as never)
+  t.regex((r as ContainerError).code ?? '', /^E(INVAL|RANGE)$/, 'the kernel\'s errno')
   t.is(snapshot().live, 0)
   const control = spawn(['true'], { limits: { cpuset: '0' } })
   t.true(control.pid > 0)

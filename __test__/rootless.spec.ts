@@ -30,7 +30,8 @@ function asNobody(command: string[], options: Record<string, unknown> = {}): Out
   const script = `
     const { run } = require('./index.ts')
     run(${JSON.stringify(command)}, { reject: false, ...${JSON.stringify(options)} })
-      .then((r) => console.log(JSON.stringify({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr })))
+      // reject: false resolves with a ContainerError too (a setup failure): its message is the error.
+      .then((r) => console.log(JSON.stringify({ exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, ...(r instanceof Error ? { error: r.message, name: r.name } : {}) })))
       .catch((e) => console.log(JSON.stringify({ error: e.message, name: e.name })))`
   const r = spawnSync(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '-e', script], {
     cwd: REPO,

@@ -6,6 +6,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream'
 import { constants } from 'node:os'
 
 import { native } from './native'
+import { optionError } from './optionerror'
 import { relayIn, relayOut } from './relay'
 import { terminalInput, type TerminalInput } from './terminal'
 import type { Normalized } from './options'
@@ -74,20 +75,12 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     this.command = opts.spec.argv.join(' ')
     let resolveExit!: (e: ContainerExit) => void
     this.#exited = new Promise((resolve) => (resolveExit = resolve))
-    let started: ReturnType<ReturnType<typeof native>['spawnContainer']>
-    try {
-      started = native().spawnContainer(JSON.stringify(opts.spec), (info: ExitInfo) => resolveExit(this.#onExit(info)))
-    } catch (e) {
-      opts.discard?.()
-      // The fds the caller gave (or inherits) are checked as they are wired: name the option.
-      if (e instanceof Error && /^stdio fd /.test(e.message)) throw new RangeError(`Option \`stdio\`: ${e.message}.`)
-      // A bind source opened with no symlink followed: it changed since it was validated.
-      if (e instanceof Error && /^spec: mount source /.test(e.message)) throw new RangeError(`Option \`mounts\`: ${e.message.slice(6)} (it changed after validation).`)
-      throw e
-    }
+    const started = native().spawnContainer(JSON.stringify(opts.spec), (info: ExitInfo) => resolveExit(this.#onExit(info)))
     if (started.failure) {
       opts.discard?.()
       const f = started.failure
+      // The caller's value could not be used (an fd that is not open, a bind source that changed since validation...).
+      if (f.option) throw optionError(RangeError, f.option, `Option \`${f.option}\`: ${f.message}.`)
       throw new ContainerError(f.message, {
         command: this.command, pid: 0, stdout: '', stderr: '', durationMs: performance.now() - this.#started,
         timedOut: false, isCanceled: false, stage: f.stage, code: f.code, errno: f.errno, path: f.path ?? undefined,

@@ -8,6 +8,7 @@ import * as path from 'node:path'
 import { inspect as inspectImage, store as storeDir, type Image, type ImageConfig } from './images'
 import { native } from './native'
 import { show } from './show'
+import { optionError } from './optionerror'
 
 export interface ImageRootSpec {
   /** Top layer first, as overlayfs wants `lowerdir`. */
@@ -70,12 +71,12 @@ export interface FoundImage {
 
 /** The image `ref` names in the store (validated; reads only). */
 export function findImage(ref: unknown, store: unknown): FoundImage {
-  if (typeof ref !== 'string' || ref === '') throw new TypeError(`Option \`image\` must be an image name or id; got ${show(ref)}.`)
+  if (typeof ref !== 'string' || ref === '') throw optionError(TypeError, `image`, `Option \`image\` must be an image name or id; got ${show(ref)}.`)
   const dir = storeDir(store === undefined ? {} : { store })
   try {
     return { image: inspectImage(ref, { store: dir }), store: dir }
   } catch (e) {
-    throw new RangeError(`Option \`image\` names no image in the store ${dir}: ${show(ref)} (${(e as Error).message}).`)
+    throw optionError(RangeError, `image`, `Option \`image\` names no image in the store ${dir}: ${show(ref)} (${(e as Error).message}).`)
   }
 }
 
@@ -119,7 +120,7 @@ export function makeImageRoot(found: FoundImage): ImageRoot {
 /** The command docker would run: Entrypoint, then the given command or else Cmd. */
 export function imageCommand(command: string[], config: ImageConfig): string[] {
   const argv = [...(config.entrypoint ?? []), ...(command.length ? command : config.cmd ?? [])]
-  if (argv.length === 0) throw new RangeError(`Option \`command\` is required: the image sets no Entrypoint or Cmd; got ${show(command)}.`)
+  if (argv.length === 0) throw optionError(RangeError, `command`, `Option \`command\` is required: the image sets no Entrypoint or Cmd; got ${show(command)}.`)
   return argv
 }
 
@@ -132,7 +133,7 @@ function imageFile(image: Image, file: string): string | undefined {
   try {
     return native().readImageFile(image.layers.map((l) => l.dir), `etc/${file}`, MAX_ID_FILE)?.toString('utf8')
   } catch (e) {
-    throw new RangeError(`Option \`image\`: cannot look up its User in /etc/${file}: ${(e as Error).message}.`)
+    throw optionError(RangeError, `image`, `Option \`image\`: cannot look up its User in /etc/${file}: ${(e as Error).message}.`)
   }
 }
 
@@ -147,14 +148,14 @@ export function imageUser(config: ImageConfig, image: Image): { uid: number; gid
   }
   const lookup = (file: string, name: string): number | undefined => field(file, 0, name, 2)
   const uid = /^\d+$/.test(user) ? Number(user) : lookup('passwd', user)
-  if (uid === undefined) throw new RangeError(`Option \`image\`: the image's User ${show(config.user)} is not in its /etc/passwd.`)
+  if (uid === undefined) throw optionError(RangeError, `image`, `Option \`image\`: the image's User ${show(config.user)} is not in its /etc/passwd.`)
   let gid: number | undefined
   if (group === undefined) {
     const passwdGid = field('passwd', 2, String(uid), 3)
     gid = passwdGid ?? 0
   } else {
     gid = /^\d+$/.test(group) ? Number(group) : lookup('group', group)
-    if (gid === undefined) throw new RangeError(`Option \`image\`: the image's group ${show(group)} is not in its /etc/group.`)
+    if (gid === undefined) throw optionError(RangeError, `image`, `Option \`image\`: the image's group ${show(group)} is not in its /etc/group.`)
   }
   return { uid, gid }
 }

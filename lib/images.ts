@@ -9,6 +9,7 @@ import * as path from 'node:path'
 import { native } from './native'
 import { ownOnly } from './own'
 import { show } from './show'
+import { optionError } from './optionerror'
 
 /** What a container of the image runs by default; `run()` options override it. */
 export interface ImageConfig {
@@ -112,17 +113,17 @@ export function defaultStore(): string {
 function checkKeys(fn: string, options: unknown, known: readonly string[]): Record<string, unknown> {
   if (options === undefined) return Object.create(null)
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`Option \`options\` of ${fn} must be an object; got ${show(options)}.`)
+    throw optionError(TypeError, `options`, `Option \`options\` of ${fn} must be an object; got ${show(options)}.`)
   }
   for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw new TypeError(`Unknown option \`${key}\` for ${fn} (known: ${known.join(', ')}).`)
+    if (!known.includes(key)) throw optionError(TypeError, key, `Unknown option \`${key}\` for ${fn} (known: ${known.join(', ')}).`)
   }
   return ownOnly(options) as Record<string, unknown>
 }
 
 function pathString(option: string, value: unknown): string {
-  if (typeof value !== 'string' || value === '') throw new TypeError(`Option \`${option}\` must be a non-empty path string; got ${show(value)}.`)
-  if (value.includes('\0')) throw new RangeError(`Option \`${option}\` must not contain a NUL byte; got ${show(value)}.`)
+  if (typeof value !== 'string' || value === '') throw optionError(TypeError, `${option}`, `Option \`${option}\` must be a non-empty path string; got ${show(value)}.`)
+  if (value.includes('\0')) throw optionError(RangeError, `${option}`, `Option \`${option}\` must not contain a NUL byte; got ${show(value)}.`)
   return path.resolve(value)
 }
 
@@ -131,15 +132,15 @@ export function store(options: Record<string, unknown>): string {
   if (options.store === undefined) return defaultStore()
   const dir = pathString('store', options.store)
   // The layer directories become overlayfs `lowerdir=a:b:c` options, where these separate.
-  if (/[:,\\]/.test(dir)) throw new RangeError(`Option \`store\` must not contain \`:\`, \`,\` or \`\\\` (overlayfs option separators); got ${show(options.store)}.`)
+  if (/[:,\\]/.test(dir)) throw optionError(RangeError, `store`, `Option \`store\` must not contain \`:\`, \`,\` or \`\\\` (overlayfs option separators); got ${show(options.store)}.`)
   return dir
 }
 
 function reference(value: unknown): string {
   if (typeof value !== 'string' || value.trim() === '') {
-    throw new TypeError(`Option \`ref\` must be an image name (\`name[:tag]\`) or id (\`sha256:...\`); got ${show(value)}.`)
+    throw optionError(TypeError, `ref`, `Option \`ref\` must be an image name (\`name[:tag]\`) or id (\`sha256:...\`); got ${show(value)}.`)
   }
-  if (value.includes('\0')) throw new RangeError(`Option \`ref\` must not contain a NUL byte; got ${show(value)}.`)
+  if (value.includes('\0')) throw optionError(RangeError, `ref`, `Option \`ref\` must not contain a NUL byte; got ${show(value)}.`)
   return value
 }
 
@@ -186,7 +187,7 @@ export async function load(archive: string, options?: LoadOptions): Promise<Load
   const dir = store(o)
   const onProgress = o.onProgress
   if (onProgress !== undefined && typeof onProgress !== 'function') {
-    throw new TypeError(`Option \`onProgress\` must be a function; got ${show(onProgress)}.`)
+    throw optionError(TypeError, `onProgress`, `Option \`onProgress\` must be a function; got ${show(onProgress)}.`)
   }
   let thrown: { error: unknown } | undefined
   const progress = onProgress

@@ -2,6 +2,7 @@
 // each error naming the limit and echoing the value.
 import * as os from 'node:os'
 import { show } from './show'
+import { optionError } from './optionerror'
 
 export interface Limits {
   /** Bytes, or docker's notation: `64m`, `1g`, `512k`, `100b`. At least 6 MiB, as docker. */
@@ -42,7 +43,7 @@ export interface LimitsSpec {
   ioWeight?: number
 }
 
-const bad = (name: string, expected: string, value: unknown) => new RangeError(`Option \`${name}\` must be ${expected}; got ${show(value)}.`)
+const bad = (name: string, expected: string, value: unknown) => optionError(RangeError, `${name}`, `Option \`${name}\` must be ${expected}; got ${show(value)}.`)
 const UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
 
 /** Bytes from a number or docker's `64m` notation. */
@@ -67,11 +68,11 @@ const CPU_LIST = /^[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*$/
 
 export function normalizeLimits(value: unknown): LimitsSpec | null {
   if (value === undefined) return null
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError(`Option \`limits\` must be an object; got ${show(value)}.`)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(TypeError, `limits`, `Option \`limits\` must be an object; got ${show(value)}.`)
   const l = value as Limits
   const known = ['memory', 'memorySwap', 'cpus', 'cpuShares', 'cpuset', 'cpusetMems', 'pids', 'ioWeight']
   for (const key of Object.keys(l)) {
-    if (!known.includes(key)) throw new RangeError(`Option \`limits\` has an unknown key \`${key}\` (known: ${known.join(', ')}).`)
+    if (!known.includes(key)) throw optionError(RangeError, `limits`, `Option \`limits\` has an unknown key \`${key}\` (known: ${known.join(', ')}).`)
   }
   const out: LimitsSpec = {}
   if (l.memory !== undefined) {
@@ -108,9 +109,9 @@ function rlimitNumber(name: string, v: unknown): number {
 
 export function normalizeRlimits(value: unknown): Array<{ name: RlimitName; soft: number; hard: number }> {
   if (value === undefined) return []
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError(`Option \`rlimits\` must be an object like { nofile: 1024 }; got ${show(value)}.`)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(TypeError, `rlimits`, `Option \`rlimits\` must be an object like { nofile: 1024 }; got ${show(value)}.`)
   return Object.entries(value).map(([name, v]) => {
-    if (!(RLIMIT_NAMES as readonly string[]).includes(name)) throw new RangeError(`Option \`rlimits\` has an unknown resource \`${name}\` (known: ${RLIMIT_NAMES.join(', ')}).`)
+    if (!(RLIMIT_NAMES as readonly string[]).includes(name)) throw optionError(RangeError, `rlimits`, `Option \`rlimits\` has an unknown resource \`${name}\` (known: ${RLIMIT_NAMES.join(', ')}).`)
     const at = `rlimits.${name}`
     let soft: number
     let hard: number

@@ -10,6 +10,7 @@ import { show } from './show'
 import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
 import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
 import { findImage, imageCommand, imageUser, makeImageRoot, type ImageRootSpec } from './imageroot'
+import { optionError } from './optionerror'
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
 /** `size` ids from `containerId` inside the container are `hostId`... outside. */
@@ -144,11 +145,11 @@ export interface Normalized {
 
 
 function typeError(option: string, expected: string, value: unknown): TypeError {
-  return new TypeError(`Option \`${option}\` must be ${expected}; got ${show(value)}.`)
+  return optionError(TypeError, `${option}`, `Option \`${option}\` must be ${expected}; got ${show(value)}.`)
 }
 
 function rangeError(option: string, problem: string, value: unknown): RangeError {
-  return new RangeError(`Option \`${option}\` ${problem}; got ${show(value)}.`)
+  return optionError(RangeError, `${option}`, `Option \`${option}\` ${problem}; got ${show(value)}.`)
 }
 
 function noNul(option: string, value: string): string {
@@ -429,7 +430,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   if (typeof options !== 'object' || options === null) throw typeError('options', 'an object', options)
   const known: readonly string[] = forRun ? [...CONTAINER_KEYS, ...RUN_ONLY] : CONTAINER_KEYS
   for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw new TypeError(`Unknown option \`${key}\`${forRun ? '' : ' for spawn()'}.`)
+    if (!known.includes(key)) throw optionError(TypeError, key, `Unknown option \`${key}\`${forRun ? '' : ' for spawn()'}.`)
   }
   // Everything below reads this copy: only what the caller set is an option.
   const o = ownOnly(options) as RunOptions

@@ -4,6 +4,7 @@
 // fchown it, or change its flags).
 import * as fs from 'node:fs'
 import type { Readable, Writable } from 'node:stream'
+import { optionError } from './optionerror'
 
 /**
  * Which `inherit` streams get a pipe and a relay: every one whose fd is open. Refuses a
@@ -19,7 +20,7 @@ export function relayedStdio(streams: unknown[]): number[] {
     } catch {
       return // not open: the container gets it closed, as Node would give it
     }
-    if (st.isDirectory()) throw new RangeError(`Option \`stdio\`: stdio fd ${fd} is a directory: a container could leave its root through it.`)
+    if (st.isDirectory()) throw optionError(RangeError, `stdio`, `Option \`stdio\`: stdio fd ${fd} is a directory: a container could leave its root through it.`)
     relayed.push(fd)
   })
   return relayed

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { show } from './show'
+import { optionError } from './optionerror'
 
 /** In kernel order (capability.h). */
 export const CAPABILITIES = [
@@ -60,12 +61,12 @@ export interface SecuritySpec {
 
 function capabilityList(option: string, value: unknown): string[] {
   if (value === undefined) return []
-  if (!Array.isArray(value)) throw new TypeError(`Option \`${option}\` must be an array of capability names; got ${show(value)}.`)
+  if (!Array.isArray(value)) throw optionError(TypeError, `${option}`, `Option \`${option}\` must be an array of capability names; got ${show(value)}.`)
   return value.map((v, i) => {
-    if (typeof v !== 'string') throw new TypeError(`Option \`${option}[${i}]\` must be a string; got ${show(v)}.`)
+    if (typeof v !== 'string') throw optionError(TypeError, `${option}[${i}]`, `Option \`${option}[${i}]\` must be a string; got ${show(v)}.`)
     const name = v.toUpperCase().replace(/^CAP_/, '')
     if (name !== 'ALL' && !(CAPABILITIES as readonly string[]).includes(name)) {
-      throw new RangeError(`Option \`${option}[${i}]\` is not a capability; got ${show(v)} (known: ${CAPABILITIES.join(', ')}, ALL).`)
+      throw optionError(RangeError, `${option}[${i}]`, `Option \`${option}[${i}]\` is not a capability; got ${show(v)} (known: ${CAPABILITIES.join(', ')}, ALL).`)
     }
     return name
   })
@@ -73,10 +74,10 @@ function capabilityList(option: string, value: unknown): string[] {
 
 function pathList(option: string, value: unknown): string[] | undefined {
   if (value === undefined) return undefined
-  if (!Array.isArray(value)) throw new TypeError(`Option \`${option}\` must be an array of absolute paths; got ${show(value)}.`)
+  if (!Array.isArray(value)) throw optionError(TypeError, `${option}`, `Option \`${option}\` must be an array of absolute paths; got ${show(value)}.`)
   return value.map((p, i) => {
     if (typeof p !== 'string' || !p.startsWith('/') || p.split('/').includes('..') || p.includes('\0')) {
-      throw new RangeError(`Option \`${option}[${i}]\` must be an absolute path inside the container without \`..\`; got ${show(p)}.`)
+      throw optionError(RangeError, `${option}[${i}]`, `Option \`${option}[${i}]\` must be an absolute path inside the container without \`..\`; got ${show(p)}.`)
     }
     return p
   })
@@ -90,22 +91,22 @@ function seccomp(value: unknown): SecuritySpec['seccomp'] {
     try {
       text = fs.readFileSync(path.resolve(value), 'utf8')
     } catch (e) {
-      throw new RangeError(`Option \`seccomp\` must be 'default', 'unconfined', a profile object or a readable JSON file; got ${show(value)} (${(e as Error).message}).`)
+      throw optionError(RangeError, `seccomp`, `Option \`seccomp\` must be 'default', 'unconfined', a profile object or a readable JSON file; got ${show(value)} (${(e as Error).message}).`)
     }
     try {
       JSON.parse(text)
     } catch (e) {
-      throw new RangeError(`Option \`seccomp\`: ${show(value)} is not JSON (${(e as Error).message}).`)
+      throw optionError(RangeError, `seccomp`, `Option \`seccomp\`: ${show(value)} is not JSON (${(e as Error).message}).`)
     }
     return { profile: text }
   }
   if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
     if (typeof (value as { defaultAction?: unknown }).defaultAction !== 'string') {
-      throw new RangeError(`Option \`seccomp\` as a profile needs a \`defaultAction\` (docker/OCI format); got ${show(value)}.`)
+      throw optionError(RangeError, `seccomp`, `Option \`seccomp\` as a profile needs a \`defaultAction\` (docker/OCI format); got ${show(value)}.`)
     }
     return { profile: JSON.stringify(value) }
   }
-  throw new TypeError(`Option \`seccomp\` must be 'default', 'unconfined', a path or a profile object; got ${show(value)}.`)
+  throw optionError(TypeError, `seccomp`, `Option \`seccomp\` must be 'default', 'unconfined', a path or a profile object; got ${show(value)}.`)
 }
 
 /** What a setuid plant in a host directory needs besides a mode: keeping the bits on write (FSETID), file capabilities (SETFCAP). */
@@ -116,7 +117,7 @@ export function normalizeSecurity(o: SecurityOptions, writesHost: boolean): Secu
   const add = capabilityList('capAdd', o.capAdd)
   const drop = capabilityList('capDrop', o.capDrop)
   if (o.allowSetuid !== undefined && typeof o.allowSetuid !== 'boolean') {
-    throw new TypeError(`Option \`allowSetuid\` must be a boolean; got ${show(o.allowSetuid)}.`)
+    throw optionError(TypeError, `allowSetuid`, `Option \`allowSetuid\` must be a boolean; got ${show(o.allowSetuid)}.`)
   }
   const guard = writesHost && !o.allowSetuid
   // Named in capAdd, they are the caller's explicit choice; from the default set they go.
@@ -125,7 +126,7 @@ export function normalizeSecurity(o: SecurityOptions, writesHost: boolean): Secu
   for (const c of add) if (c !== 'ALL') caps.add(c)
   for (const c of drop) if (c !== 'ALL' && !add.includes(c)) caps.delete(c)
   if (o.noNewPrivileges !== undefined && typeof o.noNewPrivileges !== 'boolean') {
-    throw new TypeError(`Option \`noNewPrivileges\` must be a boolean; got ${show(o.noNewPrivileges)}.`)
+    throw optionError(TypeError, `noNewPrivileges`, `Option \`noNewPrivileges\` must be a boolean; got ${show(o.noNewPrivileges)}.`)
   }
   const masked = pathList('maskedPaths', o.maskedPaths)
   const readonly = pathList('readonlyPaths', o.readonlyPaths)
@@ -150,7 +151,7 @@ export function checkRootfsLinks(rootfs: string): void {
     // No exception for an absent entry (created by the container's setup): building one costs ~40 µs.
     const st = fs.lstatSync(path.join(rootfs, p), { throwIfNoEntry: false })
     if (st?.isSymbolicLink()) {
-      throw new RangeError(`Option \`rootfs\` has /${p} as a symlink, which is refused (a rootfs must not redirect /proc, /sys or /dev/null); got ${show(rootfs)}.`)
+      throw optionError(RangeError, `rootfs`, `Option \`rootfs\` has /${p} as a symlink, which is refused (a rootfs must not redirect /proc, /sys or /dev/null); got ${show(rootfs)}.`)
     }
   }
 }

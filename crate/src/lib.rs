@@ -7,6 +7,7 @@ pub mod cgroups;
 pub mod child;
 #[cfg(test)]
 mod child_tests;
+pub mod container;
 #[cfg(not(test))]
 mod image_binding;
 pub mod images;

@@ -70,11 +70,11 @@ fn reaper() -> &'static Reaper {
 /// Hands a running container to the reaper; `on_exit` runs on the reaper thread. `held` is
 /// let go only after `on_exit`: the last reference to the mount namespace then tears it down
 /// here, after the result is on its way, instead of in the container's exit before its parent
-/// hears of it.
+/// hears of it. The cgroup is taken only on success (the caller removes it otherwise).
 pub fn watch(
     pid: i32,
     pidfd: OwnedFd,
-    cgroup: Option<Box<dyn Cgroup>>,
+    cgroup: &mut Option<Box<dyn Cgroup>>,
     held: Held,
     on_exit: OnExit,
 ) -> Result<(), Errno> {
@@ -96,7 +96,7 @@ pub fn watch(
         Watched {
             pidfd,
             on_exit,
-            cgroup,
+            cgroup: cgroup.take(),
             oom: false,
             held,
         },

@@ -206,7 +206,9 @@ pub enum SpecError {
     #[error("spec: rootfs and mounts need the mount namespace")]
     NeedsMountNamespace,
     #[error("spec: {0}")]
-    Security(String),
+    Capabilities(String),
+    #[error("spec: seccomp: {0}")]
+    Seccomp(String),
     #[error("spec: rlimits: unknown resource `{0}`")]
     UnknownRlimit(String),
     #[error("spec: mount source `{path}`: {source}")]
@@ -356,7 +358,9 @@ impl ContainerSpec {
             });
         }
         let wanted = match &self.capabilities {
-            Some(names) => security::mask(names).map_err(|e| SpecError::Security(e.to_string()))?,
+            Some(names) => {
+                security::mask(names).map_err(|e| SpecError::Capabilities(e.to_string()))?
+            }
             None => security::mask(security::DOCKER_DEFAULT).expect("known names"),
         };
         // A container cannot get what this process may not pass on: with ALL that is the
@@ -364,7 +368,7 @@ impl ContainerSpec {
         let bounding = security::bounding_set();
         let missing = wanted & !bounding;
         if missing != 0 && !self.capabilities_all {
-            return Err(SpecError::Security(format!(
+            return Err(SpecError::Capabilities(format!(
                 "capabilities: {} not in this process's bounding set, so no container it makes can have it",
                 security::names(missing).join(", ")
             )));
@@ -375,7 +379,7 @@ impl ContainerSpec {
             Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
             Seccomp::Profile { profile } => seccomp::compile(profile),
         }
-        .map_err(|e| SpecError::Security(e.to_string()))?;
+        .map_err(|e| SpecError::Seccomp(e.to_string()))?;
         let filters = |plan: &mut Vec<Op>| plan.extend(seccomp.iter().cloned().map(Op::Seccomp));
         // Needs CAP_SETPCAP: before the uid changes.
         plan.push(Op::BoundingSet {
@@ -490,13 +494,8 @@ pub fn source_identity(path: &str) -> Result<(bool, (u64, u64)), SpecError> {
         source: std::io::Error::from_raw_os_error(errno as i32),
     };
     let c = cstring("mounts.source", path)?;
-    let fd = crate::sys::openat2(
-        libc::AT_FDCWD,
-        &c,
-        libc::O_PATH,
-        libc::RESOLVE_NO_SYMLINKS,
-    )
-    .map_err(fail)?;
+    let fd = crate::sys::openat2(libc::AT_FDCWD, &c, libc::O_PATH, libc::RESOLVE_NO_SYMLINKS)
+        .map_err(fail)?;
     let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let st = nix::sys::stat::fstat(&fd).map_err(fail)?;
     Ok((

@@ -287,7 +287,12 @@ impl Sys for Kernel {
     }
 
     fn open_no_symlinks(&self, path: &CStr) -> SysResult<c_int> {
-        openat2(libc::AT_FDCWD, path, libc::O_PATH, libc::RESOLVE_NO_SYMLINKS)
+        openat2(
+            libc::AT_FDCWD,
+            path,
+            libc::O_PATH,
+            libc::RESOLVE_NO_SYMLINKS,
+        )
     }
 
     fn file_id(&self, fd: c_int) -> SysResult<(u64, u64)> {

@@ -812,7 +812,6 @@ impl Extractor<'_> {
     }
 }
 
-
 /// Which end of a copy failed: a full store (ENOSPC) is not a broken archive.
 enum Side {
     Read,

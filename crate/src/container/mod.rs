@@ -1,0 +1,8 @@
+//! A container's life in the core, independent of Node: its start (one transaction), and the
+//! failure the caller sees when it does not start.
+
+pub mod failure;
+pub mod start;
+
+pub use failure::Failure;
+pub use start::{start, Running, StartError};

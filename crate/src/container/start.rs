@@ -1,0 +1,162 @@
+//! From a spec to a watched process, as one transaction: the rootfs, stdio, cgroup, pooled
+//! namespaces, the plan, clone, the console, the reaper. Whatever step fails, `Undo` removes
+//! what the earlier ones made (the cgroup; a child that already runs is killed and reaped).
+
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+use crate::cgroups::{self, Cgroup, CgroupError};
+use crate::nspool;
+use crate::reaper::{self, OnExit};
+use crate::rootfs::{self, RootfsError};
+use crate::spawn::{spawn, MapsFirst, SpawnError};
+use crate::spec::{ContainerSpec, Handles, SpecError};
+use crate::stdio::{self, StdioError};
+
+/// A started container: its host pid and the parent ends of its stdio (or the pty master).
+pub struct Running {
+    pub pid: i32,
+    pub stdio: [Option<OwnedFd>; 3],
+}
+
+/// One variant per step that can fail, in the order they run.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    OpenRootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Stdio(StdioError),
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error("pipe2: {0}")]
+    MapsPipe(Errno),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// clone refused the user namespace: why, as far as this host tells.
+    #[error("{}", crate::userns::explain(*.0))]
+    UserNamespace(Errno),
+    /// The terminal the child should have sent never arrived (the child was killed).
+    #[error(transparent)]
+    Console(StdioError),
+    #[error("epoll_ctl: {0}")]
+    Watch(Errno),
+}
+
+/// What a failed start must not leave behind.
+#[derive(Default)]
+struct Undo {
+    cgroup: Option<Box<dyn Cgroup>>,
+    child: Option<i32>,
+}
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        if let Some(pid) = self.child {
+            let pid = nix::unistd::Pid::from_raw(pid);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(cg) = self.cgroup.as_mut() {
+            let _ = cg.remove();
+        }
+    }
+}
+
+/// Starts `spec`; `on_exit` is called once, on the reaper thread, when it has been reaped.
+pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartError> {
+    // First, before any cgroup or pipe exists: the one open of the rootfs every step uses.
+    let rootfs = spec.rootfs.as_deref().map(rootfs::open).transpose()?;
+    let mut wired =
+        stdio::wire(&spec.stdio, spec.tty, spec.null_stdio()).map_err(StartError::Stdio)?;
+    let mut undo = Undo::default();
+    // Before anything runs: a limit the host cannot enforce is an error, never ignored.
+    undo.cgroup = spec.limits.as_ref().map(cgroups::create).transpose()?;
+    // The pool's namespaces belong to the initial user namespace: a new one cannot join them.
+    let pooled = |wanted: bool, kind| {
+        (wanted && !spec.namespaces.user)
+            .then(|| nspool::take(kind))
+            .flatten()
+    };
+    let netns = pooled(spec.namespaces.net, nspool::Kind::Net);
+    let ipcns = pooled(spec.namespaces.ipc, nspool::Kind::Ipc);
+    // uid/gid ranges: the parent writes the maps while the child waits on this pipe.
+    let maps_pipe = match (&spec.id_maps, spec.namespaces.user) {
+        (Some(_), true) => {
+            Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(StartError::MapsPipe)?)
+        }
+        _ => None,
+    };
+    let handles = Handles {
+        stdio: wired.child_fds(),
+        maps_sync: maps_pipe.as_ref().map(|(read, _)| read.as_raw_fd()),
+        netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
+        ipcns: ipcns.as_ref().map(|fd| fd.as_raw_fd()),
+        cgroup_procs: undo
+            .cgroup
+            .as_ref()
+            .map(|c| c.join_fds())
+            .unwrap_or_default(),
+        console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
+        rootfs: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
+        parent_pidfd: own_pidfd(),
+    };
+    let prepared = spec.prepare(&handles)?;
+    let (maps_read, maps_first) = match (maps_pipe, &spec.id_maps) {
+        (Some((read, release)), Some(maps)) => (Some(read), Some(MapsFirst { maps, release })),
+        _ => (None, None),
+    };
+    let spawned = spawn(&prepared, &spec.argv[0], maps_first);
+    // The child has joined them: a namespace lives as long as its container, never longer.
+    drop((
+        std::mem::take(&mut wired.child),
+        netns,
+        ipcns,
+        maps_read,
+        rootfs,
+    ));
+    let spawned = spawned.map_err(|e| match e {
+        SpawnError::Clone(errno @ (Errno::EPERM | Errno::ENOSPC | Errno::EACCES))
+            if spec.namespaces.user =>
+        {
+            StartError::UserNamespace(errno)
+        }
+        e => e.into(),
+    })?;
+    undo.child = Some(spawned.pid);
+    stdio::receive_console(&mut wired).map_err(StartError::Console)?;
+    // Not for an image: its overlay goes before the result lets the caller remove its upper dir.
+    let held = reaper::Held {
+        mount_ns: (spec.namespaces.mount && spec.image.is_none())
+            .then(|| namespace_of(spawned.pid, "mnt"))
+            .flatten(),
+    };
+    reaper::watch(spawned.pid, spawned.pidfd, &mut undo.cgroup, held, on_exit)
+        .map_err(StartError::Watch)?;
+    undo.child = None; // the reaper owns it now
+    Ok(Running {
+        pid: spawned.pid,
+        stdio: wired.parent,
+    })
+}
+
+/// A pidfd of this process, opened once: children poll it to learn that it died.
+fn own_pidfd() -> Option<i32> {
+    static PIDFD: std::sync::OnceLock<Option<OwnedFd>> = std::sync::OnceLock::new();
+    PIDFD
+        .get_or_init(|| {
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+            // CLOEXEC by default (pidfd_open): no program of ours inherits it.
+            (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd as i32) })
+        })
+        .as_ref()
+        .map(|fd| fd.as_raw_fd())
+}
+
+fn namespace_of(pid: i32, kind: &str) -> Option<OwnedFd> {
+    let path = std::ffi::CString::new(format!("/proc/{pid}/ns/{kind}")).ok()?;
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
