@@ -11,9 +11,9 @@ pub mod container;
 #[cfg(not(test))]
 mod image_binding;
 pub mod images;
-pub mod mounts;
 pub mod nspool;
 pub mod plan;
+pub mod planner;
 pub mod reaper;
 pub mod rootfs;
 pub mod seccomp;

@@ -15,7 +15,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{pipe2, Pid};
 
 use crate::child::{child_main, ChildContext, Report, NO_FAILURE};
-use crate::spec::Prepared;
+use crate::planner::Prepared;
 use crate::sys::Kernel;
 use crate::userns::{self, RangeMaps};
 

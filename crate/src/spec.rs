@@ -1,16 +1,14 @@
-//! ContainerSpec: what index.ts sends (already validated there, checked again here
-//! for the invariants the child relies on), and its pre-computation into a plan.
+//! ContainerSpec: what index.ts sends (already validated there, checked again here for the
+//! invariants the child relies on). The planner (planner/) turns it into a plan.
 
 use std::ffi::CString;
 
 use serde::Deserialize;
 
 use crate::cgroups::Limits;
-use crate::child::ExecPlan;
-use crate::mounts;
-use crate::plan::Op;
+use crate::planner;
+pub use crate::planner::Prepared;
 use crate::stdio::{Named, Stdio};
-use crate::{seccomp, security};
 
 #[derive(Debug, Deserialize, Clone)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -218,14 +216,6 @@ pub enum SpecError {
     },
 }
 
-/// Everything clone and the child need, computed before clone.
-pub struct Prepared {
-    pub clone_flags: libc::c_int,
-    pub plan: Vec<Op>,
-    pub exec: ExecPlan,
-    pub slot_count: usize,
-}
-
 pub fn parse(json: &str) -> Result<ContainerSpec, SpecError> {
     Ok(serde_json::from_str(json)?)
 }
@@ -257,7 +247,6 @@ pub fn container_path(field: &'static str, path: &str) -> Result<String, SpecErr
 }
 
 impl ContainerSpec {
-    /// Builds the plan around the fds made for this container.
     /// The `ignore` streams that get the container's own /dev/null (it has a /dev of ours and
     /// no terminal); the others of them get the host's, opened by stdio::wire.
     pub fn null_stdio(&self) -> [bool; 3] {
@@ -266,222 +255,9 @@ impl ContainerSpec {
             .map(|s| own_dev && s == Stdio::Named(Named::Ignore))
     }
 
+    /// Builds the plan around the fds made for this container, with this host's facts.
     pub fn prepare(&self, handles: &Handles) -> Result<Prepared, SpecError> {
-        if self.argv.is_empty() {
-            return Err(SpecError::EmptyArgv);
-        }
-        let ns = self.namespaces;
-        if !ns.mount && (self.rootfs.is_some() || self.image.is_some() || !self.mounts.is_empty()) {
-            return Err(SpecError::NeedsMountNamespace);
-        }
-        let mut plan = vec![
-            Op::ResetSignals,
-            Op::NewSession,
-            Op::ParentDeathSignal(libc::SIGKILL),
-        ];
-        if ns.user {
-            // First: every later step's privileges are those of root in this namespace.
-            match handles.maps_sync {
-                Some(fd) => plan.push(Op::WaitForMaps(fd)),
-                None => {
-                    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
-                    plan.push(Op::IdMaps {
-                        uid_map: format!("0 {uid} 1").into_bytes(),
-                        gid_map: format!("0 {gid} 1").into_bytes(),
-                    });
-                }
-            }
-        }
-        if handles.console.is_none() {
-            let null = self.null_stdio();
-            for (to, from) in handles.stdio.iter().enumerate() {
-                if null[to] {
-                    continue; // mounts::plan opens the container's own /dev/null onto it
-                }
-                plan.push(Op::Dup2 {
-                    from: *from,
-                    to: to as i32,
-                });
-            }
-        }
-        if let (true, Some(fd)) = (ns.net, handles.netns) {
-            // Before the mounts: sysfs shows the network namespace of the task that mounts it.
-            plan.push(Op::JoinNamespace {
-                fd,
-                nstype: libc::CLONE_NEWNET,
-            });
-        }
-        if let (true, Some(fd)) = (ns.ipc, handles.ipcns) {
-            plan.push(Op::JoinNamespace {
-                fd,
-                nstype: libc::CLONE_NEWIPC,
-            });
-        }
-        for fd in &handles.cgroup_procs {
-            plan.push(Op::JoinCgroup(*fd));
-        }
-        if ns.cgroup {
-            // After the cgroup join, so the namespace's root is the container's own cgroup.
-            plan.push(Op::Unshare(libc::CLONE_NEWCGROUP));
-        }
-        let mut slot_count = 1;
-        if ns.mount {
-            slot_count = mounts::plan(self, handles.rootfs.unwrap_or(-1), &mut plan)?;
-        }
-        if let Some(sock) = handles.console {
-            // After pivot_root: /dev/pts is the container's own devpts instance.
-            let ptmx = if ns.mount {
-                c"/dev/pts/ptmx"
-            } else {
-                c"/dev/ptmx"
-            };
-            plan.push(Op::Console {
-                ptmx: ptmx.to_owned(),
-                sock,
-            });
-        }
-        if let (true, Some(name)) = (ns.uts, &self.hostname) {
-            plan.push(Op::Hostname(name.as_bytes().to_vec()));
-        }
-        let clone_net = ns.net && handles.netns.is_none();
-        if clone_net {
-            plan.push(Op::LoopbackUp);
-        }
-        for r in &self.rlimits {
-            let resource =
-                rlimit_resource(&r.name).ok_or_else(|| SpecError::UnknownRlimit(r.name.clone()))?;
-            let value = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
-            plan.push(Op::Rlimit {
-                resource,
-                soft: value(r.soft),
-                hard: value(r.hard),
-            });
-        }
-        let wanted = match &self.capabilities {
-            Some(names) => {
-                security::mask(names).map_err(|e| SpecError::Capabilities(e.to_string()))?
-            }
-            None => security::mask(security::DOCKER_DEFAULT).expect("known names"),
-        };
-        // A container cannot get what this process may not pass on: with ALL that is the
-        // answer, with a name it is an error naming the capability.
-        let bounding = security::bounding_set();
-        let missing = wanted & !bounding;
-        if missing != 0 && !self.capabilities_all {
-            return Err(SpecError::Capabilities(format!(
-                "capabilities: {} not in this process's bounding set, so no container it makes can have it",
-                security::names(missing).join(", ")
-            )));
-        }
-        let caps = wanted & bounding;
-        let seccomp = match &self.seccomp {
-            Seccomp::Named(SeccompName::Default) => seccomp::default_programs(self.setuid_guard),
-            Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
-            Seccomp::Profile { profile } => seccomp::compile(profile),
-        }
-        .map_err(|e| SpecError::Seccomp(e.to_string()))?;
-        let filters = |plan: &mut Vec<Op>| plan.extend(seccomp.iter().cloned().map(Op::Seccomp));
-        // Needs CAP_SETPCAP: before the uid changes.
-        plan.push(Op::BoundingSet {
-            keep: caps,
-            last: security::last_cap(),
-        });
-        // Before chdir: no inherited directory fd can lead the cwd out of the root.
-        plan.push(Op::CloseFds {
-            keep: handles.parent_pidfd.unwrap_or(-1),
-        });
-        if !self.no_new_privileges {
-            // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
-            filters(&mut plan);
-        }
-        plan.push(Op::Credentials {
-            uid: self.uid,
-            gid: self.gid,
-            groups: self.groups.clone(),
-            set_groups: !ns.user || handles.maps_sync.is_some(),
-        });
-        // A credential change clears the parent-death signal: arm it again, then make sure the
-        // parent did not die before that (its signal would never come).
-        plan.push(Op::ParentDeathSignal(libc::SIGKILL));
-        if let Some(pidfd) = handles.parent_pidfd {
-            plan.push(Op::ParentAlive(pidfd));
-        }
-        plan.push(Op::Chdir(cstring("cwd", &self.cwd)?));
-        plan.push(Op::Capabilities {
-            set: caps,
-            root: self.uid == 0,
-        });
-        if self.no_new_privileges {
-            plan.push(Op::NoNewPrivs);
-            // Last: the filter then only has to allow execve.
-            filters(&mut plan);
-        }
-
-        let mut flags = libc::CLONE_VM | libc::CLONE_VFORK;
-        for (on, flag) in [
-            (ns.pid, libc::CLONE_NEWPID),
-            // With a rootfs the child makes it itself, once it has entered the rootfs (rootfs.rs).
-            (ns.mount && self.rootfs.is_none(), libc::CLONE_NEWNS),
-            (ns.uts, libc::CLONE_NEWUTS),
-            (ns.ipc && handles.ipcns.is_none(), libc::CLONE_NEWIPC),
-            (clone_net, libc::CLONE_NEWNET),
-            (ns.user, libc::CLONE_NEWUSER),
-        ] {
-            if on {
-                flags |= flag;
-            }
-        }
-        Ok(Prepared {
-            clone_flags: flags,
-            plan,
-            exec: self.exec_plan()?,
-            slot_count,
-        })
-    }
-
-    fn exec_plan(&self) -> Result<ExecPlan, SpecError> {
-        let argv: Vec<CString> = self
-            .argv
-            .iter()
-            .map(|a| cstring("argv", a))
-            .collect::<Result<_, _>>()?;
-        let envp: Vec<CString> = self
-            .env
-            .iter()
-            .map(|e| cstring("env", e))
-            .collect::<Result<_, _>>()?;
-        let command = &self.argv[0];
-        let candidates = if command.contains('/') {
-            vec![cstring("argv", command)?]
-        } else {
-            let path = self
-                .env
-                .iter()
-                .find_map(|e| e.strip_prefix("PATH="))
-                .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-            path.split(':')
-                .map(|dir| if dir.is_empty() { "." } else { dir })
-                .map(|dir| {
-                    cstring(
-                        "argv",
-                        &format!("{}/{}", dir.trim_end_matches('/'), command),
-                    )
-                })
-                .collect::<Result<_, _>>()?
-        };
-        let pointers = |v: &[CString]| {
-            v.iter()
-                .map(|c| c.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect()
-        };
-        Ok(ExecPlan {
-            candidates,
-            argv: pointers(&argv),
-            envp: pointers(&envp),
-            _argv: argv,
-            _envp: envp,
-        })
+        planner::prepare(self, handles, &planner::HostFacts::read())
     }
 }
 
@@ -515,76 +291,6 @@ mod tests {
     const BASE: &str = r#"{"argv":["ls","-l"],"env":["PATH=/bin:/usr/bin"],"cwd":"/","hostname":"box",
         "namespaces":{"pid":true,"mount":true,"uts":true,"ipc":true,"net":true,"cgroup":true},
         "rootfs":null,"uid":0,"gid":0}"#;
-
-    #[test]
-    fn path_search_happens_in_the_container_path() {
-        let p = spec(BASE)
-            .prepare(&Handles {
-                stdio: [0, 1, 2],
-                ..Default::default()
-            })
-            .unwrap();
-        let c: Vec<_> = p
-            .exec
-            .candidates
-            .iter()
-            .map(|c| c.to_str().unwrap())
-            .collect();
-        assert_eq!(c, ["/bin/ls", "/usr/bin/ls"]);
-        assert_eq!(p.exec.argv.len(), 3);
-        assert!(p.exec.argv[2].is_null());
-    }
-
-    #[test]
-    fn clone_flags_follow_namespaces() {
-        let p = spec(BASE)
-            .prepare(&Handles {
-                stdio: [0, 1, 2],
-                ..Default::default()
-            })
-            .unwrap();
-        assert_ne!(p.clone_flags & libc::CLONE_NEWNET, 0);
-        let off = BASE.replace(r#""net":true"#, r#""net":false"#);
-        let p = spec(&off)
-            .prepare(&Handles {
-                stdio: [0, 1, 2],
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(p.clone_flags & libc::CLONE_NEWNET, 0);
-        assert!(!p.plan.contains(&Op::LoopbackUp));
-    }
-
-    #[test]
-    fn pooled_namespaces_are_joined_instead_of_made_at_clone() {
-        let p = spec(BASE)
-            .prepare(&Handles {
-                stdio: [0, 1, 2],
-                netns: Some(40),
-                ipcns: Some(41),
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(p.clone_flags & (libc::CLONE_NEWNET | libc::CLONE_NEWIPC), 0);
-        for (fd, nstype) in [(40, libc::CLONE_NEWNET), (41, libc::CLONE_NEWIPC)] {
-            assert!(p.plan.contains(&Op::JoinNamespace { fd, nstype }));
-        }
-        assert!(
-            !p.plan.contains(&Op::LoopbackUp),
-            "the pool's lo is up already"
-        );
-        let p = spec(BASE)
-            .prepare(&Handles {
-                stdio: [0, 1, 2],
-                ..Default::default()
-            })
-            .unwrap();
-        assert_ne!(
-            p.clone_flags & libc::CLONE_NEWIPC,
-            0,
-            "none ready: made at clone"
-        );
-    }
 
     #[test]
     fn rejects_nul_and_relative_paths() {

@@ -1,0 +1,140 @@
+//! The container's /dev: a tmpfs of its own with docker's six devices (made with mknod, or
+//! bound from the host's in a user namespace), the container's /dev/null on `ignore` stdio,
+//! a private devpts, /dev/shm and the fd links; read-only once its nodes exist.
+
+use super::steps::{c, kernel_fs_at, new_fs, param, Slots};
+use crate::plan::{InRoot, Op};
+use crate::spec::ContainerSpec;
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
+
+/// The container's devices (docker's set): name, major, minor. This list is the device
+/// allowlist (docker's devices cgroup does that job): /dev, where nodes open, is read-only
+/// once they exist, and every filesystem a container can write is nodev.
+pub const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+const DEV_SYMLINKS: &[(&str, &str)] = &[
+    ("dev/ptmx", "pts/ptmx"),
+    ("dev/fd", "/proc/self/fd"),
+    ("dev/stdin", "/proc/self/fd/0"),
+    ("dev/stdout", "/proc/self/fd/1"),
+    ("dev/stderr", "/proc/self/fd/2"),
+];
+
+/// The host's device nodes, cloned before the root covers the stage (a user namespace cannot mknod).
+pub struct HostDevices(Vec<(String, usize)>);
+
+pub fn clone_host_devices(user: bool, slots: &mut Slots, plan: &mut Vec<Op>) -> HostDevices {
+    let mut devices = Vec::new();
+    if user {
+        for (name, _, _) in DEVICES {
+            let slot = slots.next();
+            plan.push(Op::CloneTree {
+                src: c(&format!("/dev/{name}")),
+                slot,
+                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                expect: None,
+            });
+            devices.push((name.to_string(), slot));
+        }
+    }
+    HostDevices(devices)
+}
+
+/// Mounts /dev and fills it; returns its slot (masks open /dev/null beneath it).
+pub fn make(
+    spec: &ContainerSpec,
+    host_devices: HostDevices,
+    slots: &mut Slots,
+    plan: &mut Vec<Op>,
+) -> usize {
+    let user = spec.namespaces.user;
+    let attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC | if user { MOUNT_ATTR_NODEV } else { 0 };
+    let dev = new_fs(
+        plan,
+        slots,
+        "tmpfs",
+        vec![param("mode", "0755"), param("size", "65536k")],
+        attrs,
+    );
+    // Our own fresh tmpfs: its entries are made relative to its fd, never looked up by path.
+    kernel_fs_at(plan, dev, "dev");
+    for (name, slot) in host_devices.0 {
+        plan.push(Op::BindDevice {
+            at: InRoot::beneath(dev, "dev", &name),
+            dir: dev,
+            slot,
+        });
+    }
+    if !user {
+        for (name, major, minor) in DEVICES {
+            plan.push(Op::Device {
+                at: InRoot::beneath(dev, "dev", name),
+                dir: dev,
+                major: *major,
+                minor: *minor,
+            });
+        }
+    }
+    let fds = spec.null_stdio();
+    if fds.contains(&true) {
+        plan.push(Op::NullStdio { dir: dev, fds });
+    }
+    let mut devpts = vec![
+        (c("newinstance"), None),
+        param("ptmxmode", "0666"),
+        param("mode", "0620"),
+    ];
+    if !user {
+        devpts.push(param("gid", "5")); // tty's gid, which a user namespace does not map
+    }
+    plan.push(Op::Mkdir {
+        at: InRoot::beneath(dev, "dev", "pts"),
+        dir: dev,
+        mode: 0o755,
+    });
+    let pts = new_fs(
+        plan,
+        slots,
+        "devpts",
+        devpts,
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+    );
+    plan.push(Op::Attach {
+        slot: pts,
+        target: InRoot::beneath(dev, "dev", "pts"),
+        keep: false,
+    });
+    // /dev/shm: a writable nodev bind of a directory of /dev's own tmpfs (its 64 MiB), not a
+    // filesystem of its own: one superblock fewer to make and tear down per container.
+    plan.push(Op::Mkdir {
+        at: InRoot::beneath(dev, "dev", "shm"),
+        dir: dev,
+        mode: 0o1777,
+    });
+    plan.push(Op::Rebind {
+        target: InRoot::beneath(dev, "dev", "shm"),
+        attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        must_exist: true,
+    });
+    for (link, target) in DEV_SYMLINKS {
+        plan.push(Op::Symlink {
+            link_target: c(target),
+            at: InRoot::new(link),
+            dir: dev,
+        });
+    }
+    dev
+}
+
+/// Read-only once every node exists (in a user namespace the nodes are binds, nodev anyway).
+pub fn seal(user: bool, dev: usize, plan: &mut Vec<Op>) {
+    if !user {
+        plan.push(Op::DevReadonly { dir: dev });
+    }
+}

@@ -1,0 +1,49 @@
+//! The exec step: argv and envp as C arrays, and the paths to try (PATH search happens
+//! before clone, so the child only walks a list).
+
+use std::ffi::CString;
+
+use crate::child::ExecPlan;
+use crate::spec::{cstring, SpecError};
+
+pub fn exec_plan(args: &[String], env: &[String]) -> Result<ExecPlan, SpecError> {
+    let argv: Vec<CString> = args
+        .iter()
+        .map(|a| cstring("argv", a))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env
+        .iter()
+        .map(|e| cstring("env", e))
+        .collect::<Result<_, _>>()?;
+    let command = &args[0];
+    let candidates = if command.contains('/') {
+        vec![cstring("argv", command)?]
+    } else {
+        let path = env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+        path.split(':')
+            .map(|dir| if dir.is_empty() { "." } else { dir })
+            .map(|dir| {
+                cstring(
+                    "argv",
+                    &format!("{}/{}", dir.trim_end_matches('/'), command),
+                )
+            })
+            .collect::<Result<_, _>>()?
+    };
+    let pointers = |v: &[CString]| {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    Ok(ExecPlan {
+        candidates,
+        argv: pointers(&argv),
+        envp: pointers(&envp),
+        _argv: argv,
+        _envp: envp,
+    })
+}

@@ -1,0 +1,122 @@
+//! The kernel's filesystems: a fresh procfs, sysfs (read-only; the host's, cloned, in a user
+//! namespace without its own network namespace), and what protects them: docker's masked and
+//! read-only paths, applied beneath the fds of the filesystems we mounted.
+
+use super::host::HostFacts;
+use super::steps::{kernel_fs_at, new_fs, Slots};
+use crate::plan::{InRoot, Op};
+use crate::security;
+use crate::spec::{container_path, ContainerSpec, SpecError};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+const SYS_ATTRS: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+
+/// A user namespace may mount sysfs only for a network namespace it owns: the host's then,
+/// cloned before the root covers the stage.
+pub fn clone_host_sys(
+    spec: &ContainerSpec,
+    slots: &mut Slots,
+    plan: &mut Vec<Op>,
+) -> Option<usize> {
+    (spec.namespaces.user && !spec.namespaces.net).then(|| {
+        let slot = slots.next();
+        plan.push(Op::CloneTree {
+            src: super::steps::c("/sys"),
+            slot,
+            attrs: SYS_ATTRS,
+            expect: None,
+        });
+        slot
+    })
+}
+
+pub fn mount_proc(slots: &mut Slots, plan: &mut Vec<Op>) -> usize {
+    let proc = new_fs(
+        plan,
+        slots,
+        "proc",
+        vec![],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    );
+    kernel_fs_at(plan, proc, "proc");
+    proc
+}
+
+pub fn mount_sys(host_sys: Option<usize>, slots: &mut Slots, plan: &mut Vec<Op>) -> usize {
+    let sys = host_sys.unwrap_or_else(|| new_fs(plan, slots, "sysfs", vec![], SYS_ATTRS));
+    kernel_fs_at(plan, sys, "sys");
+    sys
+}
+
+/// The slots of the filesystems the protections go beneath.
+pub struct Mounted {
+    pub proc: usize,
+    pub sys: usize,
+    pub dev: usize,
+}
+
+/// Masks and read-only paths, after every mount: a bind over /proc must not unmask what is masked.
+pub fn protect(
+    spec: &ContainerSpec,
+    host: &HostFacts,
+    at: Mounted,
+    slots: &mut Slots,
+    plan: &mut Vec<Op>,
+) -> Result<(), SpecError> {
+    let paths = |given: &Option<Vec<String>>, default: &[&str]| -> Result<Vec<String>, SpecError> {
+        let list: Vec<String> = given
+            .clone()
+            .unwrap_or_else(|| default.iter().map(|s| s.to_string()).collect());
+        list.iter()
+            .map(|p| container_path("maskedPaths", p))
+            .collect()
+    };
+    // /proc and /sys are the host kernel's: what is absent there is absent inside, skip it;
+    // what is there is reached through our own proc and sys fds (None: a path of the rootfs).
+    let kernel = |rel: &str| -> Option<Option<(InRoot, bool)>> {
+        let (name, base, inside) = if let Some(inside) = rel.strip_prefix("proc/") {
+            ("proc", at.proc, inside)
+        } else if let Some(inside) = rel.strip_prefix("sys/") {
+            ("sys", at.sys, inside)
+        } else {
+            return Some(None);
+        };
+        (host.kernel_path)(rel).map(|dir| Some((InRoot::beneath(base, name, inside), dir)))
+    };
+    let mut masks = Vec::new();
+    for path in paths(&spec.masked_paths, security::MASKED_PATHS)? {
+        match kernel(&path) {
+            Some(Some((target, dir))) => masks.push((target, Some(dir))),
+            Some(None) => masks.push((InRoot::new(&path), None)),
+            None => {}
+        }
+    }
+    let (null, empty) = (slots.next(), slots.next());
+    if masks.iter().any(|(_, dir)| *dir != Some(true)) {
+        plan.push(Op::OpenNull {
+            dir: at.dev,
+            slot: null,
+        });
+    }
+    for (target, dir) in masks {
+        plan.push(Op::MaskPath {
+            target,
+            dir,
+            null,
+            empty,
+        });
+    }
+    for path in paths(&spec.readonly_paths, security::READONLY_PATHS)? {
+        let (target, must_exist) = match kernel(&path) {
+            Some(Some((target, _))) => (target, true),
+            Some(None) => (InRoot::new(&path), false),
+            None => continue,
+        };
+        plan.push(Op::Rebind {
+            target,
+            attrs: SYS_ATTRS,
+            must_exist,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The planner: a ContainerSpec and the fds made for it become the ordered list of setup
+//! steps the child walks (plan.rs), every path a C string and every decision taken before
+//! clone. One module per part of the container; `prepare` fixes their order.
+
+mod binds;
+mod dev;
+mod exec;
+pub mod host;
+mod kernel;
+pub mod privileges;
+mod root;
+mod steps;
+#[cfg(test)]
+mod tests;
+
+pub use exec::exec_plan;
+pub use host::HostFacts;
+pub use privileges::{drop_privileges, Privileges};
+
+use crate::child::ExecPlan;
+use crate::plan::Op;
+use crate::spec::{ContainerSpec, Handles, SpecError};
+
+/// Everything clone and the child need, computed before clone.
+pub struct Prepared {
+    pub clone_flags: libc::c_int,
+    pub plan: Vec<Op>,
+    pub exec: ExecPlan,
+    pub slot_count: usize,
+}
+
+/// The plan for `spec` around the fds in `handles`, with what `host` says of this machine.
+pub fn prepare(
+    spec: &ContainerSpec,
+    handles: &Handles,
+    host: &HostFacts,
+) -> Result<Prepared, SpecError> {
+    if spec.argv.is_empty() {
+        return Err(SpecError::EmptyArgv);
+    }
+    let ns = spec.namespaces;
+    if !ns.mount && (spec.rootfs.is_some() || spec.image.is_some() || !spec.mounts.is_empty()) {
+        return Err(SpecError::NeedsMountNamespace);
+    }
+    let mut plan = vec![
+        Op::ResetSignals,
+        Op::NewSession,
+        Op::ParentDeathSignal(libc::SIGKILL),
+    ];
+    if ns.user {
+        // First: every later step's privileges are those of root in this namespace.
+        match handles.maps_sync {
+            Some(fd) => plan.push(Op::WaitForMaps(fd)),
+            None => {
+                let (uid, gid) = host.ids;
+                plan.push(Op::IdMaps {
+                    uid_map: format!("0 {uid} 1").into_bytes(),
+                    gid_map: format!("0 {gid} 1").into_bytes(),
+                });
+            }
+        }
+    }
+    if handles.console.is_none() {
+        let null = spec.null_stdio();
+        for (to, from) in handles.stdio.iter().enumerate() {
+            if null[to] {
+                continue; // dev::make opens the container's own /dev/null onto it
+            }
+            plan.push(Op::Dup2 {
+                from: *from,
+                to: to as i32,
+            });
+        }
+    }
+    if let (true, Some(fd)) = (ns.net, handles.netns) {
+        // Before the mounts: sysfs shows the network namespace of the task that mounts it.
+        plan.push(Op::JoinNamespace {
+            fd,
+            nstype: libc::CLONE_NEWNET,
+        });
+    }
+    if let (true, Some(fd)) = (ns.ipc, handles.ipcns) {
+        plan.push(Op::JoinNamespace {
+            fd,
+            nstype: libc::CLONE_NEWIPC,
+        });
+    }
+    for fd in &handles.cgroup_procs {
+        plan.push(Op::JoinCgroup(*fd));
+    }
+    if ns.cgroup {
+        // After the cgroup join, so the namespace's root is the container's own cgroup.
+        plan.push(Op::Unshare(libc::CLONE_NEWCGROUP));
+    }
+    let mut slot_count = 1;
+    if ns.mount {
+        slot_count = filesystem(spec, handles.rootfs.unwrap_or(-1), host, &mut plan)?;
+    }
+    if let Some(sock) = handles.console {
+        // After pivot_root: /dev/pts is the container's own devpts instance.
+        let ptmx = if ns.mount {
+            c"/dev/pts/ptmx"
+        } else {
+            c"/dev/ptmx"
+        };
+        plan.push(Op::Console {
+            ptmx: ptmx.to_owned(),
+            sock,
+        });
+    }
+    if let (true, Some(name)) = (ns.uts, &spec.hostname) {
+        plan.push(Op::Hostname(name.as_bytes().to_vec()));
+    }
+    let clone_net = ns.net && handles.netns.is_none();
+    if clone_net {
+        plan.push(Op::LoopbackUp);
+    }
+    drop_privileges(&Privileges::of(spec, handles), host, &mut plan)?;
+
+    let mut flags = libc::CLONE_VM | libc::CLONE_VFORK;
+    for (on, flag) in [
+        (ns.pid, libc::CLONE_NEWPID),
+        // With a rootfs the child makes it itself, once it has entered the rootfs (rootfs.rs).
+        (ns.mount && spec.rootfs.is_none(), libc::CLONE_NEWNS),
+        (ns.uts, libc::CLONE_NEWUTS),
+        (ns.ipc && handles.ipcns.is_none(), libc::CLONE_NEWIPC),
+        (clone_net, libc::CLONE_NEWNET),
+        (ns.user, libc::CLONE_NEWUSER),
+    ] {
+        if on {
+            flags |= flag;
+        }
+    }
+    Ok(Prepared {
+        clone_flags: flags,
+        plan,
+        exec: exec_plan(&spec.argv, &spec.env)?,
+        slot_count,
+    })
+}
+
+/// The filesystem steps, in the one order that is safe: every host tree is cloned before the
+/// root covers the stage, the kernel filesystems are mounted on fds we made, the caller's
+/// mounts go on top, the protections last (a bind over /proc must not unmask what is
+/// masked), then pivot_root. Returns the number of fd slots the child needs.
+/// `rootfs_fd`: the rootfs the parent opened (rootfs.rs), when `spec.rootfs` is set.
+pub fn filesystem(
+    spec: &ContainerSpec,
+    rootfs_fd: i32,
+    host: &HostFacts,
+    plan: &mut Vec<Op>,
+) -> Result<usize, SpecError> {
+    let mut slots = steps::Slots(0);
+    root::enter(spec, rootfs_fd, plan)?;
+    // Clone every host tree first: once the stage is covered nothing else is reachable by path.
+    let cloned = root::clone(spec, host, &mut slots, plan)?;
+    let host_devices = dev::clone_host_devices(spec.namespaces.user, &mut slots, plan);
+    let host_sys = kernel::clone_host_sys(spec, &mut slots, plan);
+    let sources = binds::clone_sources(spec, host, &mut slots, plan)?;
+
+    let mirror = root::attach(cloned, plan);
+    let proc = kernel::mount_proc(&mut slots, plan);
+    let dev = dev::make(spec, host_devices, &mut slots, plan);
+    let sys = kernel::mount_sys(host_sys, &mut slots, plan);
+    binds::tmp(&mut slots, plan);
+    binds::attach(spec, sources, &mut slots, plan)?;
+
+    kernel::protect(
+        spec,
+        host,
+        kernel::Mounted { proc, sys, dev },
+        &mut slots,
+        plan,
+    )?;
+    dev::seal(spec.namespaces.user, dev, plan);
+    root::finish(mirror || spec.readonly_root, plan);
+    Ok(slots.0 + 1)
+}

@@ -1,0 +1,123 @@
+//! The tail of every plan, and of an exec into a running container: rlimits, the bounding
+//! set, every fd but 0-2 closed, seccomp, the credentials, the parent-death signal again, the
+//! working directory, capabilities, no_new_privs; in the only order that works.
+
+use super::host::HostFacts;
+use crate::plan::Op;
+use crate::seccomp;
+use crate::security;
+use crate::spec::{
+    cstring, rlimit_resource, ContainerSpec, Handles, Rlimit, Seccomp, SeccompName, SpecError,
+};
+
+/// Who the process becomes and what it keeps.
+pub struct Privileges<'a> {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: &'a [u32],
+    /// setgroups is allowed: not in a user namespace whose gid map is just `0 <gid> 1`.
+    pub set_groups: bool,
+    pub cwd: &'a str,
+    pub rlimits: &'a [Rlimit],
+    /// None: docker's default set.
+    pub capabilities: Option<&'a [String]>,
+    pub capabilities_all: bool,
+    pub seccomp: &'a Seccomp,
+    pub setuid_guard: bool,
+    pub no_new_privileges: bool,
+    /// A pidfd of the parent, polled once the credentials changed.
+    pub parent_pidfd: Option<i32>,
+}
+
+impl<'a> Privileges<'a> {
+    pub fn of(spec: &'a ContainerSpec, handles: &Handles) -> Privileges<'a> {
+        Privileges {
+            uid: spec.uid,
+            gid: spec.gid,
+            groups: &spec.groups,
+            set_groups: !spec.namespaces.user || handles.maps_sync.is_some(),
+            cwd: &spec.cwd,
+            rlimits: &spec.rlimits,
+            capabilities: spec.capabilities.as_deref(),
+            capabilities_all: spec.capabilities_all,
+            seccomp: &spec.seccomp,
+            setuid_guard: spec.setuid_guard,
+            no_new_privileges: spec.no_new_privileges,
+            parent_pidfd: handles.parent_pidfd,
+        }
+    }
+}
+
+pub fn drop_privileges(
+    p: &Privileges,
+    host: &HostFacts,
+    plan: &mut Vec<Op>,
+) -> Result<(), SpecError> {
+    for r in p.rlimits {
+        let resource =
+            rlimit_resource(&r.name).ok_or_else(|| SpecError::UnknownRlimit(r.name.clone()))?;
+        let value = |v: i64| if v < 0 { libc::RLIM_INFINITY } else { v as u64 };
+        plan.push(Op::Rlimit {
+            resource,
+            soft: value(r.soft),
+            hard: value(r.hard),
+        });
+    }
+    let wanted = match p.capabilities {
+        Some(names) => security::mask(names).map_err(|e| SpecError::Capabilities(e.to_string()))?,
+        None => security::mask(security::DOCKER_DEFAULT).expect("known names"),
+    };
+    // A container cannot get what this process may not pass on: with ALL that is the
+    // answer, with a name it is an error naming the capability.
+    let missing = wanted & !host.bounding;
+    if missing != 0 && !p.capabilities_all {
+        return Err(SpecError::Capabilities(format!(
+            "capabilities: {} not in this process's bounding set, so no container it makes can have it",
+            security::names(missing).join(", ")
+        )));
+    }
+    let caps = wanted & host.bounding;
+    let programs = match p.seccomp {
+        Seccomp::Named(SeccompName::Default) => seccomp::default_programs(p.setuid_guard),
+        Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
+        Seccomp::Profile { profile } => seccomp::compile(profile),
+    }
+    .map_err(|e| SpecError::Seccomp(e.to_string()))?;
+    let filters = |plan: &mut Vec<Op>| plan.extend(programs.iter().cloned().map(Op::Seccomp));
+    // Needs CAP_SETPCAP: before the uid changes.
+    plan.push(Op::BoundingSet {
+        keep: caps,
+        last: host.last_cap,
+    });
+    // Before chdir: no inherited directory fd can lead the cwd out of the root.
+    plan.push(Op::CloseFds {
+        keep: p.parent_pidfd.unwrap_or(-1),
+    });
+    if !p.no_new_privileges {
+        // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
+        filters(plan);
+    }
+    plan.push(Op::Credentials {
+        uid: p.uid,
+        gid: p.gid,
+        groups: p.groups.to_vec(),
+        set_groups: p.set_groups,
+    });
+    // A credential change clears the parent-death signal: arm it again, then make sure the
+    // parent did not die before that (its signal would never come).
+    plan.push(Op::ParentDeathSignal(libc::SIGKILL));
+    if let Some(pidfd) = p.parent_pidfd {
+        plan.push(Op::ParentAlive(pidfd));
+    }
+    plan.push(Op::Chdir(cstring("cwd", p.cwd)?));
+    plan.push(Op::Capabilities {
+        set: caps,
+        root: p.uid == 0,
+    });
+    if p.no_new_privileges {
+        plan.push(Op::NoNewPrivs);
+        // Last: the filter then only has to allow execve.
+        filters(plan);
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! The container's root: a `rootfs` the parent opened, an image's layers under a writable
+//! upper, or the built-in mirror (a tmpfs with the host's /usr, /etc... read-only).
+
+use std::ffi::CString;
+
+use super::host::{HostEntry, HostFacts};
+use super::steps::{attach_in_root, c, param, Slots};
+use crate::plan::{InRoot, Op, ROOT};
+use crate::spec::{cstring, ContainerSpec, SpecError};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+
+/// The cloned root and, for the mirror, the host trees to attach in it.
+pub struct Root {
+    slot: usize,
+    /// The built-in mirror (read-only at the end).
+    pub mirror: bool,
+    host_dirs: Vec<(String, usize)>,
+    host_links: Vec<(String, CString)>,
+}
+
+/// Enters the rootfs and makes mounts private: the first filesystem steps.
+pub fn enter(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<(), SpecError> {
+    if let Some(rootfs) = &spec.rootfs {
+        // Before the namespace exists (clone leaves it to us when there is a rootfs).
+        plan.push(Op::EnterRootfs {
+            fd: rootfs_fd,
+            shown: cstring("rootfs", rootfs)?,
+        });
+    }
+    plan.push(Op::MakeMountsPrivate);
+    Ok(())
+}
+
+/// Clones (or makes) the root and the mirror's host trees.
+pub fn clone(
+    spec: &ContainerSpec,
+    host: &HostFacts,
+    slots: &mut Slots,
+    plan: &mut Vec<Op>,
+) -> Result<Root, SpecError> {
+    let slot = slots.next();
+    let mirror = spec.rootfs.is_none() && spec.image.is_none();
+    // Host directories the container may write: no setuid file of theirs counts inside.
+    let nosuid = if spec.nosuid { MOUNT_ATTR_NOSUID } else { 0 };
+    match (&spec.rootfs, &spec.image) {
+        // The fd the parent opened and checked: the path is never looked up again.
+        (Some(rootfs), _) => plan.push(Op::CloneRootfs {
+            shown: cstring("rootfs", rootfs)?,
+            slot,
+            attrs: MOUNT_ATTR_NODEV | nosuid,
+        }),
+        (None, Some(image)) => {
+            // The image's layers read-only, the container's own writes in `upper`.
+            let mut params = vec![
+                (
+                    c("lowerdir"),
+                    Some(cstring("image.lowerdirs", &image.lowerdirs.join(":"))?),
+                ),
+                (c("upperdir"), Some(cstring("image.upper", &image.upper)?)),
+                (c("workdir"), Some(cstring("image.work", &image.work)?)),
+            ];
+            if spec.namespaces.user {
+                params.push((c("userxattr"), None)); // overlayfs in a user namespace (Linux 5.11+)
+            }
+            plan.push(Op::NewFs {
+                fstype: c("overlay"),
+                params,
+                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                slot,
+            });
+        }
+        (None, None) => plan.push(Op::NewFs {
+            fstype: c("tmpfs"),
+            params: vec![param("mode", "0755"), param("size", "1m")],
+            attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+            slot,
+        }),
+    }
+    let mut host_dirs = Vec::new();
+    let mut host_links = Vec::new();
+    if mirror {
+        for entry in host.mirror {
+            match entry {
+                HostEntry::Link(dir, target) => host_links.push((dir.to_string(), target.clone())),
+                HostEntry::Dir(dir) => {
+                    let tree = slots.next();
+                    plan.push(Op::CloneTree {
+                        src: c(&format!("/{dir}")),
+                        slot: tree,
+                        attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
+                        expect: None,
+                    });
+                    host_dirs.push((dir.to_string(), tree));
+                }
+            }
+        }
+    }
+    Ok(Root {
+        slot,
+        mirror,
+        host_dirs,
+        host_links,
+    })
+}
+
+/// Covers the stage with the root, then the mirror's trees and links in it.
+pub fn attach(root: Root, plan: &mut Vec<Op>) -> bool {
+    plan.push(Op::AttachRoot { slot: root.slot });
+    for (dir, slot) in root.host_dirs {
+        attach_in_root(plan, slot, InRoot::new(&dir), false);
+    }
+    for (dir, target) in root.host_links {
+        plan.push(Op::Symlink {
+            link_target: target,
+            at: InRoot::new(&dir),
+            dir: ROOT,
+        });
+    }
+    root.mirror
+}
+
+/// Read-only if asked (or the mirror), then pivot_root: the last filesystem steps.
+pub fn finish(read_only: bool, plan: &mut Vec<Op>) {
+    if read_only {
+        // Last: every mount point above had to be created in a writable root.
+        plan.push(Op::RootAttrs(MOUNT_ATTR_RDONLY));
+    }
+    plan.push(Op::PivotRoot);
+}
