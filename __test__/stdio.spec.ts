@@ -297,6 +297,23 @@ async function ttyOutput(c: ContainerProcess): Promise<string> {
   return out
 }
 
+ctest('tty: true, resize() sets the terminal size the container sees (and it gets SIGWINCH); false without a terminal', async (t) => {
+  const c = spawn(['/bin/sh', '-c', 'trap "echo winch" WINCH; stty size; echo ready; read x; stty size'], { tty: true })
+  let out = ''
+  c.stdout!.on('data', (d) => (out += d))
+  for (let i = 0; i < 200 && !out.includes('ready'); i++) await new Promise((r) => setTimeout(r, 10))
+  t.true(c.resize(100, 40))
+  for (let i = 0; i < 200 && !out.includes('winch'); i++) await new Promise((r) => setTimeout(r, 10))
+  c.stdin!.write('\n')
+  await c
+  t.regex(out, /winch[\s\S]*40 100/, out)
+  t.throws(() => c.resize(-1, 40), { instanceOf: RangeError, message: /`columns` must be an integer from 0 to 65535/ })
+  t.false(c.resize(80, 24), 'ended: false')
+  const plain = spawn(['true'], { stdin: 'ignore' })
+  t.false(plain.resize(80, 24), 'no terminal: false')
+  await plain
+})
+
 ctest('tty: true gives a terminal on stdin/stdout/stderr, stderr merged into stdout', async (t) => {
   const c = spawn(['/bin/sh', '-c', '[ -t 0 ] && echo in-tty; [ -t 1 ] && echo out-tty; [ -t 2 ] && echo err-tty; echo to-stderr >&2; echo TERM=$TERM'], { tty: true })
   t.is(c.stderr, null)

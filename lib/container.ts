@@ -181,6 +181,23 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     return sent
   }
 
+  /**
+   * Sets the container's terminal size (`tty: true`), as a terminal emulator does when its
+   * window changes: the container gets SIGWINCH. False without a terminal or once it ended.
+   */
+  resize(columns: number, rows: number): boolean {
+    for (const [name, v] of [['columns', columns], ['rows', rows]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw optionError(RangeError, name, `Option \`${name}\` must be an integer from 0 to 65535 (0: unknown, as a terminal without a size says); got ${v}.`)
+    }
+    if (this.ttyFd === null || !this.#running) return false
+    try {
+      native().setWindowSize(this.ttyFd, rows, columns)
+      return true
+    } catch {
+      return false // the terminal is already gone
+    }
+  }
+
   /** Live cgroup accounting; null without `limits` or once the container has ended. */
   stats(): Stats | null {
     const s = this.#running ? native().containerStats(this.pid) : null

@@ -128,13 +128,25 @@ export function imageCommand(command: string[], config: ImageConfig): string[] {
 /** The largest /etc/passwd or /etc/group read from an image (a real one is a few KiB). */
 const MAX_ID_FILE = 1 << 20
 
-/** The image's `etc/<file>`, read inside its layers (never through a symlink to the host's). */
-function imageFile(image: Image, file: string): string | undefined {
+/** `etc/<file>` of a root made of `dirs` (top first), read inside it (never through a symlink to the host's). */
+function rootFile(dirs: string[], file: string, option: string): string | undefined {
   try {
-    return native().readImageFile(image.layers.map((l) => l.dir), `etc/${file}`, MAX_ID_FILE)?.toString('utf8')
+    return native().readImageFile(dirs, `etc/${file}`, MAX_ID_FILE)?.toString('utf8')
   } catch (e) {
-    throw optionError(RangeError, `image`, `Option \`image\`: cannot look up its User in /etc/${file}: ${(e as Error).message}.`)
+    throw optionError(RangeError, option, `Option \`${option}\`: cannot look up the user in /etc/${file}: ${(e as Error).message}.`)
   }
+}
+
+const imageFile = (image: Image, file: string) => rootFile(image.layers.map((l) => l.dir), file, 'image')
+
+/**
+ * docker's gid for a uid given alone: its primary group in the root's /etc/passwd (`dirs`:
+ * the image's layers, the rootfs, or `/` for the mirror), else 0.
+ */
+export function primaryGroup(dirs: string[], uid: number): number {
+  const line = rootFile(dirs, 'passwd', 'uid')?.split('\n').find((l) => l.split(':')[2] === String(uid))
+  const gid = line?.split(':')[3]
+  return gid !== undefined && /^\d+$/.test(gid) ? Number(gid) : 0
 }
 
 export function imageUser(config: ImageConfig, image: Image): { uid: number; gid: number } | undefined {

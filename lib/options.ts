@@ -9,7 +9,7 @@ import { show } from './show'
 
 import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
 import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
-import { findImage, imageCommand, imageUser, makeImageRoot, type ImageRootSpec } from './imageroot'
+import { findImage, imageCommand, imageUser, makeImageRoot, primaryGroup, type ImageRootSpec } from './imageroot'
 import { optionError } from './optionerror'
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
@@ -453,11 +453,14 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const name = hostname(o.hostname)
   const user = config && o.uid === undefined ? imageUser(config, found!.image) : undefined
   const uid = id('uid', o.uid, user?.uid ?? 0)
+  // A uid given alone gets its group from the root's /etc/passwd, as docker's `-u UID`.
+  const rootDirs = found ? found.image.layers.map((l) => l.dir) : [rootfs ?? '/']
+  const gidDefault = user?.gid ?? (o.uid !== undefined && o.gid === undefined ? primaryGroup(rootDirs, uid) : 0)
   const idMaps = ns.user ? userMaps(o) : undefined
   if (!ns.user && (o.uidMap !== undefined || o.gidMap !== undefined)) throw rangeError(o.uidMap ? 'uidMap' : 'gidMap', 'needs `namespaces.user`', o.uidMap ?? o.gidMap)
   if (ns.user && !idMaps) {
     // One id is mapped: the caller's, as root inside.
-    for (const [key, v] of [['uid', uid], ['gid', o.gid ?? user?.gid ?? 0]] as const) {
+    for (const [key, v] of [['uid', uid], ['gid', o.gid ?? gidDefault]] as const) {
       if (v !== 0) throw rangeError(key, 'must be 0 in a user namespace without `uidMap`/`gidMap` (only the caller\'s id is mapped, as root inside)', v)
     }
     if (o.groups?.length) throw rangeError('groups', 'must be empty in a user namespace without `gidMap` (setgroups is denied there)', o.groups)
@@ -465,7 +468,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   if (idMaps) {
     const inside = (ranges: IdRange[], v: number) => ranges.some((r) => v >= r.containerId && v < r.containerId + r.size)
     if (!inside(idMaps.uid, uid)) throw rangeError('uid', 'must be inside a `uidMap` range', uid)
-    const gid = o.gid ?? user?.gid ?? 0
+    const gid = o.gid ?? gidDefault
     if (!inside(idMaps.gid, gid)) throw rangeError('gid', 'must be inside a `gidMap` range', gid)
   }
   const tty = bool('tty', o.tty, false)
@@ -491,7 +494,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const cwd = o.cwd === undefined ? config?.workingDir || '/' : containerPath('cwd', o.cwd)
   const readonlyRoot = bool('readonlyRoot', o.readonlyRoot, false)
   const binds = mounts(o.mounts, rootfs)
-  const gid = id('gid', o.gid, user?.gid ?? 0)
+  const gid = id('gid', o.gid, gidDefault)
   const groups = (o.groups ?? []).map((g, i) => id(`groups[${i}]`, g, 0))
   // Host directories it can write, without a user namespace: files it makes there are host root's.
   const writesHost = !ns.user && ((rootfs !== null && !readonlyRoot) || binds.some((b) => b.type === 'bind' && !b.readonly))

@@ -1,0 +1,158 @@
+// `lonely run`: a container on this terminal, its exit status as docker's, signals forwarded.
+import { constants } from 'node:os'
+
+import { explain, spawn, type ContainerExit, type ContainerProcess } from '../../index'
+import { optionOf, type OptionError } from '../optionerror'
+import { EXIT_RUNTIME, UsageError, parseRun, runHelp } from './flags'
+import { buildPlan, translate, type Plan } from './plan'
+
+function exitStatus(exit: { exitCode?: number; signal?: NodeJS.Signals }): number {
+  if (exit.signal) {
+    // Real-time signals have no name: the library reports them as `SIG34`.
+    const n = constants.signals[exit.signal] ?? Number(/^SIG(\d+)$/.exec(exit.signal)?.[1])
+    return Number.isInteger(n) ? 128 + n : EXIT_RUNTIME
+  }
+  return exit.exitCode ?? EXIT_RUNTIME
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+
+/**
+ * Forwards SIGINT/SIGTERM/SIGHUP to the container. Installed before the container starts,
+ * so that no signal can kill lonely with its default action and orphan the container:
+ * one that arrives while spawn() runs is dispatched by the event loop after attach().
+ */
+class SignalForwarder {
+  #proc: ContainerProcess | undefined
+  #offs = FORWARDED.map((sig) => {
+    const handler = () => {
+      this.#proc?.kill(sig)
+    }
+    process.on(sig, handler)
+    return () => process.off(sig, handler)
+  })
+
+  attach(proc: ContainerProcess): void {
+    this.#proc = proc
+  }
+
+  close(): void {
+    this.#offs.forEach((off) => off())
+  }
+}
+
+async function runPlain(plan: Plan): Promise<number> {
+  const signals = new SignalForwarder()
+  let exit: ContainerExit
+  try {
+    const proc = spawn(plan.command, { ...plan.options, stdio: [plan.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] })
+    signals.attach(proc)
+    exit = await proc.wait()
+  } finally {
+    signals.close()
+  }
+  if (exit.timedOut) process.stderr.write(`lonely: container timed out after ${plan.timeoutSeconds} s\n`)
+  if (exit.oomKilled) {
+    process.stderr.write(`lonely: container was killed: out of memory (--memory ${plan.options.limits?.memory})\n`)
+    return 137 // as docker, whichever process of the container the kernel picked
+  }
+  return exitStatus(exit)
+}
+
+async function runTty(plan: Plan): Promise<number> {
+  const signals = new SignalForwarder()
+  let proc: ContainerProcess
+  try {
+    proc = spawn(plan.command, { ...plan.options, tty: true })
+  } catch (e) {
+    signals.close()
+    throw e
+  }
+  signals.attach(proc)
+  const stdin = process.stdin
+  const stdout = process.stdout
+  const resize = () => {
+    if (!stdout.isTTY) return
+    const [cols, rows] = stdout.getWindowSize()
+    proc.resize(cols, rows)
+  }
+  resize()
+  if (stdout.isTTY) stdout.on('resize', resize)
+
+  let raw = false
+  const restore = () => {
+    if (raw) stdin.setRawMode(false)
+    raw = false
+  }
+  process.on('exit', restore)
+  const onData = (chunk: Buffer) => proc.stdin?.write(chunk)
+  // EOF of a non-terminal stdin becomes the terminal's EOF for the container (lib/terminal.ts).
+  const onEnd = () => proc.stdin?.end()
+  if (plan.interactive) {
+    if (stdin.isTTY) {
+      stdin.setRawMode(true)
+      raw = true
+    }
+    stdin.on('data', onData)
+    stdin.on('end', onEnd)
+    stdin.resume()
+  }
+
+  const out = proc.stdout!
+  const drained = new Promise<void>((resolve) => {
+    out.on('end', resolve)
+    out.on('close', resolve)
+  })
+  out.pipe(stdout, { end: false })
+  try {
+    const exit = await proc.wait()
+    // PID 1's end kills every process holding the terminal: its output ends soon after.
+    await Promise.race([drained, new Promise((r) => setTimeout(r, 1000).unref())])
+    if (exit.timedOut) {
+      const wasRaw = raw
+      restore()
+      process.stderr.write(`${wasRaw ? '\r\n' : ''}lonely: container timed out after ${plan.timeoutSeconds} s\n`)
+    }
+    if (exit.oomKilled) {
+      restore()
+      process.stderr.write(`\r\nlonely: container was killed: out of memory (--memory ${plan.options.limits?.memory})\n`)
+    }
+    return exitStatus(exit)
+  } finally {
+    signals.close()
+    restore()
+    process.off('exit', restore)
+    stdout.off('resize', resize)
+    stdin.off('data', onData)
+    stdin.off('end', onEnd)
+    stdin.pause()
+    out.unpipe(stdout)
+    out.destroy()
+    proc.stdin?.destroy()
+  }
+}
+
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseRun(args)
+  if (parsed.bools.get('help')) {
+    process.stdout.write(runHelp())
+    return 0
+  }
+  if (parsed.command.length === 0 && !parsed.values.has('image')) {
+    throw new UsageError(`"lonely run" requires a command.\nUsage: lonely run [OPTIONS] [--] COMMAND [ARG...]\nSee 'lonely run --help'.`)
+  }
+  let plan: Plan | undefined
+  try {
+    plan = buildPlan(parsed)
+    if (plan.printPlan) {
+      const text = explain(plan.command, { ...plan.options, tty: plan.tty, stdio: [plan.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] })
+      process.stdout.write(text.endsWith('\n') ? text : text + '\n')
+      return 0
+    }
+    return await (plan.tty ? runTty(plan) : runPlain(plan))
+  } catch (e) {
+    if (optionOf(e)) throw new UsageError(translate(e as OptionError, plan))
+    throw e
+  }
+}
+
