@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 
 import { ContainerError, explain, liveContainers, run, spawn, type RunOptions } from '../index'
-import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
+import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectNoLeak, warmUp } from './helpers'
 
 let root = '' // busybox rootfs, 0755
 let scratch = '' // host temp dir with a file and a directory to bind
@@ -26,13 +26,11 @@ test.before(async () => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-errors-'))
   fs.writeFileSync(path.join(scratch, 'file.txt'), 'a file\n')
   fs.mkdirSync(path.join(scratch, 'dir'))
-  await run(['true'], { stdin: 'ignore' })
-  await run(['true'], { rootfs: root, stdin: 'ignore' })
-  warm = await settled(snapshot())
+  warm = await warmUp([['true']], [['true'], { rootfs: root }])
 })
 
 test.after.always(async (t) => {
-  if (warm) await expectSettled(t, warm)
+  if (warm) await expectNoLeak(t, warm, { fds: false })
   if (root) removeRoot(root)
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })
@@ -156,7 +154,7 @@ test.serial('run-only options are refused by spawn() and explain(), accepted by 
     const r = await run(['true'], { [key]: value, stdin: 'ignore' } as RunOptions)
     t.is(r.exitCode, 0)
   }
-  await expectNothingLeaked(t, before)
+  await expectNoLeak(t, before)
 })
 
 test.serial('a relative rootfs is resolved against the current directory', async (t) => {
@@ -166,7 +164,7 @@ test.serial('a relative rootfs is resolved against the current directory', async
   const r = await run(['/bin/sh', '-c', 'echo ok; ls /notexec'], { rootfs: rel, stdin: 'ignore' })
   t.is(r.stdout, 'ok\n/notexec')
   t.true(explain(['true'], { rootfs: rel }).includes(`open_tree \`${fs.realpathSync(root)}\``))
-  await expectNothingLeaked(t, before)
+  await expectNoLeak(t, before)
 })
 
 test.serial('control: a hostname of exactly 64 bytes is accepted', async (t) => {
@@ -175,7 +173,7 @@ test.serial('control: a hostname of exactly 64 bytes is accepted', async (t) => 
   t.is(Buffer.byteLength(name), 64)
   const r = await run(['hostname'], { hostname: name, stdin: 'ignore' })
   t.is(r.stdout, name)
-  await expectNothingLeaked(t, before)
+  await expectNoLeak(t, before)
 })
 
 test.serial('control: a mount target through a symlink that stays inside the rootfs is accepted and lands inside', async (t) => {
@@ -184,7 +182,7 @@ test.serial('control: a mount target through a symlink that stays inside the roo
   const r = await run(['cat', '/tmp/x/file.txt'], { rootfs: root, stdin: 'ignore', mounts: [{ type: 'bind', source: scratch, target: '/good/x' }] })
   t.is(r.stdout, 'a file')
   t.false(fs.existsSync('/etc/x'), 'nothing was created on the host through the link')
-  await expectNothingLeaked(t, before)
+  await expectNoLeak(t, before)
 })
 
 // ---------------------------------------------------------------- setup failures
@@ -237,7 +235,7 @@ for (const f of FAILURES) {
     checkFailure(t, resolved, f, command)
     t.is(resolved.stdout, '')
     t.is(resolved.stderr, '')
-    await expectNothingLeaked(t, before)
+    await expectNoLeak(t, before)
   })
 }
 
@@ -248,7 +246,7 @@ test.serial('setup failures leave nothing behind even when repeated', async (t) 
     t.is((r as ContainerError).code, 'ENOENT')
   }
   fs.rmSync(path.join(root, 'data'), { recursive: true, force: true })
-  await expectNothingLeaked(t, before)
+  await expectNoLeak(t, before)
 })
 
 test.serial('out of file descriptors: every stage that needs one (the parent\'s pipes, the rootfs, the child\'s mounts) is a ContainerError that says the Node process ran out; control: with fds back it runs', (t) => {

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { execFileSync, spawn as spawnHost, spawnSync as spawnSyncHost, type ChildProcess } from 'node:child_process'
 
 import { CAPABILITIES, run, spawn, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, ourMounts, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
+import { makeBusyboxRoot, ourMounts, removeRoot, settled, type Snapshot, expectNoLeak, warmUp } from './helpers'
 import { exchangeLoop, pathLookupWins, raceLoop, RACE_STARTS, RACES, removeWithLinks } from './races'
 
 const SOURCE = path.join(__dirname, 'fixtures', 'attack.c')
@@ -54,13 +54,11 @@ test.before(async () => {
   fs.copyFileSync(attackBin, path.join(root, 'bin/attack-suid'))
   fs.chownSync(path.join(root, 'bin/attack-suid'), 0, 0)
   fs.chmodSync(path.join(root, 'bin/attack-suid'), 0o4755)
-  // Warm-up: the first container loads the addon and starts the reaper thread.
-  await run(['/attack', 'noop'], { rootfs: root, stdin: 'ignore' })
-  warm = await settled(snapshot())
+  warm = await warmUp([['/attack', 'noop'], { rootfs: root }])
 })
 
 test.after.always(async (t) => {
-  if (warm) await expectSettled(t, warm)
+  if (warm) await expectNoLeak(t, warm, { fds: false })
   if (root) removeRoot(root)
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })
@@ -78,7 +76,7 @@ function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void 
     } catch (e) {
       failure = e
     }
-    const after = await expectNothingLeaked(t, before)
+    const after = await expectNoLeak(t, before)
     if (failure) t.log(`leak check after the failure: ${JSON.stringify({ before, after })}`)
     if (failure) throw failure
   })

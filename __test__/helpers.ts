@@ -6,7 +6,8 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 import type { ExecutionContext } from 'ava'
 
-import { liveContainers, run } from '../index'
+import { liveContainers, run, type RunOptions } from '../index'
+import { native as nativeBinding } from '../lib/native'
 import { ourMounts } from './mounts'
 
 export { ourMounts }
@@ -37,10 +38,14 @@ export function removeRoot(root: string): void {
 export interface Snapshot {
   /** ourMounts(): compared as a whole, a diff names the mount. */
   mounts: string
+  /** Open fds but the namespace pool's. */
   fds: number
+  /** The network and IPC namespaces the library keeps ready: bounded, never hidden. */
+  pool: number
   threads: number
   zombies: number
   live: number
+  detail: Detail
 }
 
 /** Our children in state Z (a container we failed to reap). */
@@ -59,24 +64,41 @@ function zombies(): number {
   return n
 }
 
-/** Our open fds, less the network and IPC namespaces the library keeps ready (a fixed-size pool that refills in the background). */
-function fds(): number {
-  return fs.readdirSync('/proc/self/fd').filter((fd) => {
-    try {
-      return !/^(net|ipc):\[/.test(fs.readlinkSync(`/proc/self/fd/${fd}`))
-    } catch {
-      return false // the fd of readdir itself, already closed
-    }
-  }).length
+/** What /proc says about our fds and threads, to name the culprit when a count is off. */
+export interface Detail {
+  fds: string[]
+  threads: string[]
 }
 
+function detail(): Detail {
+  const read = (f: () => string) => {
+    try {
+      return f()
+    } catch {
+      return '?'
+    }
+  }
+  return {
+    fds: fs.readdirSync('/proc/self/fd').map((fd) => `${fd} -> ${read(() => fs.readlinkSync(`/proc/self/fd/${fd}`))}`),
+    threads: fs.readdirSync('/proc/self/task').map((tid) => `${tid} ${read(() => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())}`),
+  }
+}
+
+/** The pool's namespaces refill in the background; they count against its capacity instead. */
+const isPoolFd = (entry: string) => / -> (net|ipc):\[/.test(entry)
+
 export function snapshot(): Snapshot {
+  const d = detail()
+  // The fd of readdir itself reads '?' (already closed): not ours to count.
+  const open = d.fds.filter((f) => !f.endsWith(' -> ?'))
   return {
     mounts: ourMounts(),
-    fds: fds(),
-    threads: fs.readdirSync('/proc/self/task').length,
+    fds: open.filter((f) => !isPoolFd(f)).length,
+    pool: open.filter(isPoolFd).length,
+    threads: d.threads.length,
     zombies: zombies(),
     live: liveContainers(),
+    detail: d,
   }
 }
 
@@ -91,37 +113,16 @@ export async function settled(before: Snapshot, tries = 50): Promise<Snapshot> {
   return now
 }
 
-/** What /proc says about our fds and threads, to name the culprit when a count is off. */
-export interface Detail {
-  fds: string[]
-  threads: string[]
-}
-
-export function detail(): Detail {
-  const read = (f: () => string) => {
-    try {
-      return f()
-    } catch {
-      return '?'
-    }
-  }
-  return {
-    fds: fs.readdirSync('/proc/self/fd').map((fd) => `${fd} -> ${read(() => fs.readlinkSync(`/proc/self/fd/${fd}`))}`),
-    threads: fs.readdirSync('/proc/self/task').map((tid) => `${tid} ${read(() => fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim())}`),
-  }
-}
-
-export type Baseline = Snapshot & { detail: Detail }
-
 /**
- * The leak baseline. The first container of the process starts the runtime's threads (the
- * reaper, the network-namespace pool) and the first async fs call starts libuv's threadpool,
- * so both happen before the snapshot. The pool refills its few ready namespaces (one fd each)
- * in the background after a container took one: the snapshot waits until the fd count has
- * held still for 100 ms, so a refill in flight is not counted as a leak later.
+ * The one warm-up: the first containers of the process (each `[command, options]`; by default
+ * one `true`) start the runtime's threads (the reaper, the namespace pool) and load the addon,
+ * the first async fs call starts libuv's threadpool; then it waits until fds and threads have
+ * held still for 100 ms (the pool refilling), and that is the baseline every leak check uses.
  */
-export async function baseline(): Promise<Baseline> {
-  await run(['/bin/true'])
+export async function warmUp(...starts: Array<[string[], RunOptions?]>): Promise<Snapshot> {
+  for (const [command, options] of starts.length ? starts : [[['true'], {}] as [string[], RunOptions]]) {
+    await run(command, { stdin: 'ignore', ...options })
+  }
   await fs.promises.readFile('/proc/self/stat')
   let last = snapshot()
   let stableSince = performance.now()
@@ -132,42 +133,35 @@ export async function baseline(): Promise<Baseline> {
     if (now.fds !== last.fds || now.threads !== last.threads) stableSince = performance.now()
     last = now
   }
-  return { ...last, detail: detail() }
+  return last
 }
 
-/** Host mounts equal, no fd more, no zombie, no live container, threads equal: one diff. */
-export async function expectNoLeak(t: ExecutionContext, before: Baseline, tries = 50): Promise<void> {
-  const after = await settled(before, tries)
-  const now = detail()
+/** The namespace pool's bound (crate/src/nspool.rs CAPACITY). */
+const POOL_CAPACITY = nativeBinding().namespacePoolCapacity()
+
+/**
+ * The one leak check: after settling, our mounts as before, no fd more (`fds: false` at the
+ * end of a suite, whose streams may still be closing), the pool within its capacity, no zombie,
+ * no live container, and with `threads` the same threads. One diff names what changed.
+ */
+export async function expectNoLeak(t: ExecutionContext, before: Snapshot, check: { tries?: number; threads?: boolean; fds?: boolean } = {}): Promise<Snapshot> {
+  const after = await settled(before, check.tries ?? 50)
   const added = (a: string[], b: string[]) => b.filter((x) => !a.includes(x))
   const changes = [
-    `fds opened: ${JSON.stringify(added(before.detail.fds, now.fds))}`,
-    `fds closed: ${JSON.stringify(added(now.fds, before.detail.fds))}`,
-    `threads started: ${JSON.stringify(added(before.detail.threads, now.threads))}`,
-    `threads ended: ${JSON.stringify(added(now.threads, before.detail.threads))}`,
+    `fds opened: ${JSON.stringify(added(before.detail.fds, after.detail.fds))}`,
+    `fds closed: ${JSON.stringify(added(after.detail.fds, before.detail.fds))}`,
+    `threads started: ${JSON.stringify(added(before.detail.threads, after.detail.threads))}`,
+    `threads ended: ${JSON.stringify(added(after.detail.threads, before.detail.threads))}`,
   ].join('; ')
-  const { detail: _, mounts: __, ...counts } = before
-  t.deepEqual(
-    { mounts: after.mounts, fdsLeaked: Math.max(0, after.fds - before.fds), zombies: after.zombies, live: after.live, threads: after.threads },
-    { mounts: before.mounts, fdsLeaked: 0, zombies: 0, live: 0, threads: before.threads },
-    `before ${JSON.stringify(counts)}, after ${JSON.stringify({ ...after, mounts: undefined })}; ${changes}`,
-  )
-}
-
-/** Settles, then: host mounts as before, no fd more, no zombie, no live container. Returns what it saw. */
-export async function expectNothingLeaked(t: ExecutionContext, before: Snapshot): Promise<Snapshot> {
-  const after = await settled(before)
-  t.is(after.mounts, before.mounts, 'our mounts')
-  t.true(after.fds <= before.fds, `fds: ${after.fds} now, ${before.fds} before`)
-  t.is(after.zombies, 0, 'zombies')
-  t.is(after.live, 0, 'live containers')
+  const counts = (s: Snapshot) => ({
+    mounts: s.mounts,
+    ...(check.fds === false ? {} : { fdsLeaked: Math.max(0, s.fds - before.fds) }),
+    poolWithinCapacity: s.pool <= POOL_CAPACITY,
+    zombies: s.zombies,
+    live: s.live,
+    ...(check.threads ? { threads: s.threads } : {}),
+  })
+  const expected = { ...counts(before), poolWithinCapacity: true, zombies: 0, live: 0, ...(check.fds === false ? {} : { fdsLeaked: 0 }) }
+  t.deepEqual(counts(after), expected, `pool ${after.pool}/${POOL_CAPACITY}; ${changes}`)
   return after
-}
-
-/** The check every suite ends with: back to the warm-up's host mounts, no live container, no zombie. */
-export async function expectSettled(t: ExecutionContext, warm: Snapshot): Promise<void> {
-  const now = await settled(warm)
-  t.is(now.mounts, warm.mounts, 'our mounts')
-  t.is(now.live, 0, 'live containers')
-  t.is(now.zombies, 0, 'zombies')
 }

@@ -7,7 +7,7 @@ import * as path from 'node:path'
 import { execFileSync, spawn as spawnHost, spawnSync } from 'node:child_process'
 
 import { explain, images, run, spawn } from '../index'
-import { BUSYBOX, expectSettled, settled, snapshot, type Snapshot } from './helpers'
+import { BUSYBOX, expectNoLeak, type Snapshot, warmUp } from './helpers'
 
 const has = (tool: string) => spawnSync('which', [tool]).status === 0
 const missing = !has('umoci') || !has('skopeo') ? 'umoci and skopeo are not installed (apt-get install umoci skopeo)' : !BUSYBOX ? 'busybox-static is not installed' : undefined
@@ -65,12 +65,11 @@ test.before(async () => {
   archive = path.join(work, 'app.tar')
   sh('skopeo', ['copy', '-q', `oci:${lay}:two`, `docker-archive:${archive}:${REF}`])
   await images.load(archive, { store })
-  await run(['sh', '-c', 'exit 0'], { image: REF, store, entrypoint: [] })
-  warm = await settled(snapshot())
+  warm = await warmUp([['sh', '-c', 'exit 0'], { image: REF, store, entrypoint: [] }])
 })
 
 test.after.always(async (t) => {
-  if (warm) await expectSettled(t, warm)
+  if (warm) await expectNoLeak(t, warm, { fds: false })
   if (work) fs.rmSync(work, { recursive: true, force: true })
 })
 

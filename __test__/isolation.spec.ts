@@ -10,7 +10,7 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 
 import { run, spawn, type ContainerOptions, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, ourMounts, removeRoot, settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
+import { makeBusyboxRoot, ourMounts, removeRoot, settled, type Snapshot, expectNoLeak, warmUp } from './helpers'
 
 let root = ''
 let scratch = '' // host-only temp dir: never bound into a container
@@ -93,14 +93,11 @@ test.before(async () => {
   execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'escape'), path.join(scratch, 'escape.c')])
   fs.writeFileSync(path.join(scratch, 'netns-cookie.c'), NETNS_COOKIE_C)
   execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'netns-cookie'), path.join(scratch, 'netns-cookie.c')])
-  // Warm-up: the first container loads the addon and starts the reaper thread.
-  await run(['true'], { stdin: 'ignore' })
-  await run(['true'], { rootfs: root, stdin: 'ignore' })
-  warm = await settled(snapshot())
+  warm = await warmUp([['true']], [['true'], { rootfs: root }])
 })
 
 test.after.always(async (t) => {
-  if (warm) await expectSettled(t, warm)
+  if (warm) await expectNoLeak(t, warm, { fds: false })
   if (root) removeRoot(root)
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })
@@ -110,7 +107,7 @@ function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void 
   test.serial(title, async (t) => {
     const before = await settled(warm)
     await fn(t)
-    await expectNothingLeaked(t, before)
+    await expectNoLeak(t, before)
   })
 }
 

@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { promisify } from 'node:util'
 
 import { ContainerError, liveContainers, run, spawn, type ContainerProcess } from '../index'
-import { baseline, expectNoLeak, settled, snapshot } from './helpers'
+import { warmUp, expectNoLeak, settled, snapshot } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
 /** settled() polls every 20 ms this many times. */
@@ -111,7 +111,7 @@ function recordExit(proc: ContainerProcess): Array<[number | null, NodeJS.Signal
 // Exit codes and the result's fields
 
 test.serial('exit codes 0, 1, 42 and 255 pass through with reject: false', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   for (const code of [0, 1, 42, 255]) {
     const r = await run(['/bin/sh', '-c', `exit ${code}`], { reject: false })
     t.is(r.exitCode, code, `exit ${code}`)
@@ -132,11 +132,11 @@ test.serial('exit codes 0, 1, 42 and 255 pass through with reject: false', async
     t.is(r instanceof ContainerError, code !== 0)
     if (code !== 0) t.is((r as ContainerError).message, `Command failed with exit code ${code}: /bin/sh -c exit ${code}`)
   }
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('with reject: true a non-zero exit rejects with a ContainerError carrying exitCode', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const ok = await run(['/bin/sh', '-c', 'exit 0'])
   t.is(ok.exitCode, 0)
   t.is(ok.failed, false)
@@ -154,11 +154,11 @@ test.serial('with reject: true a non-zero exit rejects with a ContainerError car
     t.true(error!.pid > 0)
     t.is(error?.message, `Command failed with exit code ${code}: /bin/sh -c echo out; echo err >&2; exit ${code}`)
   }
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('pid is the host pid of the container\'s PID 1', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const tag = uniqueSleep()
   const proc = spawnTracked(t, ['sleep', tag])
   // The host sees that pid running exactly our command. (Polled: the vfork-style clone returns
@@ -168,11 +168,11 @@ test.serial('pid is the host pid of the container\'s PID 1', async (t) => {
   const r = await proc
   t.is(r.pid, proc.pid)
   t.deepEqual(sleepers(tag), [])
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('usage reports the CPU time the container burned', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   // PID 1 spins until the kernel has charged it 20 clock ticks (200 ms at USER_HZ 100) by its
   // own /proc/self/stat; `read` is a builtin, so no other process is involved.
   const spin = 'while :; do read -r s < /proc/self/stat; set -- $s; [ $(( ${14} + ${15} )) -ge 20 ] && exit 0; done'
@@ -186,14 +186,14 @@ test.serial('usage reports the CPU time the container burned', async (t) => {
   const idle = await run(['sleep', '0.3'])
   const idleCpu = idle.usage!.cpuUserMs + idle.usage!.cpuSystemMs
   t.true(idleCpu < 100, `idle cpu ${idleCpu} ms`)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 // ---------------------------------------------------------------------------------------
 // Signals and kill()
 
 test.serial('spawn().kill("SIGKILL") ends PID 1: signal SIGKILL, no exitCode, an exit event', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const proc = spawnTracked(t, ['sleep', uniqueSleep()])
   const events = recordExit(proc)
   t.is(proc.exitCode, null)
@@ -211,11 +211,11 @@ test.serial('spawn().kill("SIGKILL") ends PID 1: signal SIGKILL, no exitCode, an
   t.is(proc.kill('SIGKILL'), false, 'kill() after exit')
   t.is(proc.kill(), false, 'kill() with the default signal after exit')
   t.deepEqual(events, [[null, 'SIGKILL']], 'exit is emitted once')
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('kill() returns false and exit carries the code after a normal exit', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const proc = spawn(['/bin/sh', '-c', 'exit 3'])
   const events = recordExit(proc)
   const r = await proc
@@ -227,20 +227,20 @@ test.serial('kill() returns false and exit carries the code after a normal exit'
   t.is(proc.kill('SIGTERM'), false)
   t.is(proc.kill('SIGKILL'), false)
   t.is(proc.kill(9), false)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('PID 1 ignores SIGKILL sent from inside its own namespace', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const r = await run(['/bin/sh', '-c', 'kill -KILL 1; kill -KILL $$; echo survived'])
   t.is(r.stdout, 'survived')
   t.is(r.exitCode, 0)
   t.is(r.signal, undefined)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('kill("SIGTERM") on a handler-less PID 1 is ignored, SIGKILL follows after forceKillAfterDelay', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const proc = spawnTracked(t, ['sleep', uniqueSleep()], { forceKillAfterDelay: 1000 })
   const events = recordExit(proc)
   const sentAt = performance.now()
@@ -258,11 +258,11 @@ test.serial('kill("SIGTERM") on a handler-less PID 1 is ignored, SIGKILL follows
   t.deepEqual(events, [[null, 'SIGKILL']])
   t.true(took >= 995, `ended ${took} ms after SIGTERM, before forceKillAfterDelay (1000 ms)`)
   t.true(took < 10_000, `ended ${took} ms after SIGTERM`)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('a PID 1 that traps SIGTERM exits with its own code on kill("SIGTERM")', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const proc = spawnTracked(t, ['/bin/sh', '-c', 'trap "exit 7" TERM; echo ready; while :; do sleep 0.1; done'], { forceKillAfterDelay: 30_000 })
   const events = recordExit(proc)
   await waitForOutput(proc, 'ready')
@@ -272,14 +272,14 @@ test.serial('a PID 1 that traps SIGTERM exits with its own code on kill("SIGTERM
   t.is(r.signal, undefined)
   t.deepEqual(events, [[7, null]])
   t.is(proc.kill('SIGTERM'), false)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 // ---------------------------------------------------------------------------------------
 // Timeouts and cancellation take the whole container down
 
 test.serial('timeout kills the whole container, a background grandchild included', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const tag = uniqueSleep()
   const script = `sleep ${tag} & wait`
   let settledAt = 0
@@ -305,18 +305,18 @@ test.serial('timeout kills the whole container, a background grandchild included
   // When PID 1 is reaped the kernel has already killed and reaped everything in its namespace.
   t.deepEqual(sleepers(tag), [], 'grandchild gone when the promise settles')
   t.is(procState(pids[0]!), undefined)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('timeout with killSignal SIGKILL does not wait for forceKillAfterDelay', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const error = await t.throwsAsync(run(['sleep', uniqueSleep()], { timeout: 200, killSignal: 'SIGKILL', forceKillAfterDelay: 60_000 }), { instanceOf: ContainerError })
   t.is(error?.timedOut, true)
   t.is(error?.signal, 'SIGKILL')
   t.true(error!.durationMs >= 195, `durationMs ${error!.durationMs}`)
   // Escalation would have ended it after 60.2 s: half that is a bound no loaded machine reaches.
   t.true(error!.durationMs < 30_000, `durationMs ${error!.durationMs}`)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 /**
@@ -331,7 +331,7 @@ function blockEventLoopUntilReaped(ms: number): void {
 }
 
 test.serial('a container that exited before its timeout was handled is not reported as timed out', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   // The timer expires while the JS thread is busy; by the time it runs, /bin/true has exited 0
   // and been reaped (kill() finds nothing to signal). Nothing was killed: it did not time out.
   // Started from the check phase (setImmediate), so libuv's next iteration runs the expired
@@ -345,11 +345,11 @@ test.serial('a container that exited before its timeout was handled is not repor
   t.is(r.signal, undefined)
   t.is(r.timedOut, false, 'timedOut although nothing was killed')
   t.is(r.failed, false)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('a container that exited before abort() was handled is not reported as canceled', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const controller = new AbortController()
   const promise = run(['/bin/true'], { cancelSignal: controller.signal, reject: false })
   blockEventLoopUntilReaped(50)
@@ -360,20 +360,20 @@ test.serial('a container that exited before abort() was handled is not reported 
   t.is(r.signal, undefined)
   t.is(r.isCanceled, false, 'isCanceled although nothing was killed')
   t.is(r.failed, false)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('a timeout that does not expire changes nothing', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const r = await run(['/bin/sh', '-c', 'exit 0'], { timeout: 60_000 })
   t.is(r.exitCode, 0)
   t.is(r.timedOut, false)
   t.is(r.failed, false)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('cancelSignal: abort() rejects with isCanceled and kills the grandchild', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const tag = uniqueSleep()
   const script = `sleep ${tag} & wait`
   const controller = new AbortController()
@@ -394,11 +394,11 @@ test.serial('cancelSignal: abort() rejects with isCanceled and kills the grandch
   t.is(error?.message, `Command was canceled: /bin/sh -c ${script}`)
   t.deepEqual(sleepers(tag), [], 'grandchild gone when the promise settles')
   t.is(procState(pids[0]!), undefined)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('an already-aborted cancelSignal cancels at once', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const tag = uniqueSleep()
   const error = await t.throwsAsync(run(['sleep', tag], { cancelSignal: AbortSignal.abort(), forceKillAfterDelay: 300 }), { instanceOf: ContainerError })
   t.is(error?.isCanceled, true)
@@ -408,25 +408,25 @@ test.serial('an already-aborted cancelSignal cancels at once', async (t) => {
   // A 1000 s sleep that ends at all was killed; well under the sleep is "at once" here.
   t.true(error!.durationMs < 10_000, `durationMs ${error!.durationMs}`)
   t.deepEqual(sleepers(tag), [])
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('abort() after the container exited changes nothing', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const controller = new AbortController()
   const r = await run(['/bin/sh', '-c', 'exit 0'], { cancelSignal: controller.signal })
   controller.abort()
   t.is(r.exitCode, 0)
   t.is(r.isCanceled, false)
   t.is(r.failed, false)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 // ---------------------------------------------------------------------------------------
 // Node's own children and Node's own death
 
 test.serial('Node\'s child_process keeps working while containers run (the reaper steals no child)', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const execFile = promisify(cp.execFile)
   // Five containers that live until we close their stdin.
   const containers = Array.from({ length: 5 }, () => spawnTracked(t, ['cat']))
@@ -453,7 +453,7 @@ test.serial('Node\'s child_process keeps working while containers run (the reape
   for (const c of containers) c.stdin!.end()
   const results = await Promise.all(containers.map((c) => c.wait()))
   t.deepEqual(results.map((r) => [r.exitCode, r.signal]), Array.from({ length: 5 }, () => [0, undefined]))
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 /**

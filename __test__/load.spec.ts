@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import { promisify } from 'node:util'
 
 import { ContainerError, liveContainers, run, spawn, type ContainerProcess } from '../index'
-import { baseline, expectNoLeak } from './helpers'
+import { warmUp, expectNoLeak } from './helpers'
 
 /** settled() polls every 20 ms this many times. */
 const SETTLE_TRIES = 150
@@ -48,26 +48,26 @@ function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
 }
 
 test.serial('200 containers in a row leak no fd, mount, zombie or thread', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const codes: Array<number | undefined> = []
   for (let i = 0; i < 200; i++) codes.push((await run(['/bin/true'])).exitCode)
   t.deepEqual(codes, Array.from({ length: 200 }, () => 0))
   t.is(liveContainers(), 0)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('200 containers in a row with every stdio stream ignored leak nothing', async (t) => {
   // The same run without pipes: separates a pipe leak from a leak in the core runtime.
-  const before = await baseline()
+  const before = await warmUp()
   const codes: Array<number | undefined> = []
   for (let i = 0; i < 200; i++) codes.push((await run(['/bin/true'], { stdio: 'ignore' })).exitCode)
   t.deepEqual(codes, Array.from({ length: 200 }, () => 0))
   t.is(liveContainers(), 0)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('100 containers at once all exit 0, and the thread count does not follow the live count', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   // The thread count with one live container...
   const [one] = cats(t, 1)
   t.is(liveContainers(), 1)
@@ -86,11 +86,11 @@ test.serial('100 containers at once all exit 0, and the thread count does not fo
   t.deepEqual(results.map((r) => [r.exitCode, r.signal, r.failed]), Array.from({ length: 100 }, () => [0, undefined, false]))
   t.true(maxLive > 1, `sampled while ${maxLive} were alive`)
   t.is(maxThreads, withOne, `threads with 1 alive: ${withOne}; max with up to ${maxLive} alive: ${maxThreads}`)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('100 live containers at the same moment use no more threads than one', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const [one] = cats(t, 1)
   const withOne = threads()
   const hundred = [one!, ...cats(t, 99)]
@@ -99,11 +99,11 @@ test.serial('100 live containers at the same moment use no more threads than one
   t.is(liveContainers(), 100)
   t.is(threads(), withOne)
   t.deepEqual(await finish(hundred), allExitedZero(100))
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('the event loop keeps ticking while 50 containers live and exit', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const spawnStart = performance.now()
   const procs = cats(t, 50)
   const spawnMs = performance.now() - spawnStart
@@ -134,11 +134,11 @@ test.serial('the event loop keeps ticking while 50 containers live and exit', as
   t.true(ticksWhileLive >= 30, `${ticksWhileLive} ticks of a 10 ms interval in 1 s`)
   t.true(driftWhileLive < 500, `max drift while live ${driftWhileLive} ms`)
   t.true(maxDrift < 500, `max drift through the exits ${maxDrift} ms`)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 test.serial('the libuv threadpool is not blocked while 50 containers live', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const procs = cats(t, 50)
   t.is(liveContainers(), 50)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-load-'))
@@ -162,7 +162,7 @@ test.serial('the libuv threadpool is not blocked while 50 containers live', asyn
   t.log(`threadpool jobs took up to ${Math.max(...took).toFixed(1)} ms`)
   for (const ms of took) t.true(ms < 2000, `a threadpool job took ${ms} ms: ${took.map((x) => x.toFixed(0)).join(', ')}`)
   t.deepEqual(await finish(procs), allExitedZero(50))
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
 type Kind = 'ok' | 'exit 3' | 'killed' | 'timed out' | 'canceled' | 'setup failed'
@@ -212,7 +212,7 @@ async function soakOne(i: number): Promise<string> {
 }
 
 test.serial('soak: 300 containers in waves of 30 mixing exits, kills, timeouts, cancels and setup failures', async (t) => {
-  const before = await baseline()
+  const before = await warmUp()
   const outcomes: string[] = []
   for (let wave = 0; wave < 10; wave++) {
     const settledWave = await Promise.allSettled(Array.from({ length: 30 }, (_, j) => soakOne(wave * 30 + j)))
@@ -222,5 +222,5 @@ test.serial('soak: 300 containers in waves of 30 mixing exits, kills, timeouts, 
   const wrong = outcomes.flatMap((o, i) => (o === expected[i] ? [] : [`#${i}: expected ${expected[i]}, got ${o}`]))
   t.deepEqual(wrong, [])
   t.is(outcomes.length, 300)
-  await expectNoLeak(t, before, SETTLE_TRIES)
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })

@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { execFile } from 'node:child_process'
 
 import { ContainerError, run, spawn, type ContainerProcess } from '../index'
-import { settled, snapshot, type Snapshot, expectSettled, expectNothingLeaked } from './helpers'
+import { settled, type Snapshot, expectNoLeak, warmUp } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
 let warm: Snapshot
@@ -16,12 +16,11 @@ let scratch = ''
 
 test.before(async () => {
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-stdio-'))
-  await run(['true'], { stdin: 'ignore' })
-  warm = await settled(snapshot())
+  warm = await warmUp()
 })
 
 test.after.always(async (t) => {
-  if (warm) await expectSettled(t, warm)
+  if (warm) await expectNoLeak(t, warm, { fds: false })
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
 })
 
@@ -30,7 +29,7 @@ function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void 
   test.serial(title, async (t) => {
     const before = await settled(warm, 10)
     await fn(t)
-    await expectNothingLeaked(t, before)
+    await expectNoLeak(t, before)
   })
 }
 

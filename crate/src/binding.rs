@@ -168,6 +168,12 @@ pub fn cgroup_mode() -> String {
     }
 }
 
+/// The most namespace fds the pool keeps ready at once (the tests' leak check bounds them).
+#[napi]
+pub fn namespace_pool_capacity() -> u32 {
+    crate::nspool::CAPACITY as u32
+}
+
 /// Containers started and not yet reaped.
 #[napi]
 pub fn live_containers() -> u32 {

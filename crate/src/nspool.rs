@@ -19,6 +19,9 @@ use nix::errno::Errno;
 /// Fresh namespaces kept ready per kind; the thread refills below this.
 const READY: usize = 4;
 
+/// The most namespace fds the pool holds at once (every kind full).
+pub const CAPACITY: usize = READY * KINDS.len();
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     Net,

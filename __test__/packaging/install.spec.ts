@@ -8,10 +8,10 @@ import * as path from 'node:path'
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import test from 'ava'
 
-import { bindingError, detectLibc, loadBinding, notLinuxError, SUPPORTED_TARGETS, type Host } from '../lib/native'
-import { ourMounts } from './mounts'
+import { bindingError, detectLibc, loadBinding, notLinuxError, SUPPORTED_TARGETS, type Host } from '../../lib/native'
+import { ourMounts } from '../mounts'
 
-const ROOT = path.resolve(__dirname, '..')
+const ROOT = path.resolve(__dirname, '..', '..')
 const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
   name: string
   version: string
