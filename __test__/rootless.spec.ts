@@ -187,6 +187,25 @@ maybe('rootless: `ignore` stdio and an inherited stdout give the container nothi
   }
 })
 
+maybe('rootless: create() then exec joins the container\'s user namespace too (root inside, the caller outside), its PID namespace and files', (t) => {
+  const script = `
+    const { create } = require('./index.ts')
+    ;(async () => {
+      const c = await create(['sh', '-c', 'echo pid1 > /tmp/f; exec sleep 3600'], { rootfs: ${JSON.stringify(root)} })
+      let r
+      for (let i = 0; i < 50; i++) { r = await c.run(['sh', '-c', 'cat /tmp/f && id -u && cat /proc/self/uid_map && readlink /proc/self/ns/pid && readlink /proc/1/ns/pid'], { reject: false }); if (r.exitCode === 0) break; await new Promise((ok) => setTimeout(ok, 20)) }
+      console.log(JSON.stringify({ out: r.stdout, err: r.stderr }))
+      await c.remove({ force: true })
+    })().catch((e) => { console.log(JSON.stringify({ err: e.message })) })`
+  const r = spawnSync(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '-e', script], { cwd: REPO, encoding: 'utf8', env: { ...process.env, HOME: os.tmpdir() } })
+  const seen = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { out?: string; err?: string }
+  const [file, uid, map, ownPid, pid1] = (seen.out ?? '').split('\n')
+  t.is(file, 'pid1', JSON.stringify(seen) + r.stderr)
+  t.is(uid, '0')
+  t.regex(map ?? '', new RegExp(`^\\s*0\\s+${NOBODY}\\s+1$`))
+  t.is(ownPid, pid1, 'the exec is in PID 1\'s PID namespace')
+})
+
 // ---------------------------------------------------------------- setup races, rootless
 
 /** A busybox root with the attack program (what races.ts's setups build on). */

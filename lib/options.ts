@@ -120,6 +120,8 @@ export interface Spec extends SecuritySpec {
   rlimits?: Array<{ name: string; soft: number; hard: number }>
   image?: ImageRootSpec
   idMaps?: { uid: IdRange[]; gid: IdRange[]; newuidmap: string | null; newgidmap: string | null }
+  /** Exec into the running container whose PID 1 is this host pid (lib/exec.ts). */
+  join?: number
 }
 
 export interface Normalized {
@@ -144,11 +146,11 @@ export interface Normalized {
 }
 
 
-function typeError(option: string, expected: string, value: unknown): TypeError {
+export function typeError(option: string, expected: string, value: unknown): TypeError {
   return optionError(TypeError, `${option}`, `Option \`${option}\` must be ${expected}; got ${show(value)}.`)
 }
 
-function rangeError(option: string, problem: string, value: unknown): RangeError {
+export function rangeError(option: string, problem: string, value: unknown): RangeError {
   return optionError(RangeError, `${option}`, `Option \`${option}\` ${problem}; got ${show(value)}.`)
 }
 
@@ -157,20 +159,20 @@ function noNul(option: string, value: string): string {
   return value
 }
 
-function bool(option: string, value: unknown, fallback: boolean): boolean {
+export function bool(option: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw typeError(option, 'a boolean', value)
   return value
 }
 
-function id(option: string, value: unknown, fallback: number): number {
+export function id(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number') throw typeError(option, 'an integer from 0 to 4294967294', value)
   if (!Number.isInteger(value) || value < 0 || value > 0xfffffffe) throw rangeError(option, 'must be an integer from 0 to 4294967294', value)
   return value
 }
 
-function millis(option: string, value: unknown, fallback: number): number {
+export function millis(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number') throw typeError(option, 'a non-negative number of milliseconds', value)
   // Node's timers hold at most 2^31-1 ms; larger values would fire at once.
@@ -178,7 +180,7 @@ function millis(option: string, value: unknown, fallback: number): number {
   return value
 }
 
-function byteCount(option: string, value: unknown, fallback: number): number {
+export function byteCount(option: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number') throw typeError(option, 'a number of bytes', value)
   if (!Number.isSafeInteger(value) || value < 0) throw rangeError(option, 'must be a non-negative integer number of bytes', value)
@@ -186,7 +188,7 @@ function byteCount(option: string, value: unknown, fallback: number): number {
 }
 
 /** An absolute path inside the container, without `..`. */
-function containerPath(option: string, value: unknown): string {
+export function containerPath(option: string, value: unknown): string {
   if (typeof value !== 'string') throw typeError(option, 'a string', value)
   noNul(option, value)
   if (!value.startsWith('/')) throw rangeError(option, 'must be an absolute path inside the container', value)
@@ -209,7 +211,7 @@ function stdioValue(option: string, value: unknown): StdioOption {
   throw typeError(option, '"pipe", "inherit", "ignore" or a file descriptor', value)
 }
 
-function stdio(options: ContainerOptions): StdioOption[] {
+export function stdio(options: ContainerOptions): StdioOption[] {
   const all = options.stdio
   let base: StdioOption[]
   if (Array.isArray(all)) {
@@ -397,7 +399,7 @@ function userMaps(o: ContainerOptions): Spec['idMaps'] {
   return { uid, gid, newuidmap: root ? null : helper('newuidmap', 'uidMap'), newgidmap: root ? null : helper('newgidmap', 'gidMap') }
 }
 
-function env(value: unknown, name: string, uid: number, tty: boolean, image: string[] = []): string[] {
+export function env(value: unknown, name: string, uid: number, tty: boolean, image: string[] = []): string[] {
   const base: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: name, HOME: uid === 0 ? '/root' : '/' }
   // The image's Env over the defaults (docker), the caller's over both.
   for (const kv of image) {
@@ -416,7 +418,7 @@ function env(value: unknown, name: string, uid: number, tty: boolean, image: str
   return Object.entries(base).map(([k, v]) => `${k}=${v}`)
 }
 
-function command(value: unknown): string[] {
+export function command(value: unknown): string[] {
   if (!Array.isArray(value) || value.length === 0) throw typeError('command', 'a non-empty array of strings', value)
   return value.map((arg, i) => {
     if (typeof arg !== 'string') throw typeError(`command[${i}]`, 'a string', arg)

@@ -44,16 +44,47 @@ pub struct ChildContext<'a> {
     pub report: *mut Report,
     /// Fork-style clone: the report goes down this pipe (the parent does not share our memory).
     pub report_fd: c_int,
+    /// With Op::ForkIntoPidns: the stack of the process that runs the rest, and where its pid goes.
+    pub inner_stack: *mut u8,
+    pub inner_stack_len: usize,
+    pub inner_pid: *mut c_int,
 }
 
 /// The child's entry point. Never returns: exec or `_exit`.
 pub fn child_main<S: Sys>(sys: &S, ctx: &ChildContext) -> ! {
+    let Some(fork_at) = ctx.plan.iter().position(|op| *op == Op::ForkIntoPidns) else {
+        finish(sys, ctx, 0)
+    };
     // SAFETY: the parent sized `slots` for the plan and is suspended until we exec or exit.
     let slots = unsafe { std::slice::from_raw_parts_mut(ctx.slots, ctx.slot_count) };
-    let (step, errno, code) = match setup(sys, ctx.plan, slots) {
+    if let Err((step, errno)) = setup_from(sys, &ctx.plan[..fork_at], 0, slots) {
+        report_and_exit(ctx, step as u32, errno, 125)
+    }
+    // SAFETY: the parent allocated it for this; nothing else uses it while we are alive.
+    let stack = unsafe { std::slice::from_raw_parts_mut(ctx.inner_stack, ctx.inner_stack_len) };
+    // The rest runs in the sibling, which reports its own failure; we only pass on its pid.
+    let inner = || -> c_int { finish(sys, ctx, fork_at + 1) };
+    match sys.clone_sibling(stack, &inner) {
+        Ok(pid) => unsafe {
+            std::ptr::write_volatile(ctx.inner_pid, pid);
+            libc::_exit(0)
+        },
+        Err(errno) => report_and_exit(ctx, fork_at as u32, errno, 125),
+    }
+}
+
+/// The steps from `first` on, then exec; on failure the record, then `_exit`.
+fn finish<S: Sys>(sys: &S, ctx: &ChildContext, first: usize) -> ! {
+    // SAFETY: as in child_main.
+    let slots = unsafe { std::slice::from_raw_parts_mut(ctx.slots, ctx.slot_count) };
+    let (step, errno, code) = match setup_from(sys, ctx.plan, first, slots) {
         Err((step, errno)) => (step as u32, errno, 125),
         Ok(()) => (ctx.plan.len() as u32, exec(sys, ctx.exec), 127),
     };
+    report_and_exit(ctx, step, errno, code)
+}
+
+fn report_and_exit(ctx: &ChildContext, step: u32, errno: Errno, code: c_int) -> ! {
     let report = Report {
         step,
         errno: errno as i32,
@@ -74,7 +105,17 @@ pub fn child_main<S: Sys>(sys: &S, ctx: &ChildContext) -> ! {
 
 /// Walks the plan; on failure returns the index of the failing step and its errno.
 pub fn setup<S: Sys>(sys: &S, plan: &[Op], slots: &mut [c_int]) -> Result<(), (usize, Errno)> {
-    for (i, op) in plan.iter().enumerate() {
+    setup_from(sys, plan, 0, slots)
+}
+
+/// The steps of `plan` from index `first`; a failing step's index counts from the plan's start.
+fn setup_from<S: Sys>(
+    sys: &S,
+    plan: &[Op],
+    first: usize,
+    slots: &mut [c_int],
+) -> Result<(), (usize, Errno)> {
+    for (i, op) in plan.iter().enumerate().skip(first) {
         apply(sys, op, slots).map_err(|e| (i, e))?;
     }
     Ok(())
@@ -87,6 +128,13 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             Ok(())
         }
         Op::NewSession => sys.setsid(),
+        Op::NotDumpable => sys.set_not_dumpable(),
+        Op::OpenCwd { slot } => {
+            slots[*slot] = sys.open_dir(c".")?;
+            Ok(())
+        }
+        // child_main splits the plan there: a walk never reaches it.
+        Op::ForkIntoPidns => Err(Errno::EINVAL),
         Op::ParentDeathSignal(sig) => sys.set_parent_death_signal(*sig),
         Op::Dup2 { from, to } => sys.dup2(*from, *to),
         Op::Console { ptmx, sock } => {

@@ -44,6 +44,12 @@ impl Sys for Recorder {
     fn reset_signals(&self) {
         let _ = self.record("reset_signals".into());
     }
+    fn set_not_dumpable(&self) -> SysResult<()> {
+        self.record("not dumpable".into())
+    }
+    fn clone_sibling(&self, _: &mut [u8], _: &dyn Fn() -> c_int) -> SysResult<c_int> {
+        self.record("clone_sibling".into()).map(|_| 4242)
+    }
     fn setsid(&self) -> SysResult<()> {
         self.record("setsid".into())
     }
@@ -178,8 +184,8 @@ impl Sys for Recorder {
     fn set_credentials(&self, uid: u32, gid: u32, _: &[libc::gid_t], _: bool) -> SysResult<()> {
         self.record(format!("creds {uid}:{gid}"))
     }
-    fn close_fds_except(&self, first: c_uint, keep: c_int) -> SysResult<()> {
-        self.record(format!("close_range {first} but {keep}"))
+    fn close_fds_except(&self, first: c_uint, keep: [c_int; 2]) -> SysResult<()> {
+        self.record(format!("close_range {first} but {}", keep[0]))
     }
     fn is_readable(&self, fd: c_int) -> SysResult<bool> {
         self.record(format!("is_readable {fd}")).map(|_| false)

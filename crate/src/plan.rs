@@ -31,6 +31,18 @@ pub struct InRoot {
 pub enum Op {
     ResetSignals,
     NewSession,
+    /// PR_SET_DUMPABLE 0 (the shared mm, Node's: spawn.rs restores it): an exec helper that
+    /// enters a running container must not be ptraceable or readable through /proc by it.
+    NotDumpable,
+    /// Exec into a running container: this process (in the host's PID namespace) clones the
+    /// rest of the plan as a sibling (CLONE_PARENT: Node's child) inside the container's PID
+    /// namespace, waits for it to exec (CLONE_VFORK), records its pid and exits.
+    ForkIntoPidns,
+    /// An O_PATH fd of the working directory into slot (an exec helper's, right after it
+    /// entered the container's mount namespace: its root).
+    OpenCwd {
+        slot: usize,
+    },
     ParentDeathSignal(c_int),
     /// dup2(from, to); `from` is >= 3 (the parent moves user fds up first) or `to` itself (inherit).
     Dup2 {
@@ -191,9 +203,10 @@ pub enum Op {
     /// Wait until the parent wrote the maps (one byte on this pipe).
     WaitForMaps(c_int),
     Chdir(CString),
-    /// close_range of every fd from 3 but `keep` (-1: none), the parent's pidfd that ParentAlive polls.
+    /// close_range of every fd from 3 but `keep` (-1: none): the parent's pidfd that ParentAlive
+    /// polls, and in an exec helper the console socket its sibling still needs.
     CloseFds {
-        keep: c_int,
+        keep: [c_int; 2],
     },
     /// Once credentials changed (which clears the parent-death signal, re-armed just before):
     /// the parent, through its pidfd, must still be alive, or it died in between and no
@@ -212,6 +225,9 @@ impl Op {
         match self {
             Op::ResetSignals => ("reset signals".into(), None),
             Op::NewSession => ("setsid".into(), None),
+            Op::NotDumpable => ("prctl PR_SET_DUMPABLE".into(), None),
+            Op::ForkIntoPidns => ("clone into the container".into(), None),
+            Op::OpenCwd { .. } => ("open".into(), Some("/".into())),
             Op::ParentDeathSignal(_) => ("prctl PR_SET_PDEATHSIG".into(), None),
             Op::Dup2 { to, .. } => (format!("dup2 stdio {to}"), None),
             Op::Console { ptmx, .. } => ("open console".into(), Some(s(ptmx))),

@@ -134,6 +134,24 @@ pub fn signal(pid: i32, sig: i32) -> Result<bool, Errno> {
     }
 }
 
+/// What an exec needs to enter a live container: a pidfd of its PID 1 and its cgroup's
+/// cgroup.procs, each a dup (the container may end and close its own meanwhile). None once reaped.
+pub fn joinable(pid: i32) -> Option<(OwnedFd, Vec<OwnedFd>)> {
+    let live = reaper().live.lock().unwrap_or_else(|e| e.into_inner());
+    let w = live.get(&pid)?;
+    let dup = |fd: std::os::fd::BorrowedFd| fd.try_clone_to_owned().ok();
+    let pidfd = dup(w.pidfd.as_fd())?;
+    let procs = w
+        .cgroup
+        .as_ref()
+        .map(|c| c.join_fds())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|fd| dup(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }))
+        .collect::<Option<Vec<_>>>()?;
+    Some((pidfd, procs))
+}
+
 pub fn live_count() -> usize {
     REAPER.get().map_or(0, |r| {
         r.live.lock().unwrap_or_else(|e| e.into_inner()).len()

@@ -59,6 +59,10 @@ pub fn spawn(
     maps_first: Option<MapsFirst>,
 ) -> Result<Spawned, SpawnError> {
     let mut stack = vec![0u8; CHILD_STACK];
+    // Exec into a running container: a second stack for the process that enters its PID namespace.
+    let joins = prepared.plan.contains(&crate::plan::Op::ForkIntoPidns);
+    let mut inner_stack = vec![0u8; if joins { CHILD_STACK } else { 0 }];
+    let mut inner_pid: libc::c_int = -1;
     let mut slots = vec![-1; prepared.slot_count];
     let mut report = Report {
         step: NO_FAILURE,
@@ -75,6 +79,9 @@ pub fn spawn(
         slot_count: slots.len(),
         report: &mut report,
         report_fd: report_pipe.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
+        inner_stack: inner_stack.as_mut_ptr(),
+        inner_stack_len: inner_stack.len(),
+        inner_pid: &mut inner_pid,
     };
     let mut flags = CloneFlags::from_bits_retain(prepared.clone_flags);
     if maps_first.is_some() {
@@ -133,21 +140,45 @@ pub fn spawn(
         // SAFETY: the child has exec'd or exited (CLONE_VFORK); nobody else writes `report`.
         _ => unsafe { std::ptr::read_volatile(&report) },
     };
+    // SAFETY: as `report`: the child has exited, having written its sibling's pid if it made one.
+    let inner = unsafe { std::ptr::read_volatile(&inner_pid) };
+    let pid = match joins {
+        false => pid,
+        true => {
+            // The helper that entered the container has exited; what runs (or failed) is its sibling.
+            let _ = waitpid(pid, None);
+            if inner > 0 {
+                Pid::from_raw(inner)
+            } else if report.step != NO_FAILURE {
+                return Err(setup_error(prepared, command, report)); // before the sibling existed
+            } else {
+                return Err(SpawnError::Setup {
+                    stage: "clone into the container".into(),
+                    path: None,
+                    errno: Errno::ECHILD,
+                });
+            }
+        }
+    };
     if report.step != NO_FAILURE {
         // Our own child, already exited: reaping it here leaves no zombie.
         let _ = waitpid(pid, None);
-        let step = report.step as usize;
-        let errno = Errno::from_raw(report.errno);
-        let (stage, path) = match prepared.plan.get(step) {
-            Some(op) => op.stage(),
-            None => ("exec".into(), Some(command.to_owned())),
-        };
-        return Err(SpawnError::Setup { stage, path, errno });
+        return Err(setup_error(prepared, command, report));
     }
     pidfd_open(pid).map(|pidfd| Spawned {
         pid: pid.as_raw(),
         pidfd,
     })
+}
+
+/// The failing step of `report` as the user reads it (past the plan's end: exec itself).
+fn setup_error(prepared: &Prepared, command: &str, report: Report) -> SpawnError {
+    let errno = Errno::from_raw(report.errno);
+    let (stage, path) = match prepared.plan.get(report.step as usize) {
+        Some(op) => op.stage(),
+        None => ("exec".into(), Some(command.to_owned())),
+    };
+    SpawnError::Setup { stage, path, errno }
 }
 
 /// Reads until `buf` is full or EOF; returns the bytes read.

@@ -58,6 +58,11 @@ pub struct ContainerSpec {
     /// The rootfs and bind mounts are mounted `nosuid` (unless `allowSetuid`).
     #[serde(default)]
     pub nosuid: bool,
+    /// Exec into this running container (the host pid of its PID 1) instead of making one: its
+    /// namespaces and cgroup are joined, `namespaces` says which it has, the filesystem fields
+    /// are ignored, and the privileges apply as for a PID 1.
+    #[serde(default)]
+    pub join: Option<i32>,
     #[serde(default = "default_seccomp")]
     pub seccomp: Seccomp,
     /// None: docker's lists (security.rs).
@@ -153,6 +158,8 @@ pub struct Handles {
     pub rootfs: Option<i32>,
     /// A pidfd of this process, which the child polls once its credentials changed.
     pub parent_pidfd: Option<i32>,
+    /// With `join`: a pidfd of the container's PID 1, to setns into all its namespaces at once.
+    pub join: Option<i32>,
 }
 
 fn inherit_all() -> [Stdio; 3] {
@@ -201,6 +208,8 @@ pub enum SpecError {
     NotAbsolute { field: &'static str, path: String },
     #[error("spec: {field} `{path}` must not contain `..`")]
     DotDot { field: &'static str, path: String },
+    #[error("container not running")]
+    NotRunning,
     #[error("spec: rootfs and mounts need the mount namespace")]
     NeedsMountNamespace,
     #[error("spec: {0}")]

@@ -37,6 +37,10 @@ pub trait Sys {
     fn reset_signals(&self);
     fn setsid(&self) -> SysResult<()>;
     fn set_parent_death_signal(&self, sig: c_int) -> SysResult<()>;
+    fn set_not_dumpable(&self) -> SysResult<()>;
+    /// clone(CLONE_PARENT|CLONE_VM|CLONE_VFORK) running `inner` on `stack`: returns its pid once
+    /// it has exec'd or exited. `inner` must follow the rule of the child (it never returns).
+    fn clone_sibling(&self, stack: &mut [u8], inner: &dyn Fn() -> c_int) -> SysResult<c_int>;
     fn dup2(&self, from: c_int, to: c_int) -> SysResult<()>;
     fn set_controlling_tty(&self, fd: c_int) -> SysResult<()>;
     /// Opens a pty through `ptmx`: (master, slave), both CLOEXEC.
@@ -93,7 +97,8 @@ pub trait Sys {
     /// Reads one byte; EOF (the parent gave up) is EPIPE.
     fn read_byte(&self, fd: c_int) -> SysResult<()>;
     /// close_range from `first` up, all but `keep` (-1: none).
-    fn close_fds_except(&self, first: c_uint, keep: c_int) -> SysResult<()>;
+    /// close_range of every fd from `first` but the `keep` ones (-1: none).
+    fn close_fds_except(&self, first: c_uint, keep: [c_int; 2]) -> SysResult<()>;
     /// poll(POLLIN) with no wait: a pidfd is readable once its process has exited.
     fn is_readable(&self, fd: c_int) -> SysResult<bool>;
     /// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH): a bind of what `fd` (opened in the root) is.
@@ -163,6 +168,24 @@ impl Sys for Kernel {
 
     fn set_parent_death_signal(&self, sig: c_int) -> SysResult<()> {
         check_int(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, sig as c_ulong) }).map(drop)
+    }
+
+    fn set_not_dumpable(&self) -> SysResult<()> {
+        check_int(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0 as c_ulong) }).map(drop)
+    }
+
+    fn clone_sibling(&self, stack: &mut [u8], inner: &dyn Fn() -> c_int) -> SysResult<c_int> {
+        extern "C" fn trampoline(arg: *mut libc::c_void) -> c_int {
+            // SAFETY: `arg` is the `&&dyn Fn` below, alive while we are suspended (CLONE_VFORK).
+            let inner = unsafe { &*(arg as *const &dyn Fn() -> c_int) };
+            inner()
+        }
+        let flags = libc::CLONE_PARENT | libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+        // The stack grows down: its top, 16-byte aligned.
+        let top = unsafe { stack.as_mut_ptr().add(stack.len()) };
+        let top = (top as usize & !15) as *mut libc::c_void;
+        let arg = &inner as *const &dyn Fn() -> c_int as *mut libc::c_void;
+        check_int(unsafe { libc::clone(trampoline, top, flags, arg) })
     }
 
     fn dup2(&self, from: c_int, to: c_int) -> SysResult<()> {
@@ -510,19 +533,20 @@ impl Sys for Kernel {
         }
     }
 
-    fn close_fds_except(&self, first: c_uint, keep: c_int) -> SysResult<()> {
+    fn close_fds_except(&self, first: c_uint, keep: [c_int; 2]) -> SysResult<()> {
         let close = |from: c_uint, to: c_uint| {
             check(unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) }).map(drop)
         };
-        match c_uint::try_from(keep) {
-            Ok(keep) if keep >= first => {
-                if keep > first {
-                    close(first, keep - 1)?;
-                }
-                close(keep + 1, c_uint::MAX)
+        let mut kept = keep.map(|k| c_uint::try_from(k).ok().filter(|k| *k >= first));
+        kept.sort();
+        let mut from = first;
+        for k in kept.into_iter().flatten() {
+            if k > from {
+                close(from, k - 1)?;
             }
-            _ => close(first, c_uint::MAX),
+            from = from.max(k + 1);
         }
+        close(from, c_uint::MAX)
     }
 
     fn is_readable(&self, fd: c_int) -> SysResult<bool> {

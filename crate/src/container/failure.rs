@@ -46,6 +46,7 @@ impl From<&StartError> for Failure {
                 SpecError::Capabilities(_) => ("capabilities", None, None, Some("capAdd")),
                 SpecError::Seccomp(_) => ("seccomp", None, None, Some("seccomp")),
                 SpecError::UnknownRlimit(_) => ("rlimits", None, None, Some("rlimits")),
+                SpecError::NotRunning => ("exec", None, None, None),
                 _ => ("spec", None, None, None),
             },
             StartError::OpenRootfs(r) => ("open rootfs", Some(r.path.clone()), Some(r.errno), None),
@@ -96,6 +97,7 @@ impl From<&StartError> for Failure {
 fn stable_code(e: &StartError) -> &'static str {
     match e {
         StartError::Spec(SpecError::Capabilities(_)) => "ERR_CAPABILITY",
+        StartError::Spec(SpecError::NotRunning) => "ERR_NOT_RUNNING",
         StartError::Spec(SpecError::Seccomp(_)) => "ERR_SECCOMP_PROFILE",
         StartError::Spec(_) => "ERR_SPEC",
         StartError::Cgroup(_) => "ERR_CGROUP",

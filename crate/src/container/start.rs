@@ -67,6 +67,9 @@ impl Drop for Undo {
 
 /// Starts `spec`; `on_exit` is called once, on the reaper thread, when it has been reaped.
 pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartError> {
+    if let Some(pid) = spec.join {
+        return exec(spec, pid, on_exit);
+    }
     // First, before any cgroup or pipe exists: the one open of the rootfs every step uses.
     let rootfs = spec.rootfs.as_deref().map(rootfs::open).transpose()?;
     let mut wired =
@@ -102,6 +105,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
         rootfs: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
         parent_pidfd: own_pidfd(),
+        join: None,
     };
     let prepared = spec.prepare(&handles)?;
     let (maps_read, maps_first) = match (maps_pipe, &spec.id_maps) {
@@ -136,6 +140,44 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
     reaper::watch(spawned.pid, spawned.pidfd, &mut undo.cgroup, held, on_exit)
         .map_err(StartError::Watch)?;
     undo.child = None; // the reaper owns it now
+    Ok(Running {
+        pid: spawned.pid,
+        stdio: wired.parent,
+    })
+}
+
+/// A process in the running container whose PID 1 is `pid` (planner/join.rs): watched by the
+/// reaper like a container, without a cgroup of its own (it is in the container's).
+fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, StartError> {
+    let (pidfd, procs) = reaper::joinable(pid).ok_or(SpecError::NotRunning)?;
+    let mut wired =
+        stdio::wire(&spec.stdio, spec.tty, spec.null_stdio()).map_err(StartError::Stdio)?;
+    let handles = Handles {
+        stdio: wired.child_fds(),
+        cgroup_procs: procs.iter().map(|fd| fd.as_raw_fd()).collect(),
+        console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
+        parent_pidfd: own_pidfd(),
+        join: Some(pidfd.as_raw_fd()),
+        ..Default::default()
+    };
+    let prepared = spec.prepare(&handles)?;
+    let spawned = spawn(&prepared, &spec.argv[0], None);
+    drop((std::mem::take(&mut wired.child), pidfd, procs));
+    let spawned = spawned?;
+    let mut undo = Undo {
+        child: Some(spawned.pid),
+        cgroup: None,
+    };
+    stdio::receive_console(&mut wired).map_err(StartError::Console)?;
+    reaper::watch(
+        spawned.pid,
+        spawned.pidfd,
+        &mut None,
+        reaper::Held::default(),
+        on_exit,
+    )
+    .map_err(StartError::Watch)?;
+    undo.child = None;
     Ok(Running {
         pid: spawned.pid,
         stdio: wired.parent,

@@ -6,6 +6,7 @@ mod binds;
 mod dev;
 mod exec;
 pub mod host;
+mod join;
 mod kernel;
 pub mod privileges;
 mod root;
@@ -35,6 +36,9 @@ pub fn prepare(
     handles: &Handles,
     host: &HostFacts,
 ) -> Result<Prepared, SpecError> {
+    if spec.join.is_some() {
+        return join::prepare(spec, handles, host);
+    }
     if spec.argv.is_empty() {
         return Err(SpecError::EmptyArgv);
     }

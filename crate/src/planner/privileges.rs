@@ -91,7 +91,7 @@ pub fn drop_privileges(
     });
     // Before chdir: no inherited directory fd can lead the cwd out of the root.
     plan.push(Op::CloseFds {
-        keep: p.parent_pidfd.unwrap_or(-1),
+        keep: [p.parent_pidfd.unwrap_or(-1), -1],
     });
     if !p.no_new_privileges {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.

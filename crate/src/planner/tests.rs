@@ -351,3 +351,54 @@ fn the_planner_reads_the_host_only_through_its_facts() {
         gid_map: b"0 1000 1".to_vec()
     }));
 }
+
+#[test]
+fn an_exec_helper_is_not_dumpable_and_holds_no_fd_of_nodes_before_its_sibling_enters_the_container()
+{
+    let s = spec(&BASE.replacen('{', r#"{"join":1234,"#, 1));
+    let handles = Handles {
+        stdio: [10, 11, 12],
+        join: Some(20),
+        cgroup_procs: vec![21],
+        parent_pidfd: Some(22),
+        ..Default::default()
+    };
+    let p = prepare(&s, &handles, &HostFacts::read()).unwrap();
+    let at = |want: &dyn Fn(&Op) -> bool| p.plan.iter().position(want).unwrap();
+    let not_dumpable = at(&|o| *o == Op::NotDumpable);
+    let joins = at(&|o| matches!(o, Op::JoinNamespace { fd: 20, .. }));
+    let closes = at(&|o| *o == Op::CloseFds { keep: [22, -1] });
+    let forks = at(&|o| *o == Op::ForkIntoPidns);
+    assert!(
+        not_dumpable < joins && joins < closes && closes < forks,
+        "{:?}",
+        p.plan
+    );
+    assert!(
+        p.plan[..not_dumpable]
+            .iter()
+            .all(|o| *o == Op::ResetSignals),
+        "nothing before but the signals"
+    );
+    let Op::JoinNamespace { nstype, .. } = p.plan[joins] else {
+        unreachable!()
+    };
+    for flag in [
+        libc::CLONE_NEWNS,
+        libc::CLONE_NEWPID,
+        libc::CLONE_NEWUTS,
+        libc::CLONE_NEWIPC,
+        libc::CLONE_NEWNET,
+        libc::CLONE_NEWCGROUP,
+    ] {
+        assert_ne!(nstype & flag, 0, "joins {flag:#x}");
+    }
+    assert_eq!(
+        p.clone_flags,
+        libc::CLONE_VM | libc::CLONE_VFORK,
+        "no namespace of its own"
+    );
+    // The sibling runs a PID 1's tail: credentials, no_new_privs and seccomp last.
+    assert!(matches!(p.plan.last(), Some(Op::Seccomp(_))));
+    assert!(p.plan[forks..].contains(&Op::NoNewPrivs));
+}

@@ -1,0 +1,160 @@
+// create() and exec: a container that outlives one command, and processes started in it. Each
+// exec must land in the container's own namespaces, cgroup and privileges, and the helper that
+// enters it must never be reachable from inside (the runc exec CVE classes), with controls.
+import test, { type ExecutionContext } from 'ava'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+import { ContainerError, create } from '../index'
+import { expectNoLeak, makeBusyboxRoot, removeRoot, settled, type Snapshot, warmUp } from './helpers'
+
+let root = ''
+let warm: Snapshot
+
+test.before(async () => {
+  root = makeBusyboxRoot()
+  warm = await warmUp([['true']], [['true'], { rootfs: root }])
+})
+
+test.after.always(async (t) => {
+  if (warm) await expectNoLeak(t, warm, { fds: false })
+  if (root) removeRoot(root)
+})
+
+/** A serial test that leaves nothing behind (every container it made has ended). */
+function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
+  test.serial(title, async (t) => {
+    const before = await settled(warm)
+    await fn(t)
+    await expectNoLeak(t, before)
+  })
+}
+
+const NS = ['pid', 'mnt', 'uts', 'ipc', 'net', 'cgroup']
+const nsOf = `for n in ${NS.join(' ')}; do readlink /proc/self/ns/$n; done`
+
+ctest('exec joins every namespace of PID 1, sees its files, its hostname and its processes', async (t) => {
+  // Written whole, then renamed: a reader sees all of it or nothing.
+  const c = await create(['sh', '-c', `echo from-pid1 > /tmp/shared; (${nsOf}) > /tmp/ns.part && mv /tmp/ns.part /tmp/init-ns; exec sleep 3600`], { rootfs: root, hostname: 'box' })
+  try {
+    let ns = ''
+    for (let i = 0; i < 100 && !ns; i++) {
+      ns = (await c.run(['cat', '/tmp/init-ns'], { reject: false })).stdout
+      if (!ns) await new Promise((r) => setTimeout(r, 20))
+    }
+    t.is((await c.run(['sh', '-c', nsOf])).stdout, ns, 'the same six namespaces as PID 1')
+    t.is((await c.run(['cat', '/tmp/shared'])).stdout, 'from-pid1')
+    await c.run(['sh', '-c', 'echo from-exec > /tmp/back'])
+    t.is((await c.run(['cat', '/tmp/back'])).stdout, 'from-exec', 'one exec\'s file, another\'s read')
+    t.is((await c.run(['hostname'])).stdout, 'box')
+    const ps = (await c.run(['ps', '-o', 'pid,comm'])).stdout
+    t.regex(ps, /^\s*1 sleep$/m, 'PID 1 is the container\'s')
+    t.deepEqual(c.top().map((p) => [p.containerPid, p.command[0]]), [[1, 'sleep']])
+    t.true(fs.readlinkSync(`/proc/${c.pid}/ns/pid`) !== fs.readlinkSync('/proc/self/ns/pid'))
+  } finally {
+    await c.remove({ force: true })
+  }
+})
+
+ctest('exec gets PID 1\'s privileges (capabilities, no_new_privs, seccomp), env and cwd unless its options say otherwise; only fds 0-2', async (t) => {
+  const c = await create(['sleep', '3600'], { rootfs: root, env: { FROM: 'create' }, cwd: '/tmp', capDrop: ['NET_RAW'] })
+  try {
+    const status = 'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status'
+    const pid1 = fs.readFileSync(`/proc/${c.pid}/status`, 'utf8').split('\n').filter((l) => /^(CapEff|NoNewPrivs|Seccomp):/.test(l)).join('\n')
+    t.is((await c.run(['sh', '-c', status])).stdout, pid1)
+    t.is((await c.run(['sh', '-c', 'echo $FROM; pwd'])).stdout, 'create\n/tmp')
+    t.is((await c.run(['sh', '-c', 'echo $FROM $MORE; pwd'], { env: { MORE: 'exec' }, cwd: '/' })).stdout, 'create exec\n/')
+    t.is((await c.run(['id'], { uid: 65534 })).stdout, 'uid=65534(nobody) gid=65534(nogroup)', 'uid alone: its group from the root\'s passwd')
+    t.is((await c.run(['sh', '-c', 'grep CapEff /proc/self/status'], { uid: 65534 })).stdout, 'CapEff:\t0000000000000000')
+    t.is((await c.run(['ls', '/proc/self/fd'])).stdout, '0\n1\n2\n3', 'stdio and ls\'s own directory fd only')
+    t.is((await c.run(['cat'], { input: 'in\n' })).stdout, 'in')
+  } finally {
+    await c.remove({ force: true })
+  }
+})
+
+ctest('exec failures are typed: a missing program (stage exec, ENOENT), a container that ended (ERR_NOT_RUNNING), a removed one', async (t) => {
+  const c = await create(['sleep', '3600'], { rootfs: root })
+  const missing = await c.run(['/nope'], { reject: false })
+  t.true(missing instanceof ContainerError)
+  t.like(missing, { stage: 'exec', code: 'ENOENT', path: '/nope' } as never)
+  t.throws(() => c.exec(['true'], { rootfs: '/' } as never), { instanceOf: TypeError, message: /Unknown option `rootfs` for exec/ })
+  await t.throwsAsync(c.remove(), { message: /is running: stop it first/ })
+  const exit = await c.stop({ timeout: 50 })
+  t.is(exit.signal, 'SIGKILL', 'sleep ignores SIGTERM as PID 1: SIGKILL after the timeout')
+  const ended = await c.run(['true'], { reject: false })
+  t.like(ended, { failed: true, code: 'ERR_NOT_RUNNING' } as never)
+  await c.remove()
+  t.throws(() => c.exec(['true']), { message: /was removed/ })
+})
+
+ctest('exec with a terminal: its own pty in the container\'s devpts', async (t) => {
+  const c = await create(['sleep', '3600'], { rootfs: root })
+  try {
+    const r = await c.run(['sh', '-c', 'tty; test -t 0 && echo yes'], { tty: true })
+    t.regex(r.stdout, /^\/dev\/pts\/\d+\r?\nyes/)
+  } finally {
+    await c.remove({ force: true })
+  }
+})
+
+ctest('limits: an exec runs in the container\'s cgroup and counts against its pids limit', async (t) => {
+  const c = await create(['sleep', '3600'], { rootfs: root, limits: { pids: 20 } })
+  try {
+    const cg = (pid: string) => fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+    const inside = (await c.run(['cat', '/proc/self/cgroup'])).stdout
+    t.true(inside.length > 0)
+    const exec = c.exec(['sleep', '5'])
+    try {
+      t.is(cg(String(exec.pid)), cg(String(c.pid)), 'the same cgroups as PID 1')
+    } finally {
+      exec.kill('SIGKILL')
+      await exec
+    }
+    // 30 background sleeps from an exec: the container's limit of 20 stops them.
+    const forks = await c.run(['sh', '-c', 'i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); done; echo done'], { reject: false, timeout: 20_000 })
+    t.regex(forks.stderr, /can't fork/, forks.stdout)
+    t.true((c.stats()?.pids ?? 99) <= 20, `the container's limit held: ${c.stats()?.pids}`)
+  } finally {
+    await c.remove({ force: true })
+  }
+})
+
+// ---------------------------------------------------------------- the exec CVE classes
+
+/** A racer inside the container: for `seconds`, lists every process's fds and exe as it sees them. */
+const RACER = (seconds: number) => `end=$(( $(date +%s) + ${seconds} )); while [ $(date +%s) -lt $end ]; do for p in /proc/[0-9]*; do [ "$p" = /proc/$$ ] && continue; ls -l $p/fd 2>/dev/null; stat -L -c "exe %d:%i" $p/exe 2>/dev/null; done; done > /tmp/seen; echo finished`
+
+ctest('CVE-2016-9962 and CVE-2019-5736 classes: 200 execs while a racer inside reads every process\'s fds and exe never see a host fd of Node\'s or Node\'s binary; control: a process that holds them is seen', async (t) => {
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-exec-host-'))
+  const marker = path.join(scratch, 'host-only-marker')
+  fs.writeFileSync(marker, 'host\n')
+  const held = fs.openSync(marker, 'r') // Node holds a host fd: an exec helper that kept it would show it
+  const node = fs.statSync(process.execPath)
+  const nodeId = `exe ${node.dev}:${node.ino}`
+  // The mirror root shows the host's /usr read-only: Node's binary is there, so the control can run it.
+  const c = await create(['sh', '-c', 'sleep 3600'], {})
+  try {
+    const racer = c.run(['sh', '-c', RACER(6)], { timeout: 30_000 })
+    for (let i = 0; i < 200; i++) await c.run(['true'])
+    t.is((await racer).stdout, 'finished')
+    const seen = (await c.run(['cat', '/tmp/seen'], { maxBuffer: 1e9 })).stdout
+    t.true(seen.includes(' -> '), 'the racer saw fds at all')
+    t.false(seen.includes(marker), 'a host fd of Node\'s was visible inside')
+    t.false(seen.includes(nodeId), 'Node\'s binary was a process\'s exe inside')
+    // Control: a process of the container that holds the file and runs Node's binary is seen.
+    const control = c.exec([process.execPath, '-e', 'setTimeout(() => {}, 4000)'], { stdin: held })
+    const look = await c.run(['sh', '-c', RACER(2)])
+    t.is(look.stdout, 'finished')
+    const seenControl = (await c.run(['cat', '/tmp/seen'], { maxBuffer: 1e9 })).stdout
+    control.kill('SIGKILL')
+    await control
+    t.true(seenControl.includes(marker), 'control: the racer sees an fd of the host file when a process holds it')
+    t.true(seenControl.includes(nodeId), 'control: the racer sees Node\'s binary as an exe when a process runs it')
+  } finally {
+    await c.remove({ force: true })
+    fs.closeSync(held)
+    fs.rmSync(scratch, { recursive: true, force: true })
+  }
+})

@@ -1,0 +1,85 @@
+// Options of a process started in a running container (`container.exec()` / `.run()`): what
+// docker exec takes. The rest (namespaces, capabilities, seccomp, no_new_privs, rlimits) is the
+// container's own, as for its PID 1: an exec never gets more than the container has.
+import { constants } from 'node:os'
+
+import { primaryGroup } from './imageroot'
+import { ownOnly } from './own'
+import { optionError } from './optionerror'
+import { relayedStdio } from './relay'
+import { bool, byteCount, command, containerPath, id, millis, rangeError, signalNumber, stdio, typeError, type ContainerOptions, type Normalized, type RunOptions } from './options'
+
+/** What an exec may set; every other option is the container's. */
+export type ExecOptions = Pick<ContainerOptions, 'env' | 'cwd' | 'uid' | 'gid' | 'groups' | 'tty' | 'stdio' | 'stdin' | 'stdout' | 'stderr' | 'input' | 'timeout' | 'cancelSignal' | 'killSignal' | 'forceKillAfterDelay'>
+export type ExecRunOptions = ExecOptions & Pick<RunOptions, 'reject' | 'encoding' | 'maxBuffer' | 'stripFinalNewline'>
+
+const EXEC_KEYS = ['env', 'cwd', 'uid', 'gid', 'groups', 'tty', 'stdio', 'stdin', 'stdout', 'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay'] as const
+const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as const
+
+/** The spec of `cmd` run in the container of `container` (its PID 1 is `pid`). */
+export function normalizeExec(container: Normalized, pid: number, cmd: unknown, options: unknown, forRun: boolean): Normalized {
+  if (options === undefined) options = {}
+  if (typeof options !== 'object' || options === null) throw typeError('options', 'an object', options)
+  const known: readonly string[] = forRun ? [...EXEC_KEYS, ...RUN_ONLY] : EXEC_KEYS
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw optionError(TypeError, key, `Unknown option \`${key}\` for exec (it takes ${known.join(', ')}; the rest is the container's).`)
+  }
+  const o = ownOnly(options) as ExecRunOptions
+  const argv = command(ownOnly(cmd))
+  const base = container.spec
+  const uid = id('uid', o.uid, base.uid)
+  // A uid given alone: its group in the container's /etc/passwd, as docker exec -u.
+  const rootDirs = base.image ? [...base.image.lowerdirs].reverse().concat(base.image.upper) : [base.rootfs ?? '/']
+  const gid = id('gid', o.gid, o.uid === undefined ? base.gid : primaryGroup(rootDirs, uid))
+  if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
+  const groups = o.groups === undefined ? (o.uid === undefined ? base.groups : []) : o.groups.map((g, i) => id(`groups[${i}]`, g, 0))
+  const tty = bool('tty', o.tty, false)
+  const streams = stdio(o)
+  if (o.input !== undefined) {
+    if (typeof o.input !== 'string' && !(o.input instanceof Uint8Array)) throw typeError('input', 'a string or a Uint8Array', o.input)
+    if (o.stdin !== undefined && o.stdin !== 'pipe') throw rangeError('input', 'needs `stdin: "pipe"`', o.stdin)
+    streams[0] = 'pipe'
+  }
+  const relayed = tty ? [] : relayedStdio(streams)
+  for (const fd of relayed) streams[fd] = 'pipe'
+  if (o.cancelSignal !== undefined && !(o.cancelSignal instanceof AbortSignal)) throw typeError('cancelSignal', 'an AbortSignal', o.cancelSignal)
+  // docker exec: the container's environment, with the exec's `env` over it (TERM with a terminal).
+  const environment = new Map(base.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
+  if (tty) environment.set('TERM', 'xterm')
+  if (o.env !== undefined) {
+    if (typeof o.env !== 'object' || o.env === null || Array.isArray(o.env)) throw typeError('env', 'an object of strings', o.env)
+    for (const [key, v] of Object.entries(o.env)) {
+      if (key === '' || key.includes('=') || key.includes('\0')) throw rangeError('env', 'has an invalid name', key)
+      if (typeof v !== 'string' || v.includes('\0')) throw typeError(`env.${key}`, 'a string without NUL', v)
+      environment.set(key, v)
+    }
+  }
+  const encoding = o.encoding ?? 'utf8'
+  if (encoding !== 'utf8' && encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', encoding)
+  const { image: _image, limits: _limits, ...inherited } = base
+  return {
+    spec: {
+      ...inherited,
+      argv,
+      env: [...environment].map(([k, v]) => `${k}=${v}`),
+      cwd: o.cwd === undefined ? base.cwd : containerPath('cwd', o.cwd),
+      uid,
+      gid,
+      groups,
+      tty,
+      stdio: streams,
+      mounts: [],
+      join: pid,
+    },
+    input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
+    relayed,
+    cancelSignal: o.cancelSignal,
+    timeout: millis('timeout', o.timeout, 0),
+    killSignal: o.killSignal === undefined ? constants.signals.SIGTERM : signalNumber('killSignal', o.killSignal),
+    forceKillAfterDelay: millis('forceKillAfterDelay', o.forceKillAfterDelay, 2000),
+    reject: bool('reject', o.reject, true),
+    encoding,
+    maxBuffer: byteCount('maxBuffer', o.maxBuffer, 100 * 1024 * 1024),
+    stripFinalNewline: bool('stripFinalNewline', o.stripFinalNewline, true),
+  }
+}
