@@ -93,7 +93,7 @@ test.after.always(() => {
 const EVERY_FLAG = [
   '--rootfs DIR', '-h, --hostname NAME', '-e, --env K=V', '-w, --workdir DIR', '-u, --user UID[:GID]',
   '-v, --volume SRC:DST[:ro|rw]', '--tmpfs DST[:size=N[,mode=M]]', '--read-only', '--network none|host',
-  '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--rm', '-i, --interactive', '-t, --tty',
+  '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--init', '--rm', '-i, --interactive', '-t, --tty',
   '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
   '--cpuset-cpus LIST', '--cpuset-mems LIST', '--pids-limit N', '--ulimit NAME=SOFT[:HARD]',
   '--cap-add CAP', '--cap-drop CAP', '--security-opt OPT', '--image NAME[:TAG]|ID', '--store DIR', '--entrypoint CMD',
@@ -381,6 +381,13 @@ test('--cap-add/--cap-drop change the capability set; --security-opt relaxes sec
   t.regex(bad.stderr, /^lonely: invalid value for --cap-add: capAdd\[0\] is not a capability/)
   const badOpt = await inBox(['--security-opt', 'apparmor=x', '--', 'true'])
   t.is(badOpt.code, 125)
+  noLeaks(t)
+})
+
+test('--init runs lonely-init as PID 1 with the command as its child, and passes its exit status on', async (t) => {
+  const r = await inBox(['--init', '--', 'sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; echo $$; exit 5'])
+  t.is(r.code, 5, r.stderr)
+  t.is(r.stdout, 'lonely-init -- sh -c tr "\\0" " " < /proc/1/cmdline; echo; echo $$; exit 5 \n2\n')
   noLeaks(t)
 })
 

@@ -6,7 +6,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 
-import { ContainerError, create } from '../index'
+import { ContainerError, create, run, spawn } from '../index'
 import { expectNoLeak, makeBusyboxRoot, removeRoot, settled, type Snapshot, warmUp } from './helpers'
 
 let root = ''
@@ -156,5 +156,58 @@ ctest('CVE-2016-9962 and CVE-2019-5736 classes: 200 execs while a racer inside r
     await c.remove({ force: true })
     fs.closeSync(held)
     fs.rmSync(scratch, { recursive: true, force: true })
+  }
+})
+
+// ---------------------------------------------------------------- init
+
+ctest('init: lonely-init as PID 1 reaps 100 orphaned zombies; control: a PID 1 that never waits (sleep) keeps them', async (t) => {
+  const orphans = 'for i in $(seq 100); do (sleep 0.05 &); done; sleep 1; ps -o stat,comm | grep -c "^Z"'
+  const control = await create(['sleep', '3600'], { rootfs: root })
+  const withInit = await create(undefined, { rootfs: root })
+  try {
+    t.is((await control.run(['sh', '-c', orphans], { reject: false })).stdout, '100', 'control: zombies of a PID 1 that does not reap')
+    t.is((await withInit.run(['sh', '-c', orphans], { reject: false })).stdout, '0', 'lonely-init reaped them')
+    t.deepEqual(withInit.top().map((p) => [p.containerPid, p.command[0]]), [[1, 'lonely-init']])
+  } finally {
+    await control.remove({ force: true })
+    await withInit.remove({ force: true })
+  }
+  const stopped = await withInit.wait()
+  t.is(stopped.signal, 'SIGKILL')
+})
+
+ctest('init: the command runs as its child, gets the signals PID 1 gets (SIGTERM from a timeout), and its status is the container\'s', async (t) => {
+  // SIGTERM once the trap is set (the command says so), as docker stop sends it to PID 1.
+  const trap = spawn(['sh', '-c', 'trap "echo got-term; exit 7" TERM; echo $$; while :; do sleep 0.05; done'], { rootfs: root, init: true, stdin: 'ignore' })
+  let out = ''
+  trap.stdout!.on('data', (d) => (out += d))
+  for (let i = 0; i < 500 && !out.includes('\n'); i++) await new Promise((r) => setTimeout(r, 10))
+  t.true(trap.kill('SIGTERM'))
+  const ended = await trap
+  t.is(out, '2\ngot-term\n', 'the command is PID 2 and the forwarded SIGTERM reached its trap')
+  t.is(ended.exitCode, 7)
+  t.is((await run(['sh', '-c', 'exit 3'], { rootfs: root, init: true, reject: false })).exitCode, 3)
+  const killed = await run(['sh', '-c', 'kill -KILL $$'], { rootfs: root, init: true, reject: false })
+  t.is(killed.exitCode, 137, 'a signal of the command is 128+n')
+  const missing = await run(['/nope'], { rootfs: root, init: true, reject: false })
+  t.is(missing.exitCode, 127)
+  t.is(missing.stderr, 'lonely-init: exec `/nope`: No such file or directory')
+  // Without a command it ends on SIGTERM at once (stop() does not wait for the SIGKILL).
+  const idle = await create(undefined, { rootfs: root })
+  const exit = await idle.stop({ timeout: 60_000 })
+  t.is(exit.exitCode, 143)
+})
+
+ctest('init: PID 1\'s exe is a sealed memfd of lonely-init, never a host binary, and cannot be written (the CVE-2019-5736 class); control: a writable file of the container can', async (t) => {
+  const c = await create(undefined, { rootfs: root })
+  try {
+    const r = await c.run(['sh', '-c', 'readlink /proc/1/exe; (echo x > /proc/1/exe) 2>&1; echo ok > /tmp/w && cat /tmp/w'], { reject: false })
+    const [exe, write, control] = r.stdout.split('\n')
+    t.is(exe, '/memfd:lonely-init (deleted)')
+    t.regex(write ?? '', /Text file busy|Operation not permitted/, 'writing PID 1\'s binary')
+    t.is(control, 'ok', 'control: the same shell writes a file of the container')
+  } finally {
+    await c.remove({ force: true })
   }
 })

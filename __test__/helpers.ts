@@ -115,7 +115,8 @@ export async function settled(before: Snapshot, tries = 50): Promise<Snapshot> {
 
 /**
  * The one warm-up: the first containers of the process (each `[command, options]`; by default
- * one `true`) start the runtime's threads (the reaper, the namespace pool) and load the addon,
+ * one `true`, and one under `init`) start the runtime's threads (the reaper, the namespace
+ * pool), open its once-per-process fds (its own pidfd, lonely-init's memfd) and load the addon,
  * the first async fs call starts libuv's threadpool; then it waits until fds and threads have
  * held still for 100 ms (the pool refilling), and that is the baseline every leak check uses.
  */
@@ -123,6 +124,8 @@ export async function warmUp(...starts: Array<[string[], RunOptions?]>): Promise
   for (const [command, options] of starts.length ? starts : [[['true'], {}] as [string[], RunOptions]]) {
     await run(command, { stdin: 'ignore', ...options })
   }
+  // The runtime's once-per-process fds: lonely-init's sealed memfd (the pidfd came with the first).
+  await run(['true'], { stdin: 'ignore', init: true })
   await fs.promises.readFile('/proc/self/stat')
   let last = snapshot()
   let stableSince = performance.now()

@@ -72,7 +72,7 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   constructor(opts: Normalized) {
     super()
     this.#opts = opts
-    this.command = opts.spec.argv.join(' ')
+    this.command = opts.spec.argv.join(' ') || 'lonely-init'
     let resolveExit!: (e: ContainerExit) => void
     this.#exited = new Promise((resolve) => (resolveExit = resolve))
     const started = native().spawnContainer(JSON.stringify(opts.spec), (info: ExitInfo) => resolveExit(this.#onExit(info)))

@@ -131,13 +131,14 @@ export class Container extends EventEmitter {
 }
 
 /**
- * Creates a container whose PID 1 runs `command` (a long-lived one: a shell, a server, `sleep
- * infinity`), and resolves once it runs. The options are `spawn()`'s; stdio defaults to
- * 'ignore' (PID 1's output would otherwise fill a pipe nobody reads).
+ * Creates a container and resolves once it runs: its PID 1 runs `command` (with `init: true`
+ * under lonely-init), or without a command lonely-init alone, which keeps the container alive
+ * for `exec()` and reaps its zombies until `stop()`. The options are `spawn()`'s; stdio
+ * defaults to 'ignore' (PID 1's output would otherwise fill a pipe nobody reads).
  */
-export async function create(command: string[], options: ContainerOptions = {}): Promise<Container> {
+export async function create(command?: string[], options: ContainerOptions = {}): Promise<Container> {
   const given = options as Record<string, unknown>
   const withStdio = 'stdio' in given || 'stdin' in given || 'stdout' in given || 'stderr' in given ? options : { ...options, stdio: 'ignore' as const }
-  const opts = normalize(command, withStdio, false)
+  const opts = command === undefined ? normalize([], { ...withStdio, init: true }, false) : normalize(command, withStdio, false)
   return new Container(new ContainerProcess(opts), opts)
 }

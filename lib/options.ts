@@ -59,6 +59,11 @@ export interface ContainerOptions extends SecurityOptions {
   readonlyRoot?: boolean
   /** A pseudo-terminal on stdin/stdout/stderr, as `docker run -t`. */
   tty?: boolean
+  /**
+   * Default false. True: PID 1 is lonely-init (docker --init, tini's job), which runs the
+   * command as its child, forwards signals to it, reaps every zombie, and exits with its status.
+   */
+  init?: boolean
   /** An image from the store (`images.load`): its layers stacked read-only, a fresh writable layer on top. */
   image?: string
   /** The image store; default /var/lib/lonely for root, ~/.local/share/lonely otherwise. */
@@ -94,7 +99,7 @@ export interface RunOptions extends ContainerOptions {
 const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as const
 const CONTAINER_KEYS = [
   'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
-  'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty',
+  'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty', 'init',
   'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'allowSetuid', 'seccomp', 'maskedPaths', 'readonlyPaths',
 ] as const
 const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'user']
@@ -122,6 +127,7 @@ export interface Spec extends SecuritySpec {
   idMaps?: { uid: IdRange[]; gid: IdRange[]; newuidmap: string | null; newgidmap: string | null }
   /** Exec into the running container whose PID 1 is this host pid (lib/exec.ts). */
   join?: number
+  init?: boolean
 }
 
 export interface Normalized {
@@ -445,7 +451,10 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     throw typeError('entrypoint', 'an array of strings', o.entrypoint)
   }
   const config = found && (o.entrypoint === undefined ? found.image.config : { ...found.image.config, entrypoint: o.entrypoint })
-  const argv = config ? imageCommand(Array.isArray(cmd) && cmd.length === 0 ? [] : command(cmd), config) : command(cmd)
+  const init = bool('init', o.init, false)
+  // With init, no command is fine: lonely-init then only reaps (a container to exec into).
+  const noCommand = init && Array.isArray(cmd) && cmd.length === 0
+  const argv = config ? imageCommand(Array.isArray(cmd) && cmd.length === 0 ? [] : command(cmd), config) : noCommand ? [] : command(cmd)
   const ns = namespaces(o.namespaces)
   const rootfs = o.rootfs === undefined ? null : symlinkFree('rootfs', hostDirectory('rootfs', o.rootfs), o.rootfs)
   if (rootfs) checkRootfsLinks(rootfs)
@@ -526,6 +535,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       groups,
       tty,
       stdio: streams,
+      ...(init ? { init } : {}),
       // Sent only when set: no limits means no cgroup at all (the fast path).
       ...(limits ? { limits } : {}),
       ...(rlimits.length ? { rlimits } : {}),

@@ -28,6 +28,8 @@ pub const NO_FAILURE: u32 = u32::MAX;
 pub struct ExecPlan {
     /// Paths to try in order (PATH search is done here, inside the new root).
     pub candidates: Vec<CString>,
+    /// Or a program's fd, exec'd as is (init.rs: the sealed memfd of lonely-init); -1: none.
+    pub fd: c_int,
     pub argv: Vec<*const c_char>,
     pub envp: Vec<*const c_char>,
     // Own the strings the pointer arrays point into.
@@ -123,8 +125,8 @@ fn setup_from<S: Sys>(
 
 fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
     match op {
-        Op::ResetSignals => {
-            sys.reset_signals();
+        Op::ResetSignals { blocked } => {
+            sys.reset_signals(*blocked);
             Ok(())
         }
         Op::NewSession => sys.setsid(),
@@ -471,6 +473,9 @@ fn kind<S: Sys>(sys: &S, slots: &[c_int], target: &InRoot) -> Option<bool> {
 /// execvp inside the new root: the first candidate that is not ENOENT wins; like
 /// execvp, EACCES from any candidate is reported over a later ENOENT.
 pub fn exec<S: Sys>(sys: &S, plan: &ExecPlan) -> Errno {
+    if plan.fd >= 0 {
+        return sys.execveat_fd(plan.fd, &plan.argv, &plan.envp);
+    }
     let mut reported = Errno::ENOENT;
     for path in &plan.candidates {
         match sys.execve(path, &plan.argv, &plan.envp) {

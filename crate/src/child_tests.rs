@@ -41,7 +41,7 @@ fn s(c: &CStr) -> String {
 }
 
 impl Sys for Recorder {
-    fn reset_signals(&self) {
+    fn reset_signals(&self, _: bool) {
         let _ = self.record("reset_signals".into());
     }
     fn set_not_dumpable(&self) -> SysResult<()> {
@@ -217,6 +217,10 @@ impl Sys for Recorder {
     }
     fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()> {
         self.record(format!("seccomp {}", program.len()))
+    }
+    fn execveat_fd(&self, fd: c_int, _: &[*const c_char], _: &[*const c_char]) -> Errno {
+        let _ = self.record(format!("execveat {fd}"));
+        self.exec_errnos.borrow_mut().remove(0)
     }
     fn execve(&self, path: &CStr, _: &[*const c_char], _: &[*const c_char]) -> Errno {
         let _ = self.record(format!("execve {}", s(path)));

@@ -11,6 +11,7 @@ pub mod container;
 #[cfg(not(test))]
 mod image_binding;
 pub mod images;
+pub mod init;
 pub mod nspool;
 pub mod plan;
 pub mod planner;

@@ -29,7 +29,11 @@ pub struct InRoot {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    ResetSignals,
+    /// Default handlers; the mask emptied, or with `blocked` left full through exec (lonely-init
+    /// takes every signal with sigtimedwait: none may be dropped before it runs).
+    ResetSignals {
+        blocked: bool,
+    },
     NewSession,
     /// PR_SET_DUMPABLE 0 (the shared mm, Node's: spawn.rs restores it): an exec helper that
     /// enters a running container must not be ptraceable or readable through /proc by it.
@@ -223,7 +227,7 @@ impl Op {
         let s = |c: &CString| c.to_string_lossy().into_owned();
         let abs = |t: &InRoot| format!("/{}", t.path.to_string_lossy().trim_start_matches("./"));
         match self {
-            Op::ResetSignals => ("reset signals".into(), None),
+            Op::ResetSignals { .. } => ("reset signals".into(), None),
             Op::NewSession => ("setsid".into(), None),
             Op::NotDumpable => ("prctl PR_SET_DUMPABLE".into(), None),
             Op::ForkIntoPidns => ("clone into the container".into(), None),

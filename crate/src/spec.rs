@@ -63,6 +63,9 @@ pub struct ContainerSpec {
     /// are ignored, and the privileges apply as for a PID 1.
     #[serde(default)]
     pub join: Option<i32>,
+    /// PID 1 is lonely-init (init.rs), which runs `argv` (none: it only reaps) as its child.
+    #[serde(default)]
+    pub init: bool,
     #[serde(default = "default_seccomp")]
     pub seccomp: Seccomp,
     /// None: docker's lists (security.rs).
@@ -160,6 +163,8 @@ pub struct Handles {
     pub parent_pidfd: Option<i32>,
     /// With `join`: a pidfd of the container's PID 1, to setns into all its namespaces at once.
     pub join: Option<i32>,
+    /// With `init`: the sealed memfd of lonely-init, exec'd as PID 1.
+    pub init: Option<i32>,
 }
 
 fn inherit_all() -> [Stdio; 3] {

@@ -34,7 +34,7 @@ struct MountAttr {
 
 /// The kernel calls the child needs, in the order-independent form the plan uses.
 pub trait Sys {
-    fn reset_signals(&self);
+    fn reset_signals(&self, blocked: bool);
     fn setsid(&self) -> SysResult<()>;
     fn set_parent_death_signal(&self, sig: c_int) -> SysResult<()>;
     fn set_not_dumpable(&self) -> SysResult<()>;
@@ -110,6 +110,8 @@ pub trait Sys {
     fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()>;
     /// `argv` and `envp` are NULL-terminated pointer arrays (child.rs ExecPlan).
     fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno;
+    /// execveat(fd, "", AT_EMPTY_PATH): the program an fd holds.
+    fn execveat_fd(&self, fd: c_int, argv: &[*const c_char], envp: &[*const c_char]) -> Errno;
 }
 
 /// The real kernel.
@@ -142,7 +144,7 @@ fn check_int(ret: c_int) -> SysResult<c_int> {
 }
 
 impl Sys for Kernel {
-    fn reset_signals(&self) {
+    fn reset_signals(&self, blocked: bool) {
         // Node's handlers must never run here, and SIG_IGN (Node ignores SIGPIPE) survives exec.
         unsafe {
             let mut dfl: libc::sigaction = std::mem::zeroed();
@@ -151,7 +153,11 @@ impl Sys for Kernel {
                 libc::sigaction(sig, &dfl, std::ptr::null_mut());
             }
             let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
+            if blocked {
+                libc::sigfillset(&mut empty); // as spawn.rs blocked them around clone
+            } else {
+                libc::sigemptyset(&mut empty);
+            }
             libc::syscall(
                 libc::SYS_rt_sigprocmask,
                 libc::SIG_SETMASK,
@@ -631,6 +637,21 @@ impl Sys for Kernel {
 
     fn execve(&self, path: &CStr, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
         unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        Errno::last()
+    }
+
+    fn execveat_fd(&self, fd: c_int, argv: &[*const c_char], envp: &[*const c_char]) -> Errno {
+        let flags = libc::AT_EMPTY_PATH;
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                fd,
+                c"".as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                flags,
+            )
+        };
         Errno::last()
     }
 }

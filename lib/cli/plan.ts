@@ -116,6 +116,7 @@ export function buildPlan(p: Parsed): Plan {
   if (mounts.length) options.mounts = mounts
 
   if (p.bools.get('read-only')) options.readonlyRoot = true
+  if (p.bools.get('init')) options.init = true
 
   const limits: NonNullable<ContainerOptions['limits']> = {}
   const memory = last('memory')

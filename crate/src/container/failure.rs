@@ -71,6 +71,7 @@ impl From<&StartError> for Failure {
             StartError::UserNamespace(errno) => ("clone", None, Some(*errno), None),
             StartError::Console(s) => ("console", None, stdio_errno(s), None),
             StartError::Watch(errno) => ("epoll_ctl", None, Some(*errno), None),
+            StartError::Init(errno) => ("memfd_create", None, Some(*errno), None),
         };
         let code = match errno {
             Some(errno) => format!("{errno:?}"),

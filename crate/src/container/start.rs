@@ -43,6 +43,8 @@ pub enum StartError {
     Console(StdioError),
     #[error("epoll_ctl: {0}")]
     Watch(Errno),
+    #[error("memfd of lonely-init: {0}")]
+    Init(Errno),
 }
 
 /// What a failed start must not leave behind.
@@ -106,13 +108,18 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         rootfs: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
         parent_pidfd: own_pidfd(),
         join: None,
+        init: if spec.init {
+            Some(crate::init::memfd().map_err(StartError::Init)?)
+        } else {
+            None
+        },
     };
     let prepared = spec.prepare(&handles)?;
     let (maps_read, maps_first) = match (maps_pipe, &spec.id_maps) {
         (Some((read, release)), Some(maps)) => (Some(read), Some(MapsFirst { maps, release })),
         _ => (None, None),
     };
-    let spawned = spawn(&prepared, &spec.argv[0], maps_first);
+    let spawned = spawn(&prepared, command_name(spec), maps_first);
     // The child has joined them: a namespace lives as long as its container, never longer.
     drop((
         std::mem::take(&mut wired.child),
@@ -161,7 +168,7 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
         ..Default::default()
     };
     let prepared = spec.prepare(&handles)?;
-    let spawned = spawn(&prepared, &spec.argv[0], None);
+    let spawned = spawn(&prepared, command_name(spec), None);
     drop((std::mem::take(&mut wired.child), pidfd, procs));
     let spawned = spawned?;
     let mut undo = Undo {
@@ -182,6 +189,11 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
         pid: spawned.pid,
         stdio: wired.parent,
     })
+}
+
+/// What exec errors name: the command, or lonely-init alone.
+fn command_name(spec: &ContainerSpec) -> &str {
+    spec.argv.first().map_or(crate::init::NAME, String::as_str)
 }
 
 /// A pidfd of this process, opened once: children poll it to learn that it died.

@@ -6,7 +6,23 @@ use std::ffi::CString;
 use crate::child::ExecPlan;
 use crate::spec::{cstring, SpecError};
 
-pub fn exec_plan(args: &[String], env: &[String]) -> Result<ExecPlan, SpecError> {
+/// `init`: the fd of lonely-init, which then runs `args` as its child (`init -- args...`).
+pub fn exec_plan(
+    args: &[String],
+    env: &[String],
+    init: Option<i32>,
+) -> Result<ExecPlan, SpecError> {
+    if let Some(fd) = init {
+        let mut wrapped = vec![crate::init::NAME.to_owned()];
+        if !args.is_empty() {
+            wrapped.push("--".into());
+            wrapped.extend(args.iter().cloned());
+        }
+        let mut plan = exec_plan(&wrapped, env, None)?;
+        plan.candidates.clear();
+        plan.fd = fd;
+        return Ok(plan);
+    }
     let argv: Vec<CString> = args
         .iter()
         .map(|a| cstring("argv", a))
@@ -41,6 +57,7 @@ pub fn exec_plan(args: &[String], env: &[String]) -> Result<ExecPlan, SpecError>
     };
     Ok(ExecPlan {
         candidates,
+        fd: -1,
         argv: pointers(&argv),
         envp: pointers(&envp),
         _argv: argv,

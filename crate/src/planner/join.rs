@@ -25,7 +25,7 @@ pub fn prepare(
     let pidfd = handles.join.ok_or(SpecError::NotRunning)?;
     let ns = spec.namespaces;
     // First: nothing the container can reach may see this helper dumpable.
-    let mut plan = vec![Op::ResetSignals, Op::NotDumpable];
+    let mut plan = vec![Op::ResetSignals { blocked: false }, Op::NotDumpable];
     if handles.console.is_none() {
         for (to, from) in handles.stdio.iter().enumerate() {
             plan.push(Op::Dup2 {
@@ -83,7 +83,7 @@ pub fn prepare(
     Ok(Prepared {
         clone_flags: libc::CLONE_VM | libc::CLONE_VFORK,
         plan,
-        exec: exec_plan(&spec.argv, &spec.env)?,
+        exec: exec_plan(&spec.argv, &spec.env, None)?,
         slot_count: 2,
     })
 }

@@ -39,7 +39,7 @@ pub fn prepare(
     if spec.join.is_some() {
         return join::prepare(spec, handles, host);
     }
-    if spec.argv.is_empty() {
+    if spec.argv.is_empty() && !spec.init {
         return Err(SpecError::EmptyArgv);
     }
     let ns = spec.namespaces;
@@ -47,7 +47,7 @@ pub fn prepare(
         return Err(SpecError::NeedsMountNamespace);
     }
     let mut plan = vec![
-        Op::ResetSignals,
+        Op::ResetSignals { blocked: spec.init },
         Op::NewSession,
         Op::ParentDeathSignal(libc::SIGKILL),
     ];
@@ -138,7 +138,7 @@ pub fn prepare(
     Ok(Prepared {
         clone_flags: flags,
         plan,
-        exec: exec_plan(&spec.argv, &spec.env)?,
+        exec: exec_plan(&spec.argv, &spec.env, handles.init)?,
         slot_count,
     })
 }

@@ -27,6 +27,8 @@ pub struct Privileges<'a> {
     pub no_new_privileges: bool,
     /// A pidfd of the parent, polled once the credentials changed.
     pub parent_pidfd: Option<i32>,
+    /// The program fd exec'd at the end (lonely-init's memfd), kept open until then.
+    pub program_fd: Option<i32>,
 }
 
 impl<'a> Privileges<'a> {
@@ -44,6 +46,7 @@ impl<'a> Privileges<'a> {
             setuid_guard: spec.setuid_guard,
             no_new_privileges: spec.no_new_privileges,
             parent_pidfd: handles.parent_pidfd,
+            program_fd: handles.init,
         }
     }
 }
@@ -91,7 +94,7 @@ pub fn drop_privileges(
     });
     // Before chdir: no inherited directory fd can lead the cwd out of the root.
     plan.push(Op::CloseFds {
-        keep: [p.parent_pidfd.unwrap_or(-1), -1],
+        keep: [p.parent_pidfd.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
     });
     if !p.no_new_privileges {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.

@@ -377,7 +377,7 @@ fn an_exec_helper_is_not_dumpable_and_holds_no_fd_of_nodes_before_its_sibling_en
     assert!(
         p.plan[..not_dumpable]
             .iter()
-            .all(|o| *o == Op::ResetSignals),
+            .all(|o| matches!(o, Op::ResetSignals { .. })),
         "nothing before but the signals"
     );
     let Op::JoinNamespace { nstype, .. } = p.plan[joins] else {
