@@ -218,7 +218,7 @@ async function main() {
 
     const env = { rootfs, bundle, crunState: ctx.crunState, runcState: ctx.runcState, tools, unified: cg.unified, crunMode, libRoot: root }
     const ok = (n) => !skipped[n]
-    const latencyNames = ['node-spawn', 'node-spawn-busybox', 'lonely', 'lonely-inherit', 'lonely-mirror', 'node→unshare', 'node→bwrap', 'crun', ...(crunMode === 'unshare-m' ? ['unshare -m sh'] : []), 'runc'].filter(ok)
+    const latencyNames = ['node-spawn', 'node-spawn-busybox', 'lonely', 'lonely-exec', 'lonely-inherit', 'lonely-mirror', 'node→unshare', 'node→bwrap', 'crun', ...(crunMode === 'unshare-m' ? ['unshare -m sh'] : []), 'runc'].filter(ok)
     const heapCondition = `heap${S.heapMb}MiB`
 
     const phases = []

@@ -6,6 +6,8 @@ const cp = require('node:child_process')
 const path = require('node:path')
 
 let lonely
+/** The one container lonely-exec runs in (made on first use; it ends with the worker). */
+let execInto
 let libRoot = path.join(__dirname, '..', '..')
 /** lonely-container's index.js: this checkout's, or the one `--lib` names. */
 function lib() {
@@ -107,6 +109,14 @@ function contenders(env) {
       label: "run(['/bin/true'], { rootfs }) with the default isolation",
       run: () => lib().run(['/bin/true'], { rootfs }),
       firstByte: () => lonelyFirstByte(['echo', 'hi'], { rootfs }, 'hi\n'),
+    },
+    {
+      name: 'lonely-exec',
+      label: "container.run(['/bin/true']) in one container made once with create(undefined, { rootfs }) (docker exec's job): joins its namespaces and cgroup, same privileges",
+      run: async () => {
+        execInto ??= lib().create(undefined, { rootfs })
+        return (await execInto).run(['/bin/true'])
+      },
     },
     {
       name: 'lonely-inherit',
