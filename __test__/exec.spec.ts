@@ -211,3 +211,30 @@ ctest('init: PID 1\'s exe is a sealed memfd of lonely-init, never a host binary,
     await c.remove({ force: true })
   }
 })
+
+// ---------------------------------------------------------------- files
+
+ctest('writeFile/readFile reach the container\'s files from the host, inside its root: a symlink it planted cannot read or write a host file; control: a path through /proc/<pid>/root follows it to the host', async (t) => {
+  const c = await create(undefined, { rootfs: root })
+  try {
+    await c.writeFile('/tmp/hello.sh', '#!/bin/sh\necho hi from a file\n', { mode: 0o755 })
+    t.is((await c.run(['/tmp/hello.sh'])).stdout, 'hi from a file')
+    await c.run(['sh', '-c', 'echo from-inside > /tmp/out; ln -s /etc/shadow /tmp/evil; ln -s /etc /tmp/etcdir'])
+    t.is(await c.readFile('/tmp/out'), 'from-inside\n')
+    t.deepEqual(await c.readFile('/tmp/out', { encoding: 'buffer' }), Buffer.from('from-inside\n'))
+    // The busybox root has no /etc/shadow: inside the root the link leads nowhere.
+    await t.throwsAsync(c.readFile('/tmp/evil'), { message: /open `\/tmp\/evil` in the container: ENOENT/ })
+    const hostShadow = fs.readFileSync('/etc/shadow', 'utf8')
+    t.is(fs.readFileSync(`/proc/${c.pid}/root/tmp/evil`, 'utf8'), hostShadow, 'control: the naive path reads the HOST\'s shadow')
+    // Written through a planted directory link: the container's /etc, never the host's.
+    await c.writeFile('/tmp/etcdir/lonely-written', 'x')
+    t.true(fs.existsSync(path.join(root, 'etc/lonely-written')))
+    t.false(fs.existsSync('/etc/lonely-written'))
+    await t.throwsAsync(c.readFile('/tmp'), { message: /not a regular file/ })
+    await t.throwsAsync(c.readFile('/tmp/out', { maxBuffer: 4 }), { message: /larger than 4 bytes/ })
+  } finally {
+    await c.remove({ force: true })
+    fs.rmSync(path.join(root, 'etc/lonely-written'), { force: true })
+  }
+  await t.throwsAsync(c.readFile('/tmp/out'), { message: /was removed/ })
+})

@@ -8,7 +8,8 @@ import { constants } from 'node:os'
 
 import { ContainerProcess, type ContainerExit } from './container'
 import { normalizeExec, type ExecOptions, type ExecRunOptions } from './exec'
-import { normalize, type ContainerOptions } from './options'
+import { native } from './native'
+import { byteCount, containerPath, normalize, rangeError, typeError, type ContainerOptions } from './options'
 import type { ContainerResult, Stats } from './result'
 import { runToEnd, type Output } from './runtoend'
 
@@ -61,6 +62,30 @@ export class Container extends EventEmitter {
   run<O extends ExecRunOptions = ExecRunOptions>(command: string[], options?: O): Promise<ContainerResult<Output<O>>> {
     this.#usable()
     return runToEnd<O>(normalizeExec(this.#options, this.pid, command, options, true))
+  }
+
+  /**
+   * A file of the container, read from the host as `docker cp` does: the path is resolved
+   * inside the container's root (a symlink in it cannot lead out), regular files only, at
+   * most `maxBuffer` bytes (default 100 MB).
+   */
+  async readFile(file: string, options: { encoding?: 'utf8' | 'buffer'; maxBuffer?: number } = {}): Promise<string | Buffer> {
+    const at = containerPath('path', file)
+    const limit = byteCount('maxBuffer', options.maxBuffer, 100 * 1024 * 1024)
+    if (options.encoding !== undefined && options.encoding !== 'utf8' && options.encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', options.encoding)
+    this.#usable()
+    const data = await native().readContainerFile(this.pid, at, limit)
+    return options.encoding === 'buffer' ? data : data.toString('utf8')
+  }
+
+  /** Writes a file of the container (created with `mode`, default 0o644, or truncated), resolved as `readFile`. */
+  async writeFile(file: string, data: string | Uint8Array, options: { mode?: number } = {}): Promise<void> {
+    const at = containerPath('path', file)
+    if (typeof data !== 'string' && !(data instanceof Uint8Array)) throw typeError('data', 'a string or a Uint8Array', data)
+    const mode = options.mode ?? 0o644
+    if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw typeError('mode', 'a file mode from 0 to 0o7777', mode)
+    this.#usable()
+    await native().writeContainerFile(this.pid, at, Buffer.from(data), mode)
   }
 
   /** Signals PID 1 (ending it ends every process of the container). False once it has ended. */

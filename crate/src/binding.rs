@@ -222,3 +222,70 @@ pub fn terminal_input(fd: i32) -> Option<TerminalInput> {
         unread: s.unread,
     })
 }
+
+/// Reads a file of a running container (its root, RESOLVE_IN_ROOT), on the threadpool.
+#[napi(ts_return_type = "Promise<Buffer>")]
+pub fn read_container_file(pid: i32, path: String, limit: f64) -> AsyncTask<ReadFileTask> {
+    AsyncTask::new(ReadFileTask {
+        pid,
+        path,
+        limit: limit as u64,
+    })
+}
+
+pub struct ReadFileTask {
+    pid: i32,
+    path: String,
+    limit: u64,
+}
+
+impl Task for ReadFileTask {
+    type Output = Vec<u8>;
+    type JsValue = Buffer;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        crate::container::files::read(self.pid, &self.path, self.limit)
+            .map_err(|e| Error::from_reason(e.to_string()))
+    }
+
+    fn resolve(&mut self, _env: Env, out: Self::Output) -> Result<Self::JsValue> {
+        Ok(out.into())
+    }
+}
+
+/// Writes a file of a running container (its root, RESOLVE_IN_ROOT), on the threadpool.
+#[napi(ts_return_type = "Promise<void>")]
+pub fn write_container_file(
+    pid: i32,
+    path: String,
+    data: Buffer,
+    mode: u32,
+) -> AsyncTask<WriteFileTask> {
+    AsyncTask::new(WriteFileTask {
+        pid,
+        path,
+        data: data.to_vec(),
+        mode,
+    })
+}
+
+pub struct WriteFileTask {
+    pid: i32,
+    path: String,
+    data: Vec<u8>,
+    mode: u32,
+}
+
+impl Task for WriteFileTask {
+    type Output = ();
+    type JsValue = ();
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        crate::container::files::write(self.pid, &self.path, &self.data, self.mode)
+            .map_err(|e| Error::from_reason(e.to_string()))
+    }
+
+    fn resolve(&mut self, _env: Env, _: Self::Output) -> Result<Self::JsValue> {
+        Ok(())
+    }
+}

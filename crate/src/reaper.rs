@@ -152,6 +152,16 @@ pub fn joinable(pid: i32) -> Option<(OwnedFd, Vec<OwnedFd>)> {
     Some((pidfd, procs))
 }
 
+/// Whether the container whose PID 1 is `pid` is watched (started and not reaped yet).
+pub fn is_live(pid: i32) -> bool {
+    REAPER.get().is_some_and(|r| {
+        r.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&pid)
+    })
+}
+
 pub fn live_count() -> usize {
     REAPER.get().map_or(0, |r| {
         r.live.lock().unwrap_or_else(|e| e.into_inner()).len()

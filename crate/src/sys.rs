@@ -125,6 +125,23 @@ fn check(ret: c_long) -> SysResult<c_long> {
     }
 }
 
+/// openat2 with a mode for O_CREAT, `resolve` as openat2 (magic links never followed), CLOEXEC.
+pub fn openat2_mode(
+    dir: c_int,
+    path: &CStr,
+    flags: c_int,
+    mode: u32,
+    resolve: u64,
+) -> SysResult<c_int> {
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = mode as u64;
+    how.resolve = resolve | libc::RESOLVE_NO_MAGICLINKS;
+    let size = std::mem::size_of::<libc::open_how>();
+    check(unsafe { libc::syscall(libc::SYS_openat2, dir, path.as_ptr(), &how, size) })
+        .map(|fd| fd as c_int)
+}
+
 /// openat2 with `resolve` (magic links never followed), CLOEXEC.
 pub fn openat2(dir: c_int, path: &CStr, flags: c_int, resolve: u64) -> SysResult<c_int> {
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };

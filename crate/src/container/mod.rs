@@ -2,6 +2,7 @@
 //! failure the caller sees when it does not start.
 
 pub mod failure;
+pub mod files;
 pub mod start;
 
 pub use failure::Failure;

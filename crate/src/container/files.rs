@@ -1,0 +1,112 @@
+//! A running container's files from the host, as `docker cp` reaches them: every path is
+//! resolved inside the container's root (its mount namespace, through /proc/<pid>/root) with
+//! openat2(RESOLVE_IN_ROOT), so a symlink the container planted cannot lead to a host file.
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+use crate::reaper;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("container not running")]
+    NotRunning,
+    #[error("open `{path}` in the container: {errno}")]
+    Open { path: String, errno: Errno },
+    #[error("`{path}` in the container is not a regular file")]
+    NotAFile { path: String },
+    #[error("`{path}` in the container is larger than {limit} bytes")]
+    TooLarge { path: String, limit: u64 },
+    #[error("{what} `{path}` in the container: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// `path` (absolute inside the container) opened with `flags` beneath the root of the live
+/// container whose PID 1 is `pid`.
+fn open_in(
+    pid: i32,
+    path: &str,
+    flags: libc::c_int,
+    mode: u32,
+) -> Result<std::fs::File, FileError> {
+    let failed = |errno| FileError::Open {
+        path: path.into(),
+        errno,
+    };
+    // The magic link into its mount namespace's root: the one link followed on purpose.
+    let proc = std::ffi::CString::new(format!("/proc/{pid}/root")).expect("no NUL");
+    let root = unsafe {
+        libc::open(
+            proc.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if root < 0 {
+        return Err(failed(Errno::last()));
+    }
+    let root = unsafe { OwnedFd::from_raw_fd(root) };
+    // Opened first, checked after: a pid is not reused before the reaper reaps it, so if the
+    // container still lives now, the root we hold is its own.
+    if !reaper::is_live(pid) {
+        return Err(FileError::NotRunning);
+    }
+    let rel =
+        std::ffi::CString::new(path.trim_start_matches('/')).map_err(|_| failed(Errno::EINVAL))?;
+    let how_flags = flags | libc::O_NOCTTY | libc::O_NONBLOCK;
+    let fd = crate::sys::openat2_mode(
+        std::os::fd::AsRawFd::as_raw_fd(&root),
+        &rel,
+        how_flags,
+        mode,
+        libc::RESOLVE_IN_ROOT,
+    )
+    .map_err(failed)?;
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The content of a regular file of the container, at most `limit` bytes.
+pub fn read(pid: i32, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+    let file = open_in(pid, path, libc::O_RDONLY, 0)?;
+    let io = |what, source| FileError::Io {
+        what,
+        path: path.into(),
+        source,
+    };
+    let meta = file.metadata().map_err(|e| io("stat", e))?;
+    if !meta.is_file() {
+        return Err(FileError::NotAFile { path: path.into() });
+    }
+    let mut out = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| io("read", e))?;
+    if out.len() as u64 > limit {
+        return Err(FileError::TooLarge {
+            path: path.into(),
+            limit,
+        });
+    }
+    Ok(out)
+}
+
+/// Writes `data` to a file of the container (created with `mode`, or truncated; never through
+/// a symlink at its last component).
+pub fn write(pid: i32, path: &str, data: &[u8], mode: u32) -> Result<(), FileError> {
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW;
+    let mut file = open_in(pid, path, flags, mode)?;
+    let io = |what, source| FileError::Io {
+        what,
+        path: path.into(),
+        source,
+    };
+    if !file.metadata().map_err(|e| io("stat", e))?.is_file() {
+        return Err(FileError::NotAFile { path: path.into() });
+    }
+    file.write_all(data).map_err(|e| io("write", e))
+}
