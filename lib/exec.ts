@@ -6,8 +6,7 @@ import { constants } from 'node:os'
 import { primaryGroup } from './imageroot'
 import { ownOnly } from './own'
 import { optionError } from './optionerror'
-import { relayedStdio } from './relay'
-import { bool, byteCount, command, containerPath, id, millis, rangeError, signalNumber, stdio, typeError, type ContainerOptions, type Normalized, type RunOptions } from './options'
+import { bool, byteCount, command, containerPath, id, millis, rangeError, signalNumber, streamsOf, typeError, type ContainerOptions, type Normalized, type RunOptions } from './options'
 
 /** What an exec may set; every other option is the container's. */
 export type ExecOptions = Pick<ContainerOptions, 'env' | 'cwd' | 'uid' | 'gid' | 'groups' | 'tty' | 'stdio' | 'stdin' | 'stdout' | 'stderr' | 'input' | 'timeout' | 'cancelSignal' | 'killSignal' | 'forceKillAfterDelay'>
@@ -34,15 +33,7 @@ export function normalizeExec(container: Normalized, pid: number, cmd: unknown, 
   if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
   const groups = o.groups === undefined ? (o.uid === undefined ? base.groups : []) : o.groups.map((g, i) => id(`groups[${i}]`, g, 0))
   const tty = bool('tty', o.tty, false)
-  const streams = stdio(o)
-  if (o.input !== undefined) {
-    if (typeof o.input !== 'string' && !(o.input instanceof Uint8Array)) throw typeError('input', 'a string or a Uint8Array', o.input)
-    if (o.stdin !== undefined && o.stdin !== 'pipe') throw rangeError('input', 'needs `stdin: "pipe"`', o.stdin)
-    streams[0] = 'pipe'
-  }
-  const relayed = tty ? [] : relayedStdio(streams)
-  for (const fd of relayed) streams[fd] = 'pipe'
-  if (o.cancelSignal !== undefined && !(o.cancelSignal instanceof AbortSignal)) throw typeError('cancelSignal', 'an AbortSignal', o.cancelSignal)
+  const { streams, relayed } = streamsOf(o, tty)
   // docker exec: the container's environment, with the exec's `env` over it (TERM with a terminal).
   const environment = new Map(base.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
   if (tty) environment.set('TERM', 'xterm')

@@ -217,7 +217,22 @@ function stdioValue(option: string, value: unknown): StdioOption {
   throw typeError(option, '"pipe", "inherit", "ignore" or a file descriptor', value)
 }
 
-export function stdio(options: ContainerOptions): StdioOption[] {
+/** The three streams as the addon gets them, `input` and `cancelSignal` checked, and which `inherit` ones are relayed. */
+export function streamsOf(o: ContainerOptions, tty: boolean): { streams: StdioOption[]; relayed: number[] } {
+  const streams = stdio(o)
+  if (o.input !== undefined) {
+    if (typeof o.input !== 'string' && !(o.input instanceof Uint8Array)) throw typeError('input', 'a string or a Uint8Array', o.input)
+    if (o.stdin !== undefined && o.stdin !== 'pipe') throw rangeError('input', 'needs `stdin: "pipe"`', o.stdin)
+    streams[0] = 'pipe'
+  }
+  // With a terminal the pty replaces 0-2 and this process relays it already.
+  const relayed = tty ? [] : relayedStdio(streams)
+  for (const fd of relayed) streams[fd] = 'pipe'
+  if (o.cancelSignal !== undefined && !(o.cancelSignal instanceof AbortSignal)) throw typeError('cancelSignal', 'an AbortSignal', o.cancelSignal)
+  return { streams, relayed }
+}
+
+function stdio(options: ContainerOptions): StdioOption[] {
   const all = options.stdio
   let base: StdioOption[]
   if (Array.isArray(all)) {
@@ -483,16 +498,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     if (!inside(idMaps.gid, gid)) throw rangeError('gid', 'must be inside a `gidMap` range', gid)
   }
   const tty = bool('tty', o.tty, false)
-  const streams = stdio(o)
-  if (o.input !== undefined) {
-    if (typeof o.input !== 'string' && !(o.input instanceof Uint8Array)) throw typeError('input', 'a string or a Uint8Array', o.input)
-    if (o.stdin !== undefined && o.stdin !== 'pipe') throw rangeError('input', 'needs `stdin: "pipe"`', o.stdin)
-    streams[0] = 'pipe'
-  }
-  // With a terminal the pty replaces 0-2 and this process relays it already.
-  const relayed = tty ? [] : relayedStdio(streams)
-  for (const fd of relayed) streams[fd] = 'pipe'
-  if (o.cancelSignal !== undefined && !(o.cancelSignal instanceof AbortSignal)) throw typeError('cancelSignal', 'an AbortSignal', o.cancelSignal)
+  const { streams, relayed } = streamsOf(o, tty)
   if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
   if (o.keep !== undefined && typeof o.keep !== 'boolean') throw typeError('keep', 'a boolean', o.keep)
   if (o.keep && !found) throw rangeError('keep', 'goes with `image`', o.keep)

@@ -294,17 +294,24 @@ pub fn source_identity(path: &str) -> Result<(bool, (u64, u64)), SpecError> {
     ))
 }
 
+/// A spec the tests start from (the planner's tests too).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use super::{parse, ContainerSpec};
 
-    fn spec(json: &str) -> ContainerSpec {
+    pub fn spec(json: &str) -> ContainerSpec {
         parse(json).unwrap()
     }
 
-    const BASE: &str = r#"{"argv":["ls","-l"],"env":["PATH=/bin:/usr/bin"],"cwd":"/","hostname":"box",
+    pub const BASE: &str = r#"{"argv":["ls","-l"],"env":["PATH=/bin:/usr/bin"],"cwd":"/","hostname":"box",
         "namespaces":{"pid":true,"mount":true,"uts":true,"ipc":true,"net":true,"cgroup":true},
         "rootfs":null,"uid":0,"gid":0}"#;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{spec, BASE};
+    use super::*;
 
     #[test]
     fn rejects_nul_and_relative_paths() {

@@ -26,14 +26,7 @@ pub fn prepare(
     let ns = spec.namespaces;
     // First: nothing the container can reach may see this helper dumpable.
     let mut plan = vec![Op::ResetSignals { blocked: false }, Op::NotDumpable];
-    if handles.console.is_none() {
-        for (to, from) in handles.stdio.iter().enumerate() {
-            plan.push(Op::Dup2 {
-                from: *from,
-                to: to as i32,
-            });
-        }
-    }
+    super::steps::stdio(spec, handles, &mut plan);
     for fd in &handles.cgroup_procs {
         plan.push(Op::JoinCgroup(*fd));
     }
@@ -68,17 +61,7 @@ pub fn prepare(
     plan.push(Op::ForkIntoPidns);
     plan.push(Op::NewSession);
     plan.push(Op::ParentDeathSignal(libc::SIGKILL));
-    if let Some(sock) = handles.console {
-        let ptmx = if ns.mount {
-            c"/dev/pts/ptmx"
-        } else {
-            c"/dev/ptmx"
-        };
-        plan.push(Op::Console {
-            ptmx: ptmx.to_owned(),
-            sock,
-        });
-    }
+    super::steps::console(ns.mount, handles, &mut plan);
     drop_privileges(&Privileges::of(spec, handles), host, &mut plan)?;
     Ok(Prepared {
         clone_flags: libc::CLONE_VM | libc::CLONE_VFORK,

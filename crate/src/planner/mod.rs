@@ -64,18 +64,7 @@ pub fn prepare(
             }
         }
     }
-    if handles.console.is_none() {
-        let null = spec.null_stdio();
-        for (to, from) in handles.stdio.iter().enumerate() {
-            if null[to] {
-                continue; // dev::make opens the container's own /dev/null onto it
-            }
-            plan.push(Op::Dup2 {
-                from: *from,
-                to: to as i32,
-            });
-        }
-    }
+    steps::stdio(spec, handles, &mut plan);
     if let (true, Some(fd)) = (ns.net, handles.netns) {
         // Before the mounts: sysfs shows the network namespace of the task that mounts it.
         plan.push(Op::JoinNamespace {
@@ -100,18 +89,8 @@ pub fn prepare(
     if ns.mount {
         slot_count = filesystem(spec, handles.rootfs.unwrap_or(-1), host, &mut plan)?;
     }
-    if let Some(sock) = handles.console {
-        // After pivot_root: /dev/pts is the container's own devpts instance.
-        let ptmx = if ns.mount {
-            c"/dev/pts/ptmx"
-        } else {
-            c"/dev/ptmx"
-        };
-        plan.push(Op::Console {
-            ptmx: ptmx.to_owned(),
-            sock,
-        });
-    }
+    // After pivot_root: /dev/pts is the container's own devpts instance.
+    steps::console(ns.mount, handles, &mut plan);
     if let (true, Some(name)) = (ns.uts, &spec.hostname) {
         plan.push(Op::Hostname(name.as_bytes().to_vec()));
     }

@@ -3,6 +3,7 @@
 use std::ffi::CString;
 
 use crate::plan::{InRoot, Op};
+use crate::spec::{ContainerSpec, Handles};
 
 /// Assigns fd slots; slot 0 is the root (plan::ROOT).
 pub struct Slots(pub usize);
@@ -52,4 +53,36 @@ pub fn attach_in_root(plan: &mut Vec<Op>, slot: usize, target: InRoot, keep: boo
 /// every later step inside it goes through that fd, never through a path of the root.
 pub fn kernel_fs_at(plan: &mut Vec<Op>, slot: usize, at: &str) {
     attach_in_root(plan, slot, InRoot::no_symlinks(at), true);
+}
+
+/// The caller's stdio onto 0-2 (unless a terminal replaces them), but the `ignore` ones the
+/// container's own /dev/null takes (dev::make, join.rs).
+pub fn stdio(spec: &ContainerSpec, handles: &Handles, plan: &mut Vec<Op>) {
+    if handles.console.is_some() {
+        return;
+    }
+    let null = spec.null_stdio();
+    for (to, from) in handles.stdio.iter().enumerate() {
+        if !null[to] {
+            plan.push(Op::Dup2 {
+                from: *from,
+                to: to as i32,
+            });
+        }
+    }
+}
+
+/// With a terminal: a pty of the container's own devpts (after pivot_root or setns), sent back.
+pub fn console(mount: bool, handles: &Handles, plan: &mut Vec<Op>) {
+    if let Some(sock) = handles.console {
+        let ptmx = if mount {
+            c"/dev/pts/ptmx"
+        } else {
+            c"/dev/ptmx"
+        };
+        plan.push(Op::Console {
+            ptmx: ptmx.to_owned(),
+            sock,
+        });
+    }
 }

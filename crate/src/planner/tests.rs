@@ -3,16 +3,9 @@
 
 use super::*;
 use crate::plan::Op;
+use crate::spec::fixtures::{spec, BASE};
 use crate::spec::{parse, ContainerSpec, Handles};
 use crate::sys::MOUNT_ATTR_RDONLY;
-
-fn spec(json: &str) -> ContainerSpec {
-    parse(json).unwrap()
-}
-
-const BASE: &str = r#"{"argv":["ls","-l"],"env":["PATH=/bin:/usr/bin"],"cwd":"/","hostname":"box",
-    "namespaces":{"pid":true,"mount":true,"uts":true,"ipc":true,"net":true,"cgroup":true},
-    "rootfs":null,"uid":0,"gid":0}"#;
 
 #[test]
 fn path_search_happens_in_the_container_path() {
