@@ -139,7 +139,7 @@ export async function warmUp(...starts: Array<[string[], RunOptions?]>): Promise
   return last
 }
 
-/** The namespace pool's bound (crate/src/nspool.rs CAPACITY). */
+/** The namespace pool's bound (core/src/nspool.rs CAPACITY). */
 const POOL_CAPACITY = nativeBinding().namespacePoolCapacity()
 
 /**

@@ -79,8 +79,8 @@ function staleBuild(root) {
   }
   const out = []
   const addon = fs.readdirSync(root).find((f) => f.endsWith('.node'))
-  const rs = newest(path.join(root, 'crate', 'src'), '.rs')
-  if (addon && rs > mtime(addon)) out.push(`the native addon (${addon}) is older than crate/src (by ${Math.round((rs - mtime(addon)) / 1000)} s): npm run build:native measures the current source`)
+  const rs = Math.max(newest(path.join(root, 'crate', 'src'), '.rs'), newest(path.join(root, 'core', 'src'), '.rs'))
+  if (addon && rs > mtime(addon)) out.push(`the native addon (${addon}) is older than crate/src or core/src (by ${Math.round((rs - mtime(addon)) / 1000)} s): npm run build:native measures the current source`)
   const ts = Math.max(mtime('index.ts'), newest(path.join(root, 'lib'), '.ts'))
   if (ts > mtime('index.js')) out.push('index.js is older than index.ts or lib/*.ts: npx tsc -p tsconfig.json')
   return out

@@ -31,7 +31,7 @@ export type RlimitName = (typeof RLIMIT_NAMES)[number]
 export type RlimitValue = number | 'unlimited' | [number | 'unlimited', number | 'unlimited'] | { soft: number | 'unlimited'; hard: number | 'unlimited' }
 export type Rlimits = Partial<Record<RlimitName, RlimitValue>>
 
-/** What crate/src/cgroups Limits receives. */
+/** What core/src/cgroups Limits receives. */
 export interface LimitsSpec {
   memory?: number
   memorySwap?: number

@@ -106,7 +106,7 @@ const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgrou
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
 
-/** What the addon receives (crate/src/spec.rs ContainerSpec). */
+/** What the addon receives (core/src/spec.rs ContainerSpec). */
 export interface Spec extends SecuritySpec {
   argv: string[]
   env: string[]
@@ -294,7 +294,7 @@ function hostDirectory(option: string, value: unknown): string {
 }
 
 /**
- * The rootfs is opened with no symlink in any component (RESOLVE_NO_SYMLINKS, crate/src/rootfs.rs):
+ * The rootfs is opened with no symlink in any component (RESOLVE_NO_SYMLINKS, core/src/rootfs.rs):
  * a path that only reaches it through one is refused here with the path to give instead.
  */
 function symlinkFree(option: string, real: string, value: unknown): string {

@@ -51,7 +51,7 @@ export interface SecuritySpec {
   noNewPrivileges: boolean
   /** The rootfs and bind mounts are mounted nosuid. */
   nosuid: boolean
-  /** The default seccomp profile refuses setuid/setgid modes (crate/src/seccomp/compact.rs). */
+  /** The default seccomp profile refuses setuid/setgid modes (core/src/seccomp/compact.rs). */
   setuidGuard: boolean
   seccomp: 'default' | 'unconfined' | { profile: string }
   maskedPaths?: string[]

@@ -122,7 +122,7 @@ function securityFromPlan(plan, libRoot) {
 }
 
 /**
- * An OCI seccomp profile with lonely's default allowlist (read from its crate/src/seccomp.rs;
+ * An OCI seccomp profile with lonely's default allowlist (read from its core/src/seccomp/mod.rs;
  * bench/lib/seccomp-allowlist.json when that file is not there): EPERM by default, the listed
  * calls allowed, clone/unshare without namespace flags, socket but AF_ALG/AF_VSOCK, the
  * personalities docker allows, clone3 ENOSYS. (lonely's second filter, the TIOCSTI/TIOCLINUX
@@ -131,7 +131,7 @@ function securityFromPlan(plan, libRoot) {
 function seccompProfile(libRoot) {
   let names = null
   try {
-    const src = fs.readFileSync(path.join(libRoot, 'crate/src/seccomp.rs'), 'utf8')
+    const src = fs.readFileSync(path.join(libRoot, 'core/src/seccomp/mod.rs'), 'utf8')
     const m = src.match(/const ALLOWED: &\[&str\] = &\[([\s\S]*?)\];/)
     if (m) names = [...m[1].matchAll(/"([a-z0-9_]+)"/g)].map((x) => x[1])
   } catch {}
