@@ -18,8 +18,12 @@ test.before(async () => {
 })
 
 test.after.always(async (t) => {
-  if (warm) await expectNoLeak(t, warm, { fds: false })
-  if (root) removeRoot(root)
+  // The clean-up runs whatever the check found (a failed assertion throws).
+  try {
+    if (warm) await expectNoLeak(t, warm, { fds: false })
+  } finally {
+    if (root) removeRoot(root)
+  }
 })
 
 /** A serial test that leaves nothing behind (every container it made has ended). */

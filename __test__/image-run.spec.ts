@@ -69,8 +69,12 @@ test.before(async () => {
 })
 
 test.after.always(async (t) => {
-  if (warm) await expectNoLeak(t, warm, { fds: false })
-  if (work) fs.rmSync(work, { recursive: true, force: true })
+  // The clean-up runs whatever the check found (a failed assertion throws).
+  try {
+    if (warm) await expectNoLeak(t, warm, { fds: false })
+  } finally {
+    if (work) fs.rmSync(work, { recursive: true, force: true })
+  }
 })
 
 const containers = () => fs.readdirSync(path.join(store, 'containers'))

@@ -97,9 +97,13 @@ test.before(async () => {
 })
 
 test.after.always(async (t) => {
-  if (warm) await expectNoLeak(t, warm, { fds: false })
-  if (root) removeRoot(root)
-  if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
+  // The clean-up runs whatever the check found (a failed assertion throws).
+  try {
+    if (warm) await expectNoLeak(t, warm, { fds: false })
+  } finally {
+    if (root) removeRoot(root)
+    if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
+  }
 })
 
 /** A serial test that makes containers and checks afterwards that none of them leaked anything. */
