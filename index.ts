@@ -6,8 +6,8 @@ import { ContainerError, type ContainerResult } from './lib/result'
 import { runToEnd, type Output } from './lib/runtoend'
 
 export { ContainerProcess, ContainerError }
-export { Container, create } from './lib/create'
-export type { ContainerTask } from './lib/create'
+export { Container, containers, create } from './lib/create'
+export type { ContainerInfo, ContainerTask, DetachedOptions } from './lib/create'
 export type { ExecOptions, ExecRunOptions } from './lib/exec'
 export { images } from './lib/images'
 export type { Image, ImageConfig, ImageLayer, LoadedImage, LoadOptions, LoadProgress, RemoveResult, StoreOptions } from './lib/images'

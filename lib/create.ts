@@ -1,6 +1,7 @@
 // Containers that live beyond one command: `create()` starts one whose PID 1 runs `command`,
 // and `exec()`/`run()` start more processes in it (its namespaces, cgroup and privileges),
-// as `docker create` + `docker exec` do. A container still ends with this Node process.
+// as `docker create` + `docker exec` do. A container ends with this Node process, unless it is
+// `detached` (lib/detached.ts): then any process finds it with `containers.get()`.
 import { EventEmitter } from 'node:events'
 import * as fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
@@ -12,6 +13,8 @@ import { native } from './native'
 import { byteCount, containerPath, normalize, rangeError, typeError, type ContainerOptions } from './options'
 import type { ContainerResult, Stats } from './result'
 import { runToEnd, type Output } from './runtoend'
+import { isRunning, makeStateDir, recordedExit, stateRoot, states, writeState, type DetachedState } from './detached'
+import { optionError } from './optionerror'
 
 /** A process of the container, as `top()` lists it. */
 export interface ContainerTask {
@@ -23,45 +26,103 @@ export interface ContainerTask {
   command: string[]
 }
 
+/** PID 1 as a Container drives it: a ContainerProcess of ours, or a detached one's state. */
+interface Pid1 {
+  pid: number
+  /** Its start time, when another process started it (checked before every use). */
+  start: number | null
+  running(): boolean
+  kill(signal: NodeJS.Signals | number): boolean
+  wait(): Promise<ContainerExit>
+  stats(): Stats | null
+}
+
+function ours(proc: ContainerProcess): Pid1 {
+  return {
+    pid: proc.pid,
+    start: null,
+    running: () => proc.exitCode === null && proc.signalCode === null,
+    kill: (signal) => proc.kill(signal),
+    wait: () => proc.wait(),
+    stats: () => proc.stats(),
+  }
+}
+
+function recorded(state: DetachedState & { dir: string }): Pid1 {
+  let ended: Promise<ContainerExit> | undefined
+  return {
+    pid: state.pid,
+    start: state.start,
+    running: () => isRunning(state),
+    kill: (signal) => native().signalProcess(state.pid, state.start, typeof signal === 'number' ? signal : constants.signals[signal]),
+    // Not our child: its end is seen by polling, its status read from what lonely-init wrote.
+    wait: () =>
+      (ended ??= (async () => {
+        while (isRunning(state)) await new Promise((r) => setTimeout(r, 20))
+        const exit = recordedExit(state)
+        return exit ?? { command: state.command.join(' '), pid: state.pid, durationMs: Date.now() - Date.parse(state.created), timedOut: false, isCanceled: false, failed: true, oomKilled: false, usage: { cpuUserMs: 0, cpuSystemMs: 0 } }
+      })()),
+    stats: () => null,
+  }
+}
+
 export class Container extends EventEmitter {
   /** A random id (16 hex digits): nothing about the host. */
-  readonly id = randomBytes(8).toString('hex')
-  readonly #init: ContainerProcess
+  readonly id: string
+  /** Its name (`name`), if it is detached and has one. */
+  readonly name: string | null
+  readonly #pid1: Pid1
+  readonly #proc: ContainerProcess | null
   readonly #options: ReturnType<typeof normalize>
+  /** A detached container's state directory. */
+  readonly #dir: string | null
   #removed = false
+  #ended: Promise<ContainerExit> | undefined
 
-  /** @internal Use `create()`. */
-  constructor(init: ContainerProcess, options: ReturnType<typeof normalize>) {
+  /** @internal Use `create()` or `containers.get()`. */
+  constructor(pid1: ContainerProcess | (DetachedState & { dir: string }), options: ReturnType<typeof normalize>, state: { id: string; name: string | null; dir: string | null }) {
     super()
-    this.#init = init
+    this.id = state.id
+    this.name = state.name
+    this.#dir = state.dir
+    this.#proc = pid1 instanceof ContainerProcess ? pid1 : null
+    this.#pid1 = pid1 instanceof ContainerProcess ? ours(pid1) : recorded(pid1)
     this.#options = options
-    void init.wait().then((exit) => this.emit('exit', exit))
+    // Ours: its exit comes from the reaper. Recorded: only a wait() polls for it (polling from
+    // here would keep this process alive for a container meant to outlive it).
+    if (this.#proc) void this.wait()
   }
 
   /** Host pid of the container's PID 1. */
   get pid(): number {
-    return this.#init.pid
+    return this.#pid1.pid
   }
 
-  /** PID 1's handle: its stdio streams (with `stdio: 'pipe'`), exit code, events. */
-  get init(): ContainerProcess {
-    return this.#init
+  /** PID 1's handle (stdio streams with `stdio: 'pipe'`, exit code, events); null for a detached container another process made. */
+  get init(): ContainerProcess | null {
+    return this.#proc
   }
 
   get running(): boolean {
-    return this.#init.exitCode === null && this.#init.signalCode === null
+    return this.#pid1.running()
+  }
+
+  /** A detached container's stdout and stderr so far (its log file). */
+  logs(): string {
+    if (!this.#dir) throw new Error(`container ${this.id} is not detached: read its init's streams`)
+    return fs.readFileSync(`${this.#dir}/log`, 'utf8')
   }
 
   /** Starts `command` in the container and returns its handle at once, as `spawn()` does. */
   exec(command: string[], options?: ExecOptions): ContainerProcess {
     this.#usable()
-    return new ContainerProcess(normalizeExec(this.#options, this.pid, command, options, false))
+    return new ContainerProcess(this.#exec(command, options, false))
   }
 
   /** Runs `command` in the container to its end, as `run()` does (`reject: false` resolves with a failure). */
   run<O extends ExecRunOptions = ExecRunOptions>(command: string[], options?: O): Promise<ContainerResult<Output<O>>> {
     this.#usable()
-    return runToEnd<O>(normalizeExec(this.#options, this.pid, command, options, true))
+    return runToEnd<O>(this.#exec(command, options, true))
   }
 
   /**
@@ -74,7 +135,7 @@ export class Container extends EventEmitter {
     const limit = byteCount('maxBuffer', options.maxBuffer, 100 * 1024 * 1024)
     if (options.encoding !== undefined && options.encoding !== 'utf8' && options.encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', options.encoding)
     this.#usable()
-    const data = await native().readContainerFile(this.pid, at, limit)
+    const data = await native().readContainerFile(this.pid, this.#pid1.start, at, limit)
     return options.encoding === 'buffer' ? data : data.toString('utf8')
   }
 
@@ -85,12 +146,12 @@ export class Container extends EventEmitter {
     const mode = options.mode ?? 0o644
     if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw typeError('mode', 'a file mode from 0 to 0o7777', mode)
     this.#usable()
-    await native().writeContainerFile(this.pid, at, Buffer.from(data), mode)
+    await native().writeContainerFile(this.pid, this.#pid1.start, at, Buffer.from(data), mode)
   }
 
   /** Signals PID 1 (ending it ends every process of the container). False once it has ended. */
   kill(signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
-    return this.#init.kill(signal)
+    return this.#pid1.kill(signal)
   }
 
   /** SIGTERM (or `signal`), then SIGKILL after `timeout` ms (default 10 000, as docker stop); resolves once it has ended. */
@@ -98,21 +159,25 @@ export class Container extends EventEmitter {
     const timeout = options.timeout ?? 10_000
     if (!Number.isInteger(timeout) || timeout < 0) throw new RangeError(`Option \`timeout\` must be a whole number of milliseconds; got ${timeout}.`)
     if (this.running) {
-      this.#init.kill(options.signal ?? 'SIGTERM')
-      const force = setTimeout(() => this.#init.kill('SIGKILL'), timeout)
-      void this.#init.wait().then(() => clearTimeout(force))
+      this.#pid1.kill(options.signal ?? 'SIGTERM')
+      const force = setTimeout(() => this.#pid1.kill('SIGKILL'), timeout)
+      void this.wait().then(() => clearTimeout(force))
     }
-    return this.#init.wait()
+    return this.wait()
   }
 
-  /** Resolves when PID 1 has ended (never rejects). */
+  /** Resolves when PID 1 has ended (never rejects); emits 'exit' then, once. */
   wait(): Promise<ContainerExit> {
-    return this.#init.wait()
+    this.#ended ??= this.#pid1.wait().then((exit) => {
+      this.emit('exit', exit)
+      return exit
+    })
+    return this.#ended
   }
 
   /** Live cgroup accounting of the whole container (with `limits`), null without or once ended. */
   stats(): Stats | null {
-    return this.#init.stats()
+    return this.#pid1.stats()
   }
 
   /** The processes in the container now: every host process in its PID namespace. */
@@ -145,9 +210,16 @@ export class Container extends EventEmitter {
    */
   async remove(options: { force?: boolean } = {}): Promise<void> {
     if (this.running && !options.force) throw new Error(`container ${this.id} is running: stop it first, or remove({ force: true })`)
-    if (this.running) this.#init.kill(constants.signals.SIGKILL)
-    await this.#init.wait()
+    if (this.running) this.#pid1.kill(constants.signals.SIGKILL)
+    await this.wait()
+    if (this.#dir) fs.rmSync(this.#dir, { recursive: true, force: true })
     this.#removed = true
+  }
+
+  #exec(command: string[], options: unknown, forRun: boolean): ReturnType<typeof normalize> {
+    const opts = normalizeExec(this.#options, this.pid, command, options, forRun)
+    if (this.#pid1.start !== null) opts.spec.joinStart = this.#pid1.start
+    return opts
   }
 
   #usable(): void {
@@ -161,9 +233,81 @@ export class Container extends EventEmitter {
  * for `exec()` and reaps its zombies until `stop()`. The options are `spawn()`'s; stdio
  * defaults to 'ignore' (PID 1's output would otherwise fill a pipe nobody reads).
  */
-export async function create(command?: string[], options: ContainerOptions = {}): Promise<Container> {
-  const given = options as Record<string, unknown>
-  const withStdio = 'stdio' in given || 'stdin' in given || 'stdout' in given || 'stderr' in given ? options : { ...options, stdio: 'ignore' as const }
-  const opts = command === undefined ? normalize([], { ...withStdio, init: true }, false) : normalize(command, withStdio, false)
-  return new Container(new ContainerProcess(opts), opts)
+export async function create(command?: string[], options: ContainerOptions & DetachedOptions = {}): Promise<Container> {
+  const { detached, name, stateDir, ...rest } = options as ContainerOptions & DetachedOptions
+  if (detached !== undefined && typeof detached !== 'boolean') throw optionError(TypeError, 'detached', `Option \`detached\` must be a boolean; got ${String(detached)}.`)
+  if (!detached) {
+    for (const [key, v] of [['name', name], ['stateDir', stateDir]] as const) if (v !== undefined) throw optionError(RangeError, key, `Option \`${key}\` goes with \`detached: true\`.`)
+    const given = rest as Record<string, unknown>
+    const withStdio = 'stdio' in given || 'stdin' in given || 'stdout' in given || 'stderr' in given ? rest : { ...rest, stdio: 'ignore' as const }
+    const opts = command === undefined ? normalize([], { ...withStdio, init: true }, false) : normalize(command, withStdio, false)
+    return new Container(new ContainerProcess(opts), opts, { id: randomBytes(8).toString('hex'), name: null, dir: null })
+  }
+  for (const key of ['stdio', 'stdin', 'stdout', 'stderr', 'input', 'tty', 'limits', 'timeout', 'cancelSignal', 'keep'] as const) {
+    if (rest[key] !== undefined) throw optionError(RangeError, key, `Option \`${key}\` does not go with \`detached\`: its stdout and stderr go to its log, and it lives until stopped${key === 'limits' ? ' (limits for detached containers are not supported yet)' : ''}.`)
+  }
+  if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name))) throw optionError(RangeError, 'name', `Option \`name\` must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters; got ${JSON.stringify(name)}.`)
+  const root = stateRoot(stateDir)
+  const id = randomBytes(8).toString('hex')
+  const { dir, log, status } = makeStateDir(root, id, name ?? null)
+  try {
+    const opts = normalize(command ?? [], { ...rest, init: true, stdio: ['ignore', log, log] }, false)
+    opts.spec.detached = true
+    opts.spec.statusFd = status
+    const proc = new ContainerProcess(opts)
+    const start = native().processStartTime(proc.pid)
+    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: start ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec }
+    writeState(dir, state)
+    // Seen as any process sees it (its state): its exit, delivered here unref'd, keeps Node alive for nobody.
+    return new Container({ ...state, dir }, opts, { id, name: name ?? null, dir })
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true })
+    throw e
+  } finally {
+    fs.closeSync(log) // the container has its own
+    fs.closeSync(status)
+  }
+}
+
+/** What `create()` takes besides spawn's options. */
+export interface DetachedOptions {
+  /** The container outlives this Node process (as `docker run -d`); PID 1 is lonely-init. */
+  detached?: boolean
+  /** A unique name (detached containers), as `docker run --name`. */
+  name?: string
+  /** Where detached containers' state lives; default /run/lonely for root, $XDG_RUNTIME_DIR/lonely otherwise. */
+  stateDir?: string
+}
+
+/** What `containers.list()` says of one. */
+export interface ContainerInfo {
+  id: string
+  name: string | null
+  pid: number
+  running: boolean
+  /** Once it ended: lonely-init's record of the command's status. */
+  exitCode?: number
+  signal?: NodeJS.Signals
+  created: string
+  command: string[]
+}
+
+/** Detached containers, from any process (as `docker ps -a`, `docker inspect`). */
+export const containers = {
+  list(options: { stateDir?: string } = {}): ContainerInfo[] {
+    return states(stateRoot(options.stateDir)).map((s) => {
+      const running = isRunning(s)
+      const exit = running ? null : recordedExit(s)
+      return { id: s.id, name: s.name, pid: s.pid, running, ...(exit?.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit?.signal ? { signal: exit.signal } : {}), created: s.created, command: s.command }
+    })
+  },
+
+  /** The detached container with this id (or a unique prefix of it) or name. */
+  get(idOrName: string, options: { stateDir?: string } = {}): Container {
+    const all = states(stateRoot(options.stateDir))
+    const found = all.filter((s) => s.name === idOrName || s.id.startsWith(idOrName))
+    if (found.length !== 1) throw optionError(RangeError, 'id', `Option \`id\`: ${found.length ? 'more than one' : 'no'} detached container is ${JSON.stringify(idOrName)}.`)
+    const s = found[0]
+    return new Container(s, { spec: s.spec, relayed: [], timeout: 0, killSignal: constants.signals.SIGTERM, forceKillAfterDelay: 2000, reject: true, encoding: 'utf8', maxBuffer: 0, stripFinalNewline: true }, { id: s.id, name: s.name, dir: s.dir })
+  },
 }

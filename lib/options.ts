@@ -127,7 +127,11 @@ export interface Spec extends SecuritySpec {
   idMaps?: { uid: IdRange[]; gid: IdRange[]; newuidmap: string | null; newgidmap: string | null }
   /** Exec into the running container whose PID 1 is this host pid (lib/exec.ts). */
   join?: number
+  /** With `join`, for a detached container another process made: its PID 1's start time. */
+  joinStart?: number
   init?: boolean
+  detached?: boolean
+  statusFd?: number
 }
 
 export interface Normalized {

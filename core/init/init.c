@@ -11,8 +11,8 @@ typedef unsigned long u64;
 typedef long i64;
 
 #if defined(__x86_64__)
-enum { SYS_write = 1, SYS_rt_sigprocmask = 14, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_kill = 62,
-       SYS_rt_sigtimedwait = 128, SYS_exit_group = 231, SYS_clone = 56 };
+enum { SYS_write = 1, SYS_close = 3, SYS_rt_sigprocmask = 14, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_kill = 62,
+       SYS_rt_sigtimedwait = 128, SYS_prctl = 157, SYS_exit_group = 231, SYS_clone = 56 };
 static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d) {
   i64 ret;
   register i64 r10 __asm__("r10") = d;
@@ -20,8 +20,8 @@ static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d) {
   return ret;
 }
 #elif defined(__aarch64__)
-enum { SYS_write = 64, SYS_rt_sigprocmask = 135, SYS_execve = 221, SYS_exit = 93, SYS_wait4 = 260, SYS_kill = 129,
-       SYS_rt_sigtimedwait = 137, SYS_exit_group = 94, SYS_clone = 220 };
+enum { SYS_write = 64, SYS_close = 57, SYS_rt_sigprocmask = 135, SYS_execve = 221, SYS_exit = 93, SYS_wait4 = 260, SYS_kill = 129,
+       SYS_rt_sigtimedwait = 137, SYS_prctl = 167, SYS_exit_group = 94, SYS_clone = 220 };
 static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d) {
   register i64 x8 __asm__("x8") = n;
   register i64 x0 __asm__("x0") = a;
@@ -46,8 +46,15 @@ static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d) {
 #define EAGAIN 11
 
 static u64 strlen_(const char *s) { u64 n = 0; while (s[n]) n++; return n; }
+
+/* --status FD: where the command's exit status goes (a detached container's state file). */
+static int status_fd = -1;
+
+/* Writes "<status>\n" to the status fd, if any, then exits with it. */
+static __attribute__((noreturn)) void finish(int status);
 static void say(const char *s) { sys6(SYS_write, 2, (i64)s, (i64)strlen_(s), 0); }
 static __attribute__((noreturn)) void leave(int code) { for (;;) sys6(SYS_exit_group, code, 0, 0, 0); }
+static int same(const char *a, const char *b) { while (*a && *a == *b) a++, b++; return *a == *b; }
 static int has_slash(const char *s) { for (; *s; s++) if (*s == '/') return 1; return 0; }
 
 /* execve the command, searching PATH (from envp) when it has no slash, as execvp. */
@@ -90,10 +97,30 @@ static int status_of(int ws) {
   return sig ? 128 + sig : (ws >> 8) & 0xff;
 }
 
+static __attribute__((noreturn)) void finish(int status) {
+  if (status_fd >= 0) {
+    char buf[8];
+    int n = 0;
+    if (status >= 100) buf[n++] = (char)('0' + status / 100);
+    if (status >= 10) buf[n++] = (char)('0' + status / 10 % 10);
+    buf[n++] = (char)('0' + status % 10);
+    buf[n++] = '\n';
+    sys6(SYS_write, status_fd, (i64)buf, n, 0);
+  }
+  leave(status);
+}
+
 int init_main(char **argv, char **envp) {
   u64 all = ~0UL, none = 0;
   /* Every signal is taken with sigtimedwait: none interrupts, none is lost. */
   sys6(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, (i64)&all, 0, 8);
+  /* Not dumpable: no process of the container may read this one's fds through /proc. */
+  sys6(SYS_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0);
+  if (argv[1] && same(argv[1], "--status") && argv[2]) {
+    status_fd = 0;
+    for (const char *d = argv[2]; *d >= '0' && *d <= '9'; d++) status_fd = status_fd * 10 + (*d - '0');
+    argv += 2;
+  }
   char **command = argv[1] ? argv + 1 : 0;
   if (command && command[0][0] == '-' && command[0][1] == '-' && !command[0][2]) command = command[1] ? command + 1 : 0;
   i64 child = 0;
@@ -101,6 +128,7 @@ int init_main(char **argv, char **envp) {
     child = sys6(SYS_clone, SIGCHLD, 0, 0, 0);
     if (child < 0) { say("lonely-init: clone failed\n"); leave(125); }
     if (child == 0) {
+      if (status_fd >= 0) sys6(SYS_close, status_fd, 0, 0, 0); /* the command never holds it */
       sys6(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, (i64)&none, 0, 8);
       run(command, envp);
     }
@@ -114,12 +142,12 @@ int init_main(char **argv, char **envp) {
         int ws = 0;
         i64 pid = sys6(SYS_wait4, -1, (i64)&ws, WNOHANG, 0);
         if (pid <= 0) break;
-        if (pid == child) leave(status_of(ws));
+        if (pid == child) finish(status_of(ws));
       }
     } else if (child > 0) {
       sys6(SYS_kill, child, sig, 0, 0);
     } else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP) {
-      leave(128 + (int)sig);
+      finish(128 + (int)sig);
     }
   }
 }

@@ -66,6 +66,16 @@ pub struct ContainerSpec {
     /// PID 1 is lonely-init (init.rs), which runs `argv` (none: it only reaps) as its child.
     #[serde(default)]
     pub init: bool,
+    /// Outlives this process: no parent-death signal. lonely-init writes the command's status
+    /// to `status_fd` (a file of the container's state directory the caller opened).
+    #[serde(default)]
+    pub detached: bool,
+    #[serde(default)]
+    pub status_fd: Option<i32>,
+    /// With `join` for a container this process did not start (detached by another): its PID
+    /// 1's start time (/proc/<pid>/stat field 22), checked against the pid before joining.
+    #[serde(default)]
+    pub join_start: Option<u64>,
     #[serde(default = "default_seccomp")]
     pub seccomp: Seccomp,
     /// None: docker's lists (security.rs).

@@ -3,7 +3,7 @@
 use std::os::fd::IntoRawFd;
 
 use napi::bindgen_prelude::*;
-use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi_derive::napi;
 
 use crate::cgroups::{self, Stats};
@@ -97,24 +97,37 @@ impl From<Failure> for SetupFailure {
     }
 }
 
+/// The reaper's way to `onExit`: a threadsafe function called on the JS thread. For a detached
+/// container a weak one: waiting for its exit must not keep Node alive.
+fn exit_callback(
+    on_exit: &Function<ExitInfo, ()>,
+    detached: bool,
+) -> std::result::Result<crate::reaper::OnExit, StartError> {
+    let failed = |e: Error| StartError::Callback(e.to_string());
+    let builder = on_exit
+        .build_threadsafe_function::<ExitInfo>()
+        .callee_handled::<false>();
+    Ok(if detached {
+        let tsfn = builder.weak::<true>().build().map_err(failed)?;
+        Box::new(move |exit| {
+            tsfn.call(exit.into(), ThreadsafeFunctionCallMode::NonBlocking);
+        })
+    } else {
+        let tsfn = builder.build().map_err(failed)?;
+        Box::new(move |exit| {
+            tsfn.call(exit.into(), ThreadsafeFunctionCallMode::NonBlocking);
+        })
+    })
+}
+
 /// Creates and starts a container from a JSON ContainerSpec. `onExit` is called once,
 /// on the JS thread, when the container has been reaped. A container that did not start is
 /// a `failure` (with its stage, code and, for a bad value, the option), never a throw.
 #[napi]
-pub fn spawn_container(
-    spec_json: String,
-    on_exit: ThreadsafeFunction<ExitInfo, (), ExitInfo, Status, false>,
-) -> Started {
+pub fn spawn_container(spec_json: String, on_exit: Function<ExitInfo, ()>) -> Started {
     let started = spec::parse(&spec_json)
         .map_err(StartError::from)
-        .and_then(|spec| {
-            container::start(
-                &spec,
-                Box::new(move |exit| {
-                    on_exit.call(exit.into(), ThreadsafeFunctionCallMode::NonBlocking);
-                }),
-            )
-        });
+        .and_then(|spec| container::start(&spec, exit_callback(&on_exit, spec.detached)?));
     match started {
         Ok(running) => {
             let [stdin, stdout, stderr] = running.stdio.map(|fd| fd.map(|f| f.into_raw_fd()));
@@ -225,9 +238,15 @@ pub fn terminal_input(fd: i32) -> Option<TerminalInput> {
 
 /// Reads a file of a running container (its root, RESOLVE_IN_ROOT), on the threadpool.
 #[napi(ts_return_type = "Promise<Buffer>")]
-pub fn read_container_file(pid: i32, path: String, limit: f64) -> AsyncTask<ReadFileTask> {
+pub fn read_container_file(
+    pid: i32,
+    start: Option<f64>,
+    path: String,
+    limit: f64,
+) -> AsyncTask<ReadFileTask> {
     AsyncTask::new(ReadFileTask {
         pid,
+        start: start.map(|s| s as u64),
         path,
         limit: limit as u64,
     })
@@ -235,6 +254,7 @@ pub fn read_container_file(pid: i32, path: String, limit: f64) -> AsyncTask<Read
 
 pub struct ReadFileTask {
     pid: i32,
+    start: Option<u64>,
     path: String,
     limit: u64,
 }
@@ -244,7 +264,7 @@ impl Task for ReadFileTask {
     type JsValue = Buffer;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        crate::container::files::read(self.pid, &self.path, self.limit)
+        crate::container::files::read(self.pid, self.start, &self.path, self.limit)
             .map_err(|e| Error::from_reason(e.to_string()))
     }
 
@@ -257,12 +277,14 @@ impl Task for ReadFileTask {
 #[napi(ts_return_type = "Promise<void>")]
 pub fn write_container_file(
     pid: i32,
+    start: Option<f64>,
     path: String,
     data: Buffer,
     mode: u32,
 ) -> AsyncTask<WriteFileTask> {
     AsyncTask::new(WriteFileTask {
         pid,
+        start: start.map(|s| s as u64),
         path,
         data: data.to_vec(),
         mode,
@@ -271,6 +293,7 @@ pub fn write_container_file(
 
 pub struct WriteFileTask {
     pid: i32,
+    start: Option<u64>,
     path: String,
     data: Vec<u8>,
     mode: u32,
@@ -281,11 +304,23 @@ impl Task for WriteFileTask {
     type JsValue = ();
 
     fn compute(&mut self) -> Result<Self::Output> {
-        crate::container::files::write(self.pid, &self.path, &self.data, self.mode)
+        crate::container::files::write(self.pid, self.start, &self.path, &self.data, self.mode)
             .map_err(|e| Error::from_reason(e.to_string()))
     }
 
     fn resolve(&mut self, _env: Env, _: Self::Output) -> Result<Self::JsValue> {
         Ok(())
     }
+}
+
+/// /proc/<pid>/stat's start time of a live process (a detached container's identity); null once gone.
+#[napi]
+pub fn process_start_time(pid: i32) -> Option<f64> {
+    crate::container::foreign::start_time(pid).map(|t| t as f64)
+}
+
+/// Signals `pid` through a pidfd if it still started at `start` (a detached container's PID 1).
+#[napi]
+pub fn signal_process(pid: i32, start: f64, signal: i32) -> bool {
+    crate::container::foreign::signal(pid, start as u64, signal)
 }

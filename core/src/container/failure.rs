@@ -72,6 +72,7 @@ impl From<&StartError> for Failure {
             StartError::Console(s) => ("console", None, stdio_errno(s), None),
             StartError::Watch(errno) => ("epoll_ctl", None, Some(*errno), None),
             StartError::Init(errno) => ("memfd_create", None, Some(*errno), None),
+            StartError::Callback(_) => ("exit callback", None, None, None),
         };
         let code = match errno {
             Some(errno) => format!("{errno:?}"),

@@ -28,9 +28,10 @@ pub enum FileError {
 }
 
 /// `path` (absolute inside the container) opened with `flags` beneath the root of the live
-/// container whose PID 1 is `pid`.
+/// container whose PID 1 is `pid` (`start`: its start time, for one another process started).
 fn open_in(
     pid: i32,
+    start: Option<u64>,
     path: &str,
     flags: libc::c_int,
     mode: u32,
@@ -53,7 +54,11 @@ fn open_in(
     let root = unsafe { OwnedFd::from_raw_fd(root) };
     // Opened first, checked after: a pid is not reused before the reaper reaps it, so if the
     // container still lives now, the root we hold is its own.
-    if !reaper::is_live(pid) {
+    let live = match start {
+        None => reaper::is_live(pid),
+        Some(start) => super::foreign::start_time(pid) == Some(start),
+    };
+    if !live {
         return Err(FileError::NotRunning);
     }
     let rel =
@@ -71,8 +76,8 @@ fn open_in(
 }
 
 /// The content of a regular file of the container, at most `limit` bytes.
-pub fn read(pid: i32, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
-    let file = open_in(pid, path, libc::O_RDONLY, 0)?;
+pub fn read(pid: i32, start: Option<u64>, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
+    let file = open_in(pid, start, path, libc::O_RDONLY, 0)?;
     let io = |what, source| FileError::Io {
         what,
         path: path.into(),
@@ -97,9 +102,15 @@ pub fn read(pid: i32, path: &str, limit: u64) -> Result<Vec<u8>, FileError> {
 
 /// Writes `data` to a file of the container (created with `mode`, or truncated; never through
 /// a symlink at its last component).
-pub fn write(pid: i32, path: &str, data: &[u8], mode: u32) -> Result<(), FileError> {
+pub fn write(
+    pid: i32,
+    start: Option<u64>,
+    path: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), FileError> {
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW;
-    let mut file = open_in(pid, path, flags, mode)?;
+    let mut file = open_in(pid, start, path, flags, mode)?;
     let io = |what, source| FileError::Io {
         what,
         path: path.into(),

@@ -3,6 +3,7 @@
 
 pub mod failure;
 pub mod files;
+pub mod foreign;
 pub mod start;
 
 pub use failure::Failure;

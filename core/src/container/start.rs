@@ -45,6 +45,9 @@ pub enum StartError {
     Watch(Errno),
     #[error("memfd of lonely-init: {0}")]
     Init(Errno),
+    /// The caller's exit callback could not be made (the addon's threadsafe function).
+    #[error("exit callback: {0}")]
+    Callback(String),
 }
 
 /// What a failed start must not leave behind.
@@ -156,7 +159,15 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
 /// A process in the running container whose PID 1 is `pid` (planner/join.rs): watched by the
 /// reaper like a container, without a cgroup of its own (it is in the container's).
 fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, StartError> {
-    let (pidfd, procs) = reaper::joinable(pid).ok_or(SpecError::NotRunning)?;
+    let (pidfd, procs) = match (reaper::joinable(pid), spec.join_start) {
+        (Some(found), _) => found,
+        // Started by another process (detached): the pid is checked to still be that PID 1.
+        (None, Some(start)) => (
+            super::foreign::pidfd(pid, start).ok_or(SpecError::NotRunning)?,
+            vec![],
+        ),
+        (None, None) => return Err(SpecError::NotRunning.into()),
+    };
     let mut wired =
         stdio::wire(&spec.stdio, spec.tty, spec.null_stdio()).map_err(StartError::Stdio)?;
     let handles = Handles {

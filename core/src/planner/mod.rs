@@ -46,11 +46,10 @@ pub fn prepare(
     if !ns.mount && (spec.rootfs.is_some() || spec.image.is_some() || !spec.mounts.is_empty()) {
         return Err(SpecError::NeedsMountNamespace);
     }
-    let mut plan = vec![
-        Op::ResetSignals { blocked: spec.init },
-        Op::NewSession,
-        Op::ParentDeathSignal(libc::SIGKILL),
-    ];
+    let mut plan = vec![Op::ResetSignals { blocked: spec.init }, Op::NewSession];
+    if !spec.detached {
+        plan.push(Op::ParentDeathSignal(libc::SIGKILL));
+    }
     if ns.user {
         // First: every later step's privileges are those of root in this namespace.
         match handles.maps_sync {
@@ -117,7 +116,7 @@ pub fn prepare(
     Ok(Prepared {
         clone_flags: flags,
         plan,
-        exec: exec_plan(&spec.argv, &spec.env, handles.init)?,
+        exec: exec_plan(&spec.argv, &spec.env, handles.init, spec.status_fd)?,
         slot_count,
     })
 }

@@ -29,6 +29,10 @@ pub struct Privileges<'a> {
     pub parent_pidfd: Option<i32>,
     /// The program fd exec'd at the end (lonely-init's memfd), kept open until then.
     pub program_fd: Option<i32>,
+    /// Outlives its creator: no parent-death signal, no check that the parent lives.
+    pub detached: bool,
+    /// An fd the program keeps across exec (a detached init's status file).
+    pub passed_fd: Option<i32>,
 }
 
 impl<'a> Privileges<'a> {
@@ -47,6 +51,8 @@ impl<'a> Privileges<'a> {
             no_new_privileges: spec.no_new_privileges,
             parent_pidfd: handles.parent_pidfd,
             program_fd: handles.init,
+            detached: spec.detached,
+            passed_fd: spec.status_fd,
         }
     }
 }
@@ -93,8 +99,14 @@ pub fn drop_privileges(
         last: host.last_cap,
     });
     // Before chdir: no inherited directory fd can lead the cwd out of the root.
+    // A detached container neither polls its parent nor keeps its pidfd: that slot is the status fd's.
+    let first_kept = if p.detached {
+        p.passed_fd
+    } else {
+        p.parent_pidfd
+    };
     plan.push(Op::CloseFds {
-        keep: [p.parent_pidfd.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
+        keep: [first_kept.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
     });
     if !p.no_new_privileges {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
@@ -108,9 +120,15 @@ pub fn drop_privileges(
     });
     // A credential change clears the parent-death signal: arm it again, then make sure the
     // parent did not die before that (its signal would never come).
-    plan.push(Op::ParentDeathSignal(libc::SIGKILL));
-    if let Some(pidfd) = p.parent_pidfd {
-        plan.push(Op::ParentAlive(pidfd));
+    if !p.detached {
+        plan.push(Op::ParentDeathSignal(libc::SIGKILL));
+        if let Some(pidfd) = p.parent_pidfd {
+            plan.push(Op::ParentAlive(pidfd));
+        }
+    }
+    if let Some(fd) = p.passed_fd {
+        // dup2 onto itself clears FD_CLOEXEC: the init keeps it.
+        plan.push(Op::Dup2 { from: fd, to: fd });
     }
     plan.push(Op::Chdir(cstring("cwd", p.cwd)?));
     plan.push(Op::Capabilities {

@@ -1,0 +1,99 @@
+// Containers that outlive the Node process that made them (`create(..., { detached: true })`):
+// their state lives in a directory of their own (`/run/lonely/<id>` for root,
+// `$XDG_RUNTIME_DIR/lonely/<id>` otherwise; 0700), where any later process finds them. PID 1
+// is lonely-init, which writes the command's exit status there; stdout and stderr go to a log
+// file there. A pid is theirs only while its start time is the recorded one.
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+
+import type { ContainerExit } from './container'
+import { native } from './native'
+import { optionError } from './optionerror'
+import type { Spec } from './options'
+import { show } from './show'
+
+/** What state.json holds. */
+export interface DetachedState {
+  id: string
+  name: string | null
+  pid: number
+  /** PID 1's start time (/proc/<pid>/stat, clock ticks): its identity. */
+  start: number
+  created: string
+  command: string[]
+  spec: Spec
+}
+
+/** Where detached containers' state lives (option `stateDir`, else the runtime directory). */
+export function stateRoot(stateDir?: unknown): string {
+  if (stateDir !== undefined) {
+    if (typeof stateDir !== 'string' || stateDir === '') throw optionError(TypeError, 'stateDir', `Option \`stateDir\` must be a directory path; got ${show(stateDir)}.`)
+    return path.resolve(stateDir)
+  }
+  if (process.geteuid?.() === 0) return '/run/lonely'
+  const runtime = process.env.XDG_RUNTIME_DIR
+  return runtime ? path.join(runtime, 'lonely') : path.join(os.tmpdir(), `lonely-${process.geteuid?.()}`)
+}
+
+/** The directory of a new detached container, its log (stdout and stderr) and status files, open. */
+export function makeStateDir(root: string, id: string, name: string | null): { dir: string; log: number; status: number } {
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 })
+  if (name !== null && states(root).some((s) => s.name === name)) throw optionError(RangeError, 'name', `Option \`name\`: a container named ${show(name)} already exists (in ${root}).`)
+  const dir = path.join(root, id)
+  fs.mkdirSync(dir, { mode: 0o700 })
+  return { dir, log: fs.openSync(path.join(dir, 'log'), 'a', 0o600), status: fs.openSync(path.join(dir, 'status'), 'w', 0o600) }
+}
+
+export function writeState(dir: string, state: DetachedState): void {
+  const tmp = path.join(dir, 'state.json.tmp')
+  fs.writeFileSync(tmp, JSON.stringify(state), { mode: 0o600 })
+  fs.renameSync(tmp, path.join(dir, 'state.json')) // whole or not at all
+}
+
+/** Every detached container recorded under `root` (state dirs without a complete state.json are skipped). */
+export function states(root: string): Array<DetachedState & { dir: string }> {
+  let names: string[]
+  try {
+    names = fs.readdirSync(root)
+  } catch {
+    return []
+  }
+  return names.flatMap((id) => {
+    try {
+      const dir = path.join(root, id)
+      return [{ ...(JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as DetachedState), dir }]
+    } catch {
+      return []
+    }
+  })
+}
+
+export function isRunning(state: DetachedState): boolean {
+  return native().processStartTime(state.pid) === state.start
+}
+
+/** The exit lonely-init recorded: `null` while it runs (or if it ended without recording). */
+export function recordedExit(state: DetachedState & { dir: string }): ContainerExit | null {
+  let text = ''
+  try {
+    text = fs.readFileSync(path.join(state.dir, 'status'), 'utf8').trim()
+  } catch {
+    return null
+  }
+  if (!/^\d+$/.test(text)) return null
+  const status = Number(text)
+  const signal = status > 128 ? Object.entries(os.constants.signals).find(([, n]) => n === status - 128)?.[0] : undefined
+  return {
+    command: state.command.join(' '),
+    pid: state.pid,
+    ...(signal ? { signal: signal as NodeJS.Signals } : { exitCode: status }),
+    durationMs: Date.now() - Date.parse(state.created),
+    timedOut: false,
+    isCanceled: false,
+    failed: status !== 0,
+    oomKilled: false,
+    // Seen from another process, PID 1's resource usage is not known.
+    usage: { cpuUserMs: 0, cpuSystemMs: 0 },
+  }
+}
