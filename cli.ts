@@ -4,6 +4,7 @@
 import { ContainerError } from './index'
 import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, MAIN_HELP, UsageError, runHelp, version } from './lib/cli/flags'
 import { imageCommand } from './lib/cli/images'
+import { containerCommand } from './lib/cli/containers'
 import { run } from './lib/cli/run'
 
 async function main(argv: string[]): Promise<number> {
@@ -28,6 +29,16 @@ async function main(argv: string[]): Promise<number> {
     case 'images':
     case 'rmi':
       return imageCommand(cmd, rest)
+    case 'ps':
+    case 'exec':
+    case 'logs':
+    case 'stop':
+    case 'kill':
+    case 'rm':
+    case 'wait':
+    case 'top':
+    case 'inspect':
+      return containerCommand(cmd, rest)
     default:
       if (cmd.startsWith('-')) throw new UsageError(`unknown flag: ${cmd}\nSee 'lonely --help'.`)
       throw new UsageError(`'${cmd}' is not a lonely command.\nSee 'lonely --help'.`)

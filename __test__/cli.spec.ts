@@ -94,7 +94,7 @@ const EVERY_FLAG = [
   '--rootfs DIR', '-h, --hostname NAME', '-e, --env K=V', '-w, --workdir DIR', '-u, --user UID[:GID]',
   '-v, --volume SRC:DST[:ro|rw]', '--tmpfs DST[:size=N[,mode=M]]', '--read-only', '--network none|host',
   '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--init', '--rm', '-i, --interactive', '-t, --tty',
-  '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
+  '-d, --detach', '--name NAME', '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
   '--cpuset-cpus LIST', '--cpuset-mems LIST', '--pids-limit N', '--ulimit NAME=SOFT[:HARD]',
   '--cap-add CAP', '--cap-drop CAP', '--security-opt OPT', '--image NAME[:TAG]|ID', '--store DIR', '--entrypoint CMD',
 ]
@@ -388,6 +388,37 @@ test('--init runs lonely-init as PID 1 with the command as its child, and passes
   const r = await inBox(['--init', '--', 'sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; echo $$; exit 5'])
   t.is(r.code, 5, r.stderr)
   t.is(r.stdout, 'lonely-init -- sh -c tr "\\0" " " < /proc/1/cmdline; echo; echo $$; exit 5 \n2\n')
+  noLeaks(t)
+})
+
+test('run -d, ps, exec, logs, top, stop, wait, rm: docker\'s subcommands for a detached container, from separate lonely processes', async (t) => {
+  const env = { ...process.env, LONELY_STATE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-state-')) }
+  const sub = (args: string[]) => lonely(args, { env })
+  try {
+    const started = await sub(['run', '-d', '--name', 'web', '--rootfs', root, '--', 'sh', '-c', 'echo hello; trap "exit 3" TERM; while :; do sleep 0.05; done'])
+    t.is(started.code, 0, started.stderr)
+    const id = started.stdout.trim()
+    t.regex(id, /^[0-9a-f]{16}$/)
+    const ps = await sub(['ps'])
+    t.regex(ps.stdout, new RegExp(`^CONTAINER ID .*NAMES\n${id.slice(0, 12)} .* Up +web\n$`, 's'))
+    const inside = await sub(['exec', 'web', 'sh', '-c', 'echo in $$'])
+    t.regex(inside.stdout, /^in \d{1,2}\n$/, `a pid of the container's own PID namespace: ${inside.stdout}${inside.stderr}`)
+    t.is((await sub(['exec', 'web', 'sh', '-c', 'exit 7'])).code, 7, 'exec passes the exit status on')
+    t.is((await sub(['exec', id.slice(0, 6), 'true'])).code, 0, 'an id prefix names it too')
+    t.is((await sub(['logs', 'web'])).stdout, 'hello\n')
+    t.regex((await sub(['top', 'web'])).stdout, /^PID +CONTAINER PID +COMMAND\n\d+ +1 +lonely-init/)
+    t.is((await sub(['rm', 'web'])).code, 125, 'rm of a running container is refused')
+    t.is((await sub(['stop', '-t', '5', 'web'])).stdout, 'web\n')
+    t.is((await sub(['wait', 'web'])).stdout, '3\n', 'the command\'s trap ran and its status was recorded')
+    t.regex((await sub(['ps', '-a'])).stdout, /Exited \(3\) +web/)
+    t.is((await sub(['rm', 'web'])).stdout, 'web\n')
+    t.is((await sub(['ps', '-a', '-q'])).stdout, '')
+    const gone = await sub(['exec', 'web', 'true'])
+    t.is(gone.code, 125)
+    t.is(gone.stderr, 'lonely: No such container: web\n')
+  } finally {
+    fs.rmSync(env.LONELY_STATE_DIR, { recursive: true, force: true })
+  }
   noLeaks(t)
 })
 

@@ -73,6 +73,11 @@ ctest('exec gets PID 1\'s privileges (capabilities, no_new_privs, seccomp), env 
     t.is((await c.run(['sh', '-c', 'grep CapEff /proc/self/status'], { uid: 65534 })).stdout, 'CapEff:\t0000000000000000')
     t.is((await c.run(['ls', '/proc/self/fd'])).stdout, '0\n1\n2\n3', 'stdio and ls\'s own directory fd only')
     t.is((await c.run(['cat'], { input: 'in\n' })).stdout, 'in')
+    // `ignore`: the container's own /dev/null, as for a PID 1 (a chmod through it leaves the host's alone).
+    const hostNull = fs.statSync('/dev/null', { bigint: true }).ctimeNs
+    const ignored = await c.run(['sh', '-c', 'chmod 666 /proc/self/fd/0 2>/dev/null; stat -L -c %t:%T /proc/self/fd/0'], { stdin: 'ignore' })
+    t.is(ignored.stdout, '1:3')
+    t.is(fs.statSync('/dev/null', { bigint: true }).ctimeNs, hostNull, 'the host\'s /dev/null')
   } finally {
     await c.remove({ force: true })
   }

@@ -31,6 +31,8 @@ export function stateRoot(stateDir?: unknown): string {
     if (typeof stateDir !== 'string' || stateDir === '') throw optionError(TypeError, 'stateDir', `Option \`stateDir\` must be a directory path; got ${show(stateDir)}.`)
     return path.resolve(stateDir)
   }
+  // LONELY_STATE_DIR: the CLI's way to the same choice.
+  if (process.env.LONELY_STATE_DIR) return path.resolve(process.env.LONELY_STATE_DIR)
   if (process.geteuid?.() === 0) return '/run/lonely'
   const runtime = process.env.XDG_RUNTIME_DIR
   return runtime ? path.join(runtime, 'lonely') : path.join(os.tmpdir(), `lonely-${process.geteuid?.()}`)

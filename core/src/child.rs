@@ -131,8 +131,9 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         }
         Op::NewSession => sys.setsid(),
         Op::NotDumpable => sys.set_not_dumpable(),
-        Op::OpenCwd { slot } => {
-            slots[*slot] = sys.open_dir(c".")?;
+        Op::OpenDevOfCwd { slot } => {
+            slots[*slot] =
+                sys.open_beneath(libc::AT_FDCWD, c"dev", libc::O_PATH | libc::O_DIRECTORY)?;
             Ok(())
         }
         // child_main splits the plan there: a walk never reaches it.

@@ -42,9 +42,9 @@ pub enum Op {
     /// rest of the plan as a sibling (CLONE_PARENT: Node's child) inside the container's PID
     /// namespace, waits for it to exec (CLONE_VFORK), records its pid and exits.
     ForkIntoPidns,
-    /// An O_PATH fd of the working directory into slot (an exec helper's, right after it
-    /// entered the container's mount namespace: its root).
-    OpenCwd {
+    /// An O_PATH fd of `dev` in the working directory, no symlink followed, into slot (an exec
+    /// helper's, right after it entered the container's mount namespace: its root's /dev).
+    OpenDevOfCwd {
         slot: usize,
     },
     ParentDeathSignal(c_int),
@@ -231,7 +231,7 @@ impl Op {
             Op::NewSession => ("setsid".into(), None),
             Op::NotDumpable => ("prctl PR_SET_DUMPABLE".into(), None),
             Op::ForkIntoPidns => ("clone into the container".into(), None),
-            Op::OpenCwd { .. } => ("open".into(), Some("/".into())),
+            Op::OpenDevOfCwd { .. } => ("open".into(), Some("/dev".into())),
             Op::ParentDeathSignal(_) => ("prctl PR_SET_PDEATHSIG".into(), None),
             Op::Dup2 { to, .. } => (format!("dup2 stdio {to}"), None),
             Op::Console { ptmx, .. } => ("open console".into(), Some(s(ptmx))),

@@ -50,6 +50,8 @@ export const RUN_FLAGS: Flag[] = [
   { long: 'rm', help: 'Accepted for docker compatibility and ignored: a container is always removed when it exits.' },
   { long: 'interactive', short: 'i', help: 'Keep stdin open: the container reads your stdin. Default: stdin is /dev/null.' },
   { long: 'tty', short: 't', help: 'Allocate a pseudo-terminal for the container\'s stdin/stdout/stderr (stderr is merged into stdout). With -i your terminal is put in raw mode while it runs and restored after; its size follows yours. Default: no terminal, the container writes straight to your stdout/stderr.' },
+  { long: 'detach', short: 'd', help: 'Run the container in the background, detached from lonely: print its id and exit 0. It outlives lonely (PID 1 is lonely-init); find it with `lonely ps`, enter it with `lonely exec`, end it with `lonely stop` and `lonely rm`. Its stdout and stderr go to `lonely logs`.' },
+  { long: 'name', arg: 'NAME', help: 'A unique name for a detached container (-d), usable wherever an id is.' },
   { long: 'print-plan', help: 'Print the setup steps the container would get and exit 0 without running anything.' },
   { long: 'help', help: 'Print this help.' },
 ]
@@ -91,6 +93,17 @@ Commands:
              directory: lonely load [--store DIR] -i FILE
   images     List the loaded images: lonely images [--store DIR]
   rmi        Remove images by name or id: lonely rmi [--store DIR] IMAGE...
+  ps         List detached containers (lonely run -d): lonely ps [-a] [-q]
+  exec       Run a command in a detached container: lonely exec [-i] [-u UID[:GID]] [-w DIR] [-e K=V] ID CMD...
+  logs       Print a detached container's stdout and stderr: lonely logs ID
+  stop       SIGTERM, then SIGKILL after -t seconds (default 10): lonely stop [-t S] ID...
+  kill       Send a signal (default SIGKILL): lonely kill [-s SIG] ID...
+  rm         Remove stopped containers (-f: running ones too): lonely rm [-f] ID...
+  wait       Wait for containers to end and print their exit codes: lonely wait ID...
+  top        List a container's processes: lonely top ID
+  inspect    Print what lonely knows of containers, as JSON: lonely inspect ID...
+  (The state of detached containers lives in /run/lonely for root, $XDG_RUNTIME_DIR/lonely
+  otherwise; LONELY_STATE_DIR chooses another.)
 
 Options:
   -h, --help      Print this help

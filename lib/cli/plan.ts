@@ -30,6 +30,9 @@ export interface Plan {
   tty: boolean
   timeoutSeconds: number
   printPlan: boolean
+  /** -d: created detached, its id printed. */
+  detach: boolean
+  name?: string
   /** Which flag and value produced mounts[i], to name it in errors. */
   mountFlags: string[]
 }
@@ -192,7 +195,9 @@ export function buildPlan(p: Parsed): Plan {
     interactive = true
     tty = true
   }
-  return { command, options, interactive, tty, timeoutSeconds, printPlan: p.bools.get('print-plan') ?? false, mountFlags }
+  const name = last('name')
+  if (name !== undefined && !p.bools.get('detach')) throw invalid('name', name, 'goes with -d/--detach (only detached containers are found by name)')
+  return { command, options, interactive, tty, timeoutSeconds, printPlan: p.bools.get('print-plan') ?? false, mountFlags, detach: p.bools.get('detach') ?? false, ...(name !== undefined ? { name } : {}) }
 }
 
 /** Names the flag behind a library validation error (its `option`: `hostname`, `mounts[0].source`...). */

@@ -1,12 +1,12 @@
 // `lonely run`: a container on this terminal, its exit status as docker's, signals forwarded.
 import { constants } from 'node:os'
 
-import { explain, spawn, type ContainerExit, type ContainerProcess } from '../../index'
+import { create, explain, spawn, type ContainerExit, type ContainerProcess } from '../../index'
 import { optionOf, type OptionError } from '../optionerror'
 import { EXIT_RUNTIME, UsageError, parseRun, runHelp } from './flags'
 import { buildPlan, translate, type Plan } from './plan'
 
-function exitStatus(exit: { exitCode?: number; signal?: NodeJS.Signals }): number {
+export function exitStatus(exit: { exitCode?: number; signal?: NodeJS.Signals }): number {
   if (exit.signal) {
     // Real-time signals have no name: the library reports them as `SIG34`.
     const n = constants.signals[exit.signal] ?? Number(/^SIG(\d+)$/.exec(exit.signal)?.[1])
@@ -147,6 +147,12 @@ export async function run(args: string[]): Promise<number> {
     if (plan.printPlan) {
       const text = explain(plan.command, { ...plan.options, tty: plan.tty, stdio: [plan.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] })
       process.stdout.write(text.endsWith('\n') ? text : text + '\n')
+      return 0
+    }
+    if (plan.detach) {
+      if (plan.tty || plan.interactive) throw new UsageError('-d/--detach does not go with -i or -t: a detached container has no terminal (enter it with `lonely exec -it`)')
+      const c = await create(plan.command, { ...plan.options, detached: true, ...(plan.name !== undefined ? { name: plan.name } : {}) })
+      process.stdout.write(`${c.id}\n`)
       return 0
     }
     return await (plan.tty ? runTty(plan) : runPlain(plan))

@@ -47,8 +47,8 @@ pub fn prepare(
     plan.push(Op::JoinNamespace { fd: pidfd, nstype });
     let null = spec.null_stdio();
     if handles.console.is_none() && null.contains(&true) {
-        // setns left the working directory at the container's root.
-        plan.push(Op::OpenCwd { slot: 1 });
+        // setns left the working directory at the container's root: its /dev is ours to open.
+        plan.push(Op::OpenDevOfCwd { slot: 1 });
         plan.push(Op::NullStdio { dir: 1, fds: null });
     }
     // Before the sibling exists in the container: no fd of Node's goes with it.

@@ -1,0 +1,136 @@
+// `lonely ps`, `exec`, `logs`, `stop`, `kill`, `rm`, `wait`, `top`, `inspect`: docker's
+// subcommands for detached containers (made with `lonely run -d`), from any process. The
+// state directory is the library's (LONELY_STATE_DIR to choose another).
+import { containers, type Container } from '../../index'
+import { UsageError } from './flags'
+import { exitStatus } from './run'
+
+/** One subcommand's flags: `-x`/`--long` booleans and `-v VALUE`/`--long=VALUE` values, then operands. */
+function parse(args: string[], booleans: Record<string, string>, values: Record<string, string>): { flags: Map<string, string[]>; rest: string[] } {
+  const flags = new Map<string, string[]>()
+  let i = 0
+  for (; i < args.length; i++) {
+    const a = args[i]
+    if (a === '--') {
+      i++
+      break
+    }
+    if (!a.startsWith('-') || a === '-') break
+    const [name, inline] = a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined]
+    if (booleans[name]) flags.set(booleans[name], ['true'])
+    else if (values[name]) {
+      const value = inline ?? args[++i]
+      if (value === undefined) throw new UsageError(`flag needs an argument: ${name}`)
+      flags.set(values[name], [...(flags.get(values[name]) ?? []), value])
+    } else throw new UsageError(`unknown flag: ${name}`)
+  }
+  return { flags, rest: args.slice(i) }
+}
+
+function need(rest: string[], what: string, cmd: string): void {
+  if (rest.length === 0) throw new UsageError(`"lonely ${cmd}" requires ${what}`)
+}
+
+const get = (id: string): Container => {
+  try {
+    return containers.get(id)
+  } catch {
+    throw new UsageError(`No such container: ${id}`)
+  }
+}
+
+function ago(iso: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000))
+  return s < 60 ? `${s} seconds ago` : s < 3600 ? `${Math.round(s / 60)} minutes ago` : `${Math.round(s / 3600)} hours ago`
+}
+
+export async function containerCommand(cmd: string, args: string[]): Promise<number> {
+  switch (cmd) {
+    case 'ps': {
+      const { flags } = parse(args, { '-a': 'all', '--all': 'all', '-q': 'quiet', '--quiet': 'quiet' }, {})
+      const all = containers.list().filter((c) => c.running || flags.has('all'))
+      if (flags.has('quiet')) {
+        for (const c of all) process.stdout.write(`${c.id.slice(0, 12)}\n`)
+        return 0
+      }
+      const rows = [['CONTAINER ID', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'], ...all.map((c) => [
+        c.id.slice(0, 12),
+        JSON.stringify(c.command.join(' ').slice(0, 20)),
+        ago(c.created),
+        c.running ? 'Up' : `Exited (${c.exitCode ?? (c.signal ? c.signal : '?')})`,
+        c.name ?? '',
+      ])]
+      const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))
+      for (const r of rows) process.stdout.write(`${r.map((v, i) => (i === r.length - 1 ? v : v.padEnd(widths[i] + 3))).join('')}\n`)
+      return 0
+    }
+    case 'exec': {
+      const { flags, rest } = parse(args, { '-i': 'interactive', '--interactive': 'interactive', '-t': 'tty', '--tty': 'tty', '-it': 'it', '-ti': 'it' }, { '-u': 'user', '--user': 'user', '-w': 'workdir', '--workdir': 'workdir', '-e': 'env', '--env': 'env' })
+      need(rest, 'a container and a command', 'exec')
+      const [id, ...command] = rest
+      need(command, 'a command', 'exec')
+      const c = get(id)
+      const env: Record<string, string> = {}
+      for (const e of flags.get('env') ?? []) {
+        const eq = e.indexOf('=')
+        if (eq > 0) env[e.slice(0, eq)] = e.slice(eq + 1)
+        else if (process.env[e] !== undefined) env[e] = process.env[e]!
+      }
+      const user = flags.get('user')?.at(-1)
+      const [uid, gid] = user === undefined ? [] : user.split(':').map(Number)
+      const interactive = flags.has('interactive') || flags.has('it')
+      const proc = c.exec(command, {
+        ...(Object.keys(env).length ? { env } : {}),
+        ...(flags.get('workdir') ? { cwd: flags.get('workdir')!.at(-1)! } : {}),
+        ...(uid !== undefined ? { uid } : {}),
+        ...(gid !== undefined ? { gid } : {}),
+        stdio: [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+      })
+      return exitStatus(await proc.wait())
+    }
+    case 'logs': {
+      const { rest } = parse(args, {}, {})
+      need(rest, 'a container', 'logs')
+      process.stdout.write(get(rest[0]).logs())
+      return 0
+    }
+    case 'stop':
+    case 'kill':
+    case 'rm':
+    case 'wait': {
+      const { flags, rest } = parse(args, { '-f': 'force', '--force': 'force' }, { '-t': 'time', '--time': 'time', '-s': 'signal', '--signal': 'signal' })
+      need(rest, 'at least one container', cmd)
+      for (const id of rest) {
+        const c = get(id)
+        if (cmd === 'stop') await c.stop({ timeout: Math.round(Number(flags.get('time')?.at(-1) ?? 10) * 1000) })
+        else if (cmd === 'kill') {
+          const s = flags.get('signal')?.at(-1) ?? 'SIGKILL'
+          c.kill(/^\d+$/.test(s) ? Number(s) : ((s.startsWith('SIG') ? s : `SIG${s}`) as NodeJS.Signals))
+        } else if (cmd === 'rm') {
+          if (c.running && !flags.has('force')) throw new UsageError(`cannot remove container ${id}: it is running (stop it first, or rm -f)`)
+          await c.remove({ force: true })
+        } else {
+          process.stdout.write(`${exitStatus(await c.wait())}\n`)
+          continue
+        }
+        if (cmd !== 'kill') process.stdout.write(`${id}\n`)
+      }
+      return 0
+    }
+    case 'top': {
+      const { rest } = parse(args, {}, {})
+      need(rest, 'a container', 'top')
+      process.stdout.write('PID       CONTAINER PID   COMMAND\n')
+      for (const p of get(rest[0]).top()) process.stdout.write(`${String(p.pid).padEnd(10)}${String(p.containerPid).padEnd(16)}${p.command.join(' ')}\n`)
+      return 0
+    }
+    case 'inspect': {
+      const { rest } = parse(args, {}, {})
+      need(rest, 'a container', 'inspect')
+      const found = rest.map((id) => containers.list().find((c) => c.id.startsWith(id) || c.name === id) ?? (() => { throw new UsageError(`No such container: ${id}`) })())
+      process.stdout.write(`${JSON.stringify(found, null, 2)}\n`)
+      return 0
+    }
+  }
+  throw new UsageError(`'${cmd}' is not a lonely command.\nSee 'lonely --help'.`)
+}
