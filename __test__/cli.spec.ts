@@ -391,7 +391,7 @@ test('--init runs lonely-init as PID 1 with the command as its child, and passes
   noLeaks(t)
 })
 
-test('run -d, ps, exec, logs, top, stop, wait, rm: docker\'s subcommands for a detached container, from separate lonely processes', async (t) => {
+test('run -d, ps, exec (-t), logs, top, stop, wait, rm: docker\'s subcommands for a detached container, from separate lonely processes', async (t) => {
   const env = { ...process.env, LONELY_STATE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-state-')) }
   const sub = (args: string[]) => lonely(args, { env })
   try {
@@ -405,6 +405,7 @@ test('run -d, ps, exec, logs, top, stop, wait, rm: docker\'s subcommands for a d
     t.regex(inside.stdout, /^in \d{1,2}\n$/, `a pid of the container's own PID namespace: ${inside.stdout}${inside.stderr}`)
     t.is((await sub(['exec', 'web', 'sh', '-c', 'exit 7'])).code, 7, 'exec passes the exit status on')
     t.is((await sub(['exec', id.slice(0, 6), 'true'])).code, 0, 'an id prefix names it too')
+    t.regex((await sub(['exec', '-t', 'web', 'tty'])).stdout, /^\/dev\/pts\/\d+\r?\n$/, 'exec -t: a terminal of the container\'s devpts')
     t.is((await sub(['logs', 'web'])).stdout, 'hello\n')
     t.regex((await sub(['top', 'web'])).stdout, /^PID +CONTAINER PID +COMMAND\n\d+ +1 +lonely-init/)
     t.is((await sub(['rm', 'web'])).code, 125, 'rm of a running container is refused')

@@ -3,7 +3,7 @@
 // state directory is the library's (LONELY_STATE_DIR to choose another).
 import { containers, type Container } from '../../index'
 import { UsageError } from './flags'
-import { exitStatus } from './run'
+import { exitStatus, runTty } from './run'
 
 /** One subcommand's flags: `-x`/`--long` booleans and `-v VALUE`/`--long=VALUE` values, then operands. */
 function parse(args: string[], booleans: Record<string, string>, values: Record<string, string>): { flags: Map<string, string[]>; rest: string[] } {
@@ -79,6 +79,15 @@ export async function containerCommand(cmd: string, args: string[]): Promise<num
       const user = flags.get('user')?.at(-1)
       const [uid, gid] = user === undefined ? [] : user.split(':').map(Number)
       const interactive = flags.has('interactive') || flags.has('it')
+      const options = {
+        ...(Object.keys(env).length ? { env } : {}),
+        ...(flags.get('workdir') ? { cwd: flags.get('workdir')!.at(-1)! } : {}),
+        ...(uid !== undefined ? { uid } : {}),
+        ...(gid !== undefined ? { gid } : {}),
+      }
+      if (flags.has('tty') || flags.has('it')) {
+        return runTty({ interactive, timeoutSeconds: 0, options: {} }, () => c.exec(command, { ...options, tty: true }))
+      }
       const proc = c.exec(command, {
         ...(Object.keys(env).length ? { env } : {}),
         ...(flags.get('workdir') ? { cwd: flags.get('workdir')!.at(-1)! } : {}),

@@ -59,11 +59,12 @@ async function runPlain(plan: Plan): Promise<number> {
   return exitStatus(exit)
 }
 
-async function runTty(plan: Plan): Promise<number> {
+/** A container (or an exec, `start`) on this terminal: raw mode with -i, its size followed, signals forwarded. */
+export async function runTty(plan: Pick<Plan, 'interactive' | 'timeoutSeconds' | 'options'>, start: () => ContainerProcess = () => spawn((plan as Plan).command, { ...plan.options, tty: true })): Promise<number> {
   const signals = new SignalForwarder()
   let proc: ContainerProcess
   try {
-    proc = spawn(plan.command, { ...plan.options, tty: true })
+    proc = start()
   } catch (e) {
     signals.close()
     throw e
