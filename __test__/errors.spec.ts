@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 
 import { ContainerError, explain, liveContainers, run, spawn, type RunOptions } from '../index'
-import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectNoLeak, warmUp } from './helpers'
+import { makeBusyboxRoot, removeRoot, settled, snapshot, type Snapshot, expectNoLeak, warmUp, endSuite } from './helpers'
 
 let root = '' // busybox rootfs, 0755
 let scratch = '' // host temp dir with a file and a directory to bind
@@ -29,15 +29,7 @@ test.before(async () => {
   warm = await warmUp([['true']], [['true'], { rootfs: root }])
 })
 
-test.after.always(async (t) => {
-  // The clean-up runs whatever the check found (a failed assertion throws).
-  try {
-    if (warm) await expectNoLeak(t, warm, { fds: false })
-  } finally {
-    if (root) removeRoot(root)
-    if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
-  }
-})
+test.after.always((t) => endSuite(t, warm, () => root && removeRoot(root), () => scratch && fs.rmSync(scratch, { recursive: true, force: true })))
 
 /** Our child processes in any state: a refused option must not have made one. */
 function children(): number[] {

@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { execFileSync, spawn as spawnHost, spawnSync as spawnSyncHost, type ChildProcess } from 'node:child_process'
 
 import { CAPABILITIES, run, spawn, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, ourMounts, removeRoot, settled, type Snapshot, expectNoLeak, warmUp } from './helpers'
+import { makeBusyboxRoot, ourMounts, removeRoot, settled, type Snapshot, expectNoLeak, warmUp, endSuite } from './helpers'
 import { exchangeLoop, pathLookupWins, raceLoop, RACE_STARTS, RACES, removeWithLinks } from './races'
 
 const SOURCE = path.join(__dirname, 'fixtures', 'attack.c')
@@ -57,15 +57,7 @@ test.before(async () => {
   warm = await warmUp([['/attack', 'noop'], { rootfs: root }])
 })
 
-test.after.always(async (t) => {
-  // The clean-up runs whatever the check found (a failed assertion throws).
-  try {
-    if (warm) await expectNoLeak(t, warm, { fds: false })
-  } finally {
-    if (root) removeRoot(root)
-    if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
-  }
-})
+test.after.always((t) => endSuite(t, warm, () => root && removeRoot(root), () => scratch && fs.rmSync(scratch, { recursive: true, force: true })))
 
 /**
  * A serial test that makes containers and checks afterwards that none of them leaked anything,

@@ -7,7 +7,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 
 import { ContainerError, create, run, spawn } from '../index'
-import { expectNoLeak, makeBusyboxRoot, removeRoot, settled, type Snapshot, warmUp } from './helpers'
+import { expectNoLeak, makeBusyboxRoot, removeRoot, settled, type Snapshot, warmUp, endSuite } from './helpers'
 
 let root = ''
 let warm: Snapshot
@@ -17,14 +17,7 @@ test.before(async () => {
   warm = await warmUp([['true']], [['true'], { rootfs: root }])
 })
 
-test.after.always(async (t) => {
-  // The clean-up runs whatever the check found (a failed assertion throws).
-  try {
-    if (warm) await expectNoLeak(t, warm, { fds: false })
-  } finally {
-    if (root) removeRoot(root)
-  }
-})
+test.after.always((t) => endSuite(t, warm, () => root && removeRoot(root)))
 
 /** A serial test that leaves nothing behind (every container it made has ended). */
 function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {

@@ -168,3 +168,12 @@ export async function expectNoLeak(t: ExecutionContext, before: Snapshot, check:
   t.deepEqual(counts(after), expected, `pool ${after.pool}/${POOL_CAPACITY}; ${changes}`)
   return after
 }
+
+/** A suite's end: the final leak check against its warm-up, then its clean-up, whatever the check found. */
+export async function endSuite(t: ExecutionContext, warm: Snapshot | undefined, ...cleanups: Array<() => void>): Promise<void> {
+  try {
+    if (warm) await expectNoLeak(t, warm, { fds: false })
+  } finally {
+    for (const cleanup of cleanups) cleanup()
+  }
+}

@@ -7,7 +7,7 @@ import * as path from 'node:path'
 import { execFileSync, spawn as spawnHost, spawnSync } from 'node:child_process'
 
 import { explain, images, run, spawn } from '../index'
-import { BUSYBOX, expectNoLeak, type Snapshot, warmUp } from './helpers'
+import { BUSYBOX, type Snapshot, warmUp, endSuite } from './helpers'
 
 const has = (tool: string) => spawnSync('which', [tool]).status === 0
 const missing = !has('umoci') || !has('skopeo') ? 'umoci and skopeo are not installed (apt-get install umoci skopeo)' : !BUSYBOX ? 'busybox-static is not installed' : undefined
@@ -68,14 +68,7 @@ test.before(async () => {
   warm = await warmUp([['sh', '-c', 'exit 0'], { image: REF, store, entrypoint: [] }])
 })
 
-test.after.always(async (t) => {
-  // The clean-up runs whatever the check found (a failed assertion throws).
-  try {
-    if (warm) await expectNoLeak(t, warm, { fds: false })
-  } finally {
-    if (work) fs.rmSync(work, { recursive: true, force: true })
-  }
-})
+test.after.always((t) => endSuite(t, warm, () => work && fs.rmSync(work, { recursive: true, force: true })))
 
 const containers = () => fs.readdirSync(path.join(store, 'containers'))
 

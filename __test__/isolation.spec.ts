@@ -10,7 +10,7 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 
 import { run, spawn, type ContainerOptions, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, ourMounts, removeRoot, settled, type Snapshot, expectNoLeak, warmUp } from './helpers'
+import { makeBusyboxRoot, ourMounts, removeRoot, settled, type Snapshot, expectNoLeak, warmUp, endSuite } from './helpers'
 
 let root = ''
 let scratch = '' // host-only temp dir: never bound into a container
@@ -96,15 +96,7 @@ test.before(async () => {
   warm = await warmUp([['true']], [['true'], { rootfs: root }])
 })
 
-test.after.always(async (t) => {
-  // The clean-up runs whatever the check found (a failed assertion throws).
-  try {
-    if (warm) await expectNoLeak(t, warm, { fds: false })
-  } finally {
-    if (root) removeRoot(root)
-    if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
-  }
-})
+test.after.always((t) => endSuite(t, warm, () => root && removeRoot(root), () => scratch && fs.rmSync(scratch, { recursive: true, force: true })))
 
 /** A serial test that makes containers and checks afterwards that none of them leaked anything. */
 function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {

@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { execFile } from 'node:child_process'
 
 import { ContainerError, run, spawn, type ContainerProcess } from '../index'
-import { settled, type Snapshot, expectNoLeak, warmUp } from './helpers'
+import { settled, type Snapshot, expectNoLeak, warmUp, endSuite } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
 let warm: Snapshot
@@ -19,14 +19,7 @@ test.before(async () => {
   warm = await warmUp()
 })
 
-test.after.always(async (t) => {
-  // The clean-up runs whatever the check found (a failed assertion throws).
-  try {
-    if (warm) await expectNoLeak(t, warm, { fds: false })
-  } finally {
-    if (scratch) fs.rmSync(scratch, { recursive: true, force: true })
-  }
-})
+test.after.always((t) => endSuite(t, warm, () => scratch && fs.rmSync(scratch, { recursive: true, force: true })))
 
 /** A serial test that makes containers and checks afterwards that none of them leaked anything. */
 function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void {
