@@ -75,9 +75,29 @@ test.serial('a detached container outlives its creator; another process finds it
   t.deepEqual(fs.readdirSync(stateDir), [], 'its state directory is gone')
 })
 
+test.serial('detached with limits: an exec from another process joins its cgroup and counts against its limit; remove takes the cgroup along once its creator is gone', async (t) => {
+  const made = createInAnotherProcess(['sleep', '3600'], { rootfs: root, detached: true, name: 'limited', stateDir, limits: { pids: 20 } })
+  const c = containers.get('limited', { stateDir })
+  const cgroupOf = (pid: number) => fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+  const exec = c.exec(['sleep', '5'])
+  try {
+    t.is(cgroupOf(exec.pid), cgroupOf(made.pid), 'the same cgroups as PID 1')
+  } finally {
+    exec.kill('SIGKILL')
+    await exec
+  }
+  const forks = await c.run(['sh', '-c', 'i=0; while [ $i -lt 30 ]; do sleep 5 & i=$((i+1)); done; echo done'], { reject: false, timeout: 20_000 })
+  t.regex(forks.stderr, /can't fork/, 'the limit holds for an exec of another process')
+  const recorded = (JSON.parse(fs.readFileSync(path.join(stateDir, made.id, 'state.json'), 'utf8')) as { cgroups: string[] }).cgroups
+  t.true(recorded.length > 0 && recorded.every((d) => fs.existsSync(path.join(d, 'cgroup.procs'))), `its cgroup directories are recorded: ${recorded}`)
+  await c.remove({ force: true })
+  t.deepEqual(recorded.filter((d) => fs.existsSync(d)), [], 'its creator is gone: remove() took the cgroups along')
+  t.deepEqual(containers.list({ stateDir }), [])
+})
+
 test.serial('detached: options that cannot go with it are refused naming them; names are unique; an unknown id is a RangeError', async (t) => {
-  for (const key of ['limits', 'tty', 'stdio', 'timeout'] as const) {
-    const value = { limits: { pids: 10 }, tty: true, stdio: 'pipe', timeout: 10 }[key]
+  for (const key of ['tty', 'stdio', 'timeout'] as const) {
+    const value = { tty: true, stdio: 'pipe', timeout: 10 }[key]
     await t.throwsAsync(create(['true'], { rootfs: root, detached: true, stateDir, [key]: value } as never), { instanceOf: RangeError, message: new RegExp(`Option \`${key}\` does not go with \`detached\``) })
   }
   await t.throwsAsync(create(['true'], { rootfs: root, name: 'x' } as never), { message: /Option `name` goes with `detached: true`/ })

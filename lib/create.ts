@@ -74,8 +74,9 @@ export class Container extends EventEmitter {
   readonly #pid1: Pid1
   readonly #proc: ContainerProcess | null
   readonly #options: ReturnType<typeof normalize>
-  /** A detached container's state directory. */
+  /** A detached container's state directory, and its cgroup directories. */
   readonly #dir: string | null
+  readonly #cgroups: string[]
   #removed = false
   #ended: Promise<ContainerExit> | undefined
 
@@ -85,6 +86,7 @@ export class Container extends EventEmitter {
     this.id = state.id
     this.name = state.name
     this.#dir = state.dir
+    this.#cgroups = pid1 instanceof ContainerProcess ? [] : pid1.cgroups ?? []
     this.#proc = pid1 instanceof ContainerProcess ? pid1 : null
     this.#pid1 = pid1 instanceof ContainerProcess ? ours(pid1) : recorded(pid1)
     this.#options = options
@@ -212,13 +214,26 @@ export class Container extends EventEmitter {
     if (this.running && !options.force) throw new Error(`container ${this.id} is running: stop it first, or remove({ force: true })`)
     if (this.running) this.#pid1.kill(constants.signals.SIGKILL)
     await this.wait()
+    // The creator's reaper removes the cgroup, unless it died first: then it is ours to remove.
+    for (const dir of this.#cgroups) {
+      for (let i = 0; i < 50 && fs.existsSync(dir); i++) {
+        try {
+          fs.rmdirSync(dir) // a cgroup goes with rmdir once its last process has gone
+        } catch {
+          await new Promise((r) => setTimeout(r, 20))
+        }
+      }
+    }
     if (this.#dir) fs.rmSync(this.#dir, { recursive: true, force: true })
     this.#removed = true
   }
 
   #exec(command: string[], options: unknown, forRun: boolean): ReturnType<typeof normalize> {
     const opts = normalizeExec(this.#options, this.pid, command, options, forRun)
-    if (this.#pid1.start !== null) opts.spec.joinStart = this.#pid1.start
+    if (this.#pid1.start !== null) {
+      opts.spec.joinStart = this.#pid1.start
+      opts.spec.joinCgroups = this.#cgroups
+    }
     return opts
   }
 
@@ -243,8 +258,8 @@ export async function create(command?: string[], options: ContainerOptions & Det
     const opts = command === undefined ? normalize([], { ...withStdio, init: true }, false) : normalize(command, withStdio, false)
     return new Container(new ContainerProcess(opts), opts, { id: randomBytes(8).toString('hex'), name: null, dir: null })
   }
-  for (const key of ['stdio', 'stdin', 'stdout', 'stderr', 'input', 'tty', 'limits', 'timeout', 'cancelSignal', 'keep'] as const) {
-    if (rest[key] !== undefined) throw optionError(RangeError, key, `Option \`${key}\` does not go with \`detached\`: its stdout and stderr go to its log, and it lives until stopped${key === 'limits' ? ' (limits for detached containers are not supported yet)' : ''}.`)
+  for (const key of ['stdio', 'stdin', 'stdout', 'stderr', 'input', 'tty', 'timeout', 'cancelSignal', 'keep'] as const) {
+    if (rest[key] !== undefined) throw optionError(RangeError, key, `Option \`${key}\` does not go with \`detached\`: its stdout and stderr go to its log, and it lives until stopped.`)
   }
   if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name))) throw optionError(RangeError, 'name', `Option \`name\` must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters; got ${JSON.stringify(name)}.`)
   const root = stateRoot(stateDir)
@@ -256,7 +271,7 @@ export async function create(command?: string[], options: ContainerOptions & Det
     opts.spec.statusFd = status
     const proc = new ContainerProcess(opts)
     const start = native().processStartTime(proc.pid)
-    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: start ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec }
+    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: start ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid) }
     writeState(dir, state)
     // Seen as any process sees it (its state): its exit, delivered here unref'd, keeps Node alive for nobody.
     return new Container({ ...state, dir }, opts, { id, name: name ?? null, dir })

@@ -23,6 +23,8 @@ export interface DetachedState {
   created: string
   command: string[]
   spec: Spec
+  /** Its cgroup directories (with `limits`): an exec from another process joins them. */
+  cgroups: string[]
 }
 
 /** Where detached containers' state lives (option `stateDir`, else the runtime directory). */

@@ -129,6 +129,7 @@ export interface Spec extends SecuritySpec {
   join?: number
   /** With `join`, for a detached container another process made: its PID 1's start time. */
   joinStart?: number
+  joinCgroups?: string[]
   init?: boolean
   detached?: boolean
   statusFd?: number

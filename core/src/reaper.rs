@@ -152,6 +152,15 @@ pub fn joinable(pid: i32) -> Option<(OwnedFd, Vec<OwnedFd>)> {
     Some((pidfd, procs))
 }
 
+/// The cgroup directories of a live container (empty without `limits`).
+pub fn cgroup_dirs(pid: i32) -> Vec<std::path::PathBuf> {
+    let live = reaper().live.lock().unwrap_or_else(|e| e.into_inner());
+    live.get(&pid)
+        .and_then(|w| w.cgroup.as_ref())
+        .map(|c| c.dirs())
+        .unwrap_or_default()
+}
+
 /// Whether the container whose PID 1 is `pid` is watched (started and not reaped yet).
 pub fn is_live(pid: i32) -> bool {
     REAPER.get().is_some_and(|r| {

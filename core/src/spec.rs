@@ -76,6 +76,9 @@ pub struct ContainerSpec {
     /// 1's start time (/proc/<pid>/stat field 22), checked against the pid before joining.
     #[serde(default)]
     pub join_start: Option<u64>,
+    /// With `join_start`: that container's cgroup directories, to join too.
+    #[serde(default)]
+    pub join_cgroups: Vec<String>,
     #[serde(default = "default_seccomp")]
     pub seccomp: Seccomp,
     /// None: docker's lists (security.rs).

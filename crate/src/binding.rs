@@ -324,3 +324,12 @@ pub fn process_start_time(pid: i32) -> Option<f64> {
 pub fn signal_process(pid: i32, start: f64, signal: i32) -> bool {
     crate::container::foreign::signal(pid, start as u64, signal)
 }
+
+/// The cgroup directories of a live container of this process (a detached one records them).
+#[napi]
+pub fn container_cgroups(pid: i32) -> Vec<String> {
+    crate::reaper::cgroup_dirs(pid)
+        .into_iter()
+        .map(|d| d.display().to_string())
+        .collect()
+}

@@ -89,6 +89,8 @@ pub enum CgroupError {
 pub trait Cgroup: Send {
     /// `cgroup.procs` of every hierarchy, open for writing: the child writes "0" to each.
     fn join_fds(&self) -> Vec<i32>;
+    /// The container's cgroup directories (one per hierarchy used), for a later process to join.
+    fn dirs(&self) -> Vec<PathBuf>;
     /// An eventfd that becomes readable when the cgroup hits OOM (v1), for the reaper.
     fn oom_eventfd(&self) -> Option<&OwnedFd>;
     fn stats(&self) -> Stats;
@@ -132,7 +134,7 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 
 /// cgroup.procs open for writing. (O_CREAT is a no-op on cgroupfs, where it always exists,
 /// and lets the unit tests run against a plain directory tree.)
-pub(crate) fn open_procs(path: PathBuf) -> Result<OwnedFd, CgroupError> {
+pub fn open_procs(path: PathBuf) -> Result<OwnedFd, CgroupError> {
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)

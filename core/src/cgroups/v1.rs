@@ -220,6 +220,12 @@ impl Cgroup for V1 {
         self.procs.iter().map(|f| f.as_raw_fd()).collect()
     }
 
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self.dirs.iter().map(|(_, d)| d.clone()).collect();
+        dirs.dedup();
+        dirs
+    }
+
     fn oom_eventfd(&self) -> Option<&OwnedFd> {
         self.oom.as_ref()
     }

@@ -178,6 +178,10 @@ impl Cgroup for V2 {
         self.procs.iter().map(|f| f.as_raw_fd()).collect()
     }
 
+    fn dirs(&self) -> Vec<PathBuf> {
+        vec![self.dir.clone()]
+    }
+
     fn oom_eventfd(&self) -> Option<&OwnedFd> {
         None
     }

@@ -162,10 +162,15 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
     let (pidfd, procs) = match (reaper::joinable(pid), spec.join_start) {
         (Some(found), _) => found,
         // Started by another process (detached): the pid is checked to still be that PID 1.
-        (None, Some(start)) => (
-            super::foreign::pidfd(pid, start).ok_or(SpecError::NotRunning)?,
-            vec![],
-        ),
+        (None, Some(start)) => {
+            let pidfd = super::foreign::pidfd(pid, start).ok_or(SpecError::NotRunning)?;
+            let procs = spec
+                .join_cgroups
+                .iter()
+                .map(|dir| cgroups::open_procs(std::path::Path::new(dir).join("cgroup.procs")))
+                .collect::<Result<Vec<_>, _>>()?;
+            (pidfd, procs)
+        }
         (None, None) => return Err(SpecError::NotRunning.into()),
     };
     let mut wired =
