@@ -407,6 +407,10 @@ test('run -d, ps, exec (-t), logs, top, stop, wait, rm: docker\'s subcommands fo
     t.is((await sub(['exec', id.slice(0, 6), 'true'])).code, 0, 'an id prefix names it too')
     t.regex((await sub(['exec', '-t', 'web', 'tty'])).stdout, /^\/dev\/pts\/\d+\r?\n$/, 'exec -t: a terminal of the container\'s devpts')
     t.is((await sub(['logs', 'web'])).stdout, 'hello\n')
+    // logs -f: what a second container writes later, until it ends.
+    await sub(['run', '-d', '--name', 'ticker', '--rootfs', root, '--', 'sh', '-c', 'for i in 1 2 3; do echo tick $i; sleep 0.3; done'])
+    t.is((await sub(['logs', '-f', 'ticker'])).stdout, 'tick 1\ntick 2\ntick 3\n')
+    t.is((await sub(['rm', 'ticker'])).stdout, 'ticker\n')
     t.regex((await sub(['top', 'web'])).stdout, /^PID +CONTAINER PID +COMMAND\n\d+ +1 +lonely-init/)
     t.is((await sub(['rm', 'web'])).code, 125, 'rm of a running container is refused')
     t.is((await sub(['stop', '-t', '5', 'web'])).stdout, 'web\n')

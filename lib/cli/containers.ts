@@ -98,9 +98,22 @@ export async function containerCommand(cmd: string, args: string[]): Promise<num
       return exitStatus(await proc.wait())
     }
     case 'logs': {
-      const { rest } = parse(args, {}, {})
+      const { flags, rest } = parse(args, { '-f': 'follow', '--follow': 'follow' }, {})
       need(rest, 'a container', 'logs')
-      process.stdout.write(get(rest[0]).logs())
+      const c = get(rest[0])
+      let shown = 0
+      const more = () => {
+        const text = Buffer.from(c.logs())
+        if (text.length > shown) process.stdout.write(text.subarray(shown))
+        shown = text.length
+      }
+      more()
+      // -f: what it writes next, until it has ended (then what it wrote last).
+      while (flags.has('follow') && c.running) {
+        await new Promise((r) => setTimeout(r, 100))
+        more()
+      }
+      if (flags.has('follow')) more()
       return 0
     }
     case 'stop':
