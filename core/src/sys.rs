@@ -144,12 +144,7 @@ pub fn openat2_mode(
 
 /// openat2 with `resolve` (magic links never followed), CLOEXEC.
 pub fn openat2(dir: c_int, path: &CStr, flags: c_int, resolve: u64) -> SysResult<c_int> {
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = resolve | libc::RESOLVE_NO_MAGICLINKS;
-    let size = std::mem::size_of::<libc::open_how>();
-    check(unsafe { libc::syscall(libc::SYS_openat2, dir, path.as_ptr(), &how, size) })
-        .map(|fd| fd as c_int)
+    openat2_mode(dir, path, flags, 0, resolve)
 }
 
 fn check_int(ret: c_int) -> SysResult<c_int> {
@@ -561,7 +556,10 @@ impl Sys for Kernel {
             check(unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) }).map(drop)
         };
         let mut kept = keep.map(|k| c_uint::try_from(k).ok().filter(|k| *k >= first));
-        kept.sort();
+        // Two entries, ordered by hand: the child may not call slice::sort (it can allocate).
+        if kept[0] > kept[1] {
+            kept.swap(0, 1);
+        }
         let mut from = first;
         for k in kept.into_iter().flatten() {
             if k > from {
