@@ -8,7 +8,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
 
-import { makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
+import { makeBusyboxRoot, ourMounts, removeRoot, removeDetached } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
 const CLI = path.join(REPO, 'cli.js')
@@ -422,7 +422,7 @@ test('run -d, ps, exec (-t), logs, top, stop, wait, rm: docker\'s subcommands fo
     t.is(gone.code, 125)
     t.is(gone.stderr, 'lonely: No such container: web\n')
   } finally {
-    fs.rmSync(env.LONELY_STATE_DIR, { recursive: true, force: true })
+    await removeDetached(env.LONELY_STATE_DIR)
   }
   noLeaks(t)
 })

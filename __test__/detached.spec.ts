@@ -5,10 +5,10 @@ import test from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { execFileSync, spawn as spawnHost } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 
 import { containers, create } from '../index'
-import { makeBusyboxRoot, removeRoot } from './helpers'
+import { makeBusyboxRoot, removeRoot, ownedChild, removeDetached } from './helpers'
 
 let root = ''
 let stateDir = ''
@@ -18,10 +18,9 @@ test.before(() => {
   stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-state-'))
 })
 
-test.after.always(() => {
-  for (const c of containers.list({ stateDir })) if (c.running) process.kill(c.pid, 'SIGKILL')
+test.after.always(async () => {
+  await removeDetached(stateDir)
   if (root) removeRoot(root)
-  if (stateDir) fs.rmSync(stateDir, { recursive: true, force: true })
 })
 
 /** A Node process that creates a container with `options`, prints its id and pid, and exits. */
@@ -45,7 +44,7 @@ test.serial('a detached container outlives its creator; another process finds it
   t.true(alive(made.pid), 'its creator has exited, it runs')
   // Control: a creator with an attached container stays alive for it; killed, it takes the container along.
   const script = `require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}).create(['sleep', '3600'], { rootfs: ${JSON.stringify(root)} }).then((c) => console.log(c.pid))`
-  const creator = spawnHost(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const creator = ownedChild(t, process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
   const attached = Number(await new Promise<string>((resolve) => creator.stdout!.once('data', (d) => resolve(String(d)))))
   t.true(alive(attached))
   creator.kill('SIGKILL')

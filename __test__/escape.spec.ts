@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto'
 import { execFileSync, spawn as spawnHost, spawnSync as spawnSyncHost, type ChildProcess } from 'node:child_process'
 
 import { CAPABILITIES, run, spawn, type ContainerResult, type RunOptions } from '../index'
-import { makeBusyboxRoot, ourMounts, removeRoot, settled, type Snapshot, expectNoLeak, warmUp, endSuite } from './helpers'
+import { makeBusyboxRoot, ourMounts, removeRoot, settled, type Snapshot, expectNoLeak, warmUp, endSuite, ownedChild, eventually } from './helpers'
 import { exchangeLoop, pathLookupWins, raceLoop, RACE_STARTS, RACES, removeWithLinks } from './races'
 
 const SOURCE = path.join(__dirname, 'fixtures', 'attack.c')
@@ -758,11 +758,7 @@ test.serial('Node stays dumpable after containers with another uid (the vfork ch
 test.serial('kill -9 of the Node process ends its non-root containers too (uid 1000, three of them)', async (t) => {
   const tag = `3600.${process.pid}${Date.now() % 100000}`
   const script = `const lib = require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}); for (let i = 0; i < 3; i++) lib.spawn(['sleep', '${tag}'], { uid: 1000, gid: 1000, stdio: 'ignore' }); console.log('ready'); setInterval(() => {}, 1000)`
-  const node = spawnHost(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise<void>((resolve, reject) => {
-    node.stdout!.on('data', (d) => String(d).includes('ready') && resolve())
-    node.once('exit', () => reject(new Error('the Node process ended before its containers started')))
-  })
+  const node = ownedChild(t, process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] })
   const sleepers = () => fs.readdirSync('/proc').filter((pid) => {
     try {
       return /^\d+$/.test(pid) && fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(tag)
@@ -770,15 +766,17 @@ test.serial('kill -9 of the Node process ends its non-root containers too (uid 1
       return false
     }
   })
-  t.is(sleepers().length, 3, 'control: the three containers run')
+  t.teardown(() => {
+    for (const pid of sleepers()) process.kill(Number(pid), 'SIGKILL') // never leave them behind
+  })
+  await new Promise<void>((resolve, reject) => {
+    node.stdout!.on('data', (d) => String(d).includes('ready') && resolve())
+    node.once('exit', () => reject(new Error('the Node process ended before its containers started')))
+  })
+  // spawn() returns before each child has exec'd `sleep` (until then its argv is Node's).
+  t.true(await eventually(() => sleepers().length === 3, 30_000), `control: the three containers run (${sleepers().length})`)
   node.kill('SIGKILL')
-  let left = sleepers()
-  for (let i = 0; i < 200 && left.length; i++) {
-    await new Promise((r) => setTimeout(r, 50))
-    left = sleepers()
-  }
-  for (const pid of left) process.kill(Number(pid), 'SIGKILL') // never leave them behind
-  t.deepEqual(left, [], 'containers outlived their Node process')
+  t.true(await eventually(() => sleepers().length === 0, 10_000), `containers outlived their Node process: ${sleepers()}`)
 })
 
 test.serial('an inherited stdin that is a directory (`lonely run -i ... 0</dir`) is refused as an explicit one is; control: an inherited file runs', (t) => {

@@ -3,10 +3,10 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import type { ExecutionContext } from 'ava'
 
-import { liveContainers, run, type RunOptions } from '../index'
+import { containers, liveContainers, run, type RunOptions } from '../index'
 import { native as nativeBinding } from '../lib/native'
 import { ourMounts } from './mounts'
 
@@ -176,4 +176,29 @@ export async function endSuite(t: ExecutionContext, warm: Snapshot | undefined, 
   } finally {
     for (const cleanup of cleanups) cleanup()
   }
+}
+
+/**
+ * A host process that ends with the test, pass or fail: a failed assertion throws, and a child
+ * left running would hold the suite's output open (the CI run then never ends).
+ */
+export function ownedChild(t: ExecutionContext, cmd: string, args: string[], options: SpawnOptions): ChildProcess {
+  const child = spawn(cmd, args, options)
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  })
+  return child
+}
+
+/** Polls `probe` every 20 ms until it returns true or `ms` pass; returns its last answer. */
+export async function eventually(probe: () => boolean, ms = 5000): Promise<boolean> {
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (probe()) return true
+  return probe()
+}
+
+/** Removes (SIGKILL first) every detached container of `stateDir`, then the directory: a suite's clean-up whatever its tests did. */
+export async function removeDetached(stateDir: string): Promise<void> {
+  if (!stateDir || !fs.existsSync(stateDir)) return
+  for (const info of containers.list({ stateDir })) await containers.get(info.id, { stateDir }).remove({ force: true })
+  fs.rmSync(stateDir, { recursive: true, force: true })
 }

@@ -174,6 +174,7 @@ itest('the stale sweep keeps kept layers and live containers seen from other PID
   // A live container, swept at by a process in another PID namespace (where its pid means nothing).
   const before = new Set(containers())
   const holder = fresh("await lib.run(['sh', '-c', 'echo up; exec sleep 3600'], { image: REF, store, entrypoint: [], stdout: 'inherit' })")
+  t.teardown(() => holder.kill('SIGKILL'))
   await new Promise<void>((resolve) => holder.stdout!.once('data', () => resolve()))
   const live = containers().filter((c) => !before.has(c))
   t.is(live.length, 1, 'the holder\'s container')
