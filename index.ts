@@ -9,6 +9,7 @@ export { ContainerProcess, ContainerError }
 export { Container, containers, create } from './lib/create'
 export type { ContainerInfo, ContainerTask, DetachedOptions } from './lib/create'
 export type { ExecOptions, ExecRunOptions } from './lib/exec'
+export type { Attachment, AttachedExit } from './lib/attach'
 export { images } from './lib/images'
 export type { Image, ImageConfig, ImageLayer, LoadedImage, LoadOptions, LoadProgress, RemoveResult, StoreOptions } from './lib/images'
 export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }

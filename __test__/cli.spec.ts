@@ -411,7 +411,7 @@ test('run -d, ps, exec (-t), logs, top, stop, wait, rm: docker\'s subcommands fo
     await sub(['run', '-d', '--name', 'ticker', '--rootfs', root, '--', 'sh', '-c', 'for i in 1 2 3; do echo tick $i; sleep 0.3; done'])
     t.is((await sub(['logs', '-f', 'ticker'])).stdout, 'tick 1\ntick 2\ntick 3\n')
     t.is((await sub(['rm', 'ticker'])).stdout, 'ticker\n')
-    t.regex((await sub(['top', 'web'])).stdout, /^PID +CONTAINER PID +COMMAND\n\d+ +1 +lonely-init/)
+    t.regex((await sub(['top', 'web'])).stdout, /^PID +CONTAINER PID +COMMAND\n\d+ +1 +sh -c echo hello/)
     t.is((await sub(['rm', 'web'])).code, 125, 'rm of a running container is refused')
     t.is((await sub(['stop', '-t', '5', 'web'])).stdout, 'web\n')
     t.is((await sub(['wait', 'web'])).stdout, '3\n', 'the command\'s trap ran and its status was recorded')

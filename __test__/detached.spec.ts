@@ -29,6 +29,8 @@ function createInAnotherProcess(command: string[], options: Record<string, unkno
   return JSON.parse(execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', timeout: 60_000 }).trim())
 }
 
+const parentOf = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[1])
+
 const alive = (pid: number) => {
   try {
     process.kill(pid, 0)
@@ -58,11 +60,16 @@ test.serial('a detached container outlives its creator; another process finds it
   const inside = await c.run(['sh', '-c', 'readlink /proc/self/ns/pid; tr "\\0" " " < /proc/1/cmdline'])
   const [ns, cmdline] = inside.stdout.split('\n')
   t.is(ns, fs.readlinkSync(`/proc/${made.pid}/ns/pid`), 'the exec is in PID 1\'s PID namespace')
-  t.regex(cmdline ?? '', /^lonely-init --status \d+ -- sh -c /)
-  // lonely-init is not dumpable: its status fd is no handle for the container (control: its own fds are).
-  const fdNumber = /--status (\d+)/.exec(cmdline ?? '')![1]
-  const peek = await c.run(['sh', '-c', `readlink /proc/1/fd/${fdNumber} || echo refused; readlink /proc/self/fd/0 >/dev/null && echo own-ok`], { reject: false })
-  t.is(peek.stdout, 'refused\nown-ok', peek.stderr)
+  t.is(cmdline, 'sh -c echo started; trap "echo bye; exit 4" TERM; while :; do sleep 0.05; done ', 'PID 1 is the command itself (no init unless asked)')
+  // Its parent is lonely-monitor: a sealed memfd (no host binary), a few pages, its own fds only.
+  const monitor = parentOf(made.pid)
+  t.regex(fs.readFileSync(`/proc/${monitor}/cmdline`, 'utf8'), new RegExp(`^lonely-monitor\0${made.pid}\0pipes\0$`))
+  t.regex(fs.readlinkSync(`/proc/${monitor}/exe`), /^\/memfd:lonely-monitor/)
+  const rss = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${monitor}/status`, 'utf8'))![1])
+  t.true(rss < 2048, `monitor RSS ${rss} kB`)
+  const fds = fs.readdirSync(`/proc/${monitor}/fd`).map(Number).sort((a, b) => a - b)
+  t.deepEqual(fds, [0, 1, 2, 3, 4, 5, 6, 8, 9], 'null x3, status, log, attach socket, pidfd, stdout, stderr: nothing of its creator')
+  t.is(fs.readlinkSync(`/proc/${monitor}/fd/0`), '/dev/null')
   await c.writeFile('/tmp/note', 'from the host')
   t.is(await c.readFile('/tmp/note'), 'from the host')
   const exit = await c.stop({ timeout: 5000 })
@@ -95,11 +102,12 @@ test.serial('detached with limits: an exec from another process joins its cgroup
 })
 
 test.serial('detached: options that cannot go with it are refused naming them; names are unique; an unknown id is a RangeError', async (t) => {
-  for (const key of ['tty', 'stdio', 'timeout'] as const) {
-    const value = { tty: true, stdio: 'pipe', timeout: 10 }[key]
+  for (const key of ['input', 'stdio', 'timeout'] as const) {
+    const value = { input: 'x', stdio: 'pipe', timeout: 10 }[key]
     await t.throwsAsync(create(['true'], { rootfs: root, detached: true, stateDir, [key]: value } as never), { instanceOf: RangeError, message: new RegExp(`Option \`${key}\` does not go with \`detached\``) })
   }
   await t.throwsAsync(create(['true'], { rootfs: root, name: 'x' } as never), { message: /Option `name` goes with `detached: true`/ })
+  await t.throwsAsync(create(['true'], { rootfs: root, detached: true, stateDir, stdin: 'inherit' }), { instanceOf: RangeError, message: /Option `stdin` of a detached container is 'ignore' \(default\) or 'pipe'.*got "inherit"/ })
   const c = await create(undefined, { rootfs: root, detached: true, name: 'twice', stateDir })
   try {
     await t.throwsAsync(create(undefined, { rootfs: root, detached: true, name: 'twice', stateDir }), { instanceOf: RangeError, message: /a container named 'twice' already exists/ })
@@ -108,4 +116,68 @@ test.serial('detached: options that cannot go with it are refused naming them; n
     await c.remove({ force: true })
   }
   t.deepEqual(fs.readdirSync(stateDir), [])
+})
+
+test.serial('attach from another process: it types into a detached container\'s stdin, reads stdout and stderr live and apart, and gets the exit; the log has it all', async (t) => {
+  const made = createInAnotherProcess(['sh', '-c', 'while read line; do echo "got $line"; echo "err $line" >&2; done; echo done; exit 3'], { rootfs: root, detached: true, stateDir, stdin: 'pipe' })
+  const c = containers.get(made.id, { stateDir })
+  const a = await c.attach()
+  let out = ''
+  let err = ''
+  a.stdout.on('data', (d) => (out += d))
+  a.stderr.on('data', (d) => (err += d))
+  a.stdin.write('one\n')
+  for (let i = 0; i < 250 && !out.includes('got one'); i++) await new Promise((r) => setTimeout(r, 20))
+  t.is(out, 'got one\n', 'live: before stdin ends')
+  const second = await c.attach() // a second client sees the same output from now on
+  let seen = ''
+  second.stdout.on('data', (d) => (seen += d))
+  a.stdin.end('two\n') // ending stdin closes the container's: `read` sees EOF
+  t.deepEqual(await a.exited, { exitCode: 3 })
+  t.deepEqual(await second.exited, { exitCode: 3 })
+  t.is(out, 'got one\ngot two\ndone\n')
+  t.is(err, 'err one\nerr two\n')
+  t.is(seen, 'got two\ndone\n')
+  t.is(c.logs(), 'got one\nerr one\ngot two\nerr two\ndone\n')
+  t.like(await c.wait(), { exitCode: 3 })
+  await c.remove()
+})
+
+test.serial('attach with a terminal (tty: true): a shell on the container\'s pty, the size resize() sets, its exit status', async (t) => {
+  const made = createInAnotherProcess(['sh'], { rootfs: root, detached: true, stateDir, tty: true })
+  t.regex(fs.readFileSync(`/proc/${parentOf(made.pid)}/cmdline`, 'utf8'), /\0tty\0$/)
+  const c = containers.get(made.id, { stateDir })
+  const a = await c.attach()
+  let out = ''
+  a.stdout.on('data', (d) => (out += d))
+  a.resize(33, 101)
+  a.stdin.write('stty size; tty; exit 5\n')
+  t.deepEqual(await a.exited, { exitCode: 5 })
+  t.regex(out, /\r\n33 101\r\n\/dev\/pts\/\d+\r\n/)
+  await c.remove()
+})
+
+test.serial('the monitor records what lonely-init could not: a SIGKILL of PID 1, seen by another process and by the creator\'s own handle', async (t) => {
+  const c = await create(['sleep', '3600'], { rootfs: root, detached: true, stateDir })
+  const other = containers.get(c.id, { stateDir })
+  t.true(other.kill('SIGKILL'))
+  t.like(await other.wait(), { signal: 'SIGKILL', exitCode: undefined })
+  t.like(await c.wait(), { signal: 'SIGKILL' })
+  t.like(containers.list({ stateDir }), [{ id: c.id, running: false, signal: 'SIGKILL' }])
+  await c.remove()
+})
+
+test.serial('a detached container whose setup fails leaves no monitor, no state and no process', async (t) => {
+  const before = fs.readdirSync(stateDir)
+  const error = await t.throwsAsync(create(['/no/such/program'], { rootfs: root, detached: true, stateDir }))
+  t.like(error, { stage: 'exec', code: 'ENOENT' } as never)
+  t.deepEqual(fs.readdirSync(stateDir), before)
+  const monitors = fs.readdirSync('/proc').filter((p) => {
+    try {
+      return /^\d+$/.test(p) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('lonely-monitor\0')
+    } catch {
+      return false
+    }
+  })
+  t.deepEqual(monitors, [], 'a monitor is left')
 })

@@ -58,6 +58,8 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   isCanceled = false
   /** The pty's fd with `tty: true` (for window-size changes). */
   readonly ttyFd: number | null
+  /** @internal Detached: PID 1's start time (its identity in the state directory). */
+  readonly startTime: number | null
 
   #opts: Normalized
   #started = performance.now()
@@ -87,6 +89,7 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
       })
     }
     this.pid = started.pid
+    this.startTime = started.startTime ?? null
     const isTty = opts.spec.tty
     this.ttyFd = isTty ? started.stdout ?? null : null
     if (isTty && started.stdin != null) {

@@ -15,6 +15,7 @@ import type { ContainerResult, Stats } from './result'
 import { runToEnd, type Output } from './runtoend'
 import { isRunning, makeStateDir, recordedExit, stateRoot, states, writeState, type DetachedState } from './detached'
 import { optionError } from './optionerror'
+import { attachTo, type Attachment } from './attach'
 
 /** A process of the container, as `top()` lists it. */
 export interface ContainerTask {
@@ -55,11 +56,16 @@ function recorded(state: DetachedState & { dir: string }): Pid1 {
     start: state.start,
     running: () => isRunning(state),
     kill: (signal) => native().signalProcess(state.pid, state.start, typeof signal === 'number' ? signal : constants.signals[signal]),
-    // Not our child: its end is seen by polling, its status read from what lonely-init wrote.
+    // Not our child: its end is seen by polling, its status read from what its monitor wrote
+    // (once it has drained PID 1's last output: up to 2 s later).
     wait: () =>
       (ended ??= (async () => {
         while (isRunning(state)) await new Promise((r) => setTimeout(r, 20))
-        const exit = recordedExit(state)
+        let exit = recordedExit(state)
+        for (let i = 0; i < 250 && !exit; i++) {
+          await new Promise((r) => setTimeout(r, 20))
+          exit = recordedExit(state)
+        }
         return exit ?? { command: state.command.join(' '), pid: state.pid, durationMs: Date.now() - Date.parse(state.created), timedOut: false, isCanceled: false, failed: true, oomKilled: false, usage: { cpuUserMs: 0, cpuSystemMs: 0 } }
       })()),
     stats: () => null,
@@ -113,6 +119,17 @@ export class Container extends EventEmitter {
   logs(): string {
     if (!this.#dir) throw new Error(`container ${this.id} is not detached: read its init's streams`)
     return fs.readFileSync(`${this.#dir}/log`, 'utf8')
+  }
+
+  /**
+   * Attaches to a detached container, as `docker attach`: its output from now on, its stdin
+   * (with `stdin: 'pipe'` or a terminal), its terminal size, and its exit if it ends meanwhile.
+   */
+  attach(): Promise<Attachment> {
+    this.#usable()
+    if (!this.#dir) throw new Error(`container ${this.id} is not detached: use its init's streams`)
+    if (!this.running) throw new Error(`container ${this.id} is not running`)
+    return attachTo(this.#dir)
   }
 
   /** Starts `command` in the container and returns its handle at once, as `spawn()` does. */
@@ -258,35 +275,34 @@ export async function create(command?: string[], options: ContainerOptions & Det
     const opts = command === undefined ? normalize([], { ...withStdio, init: true }, false) : normalize(command, withStdio, false)
     return new Container(new ContainerProcess(opts), opts, { id: randomBytes(8).toString('hex'), name: null, dir: null })
   }
-  for (const key of ['stdio', 'stdin', 'stdout', 'stderr', 'input', 'tty', 'timeout', 'cancelSignal', 'keep'] as const) {
-    if (rest[key] !== undefined) throw optionError(RangeError, key, `Option \`${key}\` does not go with \`detached\`: its stdout and stderr go to its log, and it lives until stopped.`)
+  for (const key of ['stdio', 'stdout', 'stderr', 'input', 'timeout', 'cancelSignal', 'keep'] as const) {
+    if (rest[key] !== undefined) throw optionError(RangeError, key, `Option \`${key}\` does not go with \`detached\`: its output goes to its log and to whoever attaches, and it lives until stopped.`)
   }
+  const stdin = rest.stdin ?? 'ignore'
+  if (stdin !== 'ignore' && stdin !== 'pipe') throw optionError(RangeError, 'stdin', `Option \`stdin\` of a detached container is 'ignore' (default) or 'pipe' (kept open for attach, as docker run -i); got ${JSON.stringify(stdin)}.`)
   if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name))) throw optionError(RangeError, 'name', `Option \`name\` must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters; got ${JSON.stringify(name)}.`)
   const root = stateRoot(stateDir)
   const id = randomBytes(8).toString('hex')
-  const { dir, log, status } = makeStateDir(root, id, name ?? null)
+  const dir = makeStateDir(root, id, name ?? null)
   try {
-    const opts = normalize(command ?? [], { ...rest, init: true, stdio: ['ignore', log, log] }, false)
+    const { stdin: _, ...others } = rest
+    const opts = normalize(command ?? [], { ...others, ...(command === undefined ? { init: true } : {}), stdio: [stdin, 'pipe', 'pipe'] }, false)
     opts.spec.detached = true
-    opts.spec.statusFd = status
+    opts.spec.stateDir = dir
     const proc = new ContainerProcess(opts)
-    const start = native().processStartTime(proc.pid)
-    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: start ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid) }
+    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: proc.startTime ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid) }
     writeState(dir, state)
     // Seen as any process sees it (its state): its exit, delivered here unref'd, keeps Node alive for nobody.
     return new Container({ ...state, dir }, opts, { id, name: name ?? null, dir })
   } catch (e) {
     fs.rmSync(dir, { recursive: true, force: true })
     throw e
-  } finally {
-    fs.closeSync(log) // the container has its own
-    fs.closeSync(status)
   }
 }
 
 /** What `create()` takes besides spawn's options. */
 export interface DetachedOptions {
-  /** The container outlives this Node process (as `docker run -d`); PID 1 is lonely-init. */
+  /** The container outlives this Node process (as `docker run -d`), watched by lonely-monitor. */
   detached?: boolean
   /** A unique name (detached containers), as `docker run --name`. */
   name?: string
@@ -300,7 +316,7 @@ export interface ContainerInfo {
   name: string | null
   pid: number
   running: boolean
-  /** Once it ended: lonely-init's record of the command's status. */
+  /** Once it ended: its monitor's record of PID 1's exit. */
   exitCode?: number
   signal?: NodeJS.Signals
   created: string

@@ -1,8 +1,9 @@
 // Containers that outlive the Node process that made them (`create(..., { detached: true })`):
 // their state lives in a directory of their own (`/run/lonely/<id>` for root,
-// `$XDG_RUNTIME_DIR/lonely/<id>` otherwise; 0700), where any later process finds them. PID 1
-// is lonely-init, which writes the command's exit status there; stdout and stderr go to a log
-// file there. A pid is theirs only while its start time is the recorded one.
+// `$XDG_RUNTIME_DIR/lonely/<id>` otherwise; 0700), where any later process finds them. PID 1's
+// parent is lonely-monitor (core/init/monitor.c), which holds its stdio, copies its output to
+// the `log` there, serves the `attach` socket there, and writes its exit to `status`. A pid is
+// theirs only while its start time is the recorded one.
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
@@ -40,13 +41,13 @@ export function stateRoot(stateDir?: unknown): string {
   return runtime ? path.join(runtime, 'lonely') : path.join(os.tmpdir(), `lonely-${process.geteuid?.()}`)
 }
 
-/** The directory of a new detached container, its log (stdout and stderr) and status files, open. */
-export function makeStateDir(root: string, id: string, name: string | null): { dir: string; log: number; status: number } {
+/** The directory of a new detached container (its monitor makes the files in it). */
+export function makeStateDir(root: string, id: string, name: string | null): string {
   fs.mkdirSync(root, { recursive: true, mode: 0o700 })
   if (name !== null && states(root).some((s) => s.name === name)) throw optionError(RangeError, 'name', `Option \`name\`: a container named ${show(name)} already exists (in ${root}).`)
   const dir = path.join(root, id)
   fs.mkdirSync(dir, { mode: 0o700 })
-  return { dir, log: fs.openSync(path.join(dir, 'log'), 'a', 0o600), status: fs.openSync(path.join(dir, 'status'), 'w', 0o600) }
+  return dir
 }
 
 export function writeState(dir: string, state: DetachedState): void {
@@ -77,27 +78,32 @@ export function isRunning(state: DetachedState): boolean {
   return native().processStartTime(state.pid) === state.start
 }
 
-/** The exit lonely-init recorded: `null` while it runs (or if it ended without recording). */
-export function recordedExit(state: DetachedState & { dir: string }): ContainerExit | null {
+/** What lonely-monitor wrote once PID 1 ended (`key=value` lines); null before that. */
+export function recordedStatus(dir: string): Record<string, number> | null {
   let text = ''
   try {
-    text = fs.readFileSync(path.join(state.dir, 'status'), 'utf8').trim()
+    text = fs.readFileSync(path.join(dir, 'status'), 'utf8')
   } catch {
     return null
   }
-  if (!/^\d+$/.test(text)) return null
-  const status = Number(text)
-  const signal = status > 128 ? Object.entries(os.constants.signals).find(([, n]) => n === status - 128)?.[0] : undefined
+  if (!text.endsWith('\n')) return null // not written yet (or not whole yet)
+  return Object.fromEntries(text.trim().split('\n').map((line) => line.split('=')).map(([k, v]) => [k, Number(v)]))
+}
+
+/** The exit lonely-monitor recorded: `null` while PID 1 runs (or if its monitor was killed first). */
+export function recordedExit(state: DetachedState & { dir: string }): ContainerExit | null {
+  const status = recordedStatus(state.dir)
+  if (!status) return null
+  const signal = status.signal !== undefined ? Object.entries(os.constants.signals).find(([, n]) => n === status.signal)?.[0] : undefined
   return {
     command: state.command.join(' '),
     pid: state.pid,
-    ...(signal ? { signal: signal as NodeJS.Signals } : { exitCode: status }),
+    ...(status.signal !== undefined ? { signal: signal as NodeJS.Signals } : { exitCode: status.exitCode }),
     durationMs: Date.now() - Date.parse(state.created),
     timedOut: false,
     isCanceled: false,
-    failed: status !== 0,
+    failed: status.exitCode !== 0,
     oomKilled: false,
-    // Seen from another process, PID 1's resource usage is not known.
-    usage: { cpuUserMs: 0, cpuSystemMs: 0 },
+    usage: { cpuUserMs: (status.userUs ?? 0) / 1000, cpuSystemMs: (status.systemUs ?? 0) / 1000 },
   }
 }

@@ -131,8 +131,9 @@ export interface Spec extends SecuritySpec {
   joinStart?: number
   joinCgroups?: string[]
   init?: boolean
+  /** With a monitor (lonely-monitor) as PID 1's parent, holding its stdio, log and status in `stateDir`. */
   detached?: boolean
-  statusFd?: number
+  stateDir?: string
 }
 
 export interface Normalized {

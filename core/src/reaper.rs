@@ -28,7 +28,10 @@ pub struct Exit {
 pub type OnExit = Box<dyn FnOnce(Exit) + Send>;
 
 struct Watched {
+    /// PID 1's: what signals and joins go through.
     pidfd: OwnedFd,
+    /// A detached container's monitor, our child, which ends as PID 1 did: reaped instead.
+    monitor: Option<OwnedFd>,
     on_exit: OnExit,
     cgroup: Option<Box<dyn Cgroup>>,
     oom: bool,
@@ -74,6 +77,7 @@ fn reaper() -> &'static Reaper {
 pub fn watch(
     pid: i32,
     pidfd: OwnedFd,
+    monitor: Option<OwnedFd>,
     cgroup: &mut Option<Box<dyn Cgroup>>,
     held: Held,
     on_exit: OnExit,
@@ -82,7 +86,7 @@ pub fn watch(
     let mut live = r.live.lock().unwrap_or_else(|e| e.into_inner());
     // Registered under the lock: an exit that fires at once finds its entry.
     r.epoll.add(
-        pidfd.as_fd(),
+        monitor.as_ref().unwrap_or(&pidfd).as_fd(),
         EpollEvent::new(EpollFlags::EPOLLIN, pid as u64),
     )?;
     if let Some(efd) = cgroup.as_ref().and_then(|c| c.oom_eventfd()) {
@@ -95,6 +99,7 @@ pub fn watch(
         pid,
         Watched {
             pidfd,
+            monitor,
             on_exit,
             cgroup: cgroup.take(),
             oom: false,
@@ -235,11 +240,12 @@ fn on_oom(r: &Reaper, pid: i32) {
 }
 
 fn finish(r: &Reaper, pid: i32, mut w: Watched) {
-    let _ = r.epoll.delete(w.pidfd.as_fd());
+    let waited = w.monitor.as_ref().unwrap_or(&w.pidfd);
+    let _ = r.epoll.delete(waited.as_fd());
     if let Some(efd) = w.cgroup.as_ref().and_then(|c| c.oom_eventfd()) {
         let _ = r.epoll.delete(efd.as_fd());
     }
-    let mut exit = reap(pid, &w.pidfd);
+    let mut exit = reap(pid, waited);
     if let Some(cg) = w.cgroup.as_mut() {
         let stats = cg.stats();
         // Without a PID namespace, descendants can outlive PID 1: the cgroup knows them all.

@@ -15,6 +15,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{pipe2, Pid};
 
 use crate::child::{child_main, ChildContext, Report, NO_FAILURE};
+use crate::monitor::Launch;
 use crate::planner::Prepared;
 use crate::sys::Kernel;
 use crate::userns::{self, RangeMaps};
@@ -44,6 +45,8 @@ pub enum SpawnError {
 pub struct Spawned {
     pub pid: i32,
     pub pidfd: OwnedFd,
+    /// A detached container's monitor (our child, PID 1's parent): its pidfd.
+    pub monitor: Option<OwnedFd>,
 }
 
 /// The parent's part of a fork-style spawn: maps to write, and the pipe that releases the child.
@@ -52,16 +55,26 @@ pub struct MapsFirst<'a> {
     pub release: OwnedFd,
 }
 
-/// Runs `prepared` in a new process. `command` names the program for exec errors.
+/// Runs `prepared` in a new process. `command` names the program for exec errors. With
+/// `monitor`, PID 1 is cloned by a stage that then becomes its monitor (monitor.rs).
 pub fn spawn(
     prepared: &Prepared,
     command: &str,
     maps_first: Option<MapsFirst>,
+    mut monitor: Option<&mut Launch>,
 ) -> Result<Spawned, SpawnError> {
     let mut stack = vec![0u8; CHILD_STACK];
-    // Exec into a running container: a second stack for the process that enters its PID namespace.
+    // Exec into a running container: a second stack for the process that enters its PID
+    // namespace; detached: for PID 1, which the monitor stage clones.
     let joins = prepared.plan.contains(&crate::plan::Op::ForkIntoPidns);
-    let mut inner_stack = vec![0u8; if joins { CHILD_STACK } else { 0 }];
+    let mut inner_stack = vec![
+        0u8;
+        if joins || monitor.is_some() {
+            CHILD_STACK
+        } else {
+            0
+        }
+    ];
     let mut inner_pid: libc::c_int = -1;
     let mut slots = vec![-1; prepared.slot_count];
     let mut report = Report {
@@ -99,13 +112,32 @@ pub fn spawn(
         Some(&mut old),
     )
     .map_err(SpawnError::Clone)?;
-    let cloned = unsafe {
-        nix::sched::clone(
-            Box::new(|| child_main(&Kernel, &ctx)),
-            &mut stack,
-            flags,
-            Some(libc::SIGCHLD),
-        )
+    let cloned = match monitor.as_deref_mut() {
+        None => unsafe {
+            nix::sched::clone(
+                Box::new(|| child_main(&Kernel, &ctx)),
+                &mut stack,
+                flags,
+                Some(libc::SIGCHLD),
+            )
+        },
+        Some(launch) => {
+            let (report, pid_out) = (ctx.report, ctx.inner_pid);
+            // SAFETY: as for the stack above; the stage never returns (it execs or exits).
+            let c_stack =
+                unsafe { std::slice::from_raw_parts_mut(ctx.inner_stack, ctx.inner_stack_len) };
+            let pid1 = || child_main(&Kernel, &ctx);
+            unsafe {
+                nix::sched::clone(
+                    Box::new(|| {
+                        crate::monitor::stage(launch, flags.bits(), c_stack, &pid1, report, pid_out)
+                    }),
+                    &mut stack,
+                    CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK,
+                    Some(libc::SIGCHLD),
+                )
+            }
+        }
     };
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).map_err(SpawnError::Clone)?;
     if dumpable == 1 && unsafe { libc::prctl(libc::PR_GET_DUMPABLE) } != 1 {
@@ -142,6 +174,9 @@ pub fn spawn(
     };
     // SAFETY: as `report`: the child has exited, having written its sibling's pid if it made one.
     let inner = unsafe { std::ptr::read_volatile(&inner_pid) };
+    if monitor.is_some() {
+        return monitored(prepared, command, pid, report, inner);
+    }
     let pid = match joins {
         false => pid,
         true => {
@@ -168,6 +203,42 @@ pub fn spawn(
     pidfd_open(pid).map(|pidfd| Spawned {
         pid: pid.as_raw(),
         pidfd,
+        monitor: None,
+    })
+}
+
+/// After the monitor stage: it runs the monitor now (PID 1 is `inner`), or it failed and exited.
+fn monitored(
+    prepared: &Prepared,
+    command: &str,
+    stage: Pid,
+    report: Report,
+    inner: libc::c_int,
+) -> Result<Spawned, SpawnError> {
+    if report.step != NO_FAILURE {
+        let _ = waitpid(stage, None);
+        if report.step == crate::monitor::MONITOR_STEP {
+            return Err(SpawnError::Setup {
+                stage: "exec".into(),
+                path: Some(crate::programs::MONITOR.name.into()),
+                errno: Errno::from_raw(report.errno),
+            });
+        }
+        return Err(setup_error(prepared, command, report));
+    }
+    // The monitor reaps nothing until our end of its sync closes: the pid is still PID 1's.
+    let monitor = pidfd_open(stage)?;
+    let pid1 = Pid::from_raw(inner);
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, inner, 0) };
+    if fd < 0 {
+        let errno = Errno::last();
+        let _ = nix::sys::signal::kill(pid1, nix::sys::signal::Signal::SIGKILL);
+        return Err(SpawnError::PidfdOpen(errno));
+    }
+    Ok(Spawned {
+        pid: inner,
+        pidfd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
+        monitor: Some(monitor),
     })
 }
 

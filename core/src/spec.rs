@@ -66,12 +66,12 @@ pub struct ContainerSpec {
     /// PID 1 is lonely-init (init.rs), which runs `argv` (none: it only reaps) as its child.
     #[serde(default)]
     pub init: bool,
-    /// Outlives this process: no parent-death signal. lonely-init writes the command's status
-    /// to `status_fd` (a file of the container's state directory the caller opened).
+    /// Outlives this process: no parent-death signal, and lonely-monitor (monitor.rs) as the
+    /// parent of PID 1, holding its stdio, log, attach socket and exit status in `state_dir`.
     #[serde(default)]
     pub detached: bool,
     #[serde(default)]
-    pub status_fd: Option<i32>,
+    pub state_dir: Option<String>,
     /// With `join` for a container this process did not start (detached by another): its PID
     /// 1's start time (/proc/<pid>/stat field 22), checked against the pid before joining.
     #[serde(default)]
@@ -228,6 +228,12 @@ pub enum SpecError {
     DotDot { field: &'static str, path: String },
     #[error("container not running")]
     NotRunning,
+    #[error("spec: a detached container needs its state directory")]
+    DetachedWithoutStateDir,
+    #[error(
+        "uidMap/gidMap ranges do not go with `detached` yet (the single default mapping does)"
+    )]
+    DetachedIdRanges,
     #[error("spec: rootfs and mounts need the mount namespace")]
     NeedsMountNamespace,
     #[error("spec: {0}")]

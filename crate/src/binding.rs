@@ -30,6 +30,8 @@ pub struct Started {
     pub stdin: Option<i32>,
     pub stdout: Option<i32>,
     pub stderr: Option<i32>,
+    /// Detached: PID 1's start time (/proc/<pid>/stat field 22), read while it could not have been reaped.
+    pub start_time: Option<f64>,
     /// Set when a setup step or exec failed: the container never ran and was reaped.
     pub failure: Option<SetupFailure>,
 }
@@ -136,6 +138,7 @@ pub fn spawn_container(spec_json: String, on_exit: Function<ExitInfo, ()>) -> St
                 stdin,
                 stdout,
                 stderr,
+                start_time: running.start_time.map(|t| t as f64),
                 failure: None,
             }
         }
@@ -144,6 +147,7 @@ pub fn spawn_container(spec_json: String, on_exit: Function<ExitInfo, ()>) -> St
             stdin: None,
             stdout: None,
             stderr: None,
+            start_time: None,
             failure: Some(Failure::from(&e).into()),
         },
     }

@@ -6,6 +6,7 @@ use nix::errno::Errno;
 
 use super::StartError;
 use crate::cgroups::CgroupError;
+use crate::monitor::MonitorError;
 use crate::spawn::SpawnError;
 use crate::spec::SpecError;
 use crate::stdio::StdioError;
@@ -47,6 +48,7 @@ impl From<&StartError> for Failure {
                 SpecError::Seccomp(_) => ("seccomp", None, None, Some("seccomp")),
                 SpecError::UnknownRlimit(_) => ("rlimits", None, None, Some("rlimits")),
                 SpecError::NotRunning => ("exec", None, None, None),
+                SpecError::DetachedIdRanges => ("spec", None, None, Some("uidMap")),
                 _ => ("spec", None, None, None),
             },
             StartError::OpenRootfs(r) => ("open rootfs", Some(r.path.clone()), Some(r.errno), None),
@@ -72,6 +74,17 @@ impl From<&StartError> for Failure {
             StartError::Console(s) => ("console", None, stdio_errno(s), None),
             StartError::Watch(errno) => ("epoll_ctl", None, Some(*errno), None),
             StartError::Init(errno) => ("memfd_create", None, Some(*errno), None),
+            StartError::Monitor(m) => match m {
+                MonitorError::Open { path, errno } => {
+                    ("open", Some(path.clone()), Some(*errno), None)
+                }
+                MonitorError::Bind { path, error } => {
+                    ("bind", Some(path.clone()), io_errno(error), None)
+                }
+                MonitorError::Sync(errno) => ("socketpair", None, Some(*errno), None),
+                MonitorError::Program(errno) => ("memfd_create", None, Some(*errno), None),
+            },
+            StartError::MonitorRelease(errno) => ("sendmsg", None, Some(*errno), None),
             StartError::Callback(_) => ("exit callback", None, None, None),
         };
         let code = match errno {

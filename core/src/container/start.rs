@@ -18,6 +18,8 @@ use crate::stdio::{self, StdioError};
 pub struct Running {
     pub pid: i32,
     pub stdio: [Option<OwnedFd>; 3],
+    /// Detached: PID 1's start time, read before its monitor could reap it (its identity).
+    pub start_time: Option<u64>,
 }
 
 /// One variant per step that can fail, in the order they run.
@@ -45,6 +47,10 @@ pub enum StartError {
     Watch(Errno),
     #[error("memfd of lonely-init: {0}")]
     Init(Errno),
+    #[error(transparent)]
+    Monitor(#[from] crate::monitor::MonitorError),
+    #[error("hand the terminal to lonely-monitor: {0}")]
+    MonitorRelease(Errno),
     /// The caller's exit callback could not be made (the addon's threadsafe function).
     #[error("exit callback: {0}")]
     Callback(String),
@@ -79,6 +85,21 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
     let rootfs = spec.rootfs.as_deref().map(rootfs::open).transpose()?;
     let mut wired =
         stdio::wire(&spec.stdio, spec.tty, spec.null_stdio()).map_err(StartError::Stdio)?;
+    let mut launch = match (spec.detached, &spec.state_dir) {
+        (false, _) => None,
+        (true, None) => return Err(SpecError::DetachedWithoutStateDir.into()),
+        // The maps are written by the parent once it knows PID 1, which the monitor stage clones.
+        (true, Some(_)) if spec.id_maps.is_some() && spec.namespaces.user => {
+            return Err(SpecError::DetachedIdRanges.into())
+        }
+        (true, Some(dir)) => Some(crate::monitor::Launch::new(dir, spec.tty)?),
+    };
+    if let Some(launch) = launch.as_mut() {
+        launch.stdio = wired
+            .parent
+            .each_ref()
+            .map(|fd| fd.as_ref().map_or(-1, |f| f.as_raw_fd()));
+    }
     let mut undo = Undo::default();
     // Before anything runs: a limit the host cannot enforce is an error, never ignored.
     undo.cgroup = spec.limits.as_ref().map(cgroups::create).transpose()?;
@@ -112,7 +133,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         parent_pidfd: own_pidfd(),
         join: None,
         init: if spec.init {
-            Some(crate::init::memfd().map_err(StartError::Init)?)
+            Some(crate::programs::INIT.memfd().map_err(StartError::Init)?)
         } else {
             None
         },
@@ -122,7 +143,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         (Some((read, release)), Some(maps)) => (Some(read), Some(MapsFirst { maps, release })),
         _ => (None, None),
     };
-    let spawned = spawn(&prepared, command_name(spec), maps_first);
+    let spawned = spawn(&prepared, command_name(spec), maps_first, launch.as_mut());
     // The child has joined them: a namespace lives as long as its container, never longer.
     drop((
         std::mem::take(&mut wired.child),
@@ -141,18 +162,35 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
     })?;
     undo.child = Some(spawned.pid);
     stdio::receive_console(&mut wired).map_err(StartError::Console)?;
+    let mut start_time = None;
+    if let Some(launch) = launch {
+        // Before the release: until then the monitor reaps nothing, so the pid is still PID 1's.
+        start_time = super::foreign::start_time(spawned.pid);
+        launch
+            .release(wired.parent[1].as_ref().filter(|_| spec.tty))
+            .map_err(StartError::MonitorRelease)?;
+        wired.parent = [None, None, None]; // the monitor's now
+    }
     // Not for an image: its overlay goes before the result lets the caller remove its upper dir.
     let held = reaper::Held {
         mount_ns: (spec.namespaces.mount && spec.image.is_none())
             .then(|| namespace_of(spawned.pid, "mnt"))
             .flatten(),
     };
-    reaper::watch(spawned.pid, spawned.pidfd, &mut undo.cgroup, held, on_exit)
-        .map_err(StartError::Watch)?;
+    reaper::watch(
+        spawned.pid,
+        spawned.pidfd,
+        spawned.monitor,
+        &mut undo.cgroup,
+        held,
+        on_exit,
+    )
+    .map_err(StartError::Watch)?;
     undo.child = None; // the reaper owns it now
     Ok(Running {
         pid: spawned.pid,
         stdio: wired.parent,
+        start_time,
     })
 }
 
@@ -184,7 +222,7 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
         ..Default::default()
     };
     let prepared = spec.prepare(&handles)?;
-    let spawned = spawn(&prepared, command_name(spec), None);
+    let spawned = spawn(&prepared, command_name(spec), None, None);
     drop((std::mem::take(&mut wired.child), pidfd, procs));
     let spawned = spawned?;
     let mut undo = Undo {
@@ -195,6 +233,7 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
     reaper::watch(
         spawned.pid,
         spawned.pidfd,
+        None,
         &mut None,
         reaper::Held::default(),
         on_exit,
@@ -204,12 +243,15 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
     Ok(Running {
         pid: spawned.pid,
         stdio: wired.parent,
+        start_time: None,
     })
 }
 
 /// What exec errors name: the command, or lonely-init alone.
 fn command_name(spec: &ContainerSpec) -> &str {
-    spec.argv.first().map_or(crate::init::NAME, String::as_str)
+    spec.argv
+        .first()
+        .map_or(crate::programs::INIT.name, String::as_str)
 }
 
 /// A pidfd of this process, opened once: children poll it to learn that it died.

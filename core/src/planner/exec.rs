@@ -6,24 +6,19 @@ use std::ffi::CString;
 use crate::child::ExecPlan;
 use crate::spec::{cstring, SpecError};
 
-/// `init`: the fd of lonely-init, which then runs `args` as its child (`init -- args...`),
-/// and writes its status to `status` if given (`init --status N -- args...`).
+/// `init`: the fd of lonely-init, which then runs `args` as its child (`init -- args...`).
 pub fn exec_plan(
     args: &[String],
     env: &[String],
     init: Option<i32>,
-    status: Option<i32>,
 ) -> Result<ExecPlan, SpecError> {
     if let Some(fd) = init {
-        let mut wrapped = vec![crate::init::NAME.to_owned()];
-        if let Some(status) = status {
-            wrapped.extend(["--status".to_owned(), status.to_string()]);
-        }
+        let mut wrapped = vec![crate::programs::INIT.name.to_owned()];
         if !args.is_empty() {
             wrapped.push("--".into());
             wrapped.extend(args.iter().cloned());
         }
-        let mut plan = exec_plan(&wrapped, env, None, None)?;
+        let mut plan = exec_plan(&wrapped, env, None)?;
         plan.candidates.clear();
         plan.fd = fd;
         return Ok(plan);

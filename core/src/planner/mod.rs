@@ -116,7 +116,7 @@ pub fn prepare(
     Ok(Prepared {
         clone_flags: flags,
         plan,
-        exec: exec_plan(&spec.argv, &spec.env, handles.init, spec.status_fd)?,
+        exec: exec_plan(&spec.argv, &spec.env, handles.init)?,
         slot_count,
     })
 }

@@ -31,8 +31,6 @@ pub struct Privileges<'a> {
     pub program_fd: Option<i32>,
     /// Outlives its creator: no parent-death signal, no check that the parent lives.
     pub detached: bool,
-    /// An fd the program keeps across exec (a detached init's status file).
-    pub passed_fd: Option<i32>,
 }
 
 impl<'a> Privileges<'a> {
@@ -52,7 +50,6 @@ impl<'a> Privileges<'a> {
             parent_pidfd: handles.parent_pidfd,
             program_fd: handles.init,
             detached: spec.detached,
-            passed_fd: spec.status_fd,
         }
     }
 }
@@ -99,14 +96,10 @@ pub fn drop_privileges(
         last: host.last_cap,
     });
     // Before chdir: no inherited directory fd can lead the cwd out of the root.
-    // A detached container neither polls its parent nor keeps its pidfd: that slot is the status fd's.
-    let first_kept = if p.detached {
-        p.passed_fd
-    } else {
-        p.parent_pidfd
-    };
+    // A detached container does not poll its parent: it keeps no pidfd of it.
+    let parent = p.parent_pidfd.filter(|_| !p.detached);
     plan.push(Op::CloseFds {
-        keep: [first_kept.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
+        keep: [parent.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
     });
     if !p.no_new_privileges {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
@@ -125,10 +118,6 @@ pub fn drop_privileges(
         if let Some(pidfd) = p.parent_pidfd {
             plan.push(Op::ParentAlive(pidfd));
         }
-    }
-    if let Some(fd) = p.passed_fd {
-        // dup2 onto itself clears FD_CLOEXEC: the init keeps it.
-        plan.push(Op::Dup2 { from: fd, to: fd });
     }
     plan.push(Op::Chdir(cstring("cwd", p.cwd)?));
     plan.push(Op::Capabilities {

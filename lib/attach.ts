@@ -1,0 +1,104 @@
+// The client side of a detached container's attach socket (`<state dir>/attach`, served by
+// lonely-monitor): its output live from now on, its stdin, its window size, and its exit.
+// Frames both ways: type (1 byte), length (4 bytes, little-endian), payload (core/init/monitor.c).
+import * as net from 'node:net'
+import { constants } from 'node:os'
+import * as path from 'node:path'
+import { PassThrough, Writable } from 'node:stream'
+
+const STDIN = 0
+const RESIZE = 1
+const CLOSE_STDIN = 2
+const STDOUT = 1
+const STDERR = 2
+const EXIT = 3
+
+/** How the container ended, as its monitor told the attached. */
+export interface AttachedExit {
+  exitCode?: number
+  signal?: NodeJS.Signals
+}
+
+export interface Attachment {
+  /** Typed into the container's stdin (or its terminal); `end()` closes a piped stdin (a terminal has its ^D). */
+  stdin: Writable
+  stdout: PassThrough
+  /** Empty with a terminal (it merges stderr into stdout). */
+  stderr: PassThrough
+  /** Sets the container's terminal size (with a terminal). */
+  resize(rows: number, columns: number): void
+  /** The container's exit, if it ended while attached; null once detached (or the monitor went away). */
+  exited: Promise<AttachedExit | null>
+  /** Leaves the container running. */
+  detach(): void
+}
+
+function frame(type: number, payload: Buffer): Buffer {
+  const head = Buffer.alloc(5)
+  head[0] = type
+  head.writeUInt32LE(payload.length, 1)
+  return Buffer.concat([head, payload])
+}
+
+function parseExit(text: string): AttachedExit {
+  const fields = Object.fromEntries(text.trim().split('\n').map((l) => l.split('=')))
+  if (fields.signal !== undefined) {
+    const number = Number(fields.signal)
+    const name = Object.entries(constants.signals).find(([, n]) => n === number)?.[0]
+    return { signal: name as NodeJS.Signals }
+  }
+  return { exitCode: Number(fields.exitCode) }
+}
+
+/** Connects to the attach socket of the container whose state directory is `dir`. */
+export function attachTo(dir: string): Promise<Attachment> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(path.join(dir, 'attach'))
+    socket.once('error', reject)
+    socket.once('connect', () => {
+      socket.off('error', reject)
+      const stdout = new PassThrough()
+      const stderr = new PassThrough()
+      let exit: AttachedExit | null = null
+      let pending: Buffer = Buffer.alloc(0)
+      socket.on('data', (chunk: Buffer) => {
+        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk
+        while (pending.length >= 5) {
+          const length = pending.readUInt32LE(1)
+          if (pending.length < 5 + length) break
+          const type = pending[0]
+          const payload = pending.subarray(5, 5 + length)
+          pending = pending.subarray(5 + length)
+          if (type === STDOUT) stdout.write(payload)
+          else if (type === STDERR) stderr.write(payload)
+          else if (type === EXIT) exit = parseExit(payload.toString('utf8'))
+        }
+      })
+      socket.on('error', () => socket.destroy())
+      const exited = new Promise<AttachedExit | null>((done) =>
+        socket.once('close', () => {
+          stdout.end()
+          stderr.end()
+          done(exit)
+        }),
+      )
+      const stdin = new Writable({
+        write: (chunk: Buffer, _encoding, callback) => (socket.writable ? socket.write(frame(STDIN, chunk), () => callback()) : callback()),
+        final: (callback) => (socket.writable ? socket.write(frame(CLOSE_STDIN, Buffer.alloc(0)), () => callback()) : callback()),
+      })
+      resolve({
+        stdin,
+        stdout,
+        stderr,
+        exited,
+        resize(rows, columns) {
+          const size = Buffer.alloc(4)
+          size.writeUInt16LE(rows, 0)
+          size.writeUInt16LE(columns, 2)
+          if (socket.writable) socket.write(frame(RESIZE, size))
+        },
+        detach: () => socket.destroy(),
+      })
+    })
+  })
+}
