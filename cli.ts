@@ -25,12 +25,16 @@ async function main(argv: string[]): Promise<number> {
       return 0
     case 'run':
       return run(rest)
+    case 'create':
+      return run(rest, true)
     case 'load':
     case 'images':
     case 'rmi':
       return imageCommand(cmd, rest)
     case 'ps':
     case 'exec':
+    case 'start':
+    case 'attach':
     case 'logs':
     case 'stop':
     case 'kill':

@@ -427,6 +427,33 @@ test('run -d, ps, exec (-t), logs, top, stop, wait, rm: docker\'s subcommands fo
   noLeaks(t)
 })
 
+test('run -di + attach, create + start -a, run -dit: docker\'s attach model, through lonely-monitor', async (t) => {
+  const env = { ...process.env, LONELY_STATE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-state-')) }
+  const sub = (args: string[], input?: string) => lonely(args, { env, ...(input !== undefined ? { input } : {}) })
+  try {
+    t.is((await sub(['run', '-di', '--name', 'reader', '--rootfs', root, '--', 'sh', '-c', 'read a; echo got $a; exit 2'])).code, 0)
+    const attached = await sub(['attach', 'reader'], 'hi\n')
+    t.deepEqual([attached.code, attached.stdout], [2, 'got hi\n'], 'attach typed into its stdin and exited with its status')
+    t.is((await sub(['create', '--name', 'later', '--rootfs', root, '--', 'sh', '-c', 'echo ran; exit 3'])).code, 0)
+    t.regex((await sub(['ps', '-a'])).stdout, /Created +later/)
+    t.is((await sub(['logs', 'later'])).stdout, '', 'created: nothing ran')
+    const started = await sub(['start', '-a', 'later'])
+    t.deepEqual([started.code, started.stdout], [3, 'ran\n'], 'start -a attaches before it starts: no output is missed')
+    t.is((await sub(['run', '-dit', '--name', 'shell', '--rootfs', root, '--', 'sh'])).code, 0)
+    const shell = await sub(['attach', 'shell'], 'tty; exit 4\n')
+    t.is(shell.code, 4)
+    t.regex(shell.stdout, /\/dev\/pts\/\d+\r\n/, 'a terminal of its own')
+    for (const cmd of ['create', 'start', 'attach', 'ps', 'exec', 'logs', 'stop', 'kill', 'rm', 'wait', 'top', 'inspect']) {
+      const help = await sub([cmd, '--help'])
+      t.is(help.code, 0, cmd)
+      t.regex(help.stdout, new RegExp(`^Usage: lonely ${cmd} `), cmd)
+    }
+  } finally {
+    await removeDetached(env.LONELY_STATE_DIR)
+  }
+  noLeaks(t)
+})
+
 test('bad limit values exit 125 naming the flag', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['--memory', 'lots'], /^lonely: invalid value for -m\/--memory: limits.memory must be a positive number of bytes/],

@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { execFileSync } from 'node:child_process'
 
 import { containers, create } from '../index'
-import { makeBusyboxRoot, removeRoot, ownedChild, removeDetached } from './helpers'
+import { eventually, makeBusyboxRoot, removeRoot, ownedChild, removeDetached } from './helpers'
 
 let root = ''
 let stateDir = ''
@@ -17,6 +17,9 @@ test.before(() => {
   root = makeBusyboxRoot()
   stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-state-'))
 })
+
+// A test that failed half-way must not leave its containers to the next (names are unique).
+test.afterEach.always(() => removeDetached(stateDir, { keepDir: true }))
 
 test.after.always(async () => {
   await removeDetached(stateDir)
@@ -63,7 +66,7 @@ test.serial('a detached container outlives its creator; another process finds it
   t.is(cmdline, 'sh -c echo started; trap "echo bye; exit 4" TERM; while :; do sleep 0.05; done ', 'PID 1 is the command itself (no init unless asked)')
   // Its parent is lonely-monitor: a sealed memfd (no host binary), a few pages, its own fds only.
   const monitor = parentOf(made.pid)
-  t.regex(fs.readFileSync(`/proc/${monitor}/cmdline`, 'utf8'), new RegExp(`^lonely-monitor\0${made.pid}\0pipes\0$`))
+  t.regex(fs.readFileSync(`/proc/${monitor}/cmdline`, 'utf8'), new RegExp(`^lonely-monitor\0${made.pid}\0pipes\0running\0$`))
   t.regex(fs.readlinkSync(`/proc/${monitor}/exe`), /^\/memfd:lonely-monitor/)
   const rss = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${monitor}/status`, 'utf8'))![1])
   t.true(rss < 2048, `monitor RSS ${rss} kB`)
@@ -145,12 +148,12 @@ test.serial('attach from another process: it types into a detached container\'s 
 
 test.serial('attach with a terminal (tty: true): a shell on the container\'s pty, the size resize() sets, its exit status', async (t) => {
   const made = createInAnotherProcess(['sh'], { rootfs: root, detached: true, stateDir, tty: true })
-  t.regex(fs.readFileSync(`/proc/${parentOf(made.pid)}/cmdline`, 'utf8'), /\0tty\0$/)
+  t.regex(fs.readFileSync(`/proc/${parentOf(made.pid)}/cmdline`, 'utf8'), /\0tty\0running\0$/)
   const c = containers.get(made.id, { stateDir })
   const a = await c.attach()
   let out = ''
   a.stdout.on('data', (d) => (out += d))
-  a.resize(33, 101)
+  a.resize(101, 33)
   a.stdin.write('stty size; tty; exit 5\n')
   t.deepEqual(await a.exited, { exitCode: 5 })
   t.regex(out, /\r\n33 101\r\n\/dev\/pts\/\d+\r\n/)
@@ -180,4 +183,29 @@ test.serial('a detached container whose setup fails leaves no monitor, no state 
     }
   })
   t.deepEqual(monitors, [], 'a monitor is left')
+})
+
+test.serial('start: false creates a container whose PID 1 waits with its setup done (exec works, its command has not run); start() from another process runs it as PID 1 itself, or under init with init: true', async (t) => {
+  const c = await create(['sh', '-c', 'echo ran as $$; exit 6'], { rootfs: root, detached: true, stateDir, start: false })
+  t.true(c.created)
+  t.like(containers.list({ stateDir }), [{ id: c.id, status: 'created', running: true }])
+  const inside = await c.run(['sh', '-c', 'hostname; tr "\\0" " " < /proc/1/cmdline'])
+  t.regex(inside.stdout, /\nlonely-init --hold \d+ --exec -- sh -c /, 'an exec joins the waiting container; PID 1 waits in lonely-init')
+  await new Promise((r) => setTimeout(r, 100))
+  t.is(c.logs(), '', 'control: its command has not run')
+  const other = containers.get(c.id, { stateDir })
+  await other.start()
+  t.like(await c.wait(), { exitCode: 6 })
+  t.is(c.logs(), 'ran as 1\n', 'the command became PID 1 itself')
+  await t.throwsAsync(other.start(), { message: /is not waiting to start/ })
+  await c.remove()
+
+  const withInit = await create(['sleep', '3600'], { rootfs: root, detached: true, stateDir, start: false, init: true })
+  await withInit.start()
+  t.false(withInit.created)
+  t.like(containers.list({ stateDir }), [{ status: 'running' }])
+  // start() returns once PID 1 was let go; its fork follows.
+  const tree = () => JSON.stringify(withInit.top().map((p) => [p.containerPid, p.command[0]]))
+  t.true(await eventually(() => tree() === '[[1,"lonely-init"],[2,"sleep"]]'), `init: true: lonely-init runs it as its child: ${tree()}`)
+  await withInit.remove({ force: true })
 })

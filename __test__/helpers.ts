@@ -196,9 +196,9 @@ export async function eventually(probe: () => boolean, ms = 5000): Promise<boole
   return probe()
 }
 
-/** Removes (SIGKILL first) every detached container of `stateDir`, then the directory: a suite's clean-up whatever its tests did. */
-export async function removeDetached(stateDir: string): Promise<void> {
+/** Removes (SIGKILL first) every detached container of `stateDir`, then (unless `keepDir`) the directory: clean-up whatever a test did. */
+export async function removeDetached(stateDir: string, options: { keepDir?: boolean } = {}): Promise<void> {
   if (!stateDir || !fs.existsSync(stateDir)) return
   for (const info of containers.list({ stateDir })) await containers.get(info.id, { stateDir }).remove({ force: true })
-  fs.rmSync(stateDir, { recursive: true, force: true })
+  if (!options.keepDir) fs.rmSync(stateDir, { recursive: true, force: true })
 }

@@ -9,9 +9,11 @@ import { PassThrough, Writable } from 'node:stream'
 const STDIN = 0
 const RESIZE = 1
 const CLOSE_STDIN = 2
+const START = 3
 const STDOUT = 1
 const STDERR = 2
 const EXIT = 3
+const STARTED = 4
 
 /** How the container ended, as its monitor told the attached. */
 export interface AttachedExit {
@@ -25,8 +27,8 @@ export interface Attachment {
   stdout: PassThrough
   /** Empty with a terminal (it merges stderr into stdout). */
   stderr: PassThrough
-  /** Sets the container's terminal size (with a terminal). */
-  resize(rows: number, columns: number): void
+  /** Sets the container's terminal size (with a terminal), as ContainerProcess.resize(). */
+  resize(columns: number, rows: number): void
   /** The container's exit, if it ended while attached; null once detached (or the monitor went away). */
   exited: Promise<AttachedExit | null>
   /** Leaves the container running. */
@@ -38,6 +40,21 @@ function frame(type: number, payload: Buffer): Buffer {
   head[0] = type
   head.writeUInt32LE(payload.length, 1)
   return Buffer.concat([head, payload])
+}
+
+/** Calls `onFrame` for each whole frame the socket delivers (frames span and share chunks). */
+function onFrames(socket: net.Socket, onFrame: (type: number, payload: Buffer) => void): void {
+  let pending: Buffer = Buffer.alloc(0)
+  socket.on('data', (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk
+    while (pending.length >= 5) {
+      const length = pending.readUInt32LE(1)
+      if (pending.length < 5 + length) break
+      const [type, payload] = [pending[0]!, pending.subarray(5, 5 + length)]
+      pending = pending.subarray(5 + length)
+      onFrame(type, payload)
+    }
+  })
 }
 
 function parseExit(text: string): AttachedExit {
@@ -60,19 +77,10 @@ export function attachTo(dir: string): Promise<Attachment> {
       const stdout = new PassThrough()
       const stderr = new PassThrough()
       let exit: AttachedExit | null = null
-      let pending: Buffer = Buffer.alloc(0)
-      socket.on('data', (chunk: Buffer) => {
-        pending = pending.length ? Buffer.concat([pending, chunk]) : chunk
-        while (pending.length >= 5) {
-          const length = pending.readUInt32LE(1)
-          if (pending.length < 5 + length) break
-          const type = pending[0]
-          const payload = pending.subarray(5, 5 + length)
-          pending = pending.subarray(5 + length)
-          if (type === STDOUT) stdout.write(payload)
-          else if (type === STDERR) stderr.write(payload)
-          else if (type === EXIT) exit = parseExit(payload.toString('utf8'))
-        }
+      onFrames(socket, (type, payload) => {
+        if (type === STDOUT) stdout.write(payload)
+        else if (type === STDERR) stderr.write(payload)
+        else if (type === EXIT) exit = parseExit(payload.toString('utf8'))
       })
       socket.on('error', () => socket.destroy())
       const exited = new Promise<AttachedExit | null>((done) =>
@@ -91,7 +99,7 @@ export function attachTo(dir: string): Promise<Attachment> {
         stdout,
         stderr,
         exited,
-        resize(rows, columns) {
+        resize(columns, rows) {
           const size = Buffer.alloc(4)
           size.writeUInt16LE(rows, 0)
           size.writeUInt16LE(columns, 2)
@@ -100,5 +108,22 @@ export function attachTo(dir: string): Promise<Attachment> {
         detach: () => socket.destroy(),
       })
     })
+  })
+}
+
+/** Tells the monitor of a created container (`start: false`) to let its PID 1 go on; resolves once it has. */
+export function startHeld(dir: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(path.join(dir, 'attach'))
+    let started = false
+    socket.once('error', reject)
+    socket.once('connect', () => socket.write(frame(START, Buffer.alloc(0))))
+    // Output frames may come first; the reply is a frame of type STARTED.
+    onFrames(socket, (type) => {
+      if (type !== STARTED) return
+      started = true
+      socket.destroy()
+    })
+    socket.once('close', () => (started ? resolve() : reject(new Error('the container ended before it started'))))
   })
 }

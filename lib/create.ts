@@ -13,9 +13,9 @@ import { native } from './native'
 import { byteCount, containerPath, normalize, rangeError, typeError, type ContainerOptions } from './options'
 import type { ContainerResult, Stats } from './result'
 import { runToEnd, type Output } from './runtoend'
-import { isRunning, makeStateDir, recordedExit, stateRoot, states, writeState, type DetachedState } from './detached'
+import { isHeld, isRunning, makeStateDir, recordedExit, stateRoot, states, writeState, type DetachedState } from './detached'
 import { optionError } from './optionerror'
-import { attachTo, type Attachment } from './attach'
+import { attachTo, startHeld, type Attachment } from './attach'
 
 /** A process of the container, as `top()` lists it. */
 export interface ContainerTask {
@@ -82,6 +82,7 @@ export class Container extends EventEmitter {
   readonly #options: ReturnType<typeof normalize>
   /** A detached container's state directory, and its cgroup directories. */
   readonly #dir: string | null
+  readonly #state: DetachedState | null
   readonly #cgroups: string[]
   #removed = false
   #ended: Promise<ContainerExit> | undefined
@@ -93,6 +94,7 @@ export class Container extends EventEmitter {
     this.name = state.name
     this.#dir = state.dir
     this.#cgroups = pid1 instanceof ContainerProcess ? [] : pid1.cgroups ?? []
+    this.#state = pid1 instanceof ContainerProcess ? null : pid1
     this.#proc = pid1 instanceof ContainerProcess ? pid1 : null
     this.#pid1 = pid1 instanceof ContainerProcess ? ours(pid1) : recorded(pid1)
     this.#options = options
@@ -119,6 +121,21 @@ export class Container extends EventEmitter {
   logs(): string {
     if (!this.#dir) throw new Error(`container ${this.id} is not detached: read its init's streams`)
     return fs.readFileSync(`${this.#dir}/log`, 'utf8')
+  }
+
+  /** Whether it was created with `start: false` and not started yet. */
+  get created(): boolean {
+    return this.#dir !== null && isHeld(this.#dir)
+  }
+
+  /** Starts a container created with `start: false` (as `docker start`); resolves once its command runs. */
+  async start(): Promise<void> {
+    this.#usable()
+    if (!this.#dir || !this.#state) throw new Error(`container ${this.id} is not detached: it started when it was created`)
+    if (!this.created) throw new Error(`container ${this.id} is not waiting to start (it ${this.running ? 'runs' : 'has ended'})`)
+    await startHeld(this.#dir)
+    const { dir: _dir, ...state } = this.#state as DetachedState & { dir?: string }
+    writeState(this.#dir, { ...state, held: false })
   }
 
   /**
@@ -266,10 +283,10 @@ export class Container extends EventEmitter {
  * defaults to 'ignore' (PID 1's output would otherwise fill a pipe nobody reads).
  */
 export async function create(command?: string[], options: ContainerOptions & DetachedOptions = {}): Promise<Container> {
-  const { detached, name, stateDir, ...rest } = options as ContainerOptions & DetachedOptions
+  const { detached, name, stateDir, start: startNow, ...rest } = options as ContainerOptions & DetachedOptions
   if (detached !== undefined && typeof detached !== 'boolean') throw optionError(TypeError, 'detached', `Option \`detached\` must be a boolean; got ${String(detached)}.`)
   if (!detached) {
-    for (const [key, v] of [['name', name], ['stateDir', stateDir]] as const) if (v !== undefined) throw optionError(RangeError, key, `Option \`${key}\` goes with \`detached: true\`.`)
+    for (const [key, v] of [['name', name], ['stateDir', stateDir], ['start', startNow]] as const) if (v !== undefined) throw optionError(RangeError, key, `Option \`${key}\` goes with \`detached: true\`.`)
     const given = rest as Record<string, unknown>
     const withStdio = 'stdio' in given || 'stdin' in given || 'stdout' in given || 'stderr' in given ? rest : { ...rest, stdio: 'ignore' as const }
     const opts = command === undefined ? normalize([], { ...withStdio, init: true }, false) : normalize(command, withStdio, false)
@@ -278,6 +295,7 @@ export async function create(command?: string[], options: ContainerOptions & Det
   for (const key of ['stdio', 'stdout', 'stderr', 'input', 'timeout', 'cancelSignal', 'keep'] as const) {
     if (rest[key] !== undefined) throw optionError(RangeError, key, `Option \`${key}\` does not go with \`detached\`: its output goes to its log and to whoever attaches, and it lives until stopped.`)
   }
+  if (startNow !== undefined && typeof startNow !== 'boolean') throw optionError(TypeError, 'start', `Option \`start\` must be a boolean; got ${String(startNow)}.`)
   const stdin = rest.stdin ?? 'ignore'
   if (stdin !== 'ignore' && stdin !== 'pipe') throw optionError(RangeError, 'stdin', `Option \`stdin\` of a detached container is 'ignore' (default) or 'pipe' (kept open for attach, as docker run -i); got ${JSON.stringify(stdin)}.`)
   if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name))) throw optionError(RangeError, 'name', `Option \`name\` must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters; got ${JSON.stringify(name)}.`)
@@ -289,8 +307,9 @@ export async function create(command?: string[], options: ContainerOptions & Det
     const opts = normalize(command ?? [], { ...others, ...(command === undefined ? { init: true } : {}), stdio: [stdin, 'pipe', 'pipe'] }, false)
     opts.spec.detached = true
     opts.spec.stateDir = dir
+    opts.spec.held = startNow === false
     const proc = new ContainerProcess(opts)
-    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: proc.startTime ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid) }
+    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: proc.startTime ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid), ...(startNow === false ? { held: true } : {}) }
     writeState(dir, state)
     // Seen as any process sees it (its state): its exit, delivered here unref'd, keeps Node alive for nobody.
     return new Container({ ...state, dir }, opts, { id, name: name ?? null, dir })
@@ -304,6 +323,11 @@ export async function create(command?: string[], options: ContainerOptions & Det
 export interface DetachedOptions {
   /** The container outlives this Node process (as `docker run -d`), watched by lonely-monitor. */
   detached?: boolean
+  /**
+   * false: created, not started (as `docker create`): PID 1 waits with every setup step done
+   * (the namespaces, the root, the privileges) until `start()`. Default true.
+   */
+  start?: boolean
   /** A unique name (detached containers), as `docker run --name`. */
   name?: string
   /** Where detached containers' state lives; default /run/lonely for root, $XDG_RUNTIME_DIR/lonely otherwise. */
@@ -315,6 +339,8 @@ export interface ContainerInfo {
   id: string
   name: string | null
   pid: number
+  /** As docker's: created (`start: false`, not started), running, or exited. */
+  status: 'created' | 'running' | 'exited'
   running: boolean
   /** Once it ended: its monitor's record of PID 1's exit. */
   exitCode?: number
@@ -329,7 +355,8 @@ export const containers = {
     return states(stateRoot(options.stateDir)).map((s) => {
       const running = isRunning(s)
       const exit = running ? null : recordedExit(s)
-      return { id: s.id, name: s.name, pid: s.pid, running, ...(exit?.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit?.signal ? { signal: exit.signal } : {}), created: s.created, command: s.command }
+      const status = !running ? 'exited' : s.held ? 'created' : 'running'
+      return { id: s.id, name: s.name, pid: s.pid, status, running, ...(exit?.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit?.signal ? { signal: exit.signal } : {}), created: s.created, command: s.command }
     })
   },
 

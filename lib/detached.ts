@@ -26,6 +26,8 @@ export interface DetachedState {
   spec: Spec
   /** Its cgroup directories (with `limits`): an exec from another process joins them. */
   cgroups: string[]
+  /** Created with `start: false` and not started yet. */
+  held?: boolean
 }
 
 /** Where detached containers' state lives (option `stateDir`, else the runtime directory). */
@@ -76,6 +78,16 @@ export function states(root: string): Array<DetachedState & { dir: string }> {
 
 export function isRunning(state: DetachedState): boolean {
   return native().processStartTime(state.pid) === state.start
+}
+
+/** A created container's PID 1 still waits for its start (lonely-init --hold): its state says so until `start()`. */
+export function isHeld(dir: string): boolean {
+  try {
+    const state = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as DetachedState
+    return state.held === true && isRunning(state)
+  } catch {
+    return false
+  }
 }
 
 /** What lonely-monitor wrote once PID 1 ended (`key=value` lines); null before that. */

@@ -134,6 +134,8 @@ export interface Spec extends SecuritySpec {
   /** With a monitor (lonely-monitor) as PID 1's parent, holding its stdio, log and status in `stateDir`. */
   detached?: boolean
   stateDir?: string
+  /** Created, not started: PID 1 waits for its monitor's word (lonely-init --hold). */
+  held?: boolean
 }
 
 export interface Normalized {

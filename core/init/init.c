@@ -4,6 +4,10 @@
  * it, reaps every zombie of the container, and exits with the command's status (128+n for
  * signal n). Without a command it only reaps, and ends on SIGTERM, SIGINT or SIGHUP.
  *
+ * `--hold FD [--exec]` first: a created container's PID 1 (`lonely create`, then `start`) waits
+ * with every setup step done until one byte arrives on FD (from its monitor), then goes on; with
+ * `--exec` it then becomes the command itself instead of its init. EOF first: it never started.
+ *
  * Freestanding (no libc): lonely embeds it and execs it from a sealed memfd, so it runs in any
  * root filesystem and the container can neither see nor overwrite a binary of the host's.
  */
@@ -62,8 +66,26 @@ int program_main(char **argv, char **envp) {
   /* Not dumpable: no process of the container may read this one's fds through /proc. */
   sys4(SYS_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0);
   sys4(SYS_prctl, 15 /* PR_SET_NAME */, "lonely-init", 0, 0); /* not the memfd's fd number */
+  int hold = -1, become = 0;
+  if (argv[1] && same(argv[1], "--hold") && argv[2]) {
+    hold = 0;
+    for (const char *d = argv[2]; *d >= '0' && *d <= '9'; d++) hold = hold * 10 + (*d - '0');
+    argv += 2;
+    if (argv[1] && same(argv[1], "--exec")) become = 1, argv++;
+  }
   char **command = argv[1] ? argv + 1 : 0;
   if (command && command[0][0] == '-' && command[0][1] == '-' && !command[0][2]) command = command[1] ? command + 1 : 0;
+  if (hold >= 0) {
+    char go;
+    i64 n;
+    do n = sys4(SYS_read, hold, (i64)&go, 1, 0); while (n == -EINTR);
+    sys4(SYS_close, hold, 0, 0, 0); /* the command never holds it */
+    if (n != 1) leave(125);
+    if (become && command) {
+      sys4(SYS_rt_sigprocmask, 2 /* SIG_SETMASK */, (i64)&none, 0, 8);
+      run(command, envp);
+    }
+  }
   i64 child = 0;
   if (command) {
     child = sys4(SYS_clone, SIGCHLD, 0, 0, 0);

@@ -7,13 +7,14 @@
  * drained, it writes the status file and ends the way PID 1 did, so that its own parent reads
  * the container's exit from it. Freestanding and small: a few pages of RSS per container.
  *
- * argv: lonely-monitor PID tty|pipes. Fds: 3 status file, 4 log, 5 attach socket (listening),
+ * argv: lonely-monitor PID tty|pipes held|running. Fds: 3 status file, 4 log, 5 attach socket (listening),
  * 6 the creator's sync socket (it may send the pty master, then closes), 7 the container's stdin
- * (if open), 8 stdout (or nothing with a tty), 9 stderr.
+ * (if open), 8 stdout (or nothing with a tty), 9 stderr, 10 a created PID 1's hold pipe (one
+ * byte starts it: lonely-init --hold).
  *
  * Attach frames, both ways: type (1 byte), length (4 bytes, little-endian), payload.
- * To the monitor: 0 stdin data, 1 window size (rows, cols: 2 bytes each), 2 close stdin.
- * From it: 1 stdout, 2 stderr, 3 exit (the status file's text).
+ * To the monitor: 0 stdin data, 1 window size (rows, cols: 2 bytes each), 2 close stdin, 3 start.
+ * From it: 1 stdout, 2 stderr, 3 exit (the status file's text), 4 started.
  */
 #include "sys.h"
 
@@ -24,6 +25,7 @@
 #define STDIN 7
 #define STDOUT 8
 #define STDERR 9
+#define HOLD 10
 #define MAX_CLIENTS 16
 #define FRAME_MAX 65536
 #define POLLIN 1
@@ -50,6 +52,7 @@ struct client { int fd; u32 have; u8 buf[5 + 64]; /* a frame header, a small pay
 static struct client clients[MAX_CLIENTS];
 static int out_fd[2] = {-1, -1}; /* stdout, stderr (or the pty master in [0]) */
 static int stdin_fd = -1;
+static int hold_fd = -1; /* HOLD while a created PID 1 waits for its start */
 static int tty;
 static u8 io[FRAME_MAX];
 
@@ -122,6 +125,11 @@ static void from_client(int i) {
       sys4(SYS_ioctl, out_fd[0], TIOCSWINSZ, size, 0);
     } else if (c->buf[0] == 2 && !tty) {
       close_fd(&stdin_fd);
+    } else if (c->buf[0] == 3) {
+      if (hold_fd >= 0) write_all(hold_fd, (const u8 *)"s", 1);
+      close_fd(&hold_fd);
+      send_frame(i, 4, 0, 0);
+      if (clients[i].fd < 0) return;
     }
     c->have = 0;
   }
@@ -143,10 +151,11 @@ int program_main(char **argv, char **envp) {
   sys4(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, &all, 0, 8); /* no signal ends us before PID 1 */
   sys4(SYS_prctl, PR_SET_DUMPABLE, 0, 0, 0); /* our fds are no handle to anyone of our uid */
   sys4(SYS_prctl, 15 /* PR_SET_NAME */, "lonely-monitor", 0, 0); /* not the memfd's fd number */
-  if (!argv[1] || !argv[2]) return 125;
+  if (!argv[1] || !argv[2] || !argv[3]) return 125;
   i64 pid = 0;
   for (const char *d = argv[1]; *d >= '0' && *d <= '9'; d++) pid = pid * 10 + (*d - '0');
   tty = same(argv[2], "tty");
+  if (same(argv[3], "held")) hold_fd = HOLD;
   for (int i = 0; i < MAX_CLIENTS; i++) clients[i].fd = -1;
 
   /* The creator's sync: with a tty, the master arrives here; EOF once it has recorded PID 1 (we

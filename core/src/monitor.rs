@@ -17,8 +17,9 @@ use nix::sys::stat::Mode;
 use crate::child::Report;
 use crate::programs::MONITOR;
 
-/// The monitor's fds from 3 on (init/monitor.c): status, log, attach socket, sync, stdin, stdout, stderr.
-pub const SLOTS: usize = 7;
+/// The monitor's fds from 3 on (init/monitor.c): status, log, attach socket, sync, stdin, stdout,
+/// stderr, and a created PID 1's hold pipe.
+pub const SLOTS: usize = 8;
 /// Where the monitor's memfd waits for execveat (closed on exec).
 const PROGRAM_SLOT: RawFd = 3 + SLOTS as RawFd;
 /// The step number of a report that the monitor stage itself failed (not a plan step).
@@ -42,6 +43,8 @@ pub struct Launch {
     owned: [OwnedFd; 4],
     /// stdin, stdout, stderr parent ends (-1 if absent): the caller owns them.
     pub stdio: [RawFd; 3],
+    /// The write end of a created PID 1's hold pipe (-1: it runs at once).
+    pub hold: RawFd,
     /// Our end of the sync: the pty master goes down it, and its close releases the monitor.
     pub sync: OwnedFd,
     program: RawFd,
@@ -49,11 +52,12 @@ pub struct Launch {
     /// argv[1], PID 1's pid: written by the stage (digits, then NUL).
     pid_text: [u8; 24],
     mode: CString,
+    held: CString,
 }
 
 impl Launch {
     /// Opens `dir`'s status and log files and binds its attach socket.
-    pub fn new(dir: &str, tty: bool) -> Result<Launch, MonitorError> {
+    pub fn new(dir: &str, tty: bool, held: bool) -> Result<Launch, MonitorError> {
         let open_err = |name: &str| {
             let path = format!("{dir}/{name}");
             move |errno| MonitorError::Open { path, errno }
@@ -93,11 +97,13 @@ impl Launch {
         Ok(Launch {
             owned: [status, log, OwnedFd::from(listener), theirs],
             stdio: [-1; 3],
+            hold: -1,
             sync: ours,
             program: MONITOR.memfd().map_err(MonitorError::Program)?,
             null,
             pid_text: [0; 24],
             mode: CString::from(if tty { c"tty" } else { c"pipes" }),
+            held: CString::from(if held { c"held" } else { c"running" }),
         })
     }
 
@@ -175,6 +181,7 @@ pub unsafe fn stage(
         launch.stdio[0],
         launch.stdio[1],
         launch.stdio[2],
+        launch.hold,
         launch.program,
         launch.null.as_raw_fd(),
     ];
@@ -210,6 +217,7 @@ pub unsafe fn stage(
         c"lonely-monitor".as_ptr(),
         launch.pid_text.as_ptr().cast(),
         launch.mode.as_ptr(),
+        launch.held.as_ptr(),
         std::ptr::null(),
     ];
     let envp = [std::ptr::null::<libc::c_char>()];

@@ -72,6 +72,10 @@ pub struct ContainerSpec {
     pub detached: bool,
     #[serde(default)]
     pub state_dir: Option<String>,
+    /// Detached and created, not started (`docker create`): PID 1 waits, every setup step
+    /// done, as `lonely-init --hold` until its monitor is told to start it.
+    #[serde(default)]
+    pub held: bool,
     /// With `join` for a container this process did not start (detached by another): its PID
     /// 1's start time (/proc/<pid>/stat field 22), checked against the pid before joining.
     #[serde(default)]
@@ -176,8 +180,10 @@ pub struct Handles {
     pub parent_pidfd: Option<i32>,
     /// With `join`: a pidfd of the container's PID 1, to setns into all its namespaces at once.
     pub join: Option<i32>,
-    /// With `init`: the sealed memfd of lonely-init, exec'd as PID 1.
+    /// With `init` (or `held`): the sealed memfd of lonely-init, exec'd as PID 1.
     pub init: Option<i32>,
+    /// With `held`: the read end of the pipe lonely-init waits on before the command.
+    pub hold: Option<i32>,
 }
 
 fn inherit_all() -> [Stdio; 3] {

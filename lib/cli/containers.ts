@@ -1,9 +1,25 @@
-// `lonely ps`, `exec`, `logs`, `stop`, `kill`, `rm`, `wait`, `top`, `inspect`: docker's
+// `lonely ps`, `exec`, `start`, `attach`, `logs`, `stop`, `kill`, `rm`, `wait`, `top`, `inspect`: docker's
 // subcommands for detached containers (made with `lonely run -d`), from any process. The
 // state directory is the library's (LONELY_STATE_DIR to choose another).
 import { containers, type Container } from '../../index'
 import { UsageError } from './flags'
 import { exitStatus, runTty } from './run'
+import { attachHere } from './attach'
+
+/** Each subcommand's --help. */
+export const SUBCOMMAND_HELP: Record<string, string> = {
+  ps: 'Usage: lonely ps [-a|--all] [-q|--quiet]\n\nList detached containers (running ones; -a: all; -q: ids only).\n',
+  exec: 'Usage: lonely exec [-i] [-t] [-u UID[:GID]] [-w DIR] [-e K[=V]] CONTAINER COMMAND [ARG...]\n\nRun a command in a running container: its namespaces, cgroup and privileges.\nThe exit status is the command\'s.\n',
+  start: 'Usage: lonely start [-a|--attach] [-i|--interactive] CONTAINER...\n\nStart containers made with `lonely create`. -a: attach to its output (and with -i its\nstdin) and exit with its status.\n',
+  attach: 'Usage: lonely attach [--no-stdin] CONTAINER\n\nAttach this terminal to a detached container: its output from now on, this stdin typed\ninto it (a terminal in raw mode; ^P^Q detaches and leaves it running). The exit status\nis the container\'s.\n',
+  logs: 'Usage: lonely logs [-f|--follow] CONTAINER\n\nPrint a detached container\'s stdout and stderr (-f: and follow them until it ends).\n',
+  stop: 'Usage: lonely stop [-t|--time SECONDS] CONTAINER...\n\nSIGTERM, then SIGKILL after SECONDS (default 10).\n',
+  kill: 'Usage: lonely kill [-s|--signal SIGNAL] CONTAINER...\n\nSend a signal (default SIGKILL) to PID 1.\n',
+  rm: 'Usage: lonely rm [-f|--force] CONTAINER...\n\nRemove ended containers (-f: running ones too, killed first) and their state.\n',
+  wait: 'Usage: lonely wait CONTAINER...\n\nWait for containers to end; print their exit codes.\n',
+  top: 'Usage: lonely top CONTAINER\n\nList a container\'s processes (host pid, pid inside, command).\n',
+  inspect: 'Usage: lonely inspect CONTAINER...\n\nPrint what lonely knows of containers, as JSON.\n',
+}
 
 /** One subcommand's flags: `-x`/`--long` booleans and `-v VALUE`/`--long=VALUE` values, then operands. */
 function parse(args: string[], booleans: Record<string, string>, values: Record<string, string>): { flags: Map<string, string[]>; rest: string[] } {
@@ -45,7 +61,34 @@ function ago(iso: string): string {
 }
 
 export async function containerCommand(cmd: string, args: string[]): Promise<number> {
+  if (args[0] === '--help' || args[0] === '-h') {
+    process.stdout.write(SUBCOMMAND_HELP[cmd] ?? '')
+    return 0
+  }
   switch (cmd) {
+    case 'start': {
+      const { flags, rest } = parse(args, { '-a': 'attach', '--attach': 'attach', '-i': 'interactive', '--interactive': 'interactive' }, {})
+      need(rest, 'at least one container', 'start')
+      if (flags.has('attach') && rest.length > 1) throw new UsageError('you cannot start and attach multiple containers at once')
+      for (const id of rest) {
+        const c = get(id)
+        if (!c.running) throw new UsageError(`container ${id} has ended: lonely cannot start it again (lonely create a new one)`)
+        const start = async () => {
+          if (c.created) await c.start()
+        }
+        if (flags.has('attach')) return attachHere(c, { stdin: flags.has('interactive'), then: start })
+        await start()
+        process.stdout.write(`${id}\n`)
+      }
+      return 0
+    }
+    case 'attach': {
+      const { flags, rest } = parse(args, { '--no-stdin': 'no-stdin' }, {})
+      need(rest, 'a container', 'attach')
+      const c = get(rest[0])
+      if (!c.running) throw new UsageError(`You cannot attach to a stopped container, start it first`)
+      return attachHere(c, { stdin: !flags.has('no-stdin') })
+    }
     case 'ps': {
       const { flags } = parse(args, { '-a': 'all', '--all': 'all', '-q': 'quiet', '--quiet': 'quiet' }, {})
       const all = containers.list().filter((c) => c.running || flags.has('all'))
@@ -57,7 +100,7 @@ export async function containerCommand(cmd: string, args: string[]): Promise<num
         c.id.slice(0, 12),
         JSON.stringify(c.command.join(' ').slice(0, 20)),
         ago(c.created),
-        c.running ? 'Up' : `Exited (${c.exitCode ?? (c.signal ? c.signal : '?')})`,
+        c.status === 'created' ? 'Created' : c.running ? 'Up' : `Exited (${c.exitCode ?? (c.signal ? c.signal : '?')})`,
         c.name ?? '',
       ])]
       const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)))

@@ -50,7 +50,7 @@ export const RUN_FLAGS: Flag[] = [
   { long: 'rm', help: 'Accepted for docker compatibility and ignored: a container is always removed when it exits.' },
   { long: 'interactive', short: 'i', help: 'Keep stdin open: the container reads your stdin. Default: stdin is /dev/null.' },
   { long: 'tty', short: 't', help: 'Allocate a pseudo-terminal for the container\'s stdin/stdout/stderr (stderr is merged into stdout). With -i your terminal is put in raw mode while it runs and restored after; its size follows yours. Default: no terminal, the container writes straight to your stdout/stderr.' },
-  { long: 'detach', short: 'd', help: 'Run the container in the background, detached from lonely: print its id and exit 0. It outlives lonely (PID 1 is lonely-init); find it with `lonely ps`, enter it with `lonely exec`, end it with `lonely stop` and `lonely rm`. Its stdout and stderr go to `lonely logs`.' },
+  { long: 'detach', short: 'd', help: 'Run the container in the background, detached from lonely: print its id and exit 0. It outlives lonely, watched by lonely-monitor; find it with `lonely ps`, enter it with `lonely exec`, attach to it with `lonely attach` (-i keeps its stdin open, -t gives it a terminal), end it with `lonely stop` and `lonely rm`. Its stdout and stderr go to `lonely logs`.' },
   { long: 'name', arg: 'NAME', help: 'A unique name for a detached container (-d), usable wherever an id is.' },
   { long: 'print-plan', help: 'Print the setup steps the container would get and exit 0 without running anything.' },
   { long: 'help', help: 'Print this help.' },
@@ -93,6 +93,9 @@ Commands:
              directory: lonely load [--store DIR] -i FILE
   images     List the loaded images: lonely images [--store DIR]
   rmi        Remove images by name or id: lonely rmi [--store DIR] IMAGE...
+  create     Create a detached container, not started (run's flags): lonely create [OPTIONS] COMMAND...
+  start      Start created containers (-a: attached): lonely start [-a] [-i] ID...
+  attach     Attach this terminal to a detached container (^P^Q detaches): lonely attach ID
   ps         List detached containers (lonely run -d): lonely ps [-a] [-q]
   exec       Run a command in a detached container: lonely exec [-i] [-t] [-u UID[:GID]] [-w DIR] [-e K=V] ID CMD...
   logs       Print a detached container's stdout and stderr (-f: and follow them): lonely logs [-f] ID

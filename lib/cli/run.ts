@@ -60,6 +60,11 @@ async function runPlain(plan: Plan): Promise<number> {
 }
 
 /** A container (or an exec, `start`) on this terminal: raw mode with -i, its size followed, signals forwarded. */
+const CREATE_HELP = `Usage: lonely create [OPTIONS] [--] COMMAND [ARG...]
+
+Create a detached container, not started: every setup step is done and PID 1 waits until
+\`lonely start\`. Prints its id. Takes run's flags (-d is implied):`
+
 export async function runTty(plan: Pick<Plan, 'interactive' | 'timeoutSeconds' | 'options'>, start: () => ContainerProcess = () => spawn((plan as Plan).command, { ...plan.options, tty: true })): Promise<number> {
   const signals = new SignalForwarder()
   let proc: ContainerProcess
@@ -133,15 +138,18 @@ export async function runTty(plan: Pick<Plan, 'interactive' | 'timeoutSeconds' |
   }
 }
 
-export async function run(args: string[]): Promise<number> {
+/** `lonely run`, or with `created` `lonely create` (run's flags; detached, not started). */
+export async function run(args: string[], created = false): Promise<number> {
+  const cmd = created ? 'create' : 'run'
   const parsed = parseRun(args)
   if (parsed.bools.get('help')) {
-    process.stdout.write(runHelp())
+    process.stdout.write(created ? CREATE_HELP + runHelp().slice(runHelp().indexOf('\n\n')) : runHelp())
     return 0
   }
   if (parsed.command.length === 0 && !parsed.values.has('image')) {
-    throw new UsageError(`"lonely run" requires a command.\nUsage: lonely run [OPTIONS] [--] COMMAND [ARG...]\nSee 'lonely run --help'.`)
+    throw new UsageError(`"lonely ${cmd}" requires a command.\nUsage: lonely ${cmd} [OPTIONS] [--] COMMAND [ARG...]\nSee 'lonely ${cmd} --help'.`)
   }
+  if (created) parsed.bools.set('detach', true)
   let plan: Plan | undefined
   try {
     plan = buildPlan(parsed)
@@ -151,8 +159,15 @@ export async function run(args: string[]): Promise<number> {
       return 0
     }
     if (plan.detach) {
-      if (plan.tty || plan.interactive) throw new UsageError('-d/--detach does not go with -i or -t: a detached container has no terminal (enter it with `lonely exec -it`)')
-      const c = await create(plan.command, { ...plan.options, detached: true, ...(plan.name !== undefined ? { name: plan.name } : {}) })
+      // -i keeps its stdin open and -t gives it a terminal, both held by its monitor for `lonely attach`.
+      const c = await create(plan.command, {
+        ...plan.options,
+        detached: true,
+        tty: plan.tty,
+        stdin: plan.interactive ? 'pipe' : 'ignore',
+        ...(created ? { start: false } : {}),
+        ...(plan.name !== undefined ? { name: plan.name } : {}),
+      })
       process.stdout.write(`${c.id}\n`)
       return 0
     }

@@ -92,7 +92,17 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         (true, Some(_)) if spec.id_maps.is_some() && spec.namespaces.user => {
             return Err(SpecError::DetachedIdRanges.into())
         }
-        (true, Some(dir)) => Some(crate::monitor::Launch::new(dir, spec.tty)?),
+        (true, Some(dir)) => Some(crate::monitor::Launch::new(dir, spec.tty, spec.held)?),
+    };
+    // A created PID 1 waits on this pipe; its monitor holds the other end.
+    let hold = match (spec.held, launch.as_mut()) {
+        (true, Some(launch)) => {
+            let (read, write) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(StartError::MapsPipe)?;
+            launch.hold = write.as_raw_fd();
+            Some((read, write))
+        }
+        _ => None,
     };
     if let Some(launch) = launch.as_mut() {
         launch.stdio = wired
@@ -132,11 +142,12 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         rootfs: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
         parent_pidfd: own_pidfd(),
         join: None,
-        init: if spec.init {
+        init: if spec.init || hold.is_some() {
             Some(crate::programs::INIT.memfd().map_err(StartError::Init)?)
         } else {
             None
         },
+        hold: hold.as_ref().map(|(read, _)| read.as_raw_fd()),
     };
     let prepared = spec.prepare(&handles)?;
     let (maps_read, maps_first) = match (maps_pipe, &spec.id_maps) {
@@ -151,6 +162,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         ipcns,
         maps_read,
         rootfs,
+        hold,
     ));
     let spawned = spawned.map_err(|e| match e {
         SpawnError::Clone(errno @ (Errno::EPERM | Errno::ENOSPC | Errno::EACCES))

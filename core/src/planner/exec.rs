@@ -7,18 +7,27 @@ use crate::child::ExecPlan;
 use crate::spec::{cstring, SpecError};
 
 /// `init`: the fd of lonely-init, which then runs `args` as its child (`init -- args...`).
+/// `hold`: lonely-init first waits on that fd (`--hold N`), then with `in_place` execs `args`
+/// itself rather than as its child (a created container without `init`).
 pub fn exec_plan(
     args: &[String],
     env: &[String],
     init: Option<i32>,
+    hold: Option<(i32, bool)>,
 ) -> Result<ExecPlan, SpecError> {
     if let Some(fd) = init {
         let mut wrapped = vec![crate::programs::INIT.name.to_owned()];
+        if let Some((hold, in_place)) = hold {
+            wrapped.extend(["--hold".to_owned(), hold.to_string()]);
+            if in_place {
+                wrapped.push("--exec".into());
+            }
+        }
         if !args.is_empty() {
             wrapped.push("--".into());
             wrapped.extend(args.iter().cloned());
         }
-        let mut plan = exec_plan(&wrapped, env, None)?;
+        let mut plan = exec_plan(&wrapped, env, None, None)?;
         plan.candidates.clear();
         plan.fd = fd;
         return Ok(plan);

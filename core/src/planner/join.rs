@@ -66,7 +66,7 @@ pub fn prepare(
     Ok(Prepared {
         clone_flags: libc::CLONE_VM | libc::CLONE_VFORK,
         plan,
-        exec: exec_plan(&spec.argv, &spec.env, None)?,
+        exec: exec_plan(&spec.argv, &spec.env, None, None)?,
         slot_count: 2,
     })
 }

@@ -46,7 +46,12 @@ pub fn prepare(
     if !ns.mount && (spec.rootfs.is_some() || spec.image.is_some() || !spec.mounts.is_empty()) {
         return Err(SpecError::NeedsMountNamespace);
     }
-    let mut plan = vec![Op::ResetSignals { blocked: spec.init }, Op::NewSession];
+    let mut plan = vec![
+        Op::ResetSignals {
+            blocked: spec.init || spec.held,
+        },
+        Op::NewSession,
+    ];
     if !spec.detached {
         plan.push(Op::ParentDeathSignal(libc::SIGKILL));
     }
@@ -116,7 +121,12 @@ pub fn prepare(
     Ok(Prepared {
         clone_flags: flags,
         plan,
-        exec: exec_plan(&spec.argv, &spec.env, handles.init)?,
+        exec: exec_plan(
+            &spec.argv,
+            &spec.env,
+            handles.init,
+            handles.hold.map(|fd| (fd, !spec.init)),
+        )?,
         slot_count,
     })
 }

@@ -31,6 +31,8 @@ pub struct Privileges<'a> {
     pub program_fd: Option<i32>,
     /// Outlives its creator: no parent-death signal, no check that the parent lives.
     pub detached: bool,
+    /// An fd the program keeps across exec (a created PID 1's hold pipe).
+    pub passed_fd: Option<i32>,
 }
 
 impl<'a> Privileges<'a> {
@@ -50,6 +52,7 @@ impl<'a> Privileges<'a> {
             parent_pidfd: handles.parent_pidfd,
             program_fd: handles.init,
             detached: spec.detached,
+            passed_fd: handles.hold,
         }
     }
 }
@@ -96,10 +99,14 @@ pub fn drop_privileges(
         last: host.last_cap,
     });
     // Before chdir: no inherited directory fd can lead the cwd out of the root.
-    // A detached container does not poll its parent: it keeps no pidfd of it.
-    let parent = p.parent_pidfd.filter(|_| !p.detached);
+    // A detached container does not poll its parent: that slot is for its hold pipe.
+    let first_kept = if p.detached {
+        p.passed_fd
+    } else {
+        p.parent_pidfd
+    };
     plan.push(Op::CloseFds {
-        keep: [parent.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
+        keep: [first_kept.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
     });
     if !p.no_new_privileges {
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
@@ -118,6 +125,10 @@ pub fn drop_privileges(
         if let Some(pidfd) = p.parent_pidfd {
             plan.push(Op::ParentAlive(pidfd));
         }
+    }
+    if let Some(fd) = p.passed_fd {
+        // dup2 onto itself clears FD_CLOEXEC: lonely-init keeps it.
+        plan.push(Op::Dup2 { from: fd, to: fd });
     }
     plan.push(Op::Chdir(cstring("cwd", p.cwd)?));
     plan.push(Op::Capabilities {
