@@ -6,6 +6,7 @@ import { EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND, EXIT_RUNTIME, MAIN_HELP, UsageErro
 import { imageCommand } from './lib/cli/images'
 import { containerCommand } from './lib/cli/containers'
 import { run } from './lib/cli/run'
+import { cp } from './lib/cli/cp'
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
@@ -27,6 +28,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest)
     case 'create':
       return run(rest, true)
+    case 'cp':
+      return cp(rest)
     case 'load':
     case 'images':
     case 'rmi':

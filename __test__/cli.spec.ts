@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process'
 
 import { makeBusyboxRoot, ourMounts, removeRoot, removeDetached } from './helpers'
 
@@ -450,6 +450,35 @@ test('run -di + attach, create + start -a, run -dit: docker\'s attach model, thr
     }
   } finally {
     await removeDetached(env.LONELY_STATE_DIR)
+  }
+  noLeaks(t)
+})
+
+test('cp: a host tree into a container, back out under a new name, a file to a new name, a tar on stdout and from stdin', async (t) => {
+  const env = { ...process.env, LONELY_STATE_DIR: fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-state-')) }
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-cp-'))
+  const sub = (args: string[], input?: string) => lonely(args, { env, ...(input !== undefined ? { input } : {}) })
+  try {
+    fs.mkdirSync(path.join(scratch, 'src/sub'), { recursive: true })
+    fs.writeFileSync(path.join(scratch, 'src/sub/f'), 'hi\n')
+    t.is((await sub(['run', '-d', '--name', 'box', '--rootfs', root, '--', 'sleep', '3600'])).code, 0)
+    t.is((await sub(['cp', path.join(scratch, 'src'), 'box:/tmp'])).code, 0, 'into an existing directory')
+    t.is((await sub(['exec', 'box', 'cat', '/tmp/src/sub/f'])).stdout, 'hi\n')
+    t.is((await sub(['cp', path.join(scratch, 'src/sub/f'), 'box:/tmp/renamed'])).code, 0, 'to a name that does not exist yet')
+    t.is((await sub(['exec', 'box', 'cat', '/tmp/renamed'])).stdout, 'hi\n')
+    const back = await sub(['cp', 'box:/tmp/src', path.join(scratch, 'back')])
+    t.is(back.code, 0, back.stderr)
+    t.is(fs.readFileSync(path.join(scratch, 'back/sub/f'), 'utf8'), 'hi\n')
+    const tar = execFileSync(process.execPath, [CLI, 'cp', 'box:/tmp/renamed', '-'], { env })
+    t.is(execFileSync('tar', ['-t'], { input: tar, encoding: 'utf8' }), 'renamed\n', 'a tar of it on stdout')
+    const fromStdin = spawnSync(process.execPath, [CLI, 'cp', '-', 'box:/'], { env, input: tar })
+    t.is(fromStdin.status, 0, String(fromStdin.stderr))
+    t.is((await sub(['exec', 'box', 'cat', '/renamed'])).stdout, 'hi\n', 'a tar from stdin')
+    t.is((await sub(['cp', 'nobox:/x', scratch])).stderr, 'lonely: No such container: nobox\n')
+    t.regex((await sub(['cp', '--help'])).stdout, /^Usage: lonely cp /)
+  } finally {
+    await removeDetached(env.LONELY_STATE_DIR)
+    fs.rmSync(scratch, { recursive: true, force: true })
   }
   noLeaks(t)
 })

@@ -241,3 +241,56 @@ ctest('writeFile/readFile reach the container\'s files from the host, inside its
   }
   await t.throwsAsync(c.readFile('/tmp/out'), { message: /was removed/ })
 })
+
+// ---------------------------------------------------------------- docker cp
+
+/** `tar -tv` of an archive: "mode owner path[ -> target]" per entry. */
+function listTar(tar: Buffer): string[] {
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process')
+  return execFileSync('tar', ['-tv', '--numeric-owner'], { input: tar, encoding: 'utf8' }).trim().split('\n').map((l) => {
+    const f = l.split(/\s+/)
+    return `${f[0]} ${f[1]} ${f.slice(5).join(' ')}`
+  })
+}
+
+ctest('copyOut packs a tree of the container as tar (symlinks as symlinks, /proc as an empty directory); copyIn unpacks one owned by its root, setuid bits dropped', async (t) => {
+  // allowSetuid: the container may make the setuid file the archive then carries.
+  const c = await create(['sleep', '3600'], { rootfs: root, allowSetuid: true })
+  try {
+    await c.run(['sh', '-c', 'mkdir -p /tmp/t/sub && echo hi > /tmp/t/sub/f && ln -s /etc/passwd /tmp/t/link && chmod 4755 /tmp/t/sub/f'])
+    const tar = await c.copyOut('/tmp/t')
+    t.deepEqual(listTar(tar), ['drwxr-xr-x 0/0 t', 'lrwxrwxrwx 0/0 t/link -> /etc/passwd', 'drwxr-xr-x 0/0 t/sub', '-rwsr-xr-x 0/0 t/sub/f'])
+    await c.copyIn('/', tar, { rename: 'copy' })
+    const inside = await c.run(['sh', '-c', 'cat /copy/sub/f; readlink /copy/link; stat -c "%a %u" /copy/sub/f'])
+    t.is(inside.stdout, 'hi\n/etc/passwd\n755 0', 'the setuid bit is dropped on the way in')
+    const whole = listTar(await c.copyOut('/'))
+    t.true(whole.includes('dr-xr-xr-x 0/0 proc'), 'procfs: the directory')
+    t.false(whole.some((e) => / proc\//.test(e)), 'procfs: nothing under it')
+    t.true(whole.some((e) => /^c.* dev\/null$/.test(e)), 'devices as devices')
+    await t.throwsAsync(c.copyOut('/tmp/t', { maxBuffer: 100 }), { message: /larger than 100 bytes/ })
+    await t.throwsAsync(c.copyIn('/', Buffer.from('not a tar archive, not at all.')), { message: /archive/ })
+  } finally {
+    await c.remove({ force: true })
+  }
+})
+
+ctest('copyIn never writes through a symlink the container planted (to a host path); copyOut archives such a symlink, never its host target; controls: the same paths looked up through /proc/<pid>/root reach the host', async (t) => {
+  const hostDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-cp-target-'))
+  const c = await create(['sleep', '3600'], { rootfs: root })
+  try {
+    await c.run(['sh', '-c', `mkdir -p /tmp/in && ln -s ${hostDir} /tmp/in/d && ln -s /etc/shadow /tmp/secret`])
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process')
+    const evil = execFileSync('tar', ['-c', '-C', fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-cp-src-')), '--transform', 's,^,d/,', '.'], { encoding: 'buffer' })
+    await t.throwsAsync(c.copyIn('/tmp/in', evil), { message: /ENOTDIR|ELOOP/ })
+    t.deepEqual(fs.readdirSync(hostDir), [], 'nothing landed in the host directory')
+    const out = listTar(await c.copyOut('/tmp/secret'))
+    t.deepEqual(out, ['lrwxrwxrwx 0/0 secret -> /etc/shadow'], 'the symlink itself')
+    // Controls: a lookup by path below /proc/<pid>/root follows those links on the host.
+    fs.writeFileSync(`/proc/${c.pid}/root/tmp/in/d/pwned`, 'x')
+    t.deepEqual(fs.readdirSync(hostDir), ['pwned'], 'control: writing by path lands on the host')
+    t.is(fs.readFileSync(`/proc/${c.pid}/root/tmp/secret`, 'utf8'), fs.readFileSync('/etc/shadow', 'utf8'), 'control: reading by path reads the host\'s /etc/shadow')
+  } finally {
+    await c.remove({ force: true })
+    fs.rmSync(hostDir, { recursive: true, force: true })
+  }
+})

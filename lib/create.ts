@@ -185,6 +185,39 @@ export class Container extends EventEmitter {
     await native().writeContainerFile(this.pid, this.#pid1.start, at, Buffer.from(data), mode)
   }
 
+  /**
+   * A tar archive of `path` in the container (a file, or a directory with everything under it;
+   * its top entry is the base name), as `docker cp CONTAINER:PATH -`. Symlinks are archived as
+   * symlinks; kernel filesystems mounted inside (/proc, /sys...) as empty directories. Built in
+   * memory, at most `maxBuffer` bytes (default 512 MiB).
+   */
+  async copyOut(path: string, options: { maxBuffer?: number } = {}): Promise<Buffer> {
+    const at = containerPath('path', path)
+    const limit = byteCount('maxBuffer', options.maxBuffer, 512 * 1024 * 1024)
+    this.#usable()
+    return native().copyOut(this.pid, this.#pid1.start, at, limit)
+  }
+
+  /**
+   * Unpacks a tar archive into the directory `path` of the container, as `docker cp - CONTAINER:PATH`:
+   * entries are owned by the container's root, lose setuid/setgid bits, and never go through a
+   * symlink in the container (nor outside `path` with `..` or an absolute name). `rename`: the
+   * archive's top entry gets this name (docker cp to a new name).
+   */
+  async copyIn(path: string, archive: Uint8Array | AsyncIterable<Uint8Array>, options: { rename?: string } = {}): Promise<void> {
+    const at = containerPath('path', path)
+    if (options.rename !== undefined && (typeof options.rename !== 'string' || options.rename === '' || options.rename.includes('/') || options.rename === '..')) throw typeError('rename', 'a file name (no /)', options.rename)
+    let data: Buffer
+    if (archive instanceof Uint8Array) data = Buffer.from(archive)
+    else if (archive && typeof (archive as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] === 'function') {
+      const chunks: Buffer[] = []
+      for await (const chunk of archive) chunks.push(Buffer.from(chunk))
+      data = Buffer.concat(chunks)
+    } else throw typeError('archive', 'a Uint8Array or a readable stream of a tar archive', archive)
+    this.#usable()
+    await native().copyIn(this.pid, this.#pid1.start, at, data, options.rename ?? null)
+  }
+
   /** Signals PID 1 (ending it ends every process of the container). False once it has ended. */
   kill(signal: NodeJS.Signals | number = 'SIGKILL'): boolean {
     return this.#pid1.kill(signal)

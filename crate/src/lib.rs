@@ -8,4 +8,6 @@ pub use lonely_core::*;
 #[cfg(not(test))]
 mod binding;
 #[cfg(not(test))]
+mod copy_binding;
+#[cfg(not(test))]
 mod image_binding;

@@ -27,19 +27,9 @@ pub enum FileError {
     },
 }
 
-/// `path` (absolute inside the container) opened with `flags` beneath the root of the live
-/// container whose PID 1 is `pid` (`start`: its start time, for one another process started).
-fn open_in(
-    pid: i32,
-    start: Option<u64>,
-    path: &str,
-    flags: libc::c_int,
-    mode: u32,
-) -> Result<std::fs::File, FileError> {
-    let failed = |errno| FileError::Open {
-        path: path.into(),
-        errno,
-    };
+/// The root of the live container whose PID 1 is `pid` (`start`: its start time, for one
+/// another process started), as an O_PATH fd: every lookup below it stays inside.
+pub(super) fn container_root(pid: i32, start: Option<u64>) -> Result<OwnedFd, FileError> {
     // The magic link into its mount namespace's root: the one link followed on purpose.
     let proc = std::ffi::CString::new(format!("/proc/{pid}/root")).expect("no NUL");
     let root = unsafe {
@@ -49,7 +39,10 @@ fn open_in(
         )
     };
     if root < 0 {
-        return Err(failed(Errno::last()));
+        return Err(FileError::Open {
+            path: "/".into(),
+            errno: Errno::last(),
+        });
     }
     let root = unsafe { OwnedFd::from_raw_fd(root) };
     // Opened first, checked after: a pid is not reused before the reaper reaps it, so if the
@@ -61,6 +54,23 @@ fn open_in(
     if !live {
         return Err(FileError::NotRunning);
     }
+    Ok(root)
+}
+
+/// `path` (absolute inside the container) opened with `flags` beneath the root of the live
+/// container whose PID 1 is `pid`.
+fn open_in(
+    pid: i32,
+    start: Option<u64>,
+    path: &str,
+    flags: libc::c_int,
+    mode: u32,
+) -> Result<std::fs::File, FileError> {
+    let failed = |errno| FileError::Open {
+        path: path.into(),
+        errno,
+    };
+    let root = container_root(pid, start)?;
     let rel =
         std::ffi::CString::new(path.trim_start_matches('/')).map_err(|_| failed(Errno::EINVAL))?;
     let how_flags = flags | libc::O_NOCTTY | libc::O_NONBLOCK;

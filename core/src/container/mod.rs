@@ -1,6 +1,7 @@
 //! A container's life in the core, independent of Node: its start (one transaction), and the
 //! failure the caller sees when it does not start.
 
+pub mod copy;
 pub mod failure;
 pub mod files;
 pub mod foreign;
