@@ -88,9 +88,12 @@ test.serial('detached with limits: an exec from another process joins its cgroup
   const made = createInAnotherProcess(['sleep', '3600'], { rootfs: root, detached: true, name: 'limited', stateDir, limits: { pids: 20 } })
   const c = containers.get('limited', { stateDir })
   const cgroupOf = (pid: number) => fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+  t.like(c.stats(), { pids: 1 }, 'stats() from another process: its recorded cgroup (PID 1 alone)')
   const exec = c.exec(['sleep', '5'])
   try {
     t.is(cgroupOf(exec.pid), cgroupOf(made.pid), 'the same cgroups as PID 1')
+    t.like(c.stats(), { pids: 2 }, 'the exec counts')
+    t.true((c.stats()?.memoryBytes ?? 0) > 0, 'memory accounted')
   } finally {
     exec.kill('SIGKILL')
     await exec

@@ -12,7 +12,7 @@ import { terminalInput, type TerminalInput } from './terminal'
 import type { Normalized } from './options'
 import { signalNumber } from './options'
 import { ContainerError, signalName, type ContainerResult, type Stats } from './result'
-import type { ExitInfo } from '../binding'
+import type { CgroupStats, ExitInfo } from '../binding'
 
 /** How a container ended; `run()` adds its buffered stdout and stderr. */
 export type ContainerExit = Omit<ContainerResult<never>, 'stdout' | 'stderr'>
@@ -42,6 +42,16 @@ function quietWhenClosed(stream: Writable): Writable {
 function writable(fd: number | undefined | null): Writable | null {
   if (fd === undefined || fd === null) return null
   return quietWhenClosed(new net.Socket({ fd, readable: false, writable: true }))
+}
+
+/** A cgroup's accounting as the API reports it. */
+export function toStats(s: CgroupStats): Stats {
+  return {
+    memoryBytes: s.memoryBytes ?? undefined,
+    memoryPeakBytes: s.memoryPeakBytes ?? undefined,
+    cpuMs: s.cpuUsageUs == null ? undefined : s.cpuUsageUs / 1000,
+    pids: s.pids ?? undefined,
+  }
 }
 
 export class ContainerProcess extends EventEmitter implements PromiseLike<ContainerExit> {
@@ -204,13 +214,7 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   /** Live cgroup accounting; null without `limits` or once the container has ended. */
   stats(): Stats | null {
     const s = this.#running ? native().containerStats(this.pid) : null
-    if (!s) return null
-    return {
-      memoryBytes: s.memoryBytes ?? undefined,
-      memoryPeakBytes: s.memoryPeakBytes ?? undefined,
-      cpuMs: s.cpuUsageUs == null ? undefined : s.cpuUsageUs / 1000,
-      pids: s.pids ?? undefined,
-    }
+    return s ? toStats(s) : null
   }
 
   /** Resolves when the container has ended (never rejects: inspect exitCode/signal). */

@@ -7,7 +7,7 @@ import * as fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:os'
 
-import { ContainerProcess, type ContainerExit } from './container'
+import { ContainerProcess, toStats, type ContainerExit } from './container'
 import { normalizeExec, type ExecOptions, type ExecRunOptions } from './exec'
 import { native } from './native'
 import { byteCount, containerPath, normalize, rangeError, typeError, type ContainerOptions } from './options'
@@ -68,7 +68,11 @@ function recorded(state: DetachedState & { dir: string }): Pid1 {
         }
         return exit ?? { command: state.command.join(' '), pid: state.pid, durationMs: Date.now() - Date.parse(state.created), timedOut: false, isCanceled: false, failed: true, oomKilled: false, usage: { cpuUserMs: 0, cpuSystemMs: 0 } }
       })()),
-    stats: () => null,
+    // Its recorded cgroup directories, read as the creator's reaper would (without limits: none).
+    stats: () => {
+      if (state.cgroups.length === 0 || !isRunning(state)) return null
+      return toStats(native().cgroupStatsOf(state.cgroups))
+    },
   }
 }
 

@@ -172,6 +172,13 @@ pub fn container_stats(pid: i32) -> Option<CgroupStats> {
     reaper::stats(pid).map(Into::into)
 }
 
+/// The accounting of cgroup directories another process recorded (a detached container's).
+#[napi]
+pub fn cgroup_stats_of(dirs: Vec<String>) -> CgroupStats {
+    let dirs: Vec<std::path::PathBuf> = dirs.into_iter().map(Into::into).collect();
+    cgroups::stats_of(&dirs).into()
+}
+
 /// The host's cgroup mode: "unified", "legacy", "hybrid", or an error message.
 #[napi]
 pub fn cgroup_mode() -> String {

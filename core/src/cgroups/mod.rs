@@ -134,6 +134,15 @@ pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 
 /// cgroup.procs open for writing. (O_CREAT is a no-op on cgroupfs, where it always exists,
 /// and lets the unit tests run against a plain directory tree.)
+/// The accounting of a container whose cgroup directories another process made and recorded
+/// (a detached container's state): read from those directories as its own cgroup would be.
+pub fn stats_of(dirs: &[PathBuf]) -> Stats {
+    match dirs {
+        [dir] if dir.join("cgroup.controllers").exists() => v2::V2::existing(dir.clone()).stats(),
+        _ => v1::V1::existing(dirs).stats(),
+    }
+}
+
 pub fn open_procs(path: PathBuf) -> Result<OwnedFd, CgroupError> {
     let file = std::fs::OpenOptions::new()
         .write(true)

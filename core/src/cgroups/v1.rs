@@ -44,6 +44,30 @@ fn wanted(limits: &Limits) -> Vec<(&'static str, Option<&'static str>)> {
 }
 
 impl V1 {
+    /// Cgroups that already exist (another process made them), each named by the controller
+    /// files it has: for reading only.
+    pub fn existing(dirs: &[PathBuf]) -> V1 {
+        let marks = [
+            ("memory", "memory.usage_in_bytes"),
+            ("cpuacct", "cpuacct.usage"),
+            ("pids", "pids.current"),
+        ];
+        let dirs = dirs
+            .iter()
+            .flat_map(|d| {
+                marks
+                    .iter()
+                    .filter(|(_, f)| d.join(f).exists())
+                    .map(|(n, _)| (n.to_string(), d.clone()))
+            })
+            .collect();
+        V1 {
+            dirs,
+            procs: Vec::new(),
+            oom: None,
+        }
+    }
+
     pub fn create(
         controllers: &[Controller],
         name: &str,

@@ -88,6 +88,11 @@ fn delegate(base: &Path, controllers: &[&str]) -> Result<(), CgroupError> {
 }
 
 impl V2 {
+    /// A cgroup that already exists (another process made it): for reading only.
+    pub fn existing(dir: PathBuf) -> V2 {
+        V2 { dir, procs: None }
+    }
+
     pub fn create(base: &Path, name: &str, limits: &Limits) -> Result<V2, CgroupError> {
         let available = words(&base.join("cgroup.controllers"));
         let required = required(limits);
