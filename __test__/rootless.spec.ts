@@ -206,6 +206,32 @@ maybe('rootless: create() then exec joins the container\'s user namespace too (r
   t.is(ownPid, pid1, 'the exec is in PID 1\'s PID namespace')
 })
 
+maybe('rootless: a detached container outlives its creator under its monitor, in $XDG_RUNTIME_DIR/lonely; another process of the user attaches, types into it, gets its exit, reads its log and removes it', (t) => {
+  const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-xdg-'))
+  fs.chownSync(runtime, NOBODY, NOBODY)
+  const asUser = (script: string) => spawnSync(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '-e', script], { cwd: REPO, encoding: 'utf8', env: { ...process.env, HOME: os.tmpdir(), XDG_RUNTIME_DIR: runtime } })
+  try {
+    const made = asUser(`require('./index.ts').create(['sh', '-c', 'id -u; read line; echo "got $line"; exit 7'], { rootfs: ${JSON.stringify(root)}, detached: true, name: 'mine', stdin: 'pipe' }).then((c) => console.log(c.id))`)
+    const id = made.stdout.trim()
+    t.regex(id, /^[0-9a-f]{16}$/, made.stderr)
+    t.true(fs.existsSync(path.join(runtime, 'lonely', id, 'state.json')), 'its state is in $XDG_RUNTIME_DIR/lonely')
+    const later = asUser(`
+      const { containers } = require('./index.ts')
+      ;(async () => {
+        const c = containers.get('mine')
+        const a = await c.attach()
+        a.stdin.end('hello\\n')
+        console.log(JSON.stringify({ exit: await a.exited, log: c.logs() }))
+        await c.remove()
+      })().catch((e) => console.log(JSON.stringify({ err: e.message })))`)
+    const seen = JSON.parse(later.stdout.trim().split('\n').pop() ?? '{}')
+    t.deepEqual(seen, { exit: { exitCode: 7 }, log: '0\ngot hello\n' }, later.stderr)
+    t.deepEqual(fs.readdirSync(path.join(runtime, 'lonely')), [], 'removed')
+  } finally {
+    fs.rmSync(runtime, { recursive: true, force: true })
+  }
+})
+
 // ---------------------------------------------------------------- setup races, rootless
 
 /** A busybox root with the attack program (what races.ts's setups build on). */
