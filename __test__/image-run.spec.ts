@@ -6,8 +6,9 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFileSync, spawn as spawnHost, spawnSync } from 'node:child_process'
 
+import * as lib from '../index'
 import { explain, images, run, spawn } from '../index'
-import { BUSYBOX, type Snapshot, warmUp, endSuite } from './helpers'
+import { BUSYBOX, type Snapshot, warmUp, endSuite, removeDetached } from './helpers'
 
 const has = (tool: string) => spawnSync('which', [tool]).status === 0
 const missing = !has('umoci') || !has('skopeo') ? 'umoci and skopeo are not installed (apt-get install umoci skopeo)' : !BUSYBOX ? 'busybox-static is not installed' : undefined
@@ -189,6 +190,25 @@ itest('the stale sweep keeps kept layers and live containers seen from other PID
   for (let i = 0; i < 100 && lockHeld(live[0]); i++) await new Promise((r) => setTimeout(r, 50))
   await sweepFromAnotherProcess()
   t.false(containers().includes(live[0]), 'control: the dead process\'s layer is swept')
+})
+
+itest('a detached image container keeps its writable layer after its creator exits (its monitor holds the lock): another process\'s sweep leaves it; remove() takes it', async (t) => {
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-state-'))
+  try {
+    const before = new Set(containers())
+    const made = await ended(fresh(`const c = await lib.create(['sh', '-c', 'echo mine > /data/f; exec sleep 3600'], { image: REF, store, entrypoint: [], uid: 0, gid: 0, detached: true, stateDir: ${JSON.stringify(stateDir)} }); console.log(c.id)`))
+    t.is(made.code, 0)
+    const layer = containers().filter((c) => !before.has(c))
+    t.is(layer.length, 1, 'its layer')
+    await sweepFromAnotherProcess()
+    t.deepEqual(containers().filter((c) => !before.has(c)), layer, 'a live detached container\'s layer was swept')
+    const c = lib.containers.get(made.out.trim(), { stateDir })
+    t.is(await c.readFile('/data/f'), 'mine\n', 'its files are there')
+    await c.remove({ force: true })
+    t.deepEqual(containers().filter((c) => !before.has(c)), [], 'remove() took its layer')
+  } finally {
+    await removeDetached(stateDir)
+  }
 })
 
 /** Whether a process still has the container directory's lock open. */

@@ -295,6 +295,8 @@ export class Container extends EventEmitter {
         }
       }
     }
+    // Its writable layer, whose lock went with its monitor (the creator may be long gone).
+    if (this.#state?.layer) fs.rmSync(this.#state.layer, { recursive: true, force: true })
     if (this.#dir) fs.rmSync(this.#dir, { recursive: true, force: true })
     this.#removed = true
   }
@@ -345,8 +347,9 @@ export async function create(command?: string[], options: ContainerOptions & Det
     opts.spec.detached = true
     opts.spec.stateDir = dir
     opts.spec.held = startNow === false
+    if (opts.layer) opts.spec.layerLock = opts.layer.lock
     const proc = new ContainerProcess(opts)
-    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: proc.startTime ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid), ...(startNow === false ? { held: true } : {}) }
+    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: proc.startTime ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid), ...(startNow === false ? { held: true } : {}), ...(opts.layer ? { layer: opts.layer.dir } : {}) }
     writeState(dir, state)
     // Seen as any process sees it (its state): its exit, delivered here unref'd, keeps Node alive for nobody.
     return new Container({ ...state, dir }, opts, { id, name: name ?? null, dir })

@@ -28,6 +28,8 @@ export interface DetachedState {
   cgroups: string[]
   /** Created with `start: false` and not started yet. */
   held?: boolean
+  /** With an image: its writable layer's directory (its monitor holds the lock; remove() deletes it). */
+  layer?: string
 }
 
 /** Where detached containers' state lives (option `stateDir`, else the runtime directory). */

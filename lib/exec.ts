@@ -48,7 +48,7 @@ export function normalizeExec(container: Normalized, pid: number, cmd: unknown, 
   const encoding = o.encoding ?? 'utf8'
   if (encoding !== 'utf8' && encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', encoding)
   // Not an exec's: the root's layer, a cgroup of its own, PID 1's init, a detached PID 1's monitor.
-  const { image: _image, limits: _limits, init: _init, detached: _detached, stateDir: _stateDir, held: _held, ...inherited } = base
+  const { image: _image, limits: _limits, init: _init, detached: _detached, stateDir: _stateDir, held: _held, layerLock: _layerLock, ...inherited } = base
   return {
     spec: {
       ...inherited,

@@ -26,6 +26,8 @@ export interface ImageRoot {
   discard: () => void
   /** Keeps the directory for good (`keep: true`): marked kept, then unlocked. */
   release: () => void
+  /** The fd of its lock (a detached container's monitor holds it too). */
+  lock: number
 }
 
 /** A container directory's lock, held (flock) by the process whose container lives in it. */
@@ -114,6 +116,7 @@ export function makeImageRoot(found: FoundImage): ImageRoot {
       fs.writeFileSync(path.join(dir, KEPT), '')
       unlock()
     },
+    lock,
   }
 }
 

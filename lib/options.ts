@@ -136,6 +136,8 @@ export interface Spec extends SecuritySpec {
   stateDir?: string
   /** Created, not started: PID 1 waits for its monitor's word (lonely-init --hold). */
   held?: boolean
+  /** Detached with an image: its layer's lock fd, for its monitor to hold. */
+  layerLock?: number
 }
 
 export interface Normalized {
@@ -146,6 +148,8 @@ export interface Normalized {
   release?: () => void
   /** The writable layer kept after the container ends. */
   keptLayer?: string
+  /** An image container's own directory (its writable layer) and the fd of its lock. */
+  layer?: { dir: string; lock: number }
   input?: Uint8Array
   /** The `inherit` fds that get a pipe of ours and a relay (lib/relay.ts). */
   relayed: number[]
@@ -560,6 +564,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     discard: imageRoot?.discard,
     release: imageRoot?.release,
     keptLayer: imageRoot && o.keep ? imageRoot.spec.upper : undefined,
+    layer: imageRoot ? { dir: imageRoot.dir, lock: imageRoot.lock } : undefined,
     input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
     relayed,
     cancelSignal: o.cancelSignal,

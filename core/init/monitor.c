@@ -10,7 +10,8 @@
  * argv: lonely-monitor PID tty|pipes held|running. Fds: 3 status file, 4 log, 5 attach socket (listening),
  * 6 the creator's sync socket (it may send the pty master, then closes), 7 the container's stdin
  * (if open), 8 stdout (or nothing with a tty), 9 stderr, 10 a created PID 1's hold pipe (one
- * byte starts it: lonely-init --hold).
+ * byte starts it: lonely-init --hold), 11 the flock of its writable layer (held, never used: it
+ * ends with us, when the layer is no one's any more).
  *
  * Attach frames, both ways: type (1 byte), length (4 bytes, little-endian), payload.
  * To the monitor: 0 stdin data, 1 window size (rows, cols: 2 bytes each), 2 close stdin, 3 start.

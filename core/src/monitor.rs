@@ -18,8 +18,8 @@ use crate::child::Report;
 use crate::programs::MONITOR;
 
 /// The monitor's fds from 3 on (init/monitor.c): status, log, attach socket, sync, stdin, stdout,
-/// stderr, and a created PID 1's hold pipe.
-pub const SLOTS: usize = 8;
+/// stderr, a created PID 1's hold pipe, and the lock of an image container's writable layer.
+pub const SLOTS: usize = 9;
 /// Where the monitor's memfd waits for execveat (closed on exec).
 const PROGRAM_SLOT: RawFd = 3 + SLOTS as RawFd;
 /// The step number of a report that the monitor stage itself failed (not a plan step).
@@ -45,6 +45,9 @@ pub struct Launch {
     pub stdio: [RawFd; 3],
     /// The write end of a created PID 1's hold pipe (-1: it runs at once).
     pub hold: RawFd,
+    /// The flock of its writable layer (-1: none): held by the monitor for as long as the
+    /// container lives, so no sweep of another process takes a live container's layer.
+    pub layer_lock: RawFd,
     /// Our end of the sync: the pty master goes down it, and its close releases the monitor.
     pub sync: OwnedFd,
     program: RawFd,
@@ -98,6 +101,7 @@ impl Launch {
             owned: [status, log, OwnedFd::from(listener), theirs],
             stdio: [-1; 3],
             hold: -1,
+            layer_lock: -1,
             sync: ours,
             program: MONITOR.memfd().map_err(MonitorError::Program)?,
             null,
@@ -182,6 +186,7 @@ pub unsafe fn stage(
         launch.stdio[1],
         launch.stdio[2],
         launch.hold,
+        launch.layer_lock,
         launch.program,
         launch.null.as_raw_fd(),
     ];

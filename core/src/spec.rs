@@ -76,6 +76,9 @@ pub struct ContainerSpec {
     /// done, as `lonely-init --hold` until its monitor is told to start it.
     #[serde(default)]
     pub held: bool,
+    /// Detached with an image: the fd of its writable layer's lock, handed to its monitor.
+    #[serde(default)]
+    pub layer_lock: Option<i32>,
     /// With `join` for a container this process did not start (detached by another): its PID
     /// 1's start time (/proc/<pid>/stat field 22), checked against the pid before joining.
     #[serde(default)]

@@ -109,6 +109,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
             .parent
             .each_ref()
             .map(|fd| fd.as_ref().map_or(-1, |f| f.as_raw_fd()));
+        launch.layer_lock = spec.layer_lock.unwrap_or(-1);
     }
     let mut undo = Undo::default();
     // Before anything runs: a limit the host cannot enforce is an error, never ignored.
