@@ -61,6 +61,8 @@ pub enum StartError {
 struct Undo {
     cgroup: Option<Box<dyn Cgroup>>,
     child: Option<i32>,
+    /// A detached container's monitor (our child): it ends with PID 1, and is reaped here.
+    monitor: Option<OwnedFd>,
 }
 
 impl Drop for Undo {
@@ -69,6 +71,26 @@ impl Drop for Undo {
             let pid = nix::unistd::Pid::from_raw(pid);
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        if let Some(monitor) = self.monitor.take() {
+            // Killed, not waited for: it may still wait for its sync, which closes after us.
+            let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+            const P_PIDFD: libc::idtype_t = 3;
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    monitor.as_raw_fd(),
+                    libc::SIGKILL,
+                    0usize,
+                    0u32,
+                );
+                libc::waitid(
+                    P_PIDFD,
+                    monitor.as_raw_fd() as libc::id_t,
+                    &mut info,
+                    libc::WEXITED,
+                );
+            }
         }
         if let Some(cg) = self.cgroup.as_mut() {
             let _ = cg.remove();
@@ -174,6 +196,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         e => e.into(),
     })?;
     undo.child = Some(spawned.pid);
+    undo.monitor = spawned.monitor;
     stdio::receive_console(&mut wired).map_err(StartError::Console)?;
     let mut start_time = None;
     if let Some(launch) = launch {
@@ -193,7 +216,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
     reaper::watch(
         spawned.pid,
         spawned.pidfd,
-        spawned.monitor,
+        undo.monitor.take(),
         &mut undo.cgroup,
         held,
         on_exit,
@@ -241,6 +264,7 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
     let mut undo = Undo {
         child: Some(spawned.pid),
         cgroup: None,
+        monitor: None,
     };
     stdio::receive_console(&mut wired).map_err(StartError::Console)?;
     reaper::watch(
