@@ -178,14 +178,19 @@ test.serial('a detached container whose setup fails leaves no monitor, no state 
   const error = await t.throwsAsync(create(['/no/such/program'], { rootfs: root, detached: true, stateDir }))
   t.like(error, { stage: 'exec', code: 'ENOENT' } as never)
   t.deepEqual(fs.readdirSync(stateDir), before)
+  // Ours only (other suites run meanwhile): a monitor left by this process would be its child, or its zombie.
   const monitors = fs.readdirSync('/proc').filter((p) => {
     try {
-      return /^\d+$/.test(p) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('lonely-monitor\0')
+      return /^\d+$/.test(p) && parentOf(Number(p)) === process.pid && fs.readFileSync(`/proc/${p}/stat`, 'utf8').includes('(lonely-monitor)')
     } catch {
       return false
     }
   })
   t.deepEqual(monitors, [], 'a monitor is left')
+  // Control: the scan sees a monitor of ours while one lives.
+  const live = await create(['sleep', '3600'], { rootfs: root, detached: true, stateDir })
+  t.true(fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && p === String(parentOf(live.pid)) && parentOf(Number(p)) === process.pid), 'control: a live monitor is our child')
+  await live.remove({ force: true })
 })
 
 test.serial('start: false creates a container whose PID 1 waits with its setup done (exec works, its command has not run); start() from another process runs it as PID 1 itself, or under init with init: true', async (t) => {
@@ -211,4 +216,14 @@ test.serial('start: false creates a container whose PID 1 waits with its setup d
   const tree = () => JSON.stringify(withInit.top().map((p) => [p.containerPid, p.command[0]]))
   t.true(await eventually(() => tree() === '[[1,"lonely-init"],[2,"sleep"]]'), `init: true: lonely-init runs it as its child: ${tree()}`)
   await withInit.remove({ force: true })
+})
+
+test.serial('the monitor copies heavy output whole to the log, the last bytes before PID 1 ends included (stdout and stderr at once)', async (t) => {
+  const c = await create(['sh', '-c', 'i=0; while [ $i -lt 2000 ]; do echo "line $i of stdout, padded to be long enough to matter"; echo "line $i of stderr" >&2; i=$((i+1)); done; echo last'], { rootfs: root, detached: true, stateDir })
+  t.like(await c.wait(), { exitCode: 0 })
+  const log = c.logs().split('\n')
+  t.is(log.filter((l) => l.endsWith('of stdout, padded to be long enough to matter')).length, 2000)
+  t.is(log.filter((l) => / of stderr$/.test(l)).length, 2000)
+  t.is(log.at(-2), 'last')
+  await c.remove()
 })

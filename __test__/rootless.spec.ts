@@ -8,7 +8,7 @@ import * as path from 'node:path'
 import { execFileSync, spawn as spawnHost, spawnSync } from 'node:child_process'
 
 import { run, spawn as spawnLib } from '../index'
-import { makeBusyboxRoot, removeRoot } from './helpers'
+import { makeBusyboxRoot, removeDetached, removeRoot } from './helpers'
 import { exchangeLoop, pathLookupWins, RACE_STARTS, RACES, type RaceSetup } from './races'
 
 const REPO = path.join(__dirname, '..')
@@ -206,7 +206,7 @@ maybe('rootless: create() then exec joins the container\'s user namespace too (r
   t.is(ownPid, pid1, 'the exec is in PID 1\'s PID namespace')
 })
 
-maybe('rootless: a detached container outlives its creator under its monitor, in $XDG_RUNTIME_DIR/lonely; another process of the user attaches, types into it, gets its exit, reads its log and removes it', (t) => {
+maybe('rootless: a detached container outlives its creator under its monitor, in $XDG_RUNTIME_DIR/lonely; another process of the user attaches, types into it, gets its exit, reads its log and removes it', async (t) => {
   const runtime = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-xdg-'))
   fs.chownSync(runtime, NOBODY, NOBODY)
   const asUser = (script: string) => spawnSync(setpriv!, [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', process.execPath, '--import', 'tsx', '-e', script], { cwd: REPO, encoding: 'utf8', env: { ...process.env, HOME: os.tmpdir(), XDG_RUNTIME_DIR: runtime } })
@@ -228,6 +228,7 @@ maybe('rootless: a detached container outlives its creator under its monitor, in
     t.deepEqual(seen, { exit: { exitCode: 7 }, log: '0\ngot hello\n' }, later.stderr)
     t.deepEqual(fs.readdirSync(path.join(runtime, 'lonely')), [], 'removed')
   } finally {
+    await removeDetached(path.join(runtime, 'lonely'))
     fs.rmSync(runtime, { recursive: true, force: true })
   }
 })

@@ -22,6 +22,9 @@ const os = require('node:os')
 const path = require('node:path')
 const cp = require('node:child_process')
 
+const setup = require('./lib/setup')
+const stats = require('./lib/stats')
+
 const ROUNDS = 5
 const WARMUP = 5
 const ITERATION_TIMEOUT_MS = 60_000
@@ -95,16 +98,10 @@ function spawnToClose(cmd, args, options = {}) {
 
 // ---------------------------------------------------------------- statistics
 
+/** median, p90 and mean in ms (bench/lib/stats.js), as this bench reports them. */
 function summarize(samples) {
-  const s = [...samples].sort((a, b) => a - b)
-  const rank = (q) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)]
-  const round = (x) => Math.round(x * 1000) / 1000
-  return {
-    medianMs: round(s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2),
-    p90Ms: round(rank(0.9)),
-    meanMs: round(s.reduce((a, b) => a + b, 0) / s.length),
-    samples: s.length,
-  }
+  const s = stats.summarize(samples)
+  return { medianMs: stats.round(s.median), p90Ms: stats.round(s.p90), meanMs: stats.round(s.mean), samples: s.n }
 }
 
 // ---------------------------------------------------------------- machine state
@@ -198,23 +195,13 @@ function removeTree(dir) {
   fs.rmSync(dir, { recursive: true, force: true })
 }
 
-/** A busybox root as __test__/helpers.ts makes it: static busybox, one symlink per applet. */
+/** The bench's busybox root (bench/lib/setup.js) in a temp dir of its own; returns [dir, root]. */
 function makeBusyboxRoot() {
-  const busybox = ['/bin/busybox', '/usr/bin/busybox'].find((p) => fs.existsSync(p))
+  const busybox = setup.staticBusybox()
   if (!busybox) throw new Error('busybox is not installed (apt-get install busybox-static)')
-  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-root-'))
-  fs.chmodSync(root, 0o755) // mkdtemp's 0700 would lock out non-root uids
-  for (const dir of ['bin', 'etc', 'proc', 'sys', 'dev', 'tmp', 'root']) fs.mkdirSync(path.join(root, dir))
-  fs.copyFileSync(busybox, path.join(root, 'bin/busybox'))
-  fs.chmodSync(path.join(root, 'bin/busybox'), 0o755)
-  const applets = sh(busybox, ['--list']).stdout.split('\n').filter(Boolean)
-  for (const applet of new Set([...applets, 'sh', 'true', 'sleep'])) {
-    if (applet !== 'busybox') fs.symlinkSync('busybox', path.join(root, 'bin', applet))
-  }
-  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n')
-  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\n')
-  if (fs.readlinkSync(path.join(root, 'bin/true')) !== 'busybox') throw new Error('the root has no /bin/true')
-  return root
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-root-'))
+  fs.chmodSync(dir, 0o755) // mkdtemp's 0700 would lock out non-root uids
+  return [dir, setup.makeBusyboxRoot(dir, busybox)]
 }
 
 // ---------------------------------------------------------------- installing the peers
@@ -595,8 +582,8 @@ async function main() {
     const installError = installMissing(opts)
     if (installError) log(installError)
     const lib = require(path.join(__dirname, '..', 'index.js'))
-    const rootfs = makeBusyboxRoot()
-    cleanup.push(async () => removeTree(rootfs)) // pushed first: removed last, after every container on it
+    const [rootDir, rootfs] = makeBusyboxRoot()
+    cleanup.push(async () => removeTree(rootDir)) // pushed first: removed last, after every container on it
     const all = [lonelyExec(lib, rootfs), lonelyRun(lib, rootfs), runcExec(rootfs), dockerExec(rootfs)]
     for (const c of all) cleanup.push(() => c.teardown())
     const perRound = Object.fromEntries(Object.entries(DEFAULT_N).map(([k, n]) => [k, Math.max(1, Math.round((opts.quick ? n / 5 : n) / ROUNDS))]))

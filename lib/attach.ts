@@ -80,7 +80,10 @@ export function attachTo(dir: string): Promise<Attachment> {
       onFrames(socket, (type, payload) => {
         if (type === STDOUT) stdout.write(payload)
         else if (type === STDERR) stderr.write(payload)
-        else if (type === EXIT) exit = parseExit(payload.toString('utf8'))
+        else if (type === EXIT) {
+          exit = parseExit(payload.toString('utf8'))
+          socket.end() // the monitor lingers until we close
+        }
       })
       socket.on('error', () => socket.destroy())
       const exited = new Promise<AttachedExit | null>((done) =>

@@ -82,9 +82,10 @@ static void broadcast(u8 type, const u8 *p, u32 n) {
   for (int i = 0; i < MAX_CLIENTS; i++) if (clients[i].fd >= 0) send_frame(i, type, p, n);
 }
 
-/* Copies what stream k has now to the log and the attached; closes it at EOF (EIO: a pty's). */
+/* Copies what stream k has now (up to 1 MiB: the other fds get their turn) to the log and the
+   attached; closes it at EOF (EIO: a pty's). */
 static void pump(int k) {
-  for (;;) {
+  for (int rounds = 0; rounds < 16; rounds++) {
     i64 n = sys4(SYS_read, out_fd[k], io, sizeof io, 0);
     if (n == -EINTR) continue;
     if (n == -EAGAIN) return;
@@ -133,6 +134,29 @@ static void from_client(int i) {
       if (clients[i].fd < 0) return;
     }
     c->have = 0;
+  }
+}
+
+/* After the exit frame: each client reads to our EOF and closes; until then (1 s at most) what
+   it still sends is read and dropped, so a last write of its (stdin's end) meets no closed
+   socket, whose EPIPE would make it discard the frames it has not read yet. */
+static void linger(void) {
+  for (int i = 0; i < MAX_CLIENTS; i++) if (clients[i].fd >= 0) sys4(SYS_shutdown, clients[i].fd, 1 /* SHUT_WR */, 0, 0);
+  for (int rounds = 0; rounds < 100; rounds++) {
+    struct pollfd p[MAX_CLIENTS];
+    int open = 0;
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      p[i] = (struct pollfd){clients[i].fd, POLLIN, 0};
+      open += clients[i].fd >= 0;
+    }
+    if (!open) return;
+    struct timespec wait = {0, 10 * 1000 * 1000};
+    sys6(SYS_ppoll, (i64)p, MAX_CLIENTS, (i64)&wait, 0, 8);
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+      if (clients[i].fd < 0 || !p[i].revents) continue;
+      i64 n = sys4(SYS_read, clients[i].fd, io, sizeof io, 0);
+      if (n == 0 || (n < 0 && n != -EAGAIN && n != -EINTR)) drop_client(i);
+    }
   }
 }
 
@@ -215,6 +239,7 @@ int program_main(char **argv, char **envp) {
   text[t++] = '\n';
   write_all(STATUS, text, (u64)t);
   broadcast(3, text, (u32)t);
+  linger();
   if (sig) {
     /* End as PID 1 did, so that our parent reads its signal: default action, unblocked. */
     struct sigaction_k dfl = {0, 0, 0, 0};

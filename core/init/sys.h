@@ -13,7 +13,7 @@ typedef unsigned char u8;
 enum { SYS_read = 0, SYS_write = 1, SYS_close = 3, SYS_rt_sigaction = 13, SYS_rt_sigprocmask = 14, SYS_ioctl = 16,
        SYS_getpid = 39, SYS_recvmsg = 47, SYS_clone = 56, SYS_execve = 59, SYS_exit = 60, SYS_wait4 = 61, SYS_kill = 62,
        SYS_fcntl = 72, SYS_rt_sigtimedwait = 128, SYS_prctl = 157, SYS_exit_group = 231, SYS_ppoll = 271,
-       SYS_accept4 = 288, SYS_pidfd_open = 434 };
+       SYS_accept4 = 288, SYS_pidfd_open = 434, SYS_shutdown = 48 };
 static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e) {
   i64 ret;
   register i64 r10 __asm__("r10") = d;
@@ -25,7 +25,7 @@ static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e) {
 enum { SYS_read = 63, SYS_write = 64, SYS_close = 57, SYS_rt_sigaction = 134, SYS_rt_sigprocmask = 135, SYS_ioctl = 29,
        SYS_getpid = 172, SYS_recvmsg = 212, SYS_clone = 220, SYS_execve = 221, SYS_exit = 93, SYS_wait4 = 260, SYS_kill = 129,
        SYS_fcntl = 25, SYS_rt_sigtimedwait = 137, SYS_prctl = 167, SYS_exit_group = 94, SYS_ppoll = 73,
-       SYS_accept4 = 242, SYS_pidfd_open = 434 };
+       SYS_accept4 = 242, SYS_pidfd_open = 434, SYS_shutdown = 210 };
 static i64 sys6(i64 n, i64 a, i64 b, i64 c, i64 d, i64 e) {
   register i64 x8 __asm__("x8") = n;
   register i64 x0 __asm__("x0") = a;
