@@ -280,7 +280,9 @@ ctest('copyIn never writes through a symlink the container planted (to a host pa
   try {
     await c.run(['sh', '-c', `mkdir -p /tmp/in && ln -s ${hostDir} /tmp/in/d && ln -s /etc/shadow /tmp/secret`])
     const { execFileSync } = require('node:child_process') as typeof import('node:child_process')
-    const evil = execFileSync('tar', ['-c', '-C', fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-cp-src-')), '--transform', 's,^,d/,', '.'], { encoding: 'buffer' })
+    const empty = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-cp-src-'))
+    const evil = execFileSync('tar', ['-c', '-C', empty, '--transform', 's,^,d/,', '.'], { encoding: 'buffer' })
+    fs.rmdirSync(empty)
     await t.throwsAsync(c.copyIn('/tmp/in', evil), { message: /ENOTDIR|ELOOP/ })
     t.deepEqual(fs.readdirSync(hostDir), [], 'nothing landed in the host directory')
     const out = listTar(await c.copyOut('/tmp/secret'))
