@@ -76,6 +76,9 @@ pub struct ContainerSpec {
     /// done, as `lonely-init --hold` until its monitor is told to start it.
     #[serde(default)]
     pub held: bool,
+    /// Held without a monitor: the fd PID 1 waits on (a fifo another process writes to).
+    #[serde(default)]
+    pub hold_fd: Option<i32>,
     /// Detached with an image: the fd of its writable layer's lock, handed to its monitor.
     #[serde(default)]
     pub layer_lock: Option<i32>,
@@ -237,8 +240,8 @@ pub enum SpecError {
     DotDot { field: &'static str, path: String },
     #[error("container not running")]
     NotRunning,
-    #[error("spec: a detached container needs its state directory")]
-    DetachedWithoutStateDir,
+    #[error("spec: a held container needs a monitor or a hold fd")]
+    HeldWithoutHold,
     #[error(
         "uidMap/gidMap ranges do not go with `detached` yet (the single default mapping does)"
     )]

@@ -107,16 +107,17 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
     let rootfs = spec.rootfs.as_deref().map(rootfs::open).transpose()?;
     let mut wired =
         stdio::wire(&spec.stdio, spec.tty, spec.null_stdio()).map_err(StartError::Stdio)?;
+    // Detached without a state directory: no monitor (an OCI engine's shim is the subreaper).
     let mut launch = match (spec.detached, &spec.state_dir) {
-        (false, _) => None,
-        (true, None) => return Err(SpecError::DetachedWithoutStateDir.into()),
+        (_, None) | (false, _) => None,
         // The maps are written by the parent once it knows PID 1, which the monitor stage clones.
         (true, Some(_)) if spec.id_maps.is_some() && spec.namespaces.user => {
             return Err(SpecError::DetachedIdRanges.into())
         }
         (true, Some(dir)) => Some(crate::monitor::Launch::new(dir, spec.tty, spec.held)?),
     };
-    // A created PID 1 waits on this pipe; its monitor holds the other end.
+    // A created PID 1 waits on this pipe; its monitor holds the other end. Without a monitor
+    // the caller's `hold_fd` (lonely-runtime's exec fifo) is waited on instead.
     let hold = match (spec.held, launch.as_mut()) {
         (true, Some(launch)) => {
             let (read, write) =
@@ -126,6 +127,9 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         }
         _ => None,
     };
+    if spec.held && hold.is_none() && spec.hold_fd.is_none() {
+        return Err(SpecError::HeldWithoutHold.into());
+    }
     if let Some(launch) = launch.as_mut() {
         launch.stdio = wired
             .parent
@@ -165,12 +169,15 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         rootfs: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
         parent_pidfd: own_pidfd(),
         join: None,
-        init: if spec.init || hold.is_some() {
+        init: if spec.init || spec.held {
             Some(crate::programs::INIT.memfd().map_err(StartError::Init)?)
         } else {
             None
         },
-        hold: hold.as_ref().map(|(read, _)| read.as_raw_fd()),
+        hold: hold
+            .as_ref()
+            .map(|(read, _)| read.as_raw_fd())
+            .or(spec.hold_fd),
     };
     let prepared = spec.prepare(&handles)?;
     let (maps_read, maps_first) = match (maps_pipe, &spec.id_maps) {

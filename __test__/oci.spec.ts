@@ -1,0 +1,223 @@
+// lonely-runtime, driven as containerd's runc shim and podman drive runc: a bundle, then
+// `create --bundle B --pid-file P ID` (its stdio is the runtime's), `start`, `state`, `kill`,
+// `exec --process`, `ps`, `delete [--force]`, a terminal through `--console-socket`, and errors
+// as one line on stderr plus a JSON record in `--log`. Every test leaves nothing behind.
+import test, { type ExecutionContext } from 'ava'
+import * as fs from 'node:fs'
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { spawn, spawnSync } from 'node:child_process'
+
+import { eventually, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
+
+const RUNTIME = path.join(__dirname, '..', 'target', 'release', 'lonely-runtime')
+let work = ''
+let rootfs = ''
+let stateRoot = ''
+let mountsBefore: string[] = []
+
+test.before(() => {
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-oci-'))
+  rootfs = makeBusyboxRoot()
+  stateRoot = path.join(work, 'state')
+  mountsBefore = ourMounts()
+})
+
+test.after.always(() => {
+  for (const id of fs.existsSync(stateRoot) ? fs.readdirSync(stateRoot) : []) runtime(['delete', '--force', id])
+  if (rootfs) removeRoot(rootfs)
+  if (work) fs.rmSync(work, { recursive: true, force: true })
+})
+
+/** runc's default config.json (`runc spec`), on the busybox root, running `args`. */
+function bundle(name: string, args: string[], change: (c: Record<string, any>) => void = () => {}): string {
+  const dir = path.join(work, name)
+  fs.mkdirSync(dir)
+  const caps = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']
+  const config: Record<string, any> = {
+    ociVersion: '1.2.0',
+    process: {
+      terminal: false, user: { uid: 0, gid: 0 }, args, env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'TERM=xterm'], cwd: '/',
+      capabilities: { bounding: caps, effective: caps, permitted: caps }, rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }], noNewPrivileges: true,
+    },
+    root: { path: rootfs, readonly: true },
+    hostname: 'runc',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+      { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+      { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+      { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    ],
+    linux: {
+      resources: { devices: [{ allow: false, access: 'rwm' }] },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }, { type: 'cgroup' }],
+      maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/sys/firmware'],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  }
+  change(config)
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config))
+  return dir
+}
+
+const global = () => ['--root', stateRoot, '--log', path.join(work, 'log.json'), '--log-format', 'json']
+
+function runtime(args: string[], options: Parameters<typeof spawnSync>[2] = {}) {
+  return spawnSync(RUNTIME, [...global(), ...args], { encoding: 'utf8', timeout: 30_000, ...options })
+}
+
+/** `create` with its stdio a pipe we read, as the shim's: the container keeps it after create exits. */
+function createWithPipe(t: ExecutionContext, b: string, id: string): { output: () => string; closed: Promise<void> } {
+  const child = spawn(RUNTIME, [...global(), 'create', '--bundle', b, '--pid-file', path.join(b, 'init.pid'), id], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let out = ''
+  child.stdout!.on('data', (d) => (out += d))
+  child.stderr!.on('data', (d) => (out += d))
+  const closed = new Promise<void>((resolve) => child.stdout!.on('close', () => resolve()))
+  t.teardown(() => void runtime(['delete', '--force', id]))
+  return { output: () => out, closed }
+}
+
+const state = (id: string) => JSON.parse(runtime(['state', id]).stdout)
+
+function noLeaks(t: ExecutionContext): void {
+  t.deepEqual(ourMounts(), mountsBefore, 'no mount left')
+  t.deepEqual(fs.existsSync(stateRoot) ? fs.readdirSync(stateRoot) : [], [], 'no state left')
+}
+
+test.serial('create, start, state, delete as containerd\'s shim calls them: PID 1 waits until start, its stdio is the runtime\'s, delete --force twice succeeds', async (t) => {
+  const b = bundle('life', ['sh', '-c', 'echo "hello from $(hostname) as $(id -u), pid $$"; exit 3'])
+  const c = createWithPipe(t, b, 'life')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('life').status === 'created', 10_000), runtime(['state', 'life']).stderr)
+  const pid = Number(fs.readFileSync(path.join(b, 'init.pid'), 'utf8'))
+  t.like(state('life'), { ociVersion: '1.2.0', id: 'life', status: 'created', pid, bundle: b })
+  await new Promise((r) => setTimeout(r, 100))
+  t.is(c.output(), '', 'created: the command has not run')
+  t.is(runtime(['start', 'life']).status, 0)
+  await c.closed
+  t.is(c.output(), 'hello from runc as 0, pid 1\n', 'started: it ran as PID 1 on the runtime\'s stdout')
+  t.true(await eventually(() => state('life').status === 'stopped'))
+  t.regex(runtime(['start', 'life']).stderr, /cannot start a container that has stopped/)
+  t.is(runtime(['delete', 'life']).status, 0)
+  t.is(runtime(['delete', '--force', 'life']).status, 0, 'delete --force of an id already deleted succeeds')
+  const gone = runtime(['state', 'life'])
+  t.is(gone.status, 1)
+  t.regex(gone.stderr, /container "life" does not exist/)
+  noLeaks(t)
+})
+
+test.serial('kill ID 15 reaches a trap; kill --all ID 9 ends every process; ps --format json lists them; kill and delete of what is not running say so in runc\'s words', async (t) => {
+  const b = bundle('killed', ['sh', '-c', 'trap "echo term; exit 7" TERM; sleep 1000 & while :; do sleep 0.05; done'])
+  const c = createWithPipe(t, b, 'killed')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('killed').status === 'created', 10_000))
+  t.is(runtime(['start', 'killed']).status, 0)
+  const pids = () => JSON.parse(runtime(['ps', '--format', 'json', 'killed']).stdout) as number[]
+  t.true(await eventually(() => pids().length >= 3), `PID 1, sleep 1000 and a sleep 0.05: ${pids()}`)
+  t.is(pids()[0], state('killed').pid, 'PID 1 first')
+  t.regex(runtime(['delete', 'killed']).stderr, /cannot delete container killed that is not stopped: running/)
+  t.is(runtime(['kill', 'killed', '15']).status, 0)
+  await c.closed.catch(() => {})
+  t.true(await eventually(() => state('killed').status === 'stopped'))
+  t.regex(c.output(), /term\n/)
+  t.regex(runtime(['kill', 'killed', '9']).stderr, /container not running/)
+  t.is(runtime(['delete', 'killed']).status, 0)
+  // --all: every process of the container gets the signal.
+  const b2 = bundle('all', ['sh', '-c', 'sleep 1000 & sleep 1000 & wait'])
+  createWithPipe(t, b2, 'all')
+  t.true(await eventually(() => fs.existsSync(path.join(b2, 'init.pid')) && state('all').status === 'created', 10_000))
+  runtime(['start', 'all'])
+  t.true(await eventually(() => JSON.parse(runtime(['ps', '--format', 'json', 'all']).stdout).length === 3))
+  const all = JSON.parse(runtime(['ps', '--format', 'json', 'all']).stdout) as number[]
+  t.is(runtime(['kill', '--all', 'all', 'KILL']).status, 0)
+  t.true(await eventually(() => all.every((p) => !fs.existsSync(`/proc/${p}/cmdline`) || fs.readFileSync(`/proc/${p}/cmdline`, 'utf8') === '')))
+  t.is(runtime(['delete', 'all']).status, 0)
+  noLeaks(t)
+})
+
+test.serial('exec --process FILE: in the container\'s PID namespace with its own exit code; --detach --pid-file returns at once', async (t) => {
+  const b = bundle('execd', ['sleep', '1000'])
+  createWithPipe(t, b, 'execd')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('execd').status === 'created', 10_000))
+  runtime(['start', 'execd'])
+  const proc = (args: string[]) => {
+    const file = path.join(work, `process-${Date.now()}.json`)
+    fs.writeFileSync(file, JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args, env: ['PATH=/bin'], cwd: '/tmp', capabilities: { bounding: ['CAP_KILL'] } }))
+    return file
+  }
+  const r = runtime(['exec', '--process', proc(['sh', '-c', 'echo in $$ $(pwd); tr "\\0" " " < /proc/1/cmdline; exit 5']), 'execd'])
+  t.is(r.status, 5, r.stderr)
+  t.regex(r.stdout, /^in \d+ \/tmp\nsleep 1000 $/)
+  const pidFile = path.join(work, 'exec.pid')
+  const d = runtime(['exec', '--process', proc(['sleep', '1000']), '--detach', '--pid-file', pidFile, 'execd'])
+  t.is(d.status, 0, d.stderr)
+  const execPid = Number(fs.readFileSync(pidFile, 'utf8'))
+  t.is(fs.readlinkSync(`/proc/${execPid}/ns/pid`), fs.readlinkSync(`/proc/${state('execd').pid}/ns/pid`), 'the detached exec runs in the container')
+  t.is(runtime(['delete', '--force', 'execd']).status, 0)
+  t.false(fs.existsSync(`/proc/${execPid}/cmdline`) && fs.readFileSync(`/proc/${execPid}/cmdline`, 'utf8') !== '', 'the exec ended with the container')
+  noLeaks(t)
+})
+
+test.serial('process.terminal: the pty master arrives over --console-socket (SCM_RIGHTS), and the command has a terminal', async (t) => {
+  const b = bundle('tty', ['sh', '-c', 'tty; test -t 0 && echo yes'], (c) => (c.process.terminal = true))
+  const sock = path.join(work, 'console.sock')
+  // The engine's side: receive the master, read the terminal to its end.
+  const receiver = spawn('python3', ['-c', `
+import socket, os, array, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(${JSON.stringify(sock)}); s.listen(1)
+print('ready', flush=True)
+c, _ = s.accept()
+fds = array.array('i')
+msg, anc, _, _ = c.recvmsg(64, socket.CMSG_LEN(fds.itemsize))
+fds.frombytes(anc[0][2][:fds.itemsize])
+os.write(1, b'name=' + msg + b'\\n')
+out = b''
+while True:
+    try:
+        d = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not d: break
+    out += d
+os.write(1, out)`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => void receiver.kill('SIGKILL'))
+  let got = ''
+  receiver.stdout!.on('data', (d) => (got += d))
+  t.true(await eventually(() => got.includes('ready'), 10_000))
+  const created = runtime(['create', '--bundle', b, '--pid-file', path.join(b, 'init.pid'), '--console-socket', sock, 'tty'])
+  t.is(created.status, 0, created.stderr)
+  t.is(runtime(['start', 'tty']).status, 0)
+  await new Promise((r) => receiver.on('close', r))
+  t.regex(got, /name=\/dev\/ptmx\n\/dev\/pts\/\d+\r\nyes\r\n/)
+  t.true(await eventually(() => state('tty').status === 'stopped'))
+  t.is(runtime(['delete', 'tty']).status, 0)
+  noLeaks(t)
+})
+
+test.serial('errors: one line on stderr and a JSON record in --log (the shim shows its msg); a missing command is a create error, as runc\'s; nothing is left', (t) => {
+  const logFile = path.join(work, 'log.json')
+  fs.rmSync(logFile, { force: true })
+  const missing = runtime(['create', '--bundle', bundle('missing', ['no-such-program']), 'missing'])
+  t.is(missing.status, 1)
+  t.is(missing.stderr, 'lonely-runtime: exec: "no-such-program": executable file not found in $PATH\n')
+  const bad = runtime(['create', '--bundle', bundle('bad', ['true'], (c) => c.mounts.push({ destination: '/x', type: 'nfs', source: 'server:/x' })), 'bad'])
+  t.regex(bad.stderr, /mount \/x: type "nfs" is not supported yet/)
+  const all = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  t.true(all.some((r) => r.level === 'warning' && /devices/.test(r.msg)), 'what is not applied is noted in the log, never on the container\'s stderr')
+  const records = all.filter((r) => r.level === 'error')
+  t.like(records[0], { level: 'error', msg: 'exec: "no-such-program": executable file not found in $PATH' })
+  t.like(records[1], { level: 'error' })
+  t.regex(records[1].msg, /nfs/)
+  t.truthy(Date.parse(records[0].time), 'an RFC 3339 time')
+  t.regex(runtime(['create', '--bundle', bundle('bad-id', ['true']), '../escape']).stderr, /invalid container id/)
+  noLeaks(t)
+})
+
+test('--version and features answer as runc\'s do', (t) => {
+  t.regex(runtime(['--version']).stdout, /^lonely-runtime version \d+\.\d+\.\d+\nspec: 1\.2\.0\n$/)
+  const f = JSON.parse(runtime(['features']).stdout)
+  t.like(f, { ociVersionMin: '1.0.0', ociVersionMax: '1.2.0' })
+  t.true(f.linux.namespaces.includes('pid'))
+  t.true(f.linux.capabilities.includes('CAP_SYS_ADMIN'))
+})

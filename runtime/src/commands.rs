@@ -1,0 +1,539 @@
+//! runc's commands over lonely's core. Wording of the errors engines match on is runc's
+//! ("does not exist", "container not running", "is not stopped").
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use lonely_core::container::{self, failure::Failure};
+use serde_json::{json, Map, Value};
+
+use crate::cli::Parsed;
+use crate::config;
+use crate::state::{self, Dir};
+
+type Result<T> = std::result::Result<T, String>;
+
+pub fn run(p: &Parsed) -> Result<i32> {
+    let root = p
+        .global
+        .root
+        .clone()
+        .unwrap_or_else(|| state::DEFAULT_ROOT.into());
+    match p.command.as_str() {
+        "version" => {
+            println!(
+                "lonely-runtime version {}\nspec: 1.2.0",
+                env!("CARGO_PKG_VERSION")
+            );
+            Ok(0)
+        }
+        "help" => {
+            println!("usage: lonely-runtime [--root DIR] [--log FILE] [--log-format json] COMMAND\ncommands: create start state kill delete exec ps list features run");
+            Ok(0)
+        }
+        "create" => create(p, &root).map(|_| 0),
+        "run" => {
+            let dir = create(p, &root)?;
+            start(&dir)?;
+            wait_gone(&dir.read()?, None);
+            delete(&dir, true)?;
+            Ok(0)
+        }
+        "start" => start(&dir_of(p, &root)?).map(|_| 0),
+        "state" => {
+            let dir = dir_of(p, &root)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&state::oci_state(&dir, &dir.read()?))
+                    .unwrap_or_default()
+            );
+            Ok(0)
+        }
+        "kill" => kill(p, &root).map(|_| 0),
+        "delete" => {
+            let dir = dir_of(p, &root)?;
+            if !dir.exists() {
+                // `delete --force` of an id already deleted succeeds (containerd retries with it).
+                return if p.has("force") {
+                    Ok(0)
+                } else {
+                    Err(format!("container \"{}\" does not exist", dir.id()))
+                };
+            }
+            delete(&dir, p.has("force")).map(|_| 0)
+        }
+        "ps" => {
+            let dir = dir_of(p, &root)?;
+            let s = dir.read()?;
+            let pids = state::live_pid(&s).map(processes_of).unwrap_or_default();
+            if p.flag("format") == Some("json") {
+                println!("{}", json!(pids));
+            } else {
+                println!("PID");
+                for pid in pids {
+                    println!("{pid}");
+                }
+            }
+            Ok(0)
+        }
+        "list" => list(&root, p.flag("format") == Some("json")).map(|_| 0),
+        "features" => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&features()).unwrap_or_default()
+            );
+            Ok(0)
+        }
+        "exec" => exec(p, &root),
+        other => Err(format!("unknown command {other:?} (lonely-runtime help)")),
+    }
+}
+
+fn dir_of(p: &Parsed, root: &Path) -> Result<Dir> {
+    let id = p
+        .operands
+        .first()
+        .ok_or_else(|| format!("\"{}\" requires a container id", p.command))?;
+    Dir::of(root, id)
+}
+
+pub fn rfc3339_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        now.subsec_nanos()
+    )
+}
+
+fn failure(e: &container::start::StartError) -> String {
+    Failure::from(e).message
+}
+
+/// `create`: PID 1 set up and waiting on exec.fifo; its pid in `--pid-file`; with a terminal
+/// the pty master sent over `--console-socket`.
+fn create(p: &Parsed, root: &Path) -> Result<Dir> {
+    let dir = dir_of(p, root)?;
+    if dir.exists() {
+        return Err(format!("container with id exists: {}", dir.id()));
+    }
+    let bundle = std::fs::canonicalize(p.flag("bundle").unwrap_or("."))
+        .map_err(|e| format!("bundle: {e}"))?;
+    let converted = config::load(&bundle).map_err(|e| e.to_string())?;
+    for note in &converted.notes {
+        crate::log::record(&p.global, "warning", note);
+    }
+    find_program(&converted.spec)?;
+    std::fs::create_dir_all(root).map_err(|e| format!("mkdir {}: {e}", root.display()))?;
+    std::fs::create_dir(&dir.path).map_err(|e| format!("mkdir {}: {e}", dir.path.display()))?;
+    let made = (|| -> Result<()> {
+        let fifo = dir.fifo();
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600))
+            .map_err(|e| format!("mkfifo {}: {e}", fifo.display()))?;
+        // O_RDWR: opening does not wait for a writer, and PID 1 then blocks in read until `start`.
+        let hold = nix::fcntl::open(
+            &fifo,
+            nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| format!("open {}: {e}", fifo.display()))?;
+        let mut spec = converted.spec.clone();
+        let obj = spec.as_object_mut().expect("an object");
+        obj.insert("detached".into(), json!(true));
+        obj.insert("held".into(), json!(true));
+        obj.insert("holdFd".into(), json!(hold.as_raw_fd()));
+        let parsed = lonely_core::spec::parse(&spec.to_string()).map_err(|e| e.to_string())?;
+        let running =
+            container::start::start(&parsed, Box::new(|_| {})).map_err(|e| failure(&e))?;
+        drop(hold);
+        if parsed.tty {
+            let master = running.stdio[1]
+                .as_ref()
+                .ok_or("no terminal came back from the container")?;
+            let socket = p
+                .flag("console-socket")
+                .ok_or("process.terminal needs --console-socket")?;
+            send_console(socket, master)?;
+        }
+        let start =
+            container::foreign::start_time(running.pid).ok_or("PID 1 ended during create")?;
+        if let Some(pid_file) = p.flag("pid-file") {
+            std::fs::write(pid_file, running.pid.to_string())
+                .map_err(|e| format!("write {pid_file}: {e}"))?;
+        }
+        let mut s = Map::new();
+        s.insert("id".into(), json!(dir.id()));
+        s.insert("pid".into(), json!(running.pid));
+        s.insert("lonelyStart".into(), json!(start));
+        s.insert("bundle".into(), json!(bundle.display().to_string()));
+        s.insert(
+            "rootfs".into(),
+            converted.spec.get("rootfs").cloned().unwrap_or(json!("")),
+        );
+        s.insert("created".into(), json!(rfc3339_now()));
+        s.insert(
+            "annotations".into(),
+            Value::Object(converted.annotations.clone()),
+        );
+        let cgroups: Vec<String> = lonely_core::reaper::cgroup_dirs(running.pid)
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        s.insert("cgroups".into(), json!(cgroups));
+        s.insert("spec".into(), converted.spec.clone());
+        dir.write(&s)
+    })();
+    if let Err(e) = made {
+        let _ = std::fs::remove_dir_all(&dir.path);
+        return Err(e);
+    }
+    Ok(dir)
+}
+
+/// The command must exist in the root at create, as runc checks it (its exec waits for
+/// `start`, when an engine no longer expects a "not found"). Looked up inside the root only.
+fn find_program(spec: &Value) -> Result<()> {
+    let argv0 = spec["argv"][0].as_str().unwrap_or_default();
+    let root = spec["rootfs"].as_str().unwrap_or("/");
+    let path = spec["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let candidates: Vec<String> = if argv0.contains('/') {
+        vec![argv0.to_owned()]
+    } else {
+        path.split(':')
+            .map(|d| format!("{}/{argv0}", d.trim_end_matches('/')))
+            .collect()
+    };
+    let rootfd = nix::fcntl::open(
+        root,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open rootfs {root}: {e}"))?;
+    let found = candidates.iter().any(|c| {
+        let rel = std::ffi::CString::new(c.trim_start_matches('/')).unwrap_or_default();
+        match lonely_core::sys::openat2(
+            rootfd.as_raw_fd(),
+            &rel,
+            libc::O_PATH,
+            libc::RESOLVE_IN_ROOT,
+        ) {
+            Ok(fd) => {
+                unsafe { libc::close(fd) };
+                true
+            }
+            Err(_) => false,
+        }
+    });
+    if found {
+        Ok(())
+    } else if argv0.contains('/') {
+        Err(format!(
+            "exec: \"{argv0}\": stat {argv0}: no such file or directory"
+        ))
+    } else {
+        Err(format!(
+            "exec: \"{argv0}\": executable file not found in $PATH"
+        ))
+    }
+}
+
+/// Sends the pty master to the engine's console socket (SCM_RIGHTS), as runc does.
+fn send_console(path: &str, master: &OwnedFd) -> Result<()> {
+    use nix::sys::socket::{
+        connect, sendmsg, socket, AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType,
+        UnixAddr,
+    };
+    let sock = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| format!("console socket: {e}"))?;
+    let addr = UnixAddr::new(path).map_err(|e| format!("console socket {path}: {e}"))?;
+    connect(sock.as_raw_fd(), &addr).map_err(|e| format!("connect {path}: {e}"))?;
+    let fds = [master.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(b"/dev/ptmx")];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map_err(|e| format!("send the terminal to {path}: {e}"))?;
+    Ok(())
+}
+
+fn start(dir: &Dir) -> Result<()> {
+    let s = dir.read()?;
+    match state::status(dir, &s) {
+        "created" => {}
+        "stopped" => return Err("cannot start a container that has stopped".into()),
+        other => return Err(format!("cannot start an already {other} container")),
+    }
+    let fifo = dir.fifo();
+    // Non-blocking: PID 1 holds the fifo open, so this only fails if it is gone.
+    let fd = nix::fcntl::open(
+        &fifo,
+        nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| format!("open {}: {e}", fifo.display()))?;
+    nix::unistd::write(&fd, b"s").map_err(|e| format!("start: {e}"))?;
+    let _ = std::fs::remove_file(&fifo);
+    Ok(())
+}
+
+fn signal_number(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Ok(n);
+    }
+    let name = s.strip_prefix("SIG").unwrap_or(s);
+    nix::sys::signal::Signal::iterator()
+        .find(|sig| sig.as_str().strip_prefix("SIG") == Some(name))
+        .map(|sig| sig as i32)
+        .ok_or_else(|| format!("invalid signal {s:?}"))
+}
+
+fn kill(p: &Parsed, root: &Path) -> Result<()> {
+    let dir = dir_of(p, root)?;
+    let s = dir.read()?;
+    let sig = signal_number(p.operands.get(1).map_or("SIGTERM", String::as_str))?;
+    let pid = state::live_pid(&s).ok_or("container not running")?;
+    let start = s.get("lonelyStart").and_then(Value::as_u64).unwrap_or(0);
+    if p.has("all") {
+        for other in processes_of(pid) {
+            if other != pid {
+                unsafe { libc::kill(other, sig) };
+            }
+        }
+    }
+    if !container::foreign::signal(pid, start, sig) {
+        return Err("container not running".into());
+    }
+    Ok(())
+}
+
+/// Host pids of the processes in the PID namespace of `pid1` (PID 1 first).
+fn processes_of(pid1: i32) -> Vec<i32> {
+    let ns = std::fs::read_link(format!("/proc/{pid1}/ns/pid")).ok();
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.retain(|p| {
+        *p == pid1 || (ns.is_some() && std::fs::read_link(format!("/proc/{p}/ns/pid")).ok() == ns)
+    });
+    pids.sort_by_key(|p| (*p != pid1, *p));
+    pids
+}
+
+/// Waits until PID 1 is gone (or a zombie), at most `limit`.
+fn wait_gone(s: &Map<String, Value>, limit: Option<std::time::Duration>) -> bool {
+    let deadline = limit.map(|l| std::time::Instant::now() + l);
+    while state::live_pid(s).is_some() {
+        if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
+}
+
+fn delete(dir: &Dir, force: bool) -> Result<()> {
+    let s = dir.read()?;
+    let status = state::status(dir, &s);
+    if status != "stopped" {
+        if !force {
+            return Err(format!(
+                "cannot delete container {} that is not stopped: {status}",
+                dir.id()
+            ));
+        }
+        if let (Some(pid), Some(start)) = (
+            state::live_pid(&s),
+            s.get("lonelyStart").and_then(Value::as_u64),
+        ) {
+            for other in processes_of(pid) {
+                unsafe { libc::kill(other, libc::SIGKILL) };
+            }
+            container::foreign::signal(pid, start, libc::SIGKILL);
+        }
+        wait_gone(&s, Some(std::time::Duration::from_secs(10)));
+    }
+    for cg in s
+        .get("cgroups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        // A cgroup goes with rmdir once its last process (a zombie included) is reaped.
+        for _ in 0..200 {
+            if std::fs::remove_dir(cg).is_ok() || !Path::new(cg).exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    std::fs::remove_dir_all(&dir.path).map_err(|e| format!("remove {}: {e}", dir.path.display()))
+}
+
+fn list(root: &Path, as_json: bool) -> Result<()> {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+        let Ok(dir) = Dir::of(root, &entry.file_name().to_string_lossy()) else {
+            continue;
+        };
+        if let Ok(s) = dir.read() {
+            all.push(state::oci_state(&dir, &s));
+        }
+    }
+    if as_json {
+        println!("{}", Value::Array(all));
+    } else {
+        println!("ID\tPID\tSTATUS\tBUNDLE");
+        for s in all {
+            println!(
+                "{}\t{}\t{}\t{}",
+                s["id"].as_str().unwrap_or(""),
+                s["pid"],
+                s["status"].as_str().unwrap_or(""),
+                s["bundle"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `exec`: a process in the running container (its namespaces, cgroup, privileges from
+/// `--process`), through the same join as the library's `exec`.
+fn exec(p: &Parsed, root: &Path) -> Result<i32> {
+    let dir = dir_of(p, root)?;
+    let s = dir.read()?;
+    let pid = state::live_pid(&s).ok_or("container not running")?;
+    let mut spec = s
+        .get("spec")
+        .cloned()
+        .ok_or("the container's state has no spec")?;
+    let obj = spec.as_object_mut().ok_or("bad state")?;
+    if let Some(file) = p.flag("process") {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("read {file}: {e}"))?;
+        let process: oci_spec::runtime::Process =
+            serde_json::from_str(&text).map_err(|e| format!("{file}: {e}"))?;
+        let mut base = oci_spec::runtime::Spec::default();
+        base.set_process(Some(process));
+        base.set_root(Some(oci_spec::runtime::Root::default()));
+        let converted = config::convert(&base, Path::new("/")).map_err(|e| e.to_string())?;
+        for key in [
+            "argv",
+            "env",
+            "cwd",
+            "uid",
+            "gid",
+            "groups",
+            "tty",
+            "capabilities",
+            "noNewPrivileges",
+            "rlimits",
+        ] {
+            if let Some(v) = converted.spec.get(key) {
+                obj.insert(key.into(), v.clone());
+            }
+        }
+    } else if p.operands.len() > 1 {
+        obj.insert("argv".into(), json!(p.operands[1..]));
+        obj.insert("tty".into(), json!(p.has("tty")));
+    } else {
+        return Err("exec needs --process FILE or a command".into());
+    }
+    obj.insert("join".into(), json!(pid));
+    obj.insert(
+        "joinStart".into(),
+        s.get("lonelyStart").cloned().unwrap_or(json!(0)),
+    );
+    obj.insert(
+        "joinCgroups".into(),
+        s.get("cgroups").cloned().unwrap_or(json!([])),
+    );
+    for key in ["detached", "held", "holdFd", "limits", "mounts", "image"] {
+        obj.remove(key);
+    }
+    let parsed = lonely_core::spec::parse(&spec.to_string()).map_err(|e| e.to_string())?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let running = container::start::start(
+        &parsed,
+        Box::new(move |exit| {
+            let _ = tx.send(exit);
+        }),
+    )
+    .map_err(|e| failure(&e))?;
+    if parsed.tty {
+        let master = running.stdio[1]
+            .as_ref()
+            .ok_or("no terminal came back from the container")?;
+        send_console(
+            p.flag("console-socket")
+                .ok_or("a terminal needs --console-socket")?,
+            master,
+        )?;
+    }
+    if let Some(pid_file) = p.flag("pid-file") {
+        std::fs::write(pid_file, running.pid.to_string())
+            .map_err(|e| format!("write {pid_file}: {e}"))?;
+    }
+    if p.has("detach") {
+        return Ok(0);
+    }
+    let exit = rx
+        .recv()
+        .map_err(|_| "the exec's exit was lost".to_string())?;
+    Ok(exit.code.unwrap_or_else(|| 128 + exit.signal.unwrap_or(0)))
+}
+
+/// The OCI runtime features document (runtime-spec features.md).
+fn features() -> Value {
+    let caps = lonely_core::security::names(u64::MAX);
+    json!({
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": "1.2.0",
+        "hooks": [],
+        "mountOptions": ["bind", "rbind", "ro", "rw"],
+        "linux": {
+            "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "uts"],
+            "capabilities": caps,
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false },
+            "seccomp": { "enabled": true },
+            "apparmor": { "enabled": false },
+            "selinux": { "enabled": false },
+            "intelRdt": { "enabled": false },
+        },
+        "annotations": { "org.opencontainers.runtime-spec.features.version": "1.2.0" },
+    })
+}

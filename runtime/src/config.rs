@@ -1,0 +1,295 @@
+//! An OCI bundle's config.json as lonely's ContainerSpec: the same spec a `run()` sends, so
+//! the same planner, mounts, seccomp and cgroups (no second implementation). What lonely
+//! cannot do yet is refused by name, never silently dropped; what a host may lack (AppArmor,
+//! SELinux labels, oomScoreAdj) is accepted with a note in the log.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Mount, Spec};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("load {path}: {message}")]
+    Load { path: String, message: String },
+    #[error("config.json: {0}")]
+    Unsupported(String),
+}
+
+/// What the runtime needs of a bundle besides the spec: notes for the log, the annotations.
+pub struct Converted {
+    pub spec: Value,
+    pub notes: Vec<String>,
+    pub annotations: Map<String, Value>,
+}
+
+/// Kernel filesystems lonely's planner makes itself at these places (planner/kernel.rs, dev.rs).
+const BUILT_IN: [(&str, &str); 7] = [
+    ("/proc", "proc"),
+    ("/dev", "tmpfs"),
+    ("/dev/pts", "devpts"),
+    ("/dev/shm", "tmpfs"),
+    ("/dev/mqueue", "mqueue"),
+    ("/sys", "sysfs"),
+    ("/sys/fs/cgroup", "cgroup"),
+];
+
+fn unsupported(what: impl Into<String>) -> ConfigError {
+    ConfigError::Unsupported(what.into())
+}
+
+pub fn load(bundle: &Path) -> Result<Converted, ConfigError> {
+    let path = bundle.join("config.json");
+    let spec = Spec::load(&path).map_err(|e| ConfigError::Load {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    convert(&spec, bundle)
+}
+
+pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
+    let mut notes = Vec::new();
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| unsupported("no process"))?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(unsupported("process.args is empty"));
+    }
+    let user = process.user();
+    let root = spec.root().as_ref().ok_or_else(|| unsupported("no root"))?;
+    let rootfs = absolute(bundle, root.path());
+    let linux = spec.linux().as_ref();
+    let mut out = Map::new();
+    out.insert("argv".into(), json!(args));
+    out.insert(
+        "env".into(),
+        json!(process.env().clone().unwrap_or_default()),
+    );
+    out.insert("cwd".into(), json!(process.cwd().display().to_string()));
+    out.insert("hostname".into(), json!(spec.hostname()));
+    out.insert("rootfs".into(), json!(rootfs.display().to_string()));
+    out.insert(
+        "readonlyRoot".into(),
+        json!(root.readonly().unwrap_or(false)),
+    );
+    out.insert("uid".into(), json!(user.uid()));
+    out.insert("gid".into(), json!(user.gid()));
+    out.insert(
+        "groups".into(),
+        json!(user.additional_gids().clone().unwrap_or_default()),
+    );
+    out.insert("tty".into(), json!(process.terminal().unwrap_or(false)));
+    out.insert("stdio".into(), json!(["inherit", "inherit", "inherit"]));
+    out.insert(
+        "noNewPrivileges".into(),
+        json!(process.no_new_privileges().unwrap_or(false)),
+    );
+    out.insert("namespaces".into(), namespaces(spec)?);
+    out.insert(
+        "mounts".into(),
+        Value::Array(mounts(
+            spec.mounts().as_deref().unwrap_or_default(),
+            bundle,
+        )?),
+    );
+    // The bounding set is what lonely's single set keeps (it raises it as effective/permitted).
+    let caps = process
+        .capabilities()
+        .as_ref()
+        .and_then(|c| c.bounding().clone())
+        .map(|set| {
+            let mut names: Vec<String> = set.iter().map(|c| format!("CAP_{c}")).collect();
+            names.sort();
+            names
+        })
+        .unwrap_or_default();
+    out.insert("capabilities".into(), json!(caps));
+    let rlimits: Vec<Value> = process
+        .rlimits()
+        .clone()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            let name = format!("{:?}", r.typ()).to_lowercase();
+            let name = name
+                .strip_prefix("rlimit")
+                .unwrap_or(&name)
+                .trim_start_matches('_')
+                .to_owned();
+            let limit = |v: u64| if v == u64::MAX { -1 } else { v as i64 };
+            json!({ "name": name, "soft": limit(r.soft()), "hard": limit(r.hard()) })
+        })
+        .collect();
+    out.insert("rlimits".into(), Value::Array(rlimits));
+    if process.oom_score_adj().is_some() {
+        notes.push("process.oomScoreAdj is not applied (lonely never lowers it)".into());
+    }
+    if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
+        notes.push(
+            "process.apparmorProfile/selinuxLabel are not applied (no LSM support yet)".into(),
+        );
+    }
+    if let Some(linux) = linux {
+        if let Some(seccomp) = linux.seccomp() {
+            let profile = serde_json::to_string(seccomp)
+                .map_err(|e| unsupported(format!("linux.seccomp: {e}")))?;
+            out.insert("seccomp".into(), json!({ "profile": profile }));
+        } else {
+            // The OCI meaning of no seccomp section: no filter.
+            out.insert("seccomp".into(), json!("unconfined"));
+        }
+        out.insert(
+            "maskedPaths".into(),
+            json!(linux.masked_paths().clone().unwrap_or_default()),
+        );
+        out.insert(
+            "readonlyPaths".into(),
+            json!(linux.readonly_paths().clone().unwrap_or_default()),
+        );
+        if let Some(limits) = limits(linux.resources().as_ref()) {
+            out.insert("limits".into(), limits);
+        }
+        if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
+            return Err(unsupported("linux.sysctl is not supported yet"));
+        }
+        if linux.intel_rdt().is_some() {
+            return Err(unsupported("linux.intelRdt is not supported"));
+        }
+        if linux
+            .resources()
+            .as_ref()
+            .and_then(|r| r.devices().as_ref())
+            .is_some()
+        {
+            notes.push("linux.resources.devices: lonely's own device policy applies (docker's default nodes)".into());
+        }
+    } else {
+        out.insert("seccomp".into(), json!("unconfined"));
+    }
+    if spec.hooks().is_some() {
+        return Err(unsupported("hooks are not supported yet"));
+    }
+    Ok(Converted {
+        spec: Value::Object(out),
+        notes,
+        annotations: spec
+            .annotations()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect(),
+    })
+}
+
+fn absolute(bundle: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        bundle.join(p)
+    }
+}
+
+fn namespaces(spec: &Spec) -> Result<Value, ConfigError> {
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let has = |t: LinuxNamespaceType| -> Result<bool, ConfigError> {
+        match list.iter().find(|n| n.typ() == t) {
+            Some(n) if n.path().is_some() => Err(unsupported(format!(
+                "joining the {t:?} namespace by path is not supported yet"
+            ))),
+            Some(_) => Ok(true),
+            None => Ok(false),
+        }
+    };
+    let user = has(LinuxNamespaceType::User)?;
+    if user {
+        return Err(unsupported(
+            "a user namespace (uidMappings) is not supported by lonely-runtime yet",
+        ));
+    }
+    Ok(json!({
+        "pid": has(LinuxNamespaceType::Pid)?,
+        "mount": has(LinuxNamespaceType::Mount)?,
+        "uts": has(LinuxNamespaceType::Uts)?,
+        "ipc": has(LinuxNamespaceType::Ipc)?,
+        "net": has(LinuxNamespaceType::Network)?,
+        "cgroup": has(LinuxNamespaceType::Cgroup)?,
+    }))
+}
+
+fn mounts(list: &[Mount], bundle: &Path) -> Result<Vec<Value>, ConfigError> {
+    let mut out = Vec::new();
+    for m in list {
+        let dest = m.destination().display().to_string();
+        let typ = m.typ().clone().unwrap_or_default();
+        let options = m.options().clone().unwrap_or_default();
+        let bind = options.iter().any(|o| o == "bind" || o == "rbind") || typ == "bind";
+        if !bind && BUILT_IN.iter().any(|(d, t)| *d == dest && *t == typ) {
+            continue; // lonely's planner makes it, with its own masks and flags
+        }
+        if bind {
+            let source = m
+                .source()
+                .as_ref()
+                .ok_or_else(|| unsupported(format!("mount {dest}: a bind without a source")))?;
+            out.push(json!({
+                "type": "bind",
+                "source": absolute(bundle, source).display().to_string(),
+                "target": dest,
+                "readonly": options.iter().any(|o| o == "ro"),
+            }));
+        } else if typ == "tmpfs" {
+            let value = |key: &str| {
+                options
+                    .iter()
+                    .find_map(|o| o.strip_prefix(&format!("{key}=")).map(str::to_owned))
+            };
+            out.push(json!({ "type": "tmpfs", "target": dest, "size": value("size"), "mode": value("mode") }));
+        } else {
+            return Err(unsupported(format!(
+                "mount {dest}: type {typ:?} is not supported yet"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+fn limits(r: Option<&oci_spec::runtime::LinuxResources>) -> Option<Value> {
+    let r = r?;
+    let mut l = Map::new();
+    if let Some(m) = r.memory() {
+        if let Some(v) = m.limit().filter(|v| *v > 0) {
+            l.insert("memory".into(), json!(v));
+        }
+        if let Some(v) = m.swap() {
+            l.insert("memorySwap".into(), json!(v));
+        }
+    }
+    if let Some(c) = r.cpu() {
+        if let (Some(q), Some(p)) = (c.quota().filter(|q| *q > 0), c.period().filter(|p| *p > 0)) {
+            l.insert("cpus".into(), json!(q as f64 / p as f64));
+        }
+        if let Some(s) = c.shares().filter(|s| *s > 0) {
+            l.insert("cpuShares".into(), json!(s));
+        }
+        if let Some(s) = c.cpus().as_ref().filter(|s| !s.is_empty()) {
+            l.insert("cpusetCpus".into(), json!(s));
+        }
+        if let Some(s) = c.mems().as_ref().filter(|s| !s.is_empty()) {
+            l.insert("cpusetMems".into(), json!(s));
+        }
+    }
+    if let Some(p) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0) {
+        l.insert("pids".into(), json!(p));
+    }
+    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        l.insert("ioWeight".into(), json!(w));
+    }
+    (!l.is_empty()).then_some(Value::Object(l))
+}
