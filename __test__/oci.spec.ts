@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process'
 
 import { eventually, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
 
@@ -14,7 +14,7 @@ const RUNTIME = path.join(__dirname, '..', 'target', 'release', 'lonely-runtime'
 let work = ''
 let rootfs = ''
 let stateRoot = ''
-let mountsBefore: string[] = []
+let mountsBefore = ''
 
 test.before(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-oci-'))
@@ -65,8 +65,8 @@ function bundle(name: string, args: string[], change: (c: Record<string, any>) =
 
 const global = () => ['--root', stateRoot, '--log', path.join(work, 'log.json'), '--log-format', 'json']
 
-function runtime(args: string[], options: Parameters<typeof spawnSync>[2] = {}) {
-  return spawnSync(RUNTIME, [...global(), ...args], { encoding: 'utf8', timeout: 30_000, ...options })
+function runtime(args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(RUNTIME, [...global(), ...args], { encoding: 'utf8', timeout: 30_000 })
 }
 
 /** `create` with its stdio a pipe we read, as the shim's: the container keeps it after create exits. */
