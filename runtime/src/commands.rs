@@ -482,9 +482,11 @@ fn exec(p: &Parsed, root: &Path) -> Result<i32> {
         "joinCgroups".into(),
         s.get("cgroups").cloned().unwrap_or(json!([])),
     );
-    for key in ["detached", "held", "holdFd", "limits", "mounts", "image"] {
+    for key in ["held", "holdFd", "limits", "mounts", "image"] {
         obj.remove(key);
     }
+    // The engine's shim reaps it (a subreaper): it must outlive this process.
+    obj.insert("detached".into(), json!(true));
     let parsed = lonely_core::spec::parse(&spec.to_string()).map_err(|e| e.to_string())?;
     let (tx, rx) = std::sync::mpsc::channel();
     let running = container::start::start(

@@ -60,7 +60,10 @@ pub fn prepare(
     });
     plan.push(Op::ForkIntoPidns);
     plan.push(Op::NewSession);
-    plan.push(Op::ParentDeathSignal(libc::SIGKILL));
+    // Detached (lonely-runtime's exec): it outlives the process that started it.
+    if !spec.detached {
+        plan.push(Op::ParentDeathSignal(libc::SIGKILL));
+    }
     super::steps::console(ns.mount, handles, &mut plan);
     drop_privileges(&Privileges::of(spec, handles), host, &mut plan)?;
     Ok(Prepared {
