@@ -24,7 +24,8 @@ let mountsBefore = ''
 /** The shim and ctr make /run/containerd (sockets, fifos, the runtime's --root): ours to remove if it was not there. */
 let runDirBefore = true
 
-const ctr = (args: string[], timeout = 30_000) => spawnSync('ctr', ['-a', path.join(dir, 'c.sock'), ...args], { encoding: 'utf8', timeout })
+// SIGKILL on timeout: ctr forwards a SIGTERM to the task and goes on waiting.
+const ctr = (args: string[], timeout = 30_000) => spawnSync('ctr', ['-a', path.join(dir, 'c.sock'), ...args], { encoding: 'utf8', timeout, killSignal: 'SIGKILL' })
 
 /** A docker-archive of the busybox root, as `docker save` writes one. */
 function busyboxArchive(into: string): string {
@@ -49,8 +50,10 @@ test.before(async () => {
   if (missing.length) return
   mountsBefore = ourMounts()
   runDirBefore = fs.existsSync('/run/containerd')
-  // Short: a unix socket path has at most 107 bytes.
-  dir = fs.mkdtempSync('/tmp/lonely-ctrd-')
+  // Short: a unix socket path has at most 107 bytes. Not /tmp/lonely-*: containerd's snapshot
+  // mounts live in this namespace while a task runs, and the other suites' leak checks
+  // (ourMounts) would take them for theirs; this suite checks them itself.
+  dir = fs.mkdtempSync('/tmp/ctrd-')
   fs.writeFileSync(path.join(dir, 'config.toml'), [
     'version = 2',
     `root = "${dir}/root"`,
@@ -115,13 +118,15 @@ ctest('a detached task: ctr task exec joins it, task ps lists its processes, tas
 
 ctest('ctr run -t: the terminal lonely-runtime sends over the console socket is the task\'s', (t) => {
   // ctr wants a terminal of its own: `script` gives it one.
-  const r = spawnSync('script', ['-qec', `ctr -a ${path.join(dir, 'c.sock')} run --rm -t --runc-binary ${RUNTIME} ${IMAGE} tty1 sh -c 'tty; echo tty-ok'`, '/dev/null'], { encoding: 'utf8', timeout: 30_000, input: '' })
+  const r = spawnSync('script', ['-qec', `ctr -a ${path.join(dir, 'c.sock')} run --rm -t --runc-binary ${RUNTIME} ${IMAGE} tty1 sh -c 'tty; echo tty-ok'`, '/dev/null'], { encoding: 'utf8', timeout: 30_000, input: '', killSignal: 'SIGKILL' })
   t.is(r.status, 0, r.stderr)
   t.regex(r.stdout, /\/dev\/pts\/\d+\r+\n+tty-ok\r+\n/, '(script adds its own CR)')
 })
 
 ctest('nothing of the containers is left: no mount in this namespace, no shim', (t) => {
   t.deepEqual(ourMounts(), mountsBefore)
+  const under = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(dir))
+  t.deepEqual(under, [], 'a snapshot is still mounted')
   const shims = spawnSync('pgrep', ['-f', `containerd-shim-runc-v2.*${dir}`], { encoding: 'utf8' }).stdout.trim()
   t.is(shims, '', 'a shim still runs')
 })

@@ -88,6 +88,11 @@ test.serial('detached with limits: an exec from another process joins its cgroup
   const made = createInAnotherProcess(['sleep', '3600'], { rootfs: root, detached: true, name: 'limited', stateDir, limits: { pids: 20 } })
   const c = containers.get('limited', { stateDir })
   const cgroupOf = (pid: number) => fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+  // Another process's first limited container sweeps the cgroups of dead lonely processes: a
+  // detached container's, whose creator has exited, is not one of them.
+  const sweeper = `require(${JSON.stringify(path.join(__dirname, '..', 'index.ts'))}).run(['true'], { rootfs: ${JSON.stringify(root)}, limits: { pids: 10 } }).then((r) => console.log(r.exitCode))`
+  t.is(execFileSync(process.execPath, ['--import', 'tsx', '-e', sweeper], { encoding: 'utf8', timeout: 60_000 }).trim(), '0')
+  t.true(alive(made.pid), 'the sweep of another process killed the detached container')
   t.like(c.stats(), { pids: 1 }, 'stats() from another process: its recorded cgroup (PID 1 alone)')
   const exec = c.exec(['sleep', '5'])
   try {

@@ -112,10 +112,26 @@ pub fn next_name() -> String {
     )
 }
 
-/// Makes the container's cgroup with `limits` applied.
-pub fn create(limits: &Limits) -> Result<Box<dyn Cgroup>, CgroupError> {
+/// A detached container's: not keyed by our pid (the sweep would take it once we exit, with
+/// the container still in it), but unique all the same; its remover deletes it.
+pub fn detached_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "lonely-detached-{}-{nanos:x}",
+        next_name().trim_start_matches("lonely-")
+    )
+}
+
+/// Makes the container's cgroup with `limits` applied (`detached`: named so no sweep takes it).
+pub fn create(limits: &Limits, detached: bool) -> Result<Box<dyn Cgroup>, CgroupError> {
     let host = detect()?;
-    let name = next_name();
+    let name = if detached {
+        detached_name()
+    } else {
+        next_name()
+    };
     match &host.mode {
         Mode::Unified { base } => Ok(Box::new(v2::V2::create(base, &name, limits)?)),
         Mode::Legacy { controllers } | Mode::Hybrid { controllers, .. } => {
@@ -263,12 +279,15 @@ mod tests {
         let dead = dir.join("lonely-999999999-3");
         let mine = dir.join(format!("lonely-{}-0", std::process::id()));
         let other = dir.join("unrelated");
-        for d in [&dead, &mine, &other] {
+        // A detached container's outlives the (dead) process that made it.
+        let detached = dir.join("lonely-detached-999999999-0-1a2b3c");
+        for d in [&dead, &mine, &other, &detached] {
             std::fs::create_dir(d).unwrap();
         }
         sweep_stale(&dir, "cgroup.procs");
         assert!(!dead.exists());
         assert!(mine.exists() && other.exists());
+        assert!(detached.exists(), "a detached container's cgroup was swept");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

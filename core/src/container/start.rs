@@ -139,7 +139,11 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
     }
     let mut undo = Undo::default();
     // Before anything runs: a limit the host cannot enforce is an error, never ignored.
-    undo.cgroup = spec.limits.as_ref().map(cgroups::create).transpose()?;
+    undo.cgroup = spec
+        .limits
+        .as_ref()
+        .map(|l| cgroups::create(l, spec.detached))
+        .transpose()?;
     // The pool's namespaces belong to the initial user namespace: a new one cannot join them.
     let pooled = |wanted: bool, kind| {
         (wanted && !spec.namespaces.user)
