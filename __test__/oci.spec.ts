@@ -10,7 +10,7 @@ import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process'
 
 import { eventually, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
 
-const RUNTIME = path.join(__dirname, '..', 'target', 'release', 'lonely-runtime')
+const RUNTIME = process.env.LONELY_RUNTIME ?? path.join(__dirname, '..', 'target', 'release', 'lonely-runtime')
 let work = ''
 let rootfs = ''
 let stateRoot = ''
@@ -150,8 +150,9 @@ test.serial('exec --process FILE: in the container\'s PID namespace with its own
   t.is(r.status, 5, r.stderr)
   t.regex(r.stdout, /^in \d+ \/tmp\nsleep 1000 $/)
   const pidFile = path.join(work, 'exec.pid')
-  const d = runtime(['exec', '--process', proc(['sleep', '1000']), '--detach', '--pid-file', pidFile, 'execd'])
-  t.is(d.status, 0, d.stderr)
+  // Not our pipes: a detached exec keeps the stdio it is given (the shim's), for as long as it runs.
+  const d = spawnSync(RUNTIME, [...global(), 'exec', '--process', proc(['sleep', '1000']), '--detach', '--pid-file', pidFile, 'execd'], { stdio: 'ignore', timeout: 30_000 })
+  t.is(d.status, 0)
   const execPid = Number(fs.readFileSync(pidFile, 'utf8'))
   t.is(fs.readlinkSync(`/proc/${execPid}/ns/pid`), fs.readlinkSync(`/proc/${state('execd').pid}/ns/pid`), 'the detached exec runs in the container')
   t.is(runtime(['delete', '--force', 'execd']).status, 0)
@@ -220,4 +221,34 @@ test('--version and features answer as runc\'s do', (t) => {
   t.like(f, { ociVersionMin: '1.0.0', ociVersionMax: '1.2.0' })
   t.true(f.linux.namespaces.includes('pid'))
   t.true(f.linux.capabilities.includes('CAP_SYS_ADMIN'))
+})
+
+test.serial('linux.namespaces[].path: network, IPC and UTS are joined (a pod\'s containers share its sandbox\'s); control: without the paths it gets its own', async (t) => {
+  const sandbox = spawn('unshare', ['--net', '--uts', '--ipc', 'sh', '-c', 'hostname podname; exec sleep 1000'], { stdio: 'ignore' })
+  t.teardown(() => void sandbox.kill('SIGKILL'))
+  t.true(await eventually(() => fs.existsSync(`/proc/${sandbox.pid}/ns/net`) && fs.readlinkSync(`/proc/${sandbox.pid}/ns/net`) !== fs.readlinkSync('/proc/self/ns/net')))
+  const ns = (kind: string) => fs.readlinkSync(`/proc/${sandbox.pid}/ns/${kind}`)
+  const probe = ['sh', '-c', 'hostname; for k in net ipc uts; do readlink /proc/self/ns/$k; done']
+  const joined = bundle('joined', probe, (c) => {
+    for (const n of c.linux.namespaces) {
+      const kind = { network: 'net', ipc: 'ipc', uts: 'uts' }[n.type as string]
+      if (kind) n.path = `/proc/${sandbox.pid}/ns/${kind}`
+    }
+  })
+  const c = createWithPipe(t, joined, 'joined')
+  t.true(await eventually(() => fs.existsSync(path.join(joined, 'init.pid')) && state('joined').status === 'created', 10_000), c.output())
+  runtime(['start', 'joined'])
+  await c.closed
+  t.is(c.output(), `podname\n${ns('net')}\n${ns('ipc')}\n${ns('uts')}\n`)
+  t.is(runtime(['delete', '--force', 'joined']).status, 0)
+  const ownBundle = bundle('own', probe)
+  const own = createWithPipe(t, ownBundle, 'own')
+  t.true(await eventually(() => fs.existsSync(path.join(ownBundle, 'init.pid')) && state('own').status === 'created', 10_000))
+  runtime(['start', 'own'])
+  await own.closed
+  const lines = own.output().split('\n')
+  t.is(lines[0], 'runc', 'control: its own UTS namespace has the config\'s hostname')
+  t.not(lines[1], ns('net'), 'control: its own network namespace')
+  t.is(runtime(['delete', '--force', 'own']).status, 0)
+  noLeaks(t)
 })

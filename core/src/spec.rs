@@ -76,6 +76,10 @@ pub struct ContainerSpec {
     /// done, as `lonely-init --hold` until its monitor is told to start it.
     #[serde(default)]
     pub held: bool,
+    /// Namespaces to join instead of making them (an OCI config's `linux.namespaces[].path`):
+    /// network, IPC and UTS, as a pod's containers join its sandbox's.
+    #[serde(default)]
+    pub join_paths: JoinPaths,
     /// Held without a monitor: the fd PID 1 waits on (a fifo another process writes to).
     #[serde(default)]
     pub hold_fd: Option<i32>,
@@ -174,6 +178,8 @@ pub struct Handles {
     pub netns: Option<i32>,
     /// A ready IPC namespace, likewise.
     pub ipcns: Option<i32>,
+    /// A UTS namespace to join (`join_paths.uts`) instead of making one.
+    pub utsns: Option<i32>,
     /// cgroup.procs of the container's cgroup, one per hierarchy.
     pub cgroup_procs: Vec<i32>,
     /// With a tty: the socket the child sends the pty master over.
@@ -190,6 +196,14 @@ pub struct Handles {
     pub init: Option<i32>,
     /// With `held`: the read end of the pipe lonely-init waits on before the command.
     pub hold: Option<i32>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct JoinPaths {
+    pub net: Option<String>,
+    pub ipc: Option<String>,
+    pub uts: Option<String>,
 }
 
 fn inherit_all() -> [Stdio; 3] {

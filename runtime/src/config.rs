@@ -87,6 +87,7 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         json!(process.no_new_privileges().unwrap_or(false)),
     );
     out.insert("namespaces".into(), namespaces(spec)?);
+    out.insert("joinPaths".into(), join_paths(spec));
     out.insert(
         "mounts".into(),
         Value::Array(mounts(
@@ -198,9 +199,15 @@ fn namespaces(spec: &Spec) -> Result<Value, ConfigError> {
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
+    // Network, IPC and UTS may be joined by path (a pod's sandbox); the others not yet.
+    let joinable = [
+        LinuxNamespaceType::Network,
+        LinuxNamespaceType::Ipc,
+        LinuxNamespaceType::Uts,
+    ];
     let has = |t: LinuxNamespaceType| -> Result<bool, ConfigError> {
         match list.iter().find(|n| n.typ() == t) {
-            Some(n) if n.path().is_some() => Err(unsupported(format!(
+            Some(n) if n.path().is_some() && !joinable.contains(&t) => Err(unsupported(format!(
                 "joining the {t:?} namespace by path is not supported yet"
             ))),
             Some(_) => Ok(true),
@@ -221,6 +228,22 @@ fn namespaces(spec: &Spec) -> Result<Value, ConfigError> {
         "net": has(LinuxNamespaceType::Network)?,
         "cgroup": has(LinuxNamespaceType::Cgroup)?,
     }))
+}
+
+/// The paths of the namespaces to join rather than make (`linux.namespaces[].path`).
+fn join_paths(spec: &Spec) -> Value {
+    let list = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default();
+    let path = |t: LinuxNamespaceType| {
+        list.iter()
+            .find(|n| n.typ() == t)
+            .and_then(|n| n.path().as_ref())
+            .map(|p| p.display().to_string())
+    };
+    json!({ "net": path(LinuxNamespaceType::Network), "ipc": path(LinuxNamespaceType::Ipc), "uts": path(LinuxNamespaceType::Uts) })
 }
 
 fn mounts(list: &[Mount], bundle: &Path) -> Result<Vec<Value>, ConfigError> {

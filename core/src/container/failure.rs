@@ -85,6 +85,9 @@ impl From<&StartError> for Failure {
                 MonitorError::Program(errno) => ("memfd_create", None, Some(*errno), None),
             },
             StartError::MonitorRelease(errno) => ("sendmsg", None, Some(*errno), None),
+            StartError::JoinPath { path, errno } => {
+                ("open namespace", Some(path.clone()), Some(*errno), None)
+            }
             StartError::Callback(_) => ("exit callback", None, None, None),
         };
         let code = match errno {

@@ -47,6 +47,9 @@ pub enum StartError {
     Watch(Errno),
     #[error("memfd of lonely-init: {0}")]
     Init(Errno),
+    /// A namespace to join (`linux.namespaces[].path`) could not be opened.
+    #[error("open namespace `{path}`: {errno}")]
+    JoinPath { path: String, errno: Errno },
     #[error(transparent)]
     Monitor(#[from] crate::monitor::MonitorError),
     #[error("hand the terminal to lonely-monitor: {0}")]
@@ -150,8 +153,30 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
             .then(|| nspool::take(kind))
             .flatten()
     };
-    let netns = pooled(spec.namespaces.net, nspool::Kind::Net);
-    let ipcns = pooled(spec.namespaces.ipc, nspool::Kind::Ipc);
+    let joined = |path: &Option<String>| -> Result<Option<OwnedFd>, StartError> {
+        path.as_ref()
+            .map(|p| {
+                nix::fcntl::open(
+                    p.as_str(),
+                    nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                    nix::sys::stat::Mode::empty(),
+                )
+                .map_err(|errno| StartError::JoinPath {
+                    path: p.clone(),
+                    errno,
+                })
+            })
+            .transpose()
+    };
+    let netns = match joined(&spec.join_paths.net)? {
+        Some(fd) => Some(fd),
+        None => pooled(spec.namespaces.net, nspool::Kind::Net),
+    };
+    let ipcns = match joined(&spec.join_paths.ipc)? {
+        Some(fd) => Some(fd),
+        None => pooled(spec.namespaces.ipc, nspool::Kind::Ipc),
+    };
+    let utsns = joined(&spec.join_paths.uts)?;
     // uid/gid ranges: the parent writes the maps while the child waits on this pipe.
     let maps_pipe = match (&spec.id_maps, spec.namespaces.user) {
         (Some(_), true) => {
@@ -164,6 +189,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         maps_sync: maps_pipe.as_ref().map(|(read, _)| read.as_raw_fd()),
         netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
         ipcns: ipcns.as_ref().map(|fd| fd.as_raw_fd()),
+        utsns: utsns.as_ref().map(|fd| fd.as_raw_fd()),
         cgroup_procs: undo
             .cgroup
             .as_ref()
@@ -194,6 +220,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         std::mem::take(&mut wired.child),
         netns,
         ipcns,
+        utsns,
         maps_read,
         rootfs,
         hold,

@@ -82,6 +82,12 @@ pub fn prepare(
             nstype: libc::CLONE_NEWIPC,
         });
     }
+    if let (true, Some(fd)) = (ns.uts, handles.utsns) {
+        plan.push(Op::JoinNamespace {
+            fd,
+            nstype: libc::CLONE_NEWUTS,
+        });
+    }
     for fd in &handles.cgroup_procs {
         plan.push(Op::JoinCgroup(*fd));
     }
@@ -95,7 +101,8 @@ pub fn prepare(
     }
     // After pivot_root: /dev/pts is the container's own devpts instance.
     steps::console(ns.mount, handles, &mut plan);
-    if let (true, Some(name)) = (ns.uts, &spec.hostname) {
+    // A joined UTS namespace keeps the name its owner gave it.
+    if let (true, None, Some(name)) = (ns.uts, handles.utsns, &spec.hostname) {
         plan.push(Op::Hostname(name.as_bytes().to_vec()));
     }
     let clone_net = ns.net && handles.netns.is_none();
@@ -109,7 +116,7 @@ pub fn prepare(
         (ns.pid, libc::CLONE_NEWPID),
         // With a rootfs the child makes it itself, once it has entered the rootfs (rootfs.rs).
         (ns.mount && spec.rootfs.is_none(), libc::CLONE_NEWNS),
-        (ns.uts, libc::CLONE_NEWUTS),
+        (ns.uts && handles.utsns.is_none(), libc::CLONE_NEWUTS),
         (ns.ipc && handles.ipcns.is_none(), libc::CLONE_NEWIPC),
         (clone_net, libc::CLONE_NEWNET),
         (ns.user, libc::CLONE_NEWUSER),
