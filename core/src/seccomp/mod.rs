@@ -507,8 +507,19 @@ pub fn compile(json: &str) -> Result<Vec<Program>, SeccompError> {
             if act == ctx.get_act_default()? {
                 continue; // libseccomp refuses a rule that repeats the default
             }
+            // libseccomp refuses two comparisons of one argument in a rule (they would be ANDed):
+            // as runc does, each becomes a rule of its own (ORed), as docker's profiles mean them.
+            let repeated = rule
+                .args
+                .iter()
+                .enumerate()
+                .any(|(i, a)| rule.args[..i].iter().any(|b| b.index == a.index));
             if args.is_empty() {
                 ctx.add_rule(act, s)?;
+            } else if repeated {
+                for one in &args {
+                    ctx.add_rule_conditional(act, s, std::slice::from_ref(one))?;
+                }
             } else {
                 ctx.add_rule_conditional(act, s, &args)?;
             }
@@ -520,6 +531,15 @@ pub fn compile(json: &str) -> Result<Vec<Program>, SeccompError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_comparing_one_argument_twice_compiles_as_rules_of_their_own() {
+        // docker's and runtime-tools' default profiles have this personality rule.
+        let profile = r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["personality"],"action":"SCMP_ACT_ALLOW",
+            "args":[{"index":0,"value":0,"op":"SCMP_CMP_EQ"},{"index":0,"value":8,"op":"SCMP_CMP_EQ"},{"index":0,"value":4294967295,"op":"SCMP_CMP_EQ"}]}]}"#;
+        let programs = compile(profile).expect("compiles");
+        assert_eq!(programs.len(), 1);
+    }
 
     #[test]
     fn the_default_profile_is_one_compact_program() {
