@@ -24,6 +24,7 @@ const cp = require('node:child_process')
 
 const setup = require('./lib/setup')
 const stats = require('./lib/stats')
+const leaks = require('./lib/leaks')
 
 const ROUNDS = 5
 const WARMUP = 5
@@ -46,9 +47,7 @@ function parseArgs(argv) {
   return opts
 }
 
-function log(msg) {
-  process.stderr.write(`[exec-bench] ${msg}\n`)
-}
+const { log } = setup
 
 /** spawnSync with text output; never throws. */
 function sh(cmd, args, options = {}) {
@@ -106,14 +105,6 @@ function summarize(samples) {
 
 // ---------------------------------------------------------------- machine state
 
-/** Mount points (mountinfo field 5, octal escapes decoded) of this mount namespace. */
-function mountPoints() {
-  return fs
-    .readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => l.split(' ')[4].replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8))))
-}
 
 function linkNames() {
   return sh('ip', ['-o', 'link'])
@@ -158,7 +149,7 @@ function processes(match) {
 
 function snapshot() {
   return {
-    mounts: mountPoints().length,
+    mounts: leaks.mountTable().length,
     links: linkNames(),
     cgroups: cgroupDirs(),
     sleepers: processes((c) => c === SLEEP.join(' ')).length,
@@ -182,7 +173,7 @@ function diffState(before, after) {
 
 /** `umount -l` every mount at or below dir, deepest first (a temp dir must not be rm'd through a mount). */
 function umountUnder(dir) {
-  const below = mountPoints().filter((m) => m === dir || m.startsWith(`${dir}/`))
+  const below = setup.mountsUnder(dir)
   for (const m of [...new Set(below)].sort((a, b) => b.length - a.length)) {
     const r = sh('umount', ['-l', m])
     if (!r.ok) log(`umount -l ${m}: ${why(r)}`)

@@ -2,9 +2,11 @@
 // lonely-monitor): its output live from now on, its stdin, its window size, and its exit.
 // Frames both ways: type (1 byte), length (4 bytes, little-endian), payload (core/init/monitor.c).
 import * as net from 'node:net'
-import { constants } from 'node:os'
 import * as path from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
+
+import { parseStatus } from './detached'
+import { signalName } from './result'
 
 const STDIN = 0
 const RESIZE = 1
@@ -58,13 +60,9 @@ function onFrames(socket: net.Socket, onFrame: (type: number, payload: Buffer) =
 }
 
 function parseExit(text: string): AttachedExit {
-  const fields = Object.fromEntries(text.trim().split('\n').map((l) => l.split('=')))
-  if (fields.signal !== undefined) {
-    const number = Number(fields.signal)
-    const name = Object.entries(constants.signals).find(([, n]) => n === number)?.[0]
-    return { signal: name as NodeJS.Signals }
-  }
-  return { exitCode: Number(fields.exitCode) }
+  const status = parseStatus(text)
+  const signal = signalName(status.signal)
+  return signal ? { signal } : { exitCode: status.exitCode }
 }
 
 /** Connects to the attach socket of the container whose state directory is `dir`. */

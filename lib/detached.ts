@@ -11,6 +11,7 @@ import * as path from 'node:path'
 import type { ContainerExit } from './container'
 import { native } from './native'
 import { optionError } from './optionerror'
+import { signalName } from './result'
 import type { Spec } from './options'
 import { show } from './show'
 
@@ -101,6 +102,11 @@ export function recordedStatus(dir: string): Record<string, number> | null {
     return null
   }
   if (!text.endsWith('\n')) return null // not written yet (or not whole yet)
+  return parseStatus(text)
+}
+
+/** lonely-monitor's status text (`exitCode=N` or `signal=N`, then the CPU times), as numbers by key. */
+export function parseStatus(text: string): Record<string, number> {
   return Object.fromEntries(text.trim().split('\n').map((line) => line.split('=')).map(([k, v]) => [k, Number(v)]))
 }
 
@@ -108,11 +114,11 @@ export function recordedStatus(dir: string): Record<string, number> | null {
 export function recordedExit(state: DetachedState & { dir: string }): ContainerExit | null {
   const status = recordedStatus(state.dir)
   if (!status) return null
-  const signal = status.signal !== undefined ? Object.entries(os.constants.signals).find(([, n]) => n === status.signal)?.[0] : undefined
+  const signal = signalName(status.signal)
   return {
     command: state.command.join(' '),
     pid: state.pid,
-    ...(status.signal !== undefined ? { signal: signal as NodeJS.Signals } : { exitCode: status.exitCode }),
+    ...(signal ? { signal } : { exitCode: status.exitCode }),
     durationMs: Date.now() - Date.parse(state.created),
     timedOut: false,
     isCanceled: false,

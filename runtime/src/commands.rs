@@ -211,20 +211,14 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
 fn find_program(spec: &Value) -> Result<()> {
     let argv0 = spec["argv"][0].as_str().unwrap_or_default();
     let root = spec["rootfs"].as_str().unwrap_or("/");
-    let path = spec["env"]
+    let env: Vec<String> = spec["env"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(Value::as_str)
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    let candidates: Vec<String> = if argv0.contains('/') {
-        vec![argv0.to_owned()]
-    } else {
-        path.split(':')
-            .map(|d| format!("{}/{argv0}", d.trim_end_matches('/')))
-            .collect()
-    };
+        .filter_map(|e| e.as_str().map(str::to_owned))
+        .collect();
+    // The same list the child will try (the planner's).
+    let candidates = lonely_core::planner::exec::search_path(argv0, &env);
     let rootfd = nix::fcntl::open(
         root,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,

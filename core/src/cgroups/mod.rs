@@ -254,7 +254,7 @@ pub(crate) fn sweep_stale(parent: &Path, procs_file: &str) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]

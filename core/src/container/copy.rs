@@ -483,35 +483,15 @@ pub fn extract_into(
 mod tests {
     use super::*;
 
-    fn tree() -> tempdir_lite::Dir {
-        tempdir_lite::Dir::new()
+    /// A scratch directory (the crate's test helper), removed when dropped.
+    struct Dir(std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
-
-    /// A scratch directory under /tmp, removed on drop (no dependency for three lines).
-    mod tempdir_lite {
-        pub struct Dir(pub std::path::PathBuf);
-        impl Dir {
-            pub fn new() -> Dir {
-                let p = std::env::temp_dir().join(format!(
-                    "lonely-copy-{}-{}",
-                    std::process::id(),
-                    rand()
-                ));
-                std::fs::create_dir(&p).unwrap();
-                Dir(p)
-            }
-        }
-        fn rand() -> u64 {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        }
-        impl Drop for Dir {
-            fn drop(&mut self) {
-                let _ = std::fs::remove_dir_all(&self.0);
-            }
-        }
+    fn tree() -> Dir {
+        Dir(crate::cgroups::tests::tempdir())
     }
 
     #[test]

@@ -6,6 +6,22 @@ use std::ffi::CString;
 use crate::child::ExecPlan;
 use crate::spec::{cstring, SpecError};
 
+/// The paths `command` is tried at, as execvp would: itself if it has a slash, else each
+/// directory of `env`'s PATH (docker's default PATH without one).
+pub fn search_path(command: &str, env: &[String]) -> Vec<String> {
+    if command.contains('/') {
+        return vec![command.to_owned()];
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    path.split(':')
+        .map(|dir| if dir.is_empty() { "." } else { dir })
+        .map(|dir| format!("{}/{command}", dir.trim_end_matches('/')))
+        .collect()
+}
+
 /// `init`: the fd of lonely-init, which then runs `args` as its child (`init -- args...`).
 /// `hold`: lonely-init first waits on that fd (`--hold N`), then with `in_place` execs `args`
 /// itself rather than as its child (a created container without `init`).
@@ -40,24 +56,10 @@ pub fn exec_plan(
         .iter()
         .map(|e| cstring("env", e))
         .collect::<Result<_, _>>()?;
-    let command = &args[0];
-    let candidates = if command.contains('/') {
-        vec![cstring("argv", command)?]
-    } else {
-        let path = env
-            .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-        path.split(':')
-            .map(|dir| if dir.is_empty() { "." } else { dir })
-            .map(|dir| {
-                cstring(
-                    "argv",
-                    &format!("{}/{}", dir.trim_end_matches('/'), command),
-                )
-            })
-            .collect::<Result<_, _>>()?
-    };
+    let candidates = search_path(&args[0], env)
+        .iter()
+        .map(|c| cstring("argv", c))
+        .collect::<Result<_, _>>()?;
     let pointers = |v: &[CString]| {
         v.iter()
             .map(|c| c.as_ptr())

@@ -4,7 +4,7 @@
 
 mod binds;
 mod dev;
-mod exec;
+pub mod exec;
 pub mod host;
 mod join;
 mod kernel;
