@@ -318,15 +318,17 @@ fn kill(p: &Parsed, root: &Path) -> Result<()> {
     let sig = signal_number(p.operands.get(1).map_or("SIGTERM", String::as_str))?;
     let pid = state::live_pid(&s).ok_or("container not running")?;
     let start = s.get("lonelyStart").and_then(Value::as_u64).unwrap_or(0);
-    if p.has("all") {
-        for other in processes_of(pid) {
-            if other != pid {
-                unsafe { libc::kill(other, sig) };
-            }
-        }
-    }
+    // The list first, PID 1 signalled first: once the others die, PID 1 may end on its own.
+    let others = if p.has("all") {
+        processes_of(pid)
+    } else {
+        Vec::new()
+    };
     if !container::foreign::signal(pid, start, sig) {
         return Err("container not running".into());
+    }
+    for other in others.into_iter().filter(|o| *o != pid) {
+        unsafe { libc::kill(other, sig) };
     }
     Ok(())
 }
