@@ -25,7 +25,12 @@ let mountsBefore = ''
 let runDirBefore = true
 
 // SIGKILL on timeout: ctr forwards a SIGTERM to the task and goes on waiting.
-const ctr = (args: string[], timeout = 30_000) => spawnSync('ctr', ['-a', path.join(dir, 'c.sock'), ...args], { encoding: 'utf8', timeout, killSignal: 'SIGKILL' })
+// A namespace of our own: containerd puts its tasks' cgroups under /<namespace>/, which the
+// after hook removes (the runtime deletes each task's own directory).
+const NAMESPACE = `lonely-test-${process.pid}`
+const ctr = (args: string[], timeout = 30_000) => spawnSync('ctr', ['-a', path.join(dir, 'c.sock'), '-n', NAMESPACE, ...args], { encoding: 'utf8', timeout, killSignal: 'SIGKILL' })
+/** The namespace's cgroup directories containerd asked for, in every hierarchy. */
+const namespaceCgroups = () => fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, NAMESPACE)).filter((d) => fs.existsSync(d))
 
 /** A docker-archive of the busybox root, as `docker save` writes one. */
 function busyboxArchive(into: string): string {
@@ -86,6 +91,7 @@ test.after.always(async () => {
     const at = line.split(' ')[4]
     if (at?.startsWith(dir)) spawnSync('umount', ['-l', at])
   }
+  for (const d of namespaceCgroups()) fs.rmdirSync(d)
   fs.rmSync(dir, { recursive: true, force: true })
   if (!runDirBefore) fs.rmSync('/run/containerd', { recursive: true, force: true })
 })
@@ -118,7 +124,7 @@ ctest('a detached task: ctr task exec joins it, task ps lists its processes, tas
 
 ctest('ctr run -t: the terminal lonely-runtime sends over the console socket is the task\'s', (t) => {
   // ctr wants a terminal of its own: `script` gives it one.
-  const r = spawnSync('script', ['-qec', `ctr -a ${path.join(dir, 'c.sock')} run --rm -t --runc-binary ${RUNTIME} ${IMAGE} tty1 sh -c 'tty; echo tty-ok'`, '/dev/null'], { encoding: 'utf8', timeout: 30_000, input: '', killSignal: 'SIGKILL' })
+  const r = spawnSync('script', ['-qec', `ctr -a ${path.join(dir, 'c.sock')} -n ${NAMESPACE} run --rm -t --runc-binary ${RUNTIME} ${IMAGE} tty1 sh -c 'tty; echo tty-ok'`, '/dev/null'], { encoding: 'utf8', timeout: 30_000, input: '', killSignal: 'SIGKILL' })
   t.is(r.status, 0, r.stderr)
   t.regex(r.stdout, /\/dev\/pts\/\d+\r+\n+tty-ok\r+\n/, '(script adds its own CR)')
 })
@@ -129,4 +135,7 @@ ctest('nothing of the containers is left: no mount in this namespace, no shim', 
   t.deepEqual(under, [], 'a snapshot is still mounted')
   const shims = spawnSync('pgrep', ['-f', `containerd-shim-runc-v2.*${dir}`], { encoding: 'utf8' }).stdout.trim()
   t.is(shims, '', 'a shim still runs')
+  const tasks = namespaceCgroups().flatMap((d) => fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(d, e.name)))
+  t.deepEqual(tasks, [], 'a task\'s cgroup is left')
+  t.true(namespaceCgroups().length > 0, 'control: the tasks had cgroups at containerd\'s cgroupsPath')
 })

@@ -207,13 +207,13 @@ os.write(1, out)`], { stdio: ['ignore', 'pipe', 'inherit'] })
 test.serial('errors: one line on stderr and a JSON record in --log (the shim shows its msg); a missing command is a create error, as runc\'s; nothing is left', (t) => {
   const logFile = path.join(work, 'log.json')
   fs.rmSync(logFile, { force: true })
-  const missing = runtime(['create', '--bundle', bundle('missing', ['no-such-program']), 'missing'])
+  const missing = runtime(['create', '--bundle', bundle('missing', ['no-such-program'], (c) => (c.process.apparmorProfile = 'lonely-test')), 'missing'])
   t.is(missing.status, 1)
   t.is(missing.stderr, 'lonely-runtime: exec: "no-such-program": executable file not found in $PATH\n')
   const bad = runtime(['create', '--bundle', bundle('bad', ['true'], (c) => c.mounts.push({ destination: '/x', type: 'nfs', source: 'server:/x' })), 'bad'])
   t.regex(bad.stderr, /mount \/x: type "nfs" is not supported yet/)
   const all = fs.readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
-  t.true(all.some((r) => r.level === 'warning' && /devices/.test(r.msg)), 'what is not applied is noted in the log, never on the container\'s stderr')
+  t.true(all.some((r) => r.level === 'warning' && /apparmor/.test(r.msg)), 'what is not applied is noted in the log, never on the container\'s stderr')
   const records = all.filter((r) => r.level === 'error')
   t.like(records[0], { level: 'error', msg: 'exec: "no-such-program": executable file not found in $PATH' })
   t.like(records[1], { level: 'error' })
@@ -258,5 +258,49 @@ test.serial('linux.namespaces[].path: network, IPC and UTS are joined (a pod\'s 
   t.is(lines[0], 'runc', 'control: its own UTS namespace has the config\'s hostname')
   t.not(lines[1], ns('net'), 'control: its own network namespace')
   t.is(runtime(['delete', '--force', 'own']).status, 0)
+  noLeaks(t)
+})
+
+test.serial('linux.cgroupsPath and resources: the cgroup is at the path in every hierarchy, the OCI values are in its files, delete removes it; a denied device stays denied while lonely\'s /dev works', async (t) => {
+  const cgPath = `/lonely-oci-test-${process.pid}`
+  const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers')
+  const b = bundle('cg', ['sh', '-c', 'cat /proc/self/cgroup; echo x > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null && echo zero-ok; sleep 1000'], (c) => {
+    c.linux.cgroupsPath = cgPath
+    c.linux.resources = {
+      devices: [{ allow: false, access: 'rwm' }],
+      memory: { limit: 64 << 20 },
+      pids: { limit: 40 },
+      cpu: { shares: 512, quota: 25000, period: 100000 },
+    }
+  })
+  const c = createWithPipe(t, b, 'cg')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('cg').status === 'created', 10_000), c.output())
+  const pid = state('cg').pid
+  const own = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+  const dir = (controller: string) => (v2 ? `/sys/fs/cgroup${cgPath}` : `/sys/fs/cgroup/${controller}${cgPath}`)
+  if (v2) {
+    t.regex(own, new RegExp(`^0::${cgPath}$`, 'm'))
+    t.is(fs.readFileSync(`${dir('')}/memory.max`, 'utf8').trim(), String(64 << 20))
+    t.is(fs.readFileSync(`${dir('')}/cpu.max`, 'utf8').trim(), '25000 100000')
+  } else {
+    for (const controller of ['memory', 'pids', 'devices', 'freezer']) t.regex(own, new RegExp(`:${controller}:${cgPath}$`, 'm'), `every controller: ${controller}`)
+    t.is(fs.readFileSync(`${dir('memory')}/memory.limit_in_bytes`, 'utf8').trim(), String(64 << 20))
+    t.is(fs.readFileSync(`${dir('cpu')}/cpu.shares`, 'utf8').trim(), '512')
+    t.is(fs.readFileSync(`${dir('cpu')}/cpu.cfs_quota_us`, 'utf8').trim(), '25000')
+    const devices = fs.readFileSync(`${dir('devices')}/devices.list`, 'utf8')
+    t.regex(devices, /^c 1:3 rwm$/m, 'lonely\'s /dev/null allowed')
+    t.notRegex(devices, /^a \*:\* rwm$/m, 'control: not everything is allowed')
+  }
+  t.is(fs.readFileSync(`${dir('pids')}/pids.max`, 'utf8').trim(), '40')
+  runtime(['start', 'cg'])
+  t.true(await eventually(() => /zero-ok/.test(c.output())), c.output())
+  t.regex(c.output(), /null-ok/)
+  t.is(runtime(['delete', '--force', 'cg']).status, 0)
+  t.false(fs.existsSync(dir('pids')), 'delete removed the cgroup')
+  t.false(fs.existsSync(dir('memory')))
+  // A systemd slice path is refused by name (lonely-runtime drives cgroupfs).
+  const s = bundle('slice', ['true'], (c) => (c.linux.cgroupsPath = 'system.slice:lonely:x'))
+  const r = runtime(['create', '--bundle', s, 'slice'])
+  t.regex(r.stderr, /linux\.cgroupsPath "system\.slice:lonely:x" is a systemd slice path/)
   noLeaks(t)
 })

@@ -149,7 +149,16 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
             "readonlyPaths".into(),
             json!(linux.readonly_paths().clone().unwrap_or_default()),
         );
-        if let Some(limits) = limits(linux.resources().as_ref()) {
+        let path = linux
+            .cgroups_path()
+            .as_ref()
+            .map(|p| p.display().to_string());
+        if let Some(limits) = crate::resources::limits(
+            path.as_deref(),
+            linux.resources().as_ref(),
+            crate::resources::host_version(),
+            &mut notes,
+        )? {
             out.insert("limits".into(), limits);
         }
         if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
@@ -157,14 +166,6 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         }
         if linux.intel_rdt().is_some() {
             return Err(unsupported("linux.intelRdt is not supported"));
-        }
-        if linux
-            .resources()
-            .as_ref()
-            .and_then(|r| r.devices().as_ref())
-            .is_some()
-        {
-            notes.push("linux.resources.devices: lonely's own device policy applies (docker's default nodes)".into());
         }
     } else {
         out.insert("seccomp".into(), json!("unconfined"));
@@ -281,38 +282,4 @@ fn mounts(list: &[Mount], bundle: &Path) -> Result<Vec<Value>, ConfigError> {
         }
     }
     Ok(out)
-}
-
-fn limits(r: Option<&oci_spec::runtime::LinuxResources>) -> Option<Value> {
-    let r = r?;
-    let mut l = Map::new();
-    if let Some(m) = r.memory() {
-        if let Some(v) = m.limit().filter(|v| *v > 0) {
-            l.insert("memory".into(), json!(v));
-        }
-        if let Some(v) = m.swap() {
-            l.insert("memorySwap".into(), json!(v));
-        }
-    }
-    if let Some(c) = r.cpu() {
-        if let (Some(q), Some(p)) = (c.quota().filter(|q| *q > 0), c.period().filter(|p| *p > 0)) {
-            l.insert("cpus".into(), json!(q as f64 / p as f64));
-        }
-        if let Some(s) = c.shares().filter(|s| *s > 0) {
-            l.insert("cpuShares".into(), json!(s));
-        }
-        if let Some(s) = c.cpus().as_ref().filter(|s| !s.is_empty()) {
-            l.insert("cpusetCpus".into(), json!(s));
-        }
-        if let Some(s) = c.mems().as_ref().filter(|s| !s.is_empty()) {
-            l.insert("cpusetMems".into(), json!(s));
-        }
-    }
-    if let Some(p) = r.pids().as_ref().map(|p| p.limit()).filter(|l| *l > 0) {
-        l.insert("pids".into(), json!(p));
-    }
-    if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
-        l.insert("ioWeight".into(), json!(w));
-    }
-    (!l.is_empty()).then_some(Value::Object(l))
 }

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod log;
+mod resources;
 mod state;
 
 use std::io::Write;

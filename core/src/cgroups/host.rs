@@ -5,17 +5,19 @@ use std::sync::OnceLock;
 
 use super::CgroupError;
 
-/// One v1 controller: its name and the Node process's own directory in its hierarchy.
+/// One v1 controller: its name, the Node process's own directory in its hierarchy, and
+/// where that hierarchy's root is mounted (an OCI `cgroupsPath` is taken from there).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Controller {
     pub name: String,
     pub base: PathBuf,
+    pub mount: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mode {
-    /// cgroup v2 only; `base` is the Node process's own cgroup directory.
-    Unified { base: PathBuf },
+    /// cgroup v2 only; `base` is the Node process's own cgroup directory, `mount` the tree's.
+    Unified { base: PathBuf, mount: PathBuf },
     /// cgroup v1 only.
     Legacy { controllers: Vec<Controller> },
     /// v1 controllers beside a v2 tree without them (systemd's hybrid layout): v1 is used.
@@ -42,7 +44,7 @@ pub fn detect() -> Result<&'static Host, CgroupError> {
     };
     let mode = parse(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?)?;
     match &mode {
-        Mode::Unified { base } => super::sweep_stale(base, "cgroup.procs"),
+        Mode::Unified { base, .. } => super::sweep_stale(base, "cgroup.procs"),
         Mode::Legacy { controllers } | Mode::Hybrid { controllers, .. } => {
             for c in controllers {
                 super::sweep_stale(&c.base, "cgroup.procs");
@@ -100,7 +102,7 @@ pub fn parse(mountinfo: &str, cgroup: &str) -> Result<Mode, CgroupError> {
             unified = mounts
                 .iter()
                 .find(|m| m.fstype == "cgroup2")
-                .map(|m| join(m, own));
+                .map(|m| (join(m, own), PathBuf::from(m.point)));
             continue;
         }
         for name in names.split(',').filter(|n| !n.starts_with("name=")) {
@@ -111,13 +113,14 @@ pub fn parse(mountinfo: &str, cgroup: &str) -> Result<Mode, CgroupError> {
                 controllers.push(Controller {
                     name: name.to_owned(),
                     base: join(m, own),
+                    mount: PathBuf::from(m.point),
                 });
             }
         }
     }
     match (unified, controllers.is_empty()) {
-        (Some(base), true) => Ok(Mode::Unified { base }),
-        (Some(unified), false) => Ok(Mode::Hybrid {
+        (Some((base, mount)), true) => Ok(Mode::Unified { base, mount }),
+        (Some((unified, _)), false) => Ok(Mode::Hybrid {
             controllers,
             unified,
         }),
@@ -168,7 +171,8 @@ mod tests {
         assert_eq!(
             mode,
             Mode::Unified {
-                base: PathBuf::from("/sys/fs/cgroup/app")
+                base: PathBuf::from("/sys/fs/cgroup/app"),
+                mount: PathBuf::from("/sys/fs/cgroup")
             }
         );
     }

@@ -31,6 +31,29 @@ pub struct Limits {
     pub pids: Option<u64>,
     /// Relative IO weight (10..1000 in v1's blkio.weight scale, 1..10000 on v2).
     pub io_weight: Option<u64>,
+    /// Where the cgroup is (an OCI `cgroupsPath`): absolute from each hierarchy's root, relative
+    /// from the caller's own cgroup. Every controller the host has is joined then (as runc
+    /// does), and the directory may exist already. None: `lonely-<pid>-<n>` under our own.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Control files written as given, after the named limits (an OCI config's resources in
+    /// this host's file names: `memory.limit_in_bytes`, `cpu.max`...). The controller is the
+    /// name before its first dot.
+    #[serde(default)]
+    pub files: Vec<ControlFile>,
+}
+
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ControlFile {
+    pub file: String,
+    pub value: String,
+}
+
+impl ControlFile {
+    pub fn controller(&self) -> &str {
+        self.file.split('.').next().unwrap_or_default()
+    }
 }
 
 /// Accounting read when the container ends (or live, for `stats()`).
@@ -78,6 +101,10 @@ pub enum CgroupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cgroup `{file}`: {why}")]
+    File { file: String, why: String },
+    #[error("cgroupsPath `{0}`: must not contain `..` or be empty")]
+    BadPath(String),
     #[error("rmdir `{}`: {source}", path.display())]
     Remove {
         path: PathBuf,
@@ -124,18 +151,70 @@ pub fn detached_name() -> String {
     )
 }
 
+/// Where a container's cgroup goes in one hierarchy: a name under our own cgroup, or an OCI
+/// `cgroupsPath` (from the hierarchy's root when absolute).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Place {
+    Nested(String),
+    Path(String),
+}
+
+impl Place {
+    fn of(limits: &Limits, detached: bool) -> Result<Place, CgroupError> {
+        match &limits.path {
+            Some(p) => {
+                let parts: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+                if parts.is_empty() || parts.iter().any(|c| *c == ".." || *c == ".") {
+                    return Err(CgroupError::BadPath(p.clone()));
+                }
+                Ok(Place::Path(p.clone()))
+            }
+            None if detached => Ok(Place::Nested(detached_name())),
+            None => Ok(Place::Nested(next_name())),
+        }
+    }
+
+    /// The directory in a hierarchy mounted at `mount` where we sit in `base`.
+    pub fn dir(&self, base: &Path, mount: &Path) -> PathBuf {
+        match self {
+            Place::Nested(name) => base.join(name),
+            Place::Path(p) if p.starts_with('/') => mount.join(p.trim_start_matches('/')),
+            Place::Path(p) => base.join(p),
+        }
+    }
+
+    /// With a path, every controller of the host (as runc), not only what limits need.
+    pub fn all_controllers(&self) -> bool {
+        matches!(self, Place::Path(_))
+    }
+}
+
+/// A control file's name is one component (no path out of the cgroup).
+fn check_files(limits: &Limits) -> Result<(), CgroupError> {
+    for f in &limits.files {
+        if f.file.is_empty()
+            || f.file.contains('/')
+            || f.file.starts_with('.')
+            || f.controller().is_empty()
+        {
+            return Err(CgroupError::File {
+                file: f.file.clone(),
+                why: "not a control file name".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Makes the container's cgroup with `limits` applied (`detached`: named so no sweep takes it).
 pub fn create(limits: &Limits, detached: bool) -> Result<Box<dyn Cgroup>, CgroupError> {
     let host = detect()?;
-    let name = if detached {
-        detached_name()
-    } else {
-        next_name()
-    };
+    let place = Place::of(limits, detached)?;
+    check_files(limits)?;
     match &host.mode {
-        Mode::Unified { base } => Ok(Box::new(v2::V2::create(base, &name, limits)?)),
+        Mode::Unified { base, mount } => Ok(Box::new(v2::V2::create(base, mount, &place, limits)?)),
         Mode::Legacy { controllers } | Mode::Hybrid { controllers, .. } => {
-            Ok(Box::new(v1::V1::create(controllers, &name, limits)?))
+            Ok(Box::new(v1::V1::create(controllers, &place, limits)?))
         }
     }
 }

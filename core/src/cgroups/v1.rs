@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::host::Controller;
 use super::{
     kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits,
-    Stats,
+    Place, Stats,
 };
 
 pub struct V1 {
@@ -70,7 +70,7 @@ impl V1 {
 
     pub fn create(
         controllers: &[Controller],
-        name: &str,
+        place: &Place,
         limits: &Limits,
     ) -> Result<V1, CgroupError> {
         let mut cg = V1 {
@@ -78,7 +78,7 @@ impl V1 {
             procs: Vec::new(),
             oom: None,
         };
-        match cg.setup(controllers, name, limits) {
+        match cg.setup(controllers, place, limits) {
             Ok(()) => Ok(cg),
             Err(e) => {
                 let _ = cg.remove();
@@ -97,10 +97,23 @@ impl V1 {
     fn setup(
         &mut self,
         controllers: &[Controller],
-        name: &str,
+        place: &Place,
         limits: &Limits,
     ) -> Result<(), CgroupError> {
-        for (controller, needed_by) in wanted(limits) {
+        let mut want: Vec<(String, Option<&'static str>)> = if place.all_controllers() {
+            controllers.iter().map(|c| (c.name.clone(), None)).collect()
+        } else {
+            wanted(limits)
+                .into_iter()
+                .map(|(c, by)| (c.to_owned(), by))
+                .collect()
+        };
+        for f in &limits.files {
+            if !want.iter().any(|(c, _)| c == f.controller()) {
+                want.push((f.controller().to_owned(), Some("files")));
+            }
+        }
+        for (controller, needed_by) in want {
             let Some(c) = controllers.iter().find(|c| c.name == controller) else {
                 match needed_by {
                     Some(limit) => {
@@ -114,17 +127,29 @@ impl V1 {
                     None => continue,
                 }
             };
-            let dir = c.base.join(name);
+            let dir = place.dir(&c.base, &c.mount);
             // Co-mounted controllers (cpu,cpuacct) share one directory: make it once.
             if !self.dirs.iter().any(|(_, d)| *d == dir) {
-                std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir {
-                    path: dir.clone(),
-                    source,
-                })?;
+                match place {
+                    Place::Nested(_) => {
+                        std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir {
+                            path: dir.clone(),
+                            source,
+                        })?
+                    }
+                    Place::Path(_) => make_path(&dir, controller == "cpuset")?,
+                }
             }
-            self.dirs.push((controller.to_owned(), dir));
+            self.dirs.push((controller, dir));
         }
         self.apply(limits)?;
+        for f in &limits.files {
+            let dir = self.dir(f.controller()).expect("made above");
+            std::fs::write(dir.join(&f.file), &f.value).map_err(|e| CgroupError::File {
+                file: f.file.clone(),
+                why: format!("the kernel refused {:?}: {e}", f.value),
+            })?;
+        }
         let mut seen: Vec<&PathBuf> = Vec::new();
         for (_, dir) in &self.dirs {
             if seen.contains(&dir) {
@@ -217,6 +242,40 @@ impl V1 {
         }
         Ok(())
     }
+}
+
+/// Makes `dir` and the parents it lacks. A new v1 cpuset is empty and refuses tasks, so each
+/// new level of one takes its parent's cpus and mems.
+fn make_path(dir: &Path, cpuset: bool) -> Result<(), CgroupError> {
+    let mut missing = Vec::new();
+    let mut at = dir;
+    while !at.exists() {
+        missing.push(at.to_owned());
+        match at.parent() {
+            Some(p) => at = p,
+            None => break,
+        }
+    }
+    for level in missing.iter().rev() {
+        match std::fs::create_dir(level) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => {
+                return Err(CgroupError::Mkdir {
+                    path: level.clone(),
+                    source,
+                })
+            }
+        }
+        if cpuset {
+            let parent = level.parent().expect("a made level has a parent");
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                let value = std::fs::read_to_string(parent.join(file)).unwrap_or_default();
+                write(&level.join(file), value.trim())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Registers an eventfd on memory.oom_control (cgroup.event_control) and returns it.
@@ -315,6 +374,7 @@ mod tests {
                 Controller {
                     name: n.to_string(),
                     base,
+                    mount: root.join(n),
                 }
             })
             .collect()
@@ -332,7 +392,7 @@ mod tests {
             cpuset_cpus: Some("1".into()),
             ..Default::default()
         };
-        let mut cg = V1::create(&controllers, "c1", &limits).unwrap();
+        let mut cg = V1::create(&controllers, &Place::Nested("c1".into()), &limits).unwrap();
         let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
         assert_eq!(read("cpu/node/c1/cpu.cfs_quota_us"), "50000");
         assert_eq!(read("cpu/node/c1/cpu.cfs_period_us"), "100000");
@@ -365,6 +425,43 @@ mod tests {
     }
 
     #[test]
+    fn a_cgroups_path_is_taken_from_each_hierarchys_root_with_every_controller_and_files_as_given()
+    {
+        let root = tempdir();
+        let controllers = fake(&root);
+        std::fs::write(root.join("cpuset/cpuset.cpus"), "0-1\n").unwrap();
+        std::fs::write(root.join("cpuset/cpuset.mems"), "0\n").unwrap();
+        let limits = Limits {
+            path: Some("/oci/box".into()),
+            files: vec![super::super::ControlFile {
+                file: "pids.max".into(),
+                value: "9".into(),
+            }],
+            ..Default::default()
+        };
+        let mut cg = V1::create(&controllers, &Place::Path("/oci/box".into()), &limits).unwrap();
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        assert_eq!(read("pids/oci/box/pids.max"), "9");
+        // Every controller, not only what the limits need; each new cpuset level filled.
+        assert_eq!(cg.dirs().len(), 5);
+        assert_eq!(read("cpuset/oci/cpuset.cpus"), "0-1");
+        assert_eq!(read("cpuset/oci/box/cpuset.mems"), "0");
+        // A relative path is under our own cgroup.
+        assert_eq!(
+            Place::Path("k/x".into()).dir(Path::new("/cg/memory/node"), Path::new("/cg/memory")),
+            Path::new("/cg/memory/node/k/x")
+        );
+        for d in cg.dirs() {
+            for entry in std::fs::read_dir(&d).unwrap() {
+                std::fs::remove_file(entry.unwrap().path()).unwrap();
+            }
+        }
+        cg.remove().unwrap();
+        assert!(!root.join("pids/oci/box").exists() && root.join("pids/oci").exists());
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
     fn an_io_weight_without_a_weight_file_is_refused_by_name() {
         let root = tempdir();
         let mut controllers = fake(&root);
@@ -373,10 +470,11 @@ mod tests {
         controllers.push(Controller {
             name: "blkio".into(),
             base,
+            mount: root.join("blkio"),
         });
         let err = V1::create(
             &controllers,
-            "c3",
+            &Place::Nested("c3".into()),
             &Limits {
                 io_weight: Some(100),
                 ..Default::default()
@@ -402,7 +500,7 @@ mod tests {
             .collect();
         let err = V1::create(
             &controllers,
-            "c2",
+            &Place::Nested("c2".into()),
             &Limits {
                 pids: Some(8),
                 ..Default::default()

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits,
-    Stats,
+    Place, Stats,
 };
 
 pub struct V2 {
@@ -93,30 +93,71 @@ impl V2 {
         V2 { dir, procs: None }
     }
 
-    pub fn create(base: &Path, name: &str, limits: &Limits) -> Result<V2, CgroupError> {
-        let available = words(&base.join("cgroup.controllers"));
-        let required = required(limits);
+    pub fn create(
+        base: &Path,
+        mount: &Path,
+        place: &Place,
+        limits: &Limits,
+    ) -> Result<V2, CgroupError> {
+        let dir = place.dir(base, mount);
+        // The level the container's directory (and its missing parents) go under.
+        let top = match place {
+            Place::Path(p) if p.starts_with('/') => mount,
+            _ => base,
+        };
+        let available = words(&top.join("cgroup.controllers"));
+        let mut required = required(limits);
+        for f in &limits.files {
+            let c = f.controller();
+            // The core files (cgroup.*) need no controller.
+            if c != "cgroup" && !required.iter().any(|(r, _)| *r == c) {
+                required.push((c, "files"));
+            }
+        }
         for (controller, limit) in &required {
             if !available.iter().any(|a| a == controller) {
                 return Err(CgroupError::Unsupported {
                     limit,
-                    why: format!("the cgroup v2 `{controller}` controller is not delegated to `{}` (cgroup.controllers: {:?})", base.display(), available.join(" ")),
+                    why: format!("the cgroup v2 `{controller}` controller is not delegated to `{}` (cgroup.controllers: {:?})", top.display(), available.join(" ")),
                 });
             }
         }
-        // Accounting wants memory and pids too, where the host has them.
+        // Accounting wants memory and pids too, where the host has them; a cgroupsPath gets
+        // every controller there is (as runc).
         let mut wanted: Vec<&str> = required.iter().map(|(c, _)| *c).collect();
-        for extra in ["memory", "pids"] {
+        let extras: Vec<&str> = if place.all_controllers() {
+            available.iter().map(String::as_str).collect()
+        } else {
+            vec!["memory", "pids"]
+        };
+        for extra in extras {
             if !wanted.contains(&extra) && available.iter().any(|a| a == extra) {
                 wanted.push(extra);
             }
         }
-        delegate(base, &wanted)?;
-        let dir = base.join(name);
-        std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir {
-            path: dir.clone(),
-            source,
-        })?;
+        // Each level down to the container's directory delegates them to the next.
+        let mut level = top.to_owned();
+        let below: Vec<_> = dir
+            .strip_prefix(top)
+            .map(|rel| rel.components().map(|c| c.as_os_str().to_owned()).collect())
+            .unwrap_or_default();
+        for (i, part) in below.iter().enumerate() {
+            delegate(&level, &wanted)?;
+            level = level.join(part);
+            let last = i + 1 == below.len();
+            match std::fs::create_dir(&level) {
+                Ok(()) => {}
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && (!last || place.all_controllers()) => {}
+                Err(source) => {
+                    return Err(CgroupError::Mkdir {
+                        path: level.clone(),
+                        source,
+                    })
+                }
+            }
+        }
         let mut cg = V2 { dir, procs: None };
         match cg.apply(limits) {
             Ok(()) => Ok(cg),
@@ -171,6 +212,12 @@ impl V2 {
                 &d.join("io.weight"),
                 &format!("default {weight}"),
             )?;
+        }
+        for f in &l.files {
+            std::fs::write(d.join(&f.file), &f.value).map_err(|e| CgroupError::File {
+                file: f.file.clone(),
+                why: format!("the kernel refused {:?}: {e}", f.value),
+            })?;
         }
         let path = d.join("cgroup.procs");
         self.procs = Some(super::open_procs(path)?);
@@ -236,6 +283,43 @@ mod tests {
     }
 
     #[test]
+    fn a_cgroups_path_delegates_every_level_down_to_it() {
+        let mount = fake_base("cpu memory pids\n");
+        let base = mount.join("user.slice");
+        std::fs::create_dir(&base).unwrap();
+        let limits = Limits {
+            files: vec![super::super::ControlFile {
+                file: "memory.high".into(),
+                value: "1000000".into(),
+            }],
+            ..Default::default()
+        };
+        let cg = V2::create(&base, &mount, &Place::Path("/pods/p1".into()), &limits).unwrap();
+        assert_eq!(cg.dirs(), vec![mount.join("pods/p1")]);
+        let read = |p: &str| std::fs::read_to_string(mount.join(p)).unwrap();
+        assert_eq!(read("pods/p1/memory.high"), "1000000");
+        assert_eq!(read("cgroup.subtree_control"), "+memory +cpu +pids");
+        assert_eq!(read("pods/cgroup.subtree_control"), "+memory +cpu +pids");
+        let err = V2::create(
+            &base,
+            &mount,
+            &Place::Path("/pods/p2".into()),
+            &Limits {
+                files: vec![super::super::ControlFile {
+                    file: "hugetlb.2MB.max".into(),
+                    value: "0".into(),
+                }],
+                ..Default::default()
+            },
+        );
+        assert!(matches!(
+            err,
+            Err(CgroupError::Unsupported { limit: "files", .. })
+        ));
+        cleanup(&mount);
+    }
+
+    #[test]
     fn limits_are_written_in_the_v2_units_and_controllers_delegated() {
         let base = fake_base("cpuset cpu io memory pids\n");
         let limits = Limits {
@@ -246,7 +330,7 @@ mod tests {
             io_weight: Some(200),
             ..Default::default()
         };
-        let cg = V2::create(&base, "c1", &limits).unwrap();
+        let cg = V2::create(&base, &base, &Place::Nested("c1".into()), &limits).unwrap();
         let read = |p: &str| std::fs::read_to_string(base.join("c1").join(p)).unwrap();
         assert_eq!(read("memory.max"), "67108864");
         assert_eq!(read("memory.oom.group"), "1");
@@ -281,7 +365,8 @@ mod tests {
         let base = fake_base("cpu memory\n");
         let err = V2::create(
             &base,
-            "c2",
+            &base,
+            &Place::Nested("c2".into()),
             &Limits {
                 pids: Some(4),
                 ..Default::default()
@@ -303,7 +388,8 @@ mod tests {
         let base = fake_base("memory\n");
         V2::create(
             &base,
-            "a",
+            &base,
+            &Place::Nested("a".into()),
             &Limits {
                 memory: Some(100),
                 ..Default::default()
@@ -312,7 +398,8 @@ mod tests {
         .unwrap();
         V2::create(
             &base,
-            "b",
+            &base,
+            &Place::Nested("b".into()),
             &Limits {
                 memory: Some(100),
                 memory_swap: Some(-1),
@@ -322,7 +409,8 @@ mod tests {
         .unwrap();
         V2::create(
             &base,
-            "c",
+            &base,
+            &Place::Nested("c".into()),
             &Limits {
                 memory: Some(100),
                 memory_swap: Some(300),
