@@ -304,3 +304,35 @@ test.serial('linux.cgroupsPath and resources: the cgroup is at the path in every
   t.regex(r.stderr, /linux\.cgroupsPath "system\.slice:lonely:x" is a systemd slice path/)
   noLeaks(t)
 })
+
+test.serial('process.capabilities\' four sets, oomScoreAdj and linux.sysctl are applied as given (for a non-root uid too); the host\'s sysctl is untouched; a sysctl that is not namespaced is refused', async (t) => {
+  const hostForward = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8')
+  const b = bundle('caps', ['sh', '-c', 'grep -E "^Cap(Inh|Prm|Eff|Amb)" /proc/self/status; cat /proc/self/oom_score_adj /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/shmmni'], (c) => {
+    c.process.user = { uid: 1000, gid: 1000 }
+    const bounding = ['CAP_NET_RAW', 'CAP_NET_BIND_SERVICE', 'CAP_KILL']
+    c.process.capabilities = { bounding, effective: ['CAP_NET_BIND_SERVICE'], permitted: ['CAP_NET_BIND_SERVICE', 'CAP_NET_RAW'], inheritable: ['CAP_NET_BIND_SERVICE'], ambient: ['CAP_NET_BIND_SERVICE'] }
+    c.process.oomScoreAdj = 500
+    c.linux.sysctl = { 'net.ipv4.ip_forward': hostForward.trim() === '1' ? '0' : '1', 'kernel.shmmni': '2048' }
+  })
+  const c = createWithPipe(t, b, 'caps')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('caps').status === 'created', 10_000), c.output())
+  runtime(['start', 'caps'])
+  await c.closed
+  const bit = (n: number) => (1n << BigInt(n)).toString(16).padStart(16, '0')
+  const bind = 10 // CAP_NET_BIND_SERVICE
+  const raw = 13 // CAP_NET_RAW
+  t.regex(c.output(), new RegExp(`CapInh:\\t${bit(bind)}`))
+  // The exec of a file without capabilities leaves a non-root uid its ambient set only: CAP_NET_RAW, permitted before, is gone (the kernel's rule, as under runc).
+  t.regex(c.output(), new RegExp(`CapPrm:\\t${bit(bind)}`), `raw ${raw} is not kept`)
+  t.regex(c.output(), new RegExp(`CapEff:\\t${bit(bind)}`))
+  t.regex(c.output(), new RegExp(`CapAmb:\\t${bit(bind)}`), 'ambient: survives the exec of a non-root uid')
+  const [, , , , adj, forward, shmmni] = c.output().trim().split('\n')
+  t.is(adj, '500')
+  t.is(forward, hostForward.trim() === '1' ? '0' : '1', 'the container\'s own net.ipv4.ip_forward')
+  t.is(shmmni, '2048')
+  t.is(fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), hostForward, 'control: the host\'s is as it was')
+  t.is(runtime(['delete', 'caps']).status, 0)
+  const bad = runtime(['create', '--bundle', bundle('sysctl-bad', ['true'], (c) => (c.linux.sysctl = { 'kernel.panic': '1' })), 'sysctl-bad'])
+  t.regex(bad.stderr, /sysctl `kernel.panic` is not namespaced/)
+  noLeaks(t)
+})

@@ -370,12 +370,23 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             }
             Ok(())
         }
-        Op::Capabilities { set, root } => {
-            // A non-root uid keeps none: setresuid already cleared what it had.
-            let have = if *root { *set } else { 0 };
-            sys.set_capabilities(have, have, 0)?;
-            sys.clear_ambient_caps()
+        Op::Capabilities {
+            effective,
+            permitted,
+            inheritable,
+            ambient,
+        } => {
+            sys.set_capabilities(*effective, *permitted, *inheritable)?;
+            sys.clear_ambient_caps()?;
+            for cap in 0..64 {
+                if ambient & (1u64 << cap) != 0 {
+                    sys.raise_ambient_cap(cap)?;
+                }
+            }
+            Ok(())
         }
+        Op::KeepCaps => sys.keep_caps(),
+        Op::WriteProc { path, text } => sys.write_proc(path, text),
         Op::NoNewPrivs => sys.set_no_new_privs(),
         Op::Seccomp(program) => sys.load_seccomp(&program.0),
         Op::RootAttrs(attrs) => sys.set_mount_attrs(slots[ROOT], *attrs, false),

@@ -212,6 +212,19 @@ impl Sys for Recorder {
     fn clear_ambient_caps(&self) -> SysResult<()> {
         self.record("ambient clear".into())
     }
+    fn raise_ambient_cap(&self, cap: u32) -> SysResult<()> {
+        self.record(format!("ambient raise {cap}"))
+    }
+    fn keep_caps(&self) -> SysResult<()> {
+        self.record("keepcaps".into())
+    }
+    fn write_proc(&self, path: &CStr, text: &[u8]) -> SysResult<()> {
+        self.record(format!(
+            "write {} {}",
+            s(path),
+            String::from_utf8_lossy(text)
+        ))
+    }
     fn set_no_new_privs(&self) -> SysResult<()> {
         self.record("no_new_privs".into())
     }

@@ -183,10 +183,20 @@ pub enum Op {
         keep: u64,
         last: u32,
     },
-    /// capset: effective = permitted = `set` for root (0 for other uids), inheritable and ambient empty.
+    /// capset, then the ambient set raised bit by bit (it starts empty).
     Capabilities {
-        set: u64,
-        root: bool,
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+        ambient: u64,
+    },
+    /// Permitted capabilities survive the credential change (an OCI config's sets for a non-root uid).
+    KeepCaps,
+    /// A /proc file written in the child (oom_score_adj; a namespaced sysctl before /proc/sys
+    /// is made read-only); the stage names it.
+    WriteProc {
+        path: CString,
+        text: Vec<u8>,
     },
     NoNewPrivs,
     Seccomp(crate::seccomp::Program),
@@ -263,6 +273,8 @@ impl Op {
             Op::Mkdir { at, .. } => ("mkdir".into(), Some(abs(at))),
             Op::BoundingSet { .. } => ("prctl PR_CAPBSET_DROP".into(), None),
             Op::Capabilities { .. } => ("capset".into(), None),
+            Op::KeepCaps => ("prctl PR_SET_KEEPCAPS".into(), None),
+            Op::WriteProc { path, .. } => (format!("write `{}`", path.to_string_lossy()), None),
             Op::NoNewPrivs => ("prctl PR_SET_NO_NEW_PRIVS".into(), None),
             Op::Seccomp(_) => ("seccomp".into(), None),
             Op::RootAttrs(_) => ("remount root read-only".into(), Some("/".into())),

@@ -100,6 +100,30 @@ pub struct ContainerSpec {
     pub masked_paths: Option<Vec<String>>,
     #[serde(default)]
     pub readonly_paths: Option<Vec<String>>,
+    /// An OCI config's four capability sets; `capabilities` is then the bounding set. None:
+    /// root gets `capabilities` as effective and permitted, nothing inheritable or ambient.
+    #[serde(default)]
+    pub capability_sets: Option<CapabilitySets>,
+    /// Written to /proc/self/oom_score_adj before the credentials change.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// Namespaced sysctls (`net.*`, `kernel.shm*`, `kernel.msg*`, `kernel.sem`, `fs.mqueue.*`,
+    /// `kernel.domainname`), written once the container's namespaces exist.
+    #[serde(default)]
+    pub sysctl: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitySets {
+    #[serde(default)]
+    pub effective: Vec<String>,
+    #[serde(default)]
+    pub permitted: Vec<String>,
+    #[serde(default)]
+    pub inheritable: Vec<String>,
+    #[serde(default)]
+    pub ambient: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -266,6 +290,8 @@ pub enum SpecError {
     Capabilities(String),
     #[error("spec: seccomp: {0}")]
     Seccomp(String),
+    #[error("spec: sysctl `{0}` is not namespaced (only net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.domainname)")]
+    Sysctl(String),
     #[error("spec: rlimits: unknown resource `{0}`")]
     UnknownRlimit(String),
     #[error("spec: mount source `{path}`: {source}")]

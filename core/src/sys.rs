@@ -106,6 +106,11 @@ pub trait Sys {
     fn drop_bounding_cap(&self, cap: u32) -> SysResult<()>;
     fn set_capabilities(&self, effective: u64, permitted: u64, inheritable: u64) -> SysResult<()>;
     fn clear_ambient_caps(&self) -> SysResult<()>;
+    fn raise_ambient_cap(&self, cap: u32) -> SysResult<()>;
+    /// PR_SET_KEEPCAPS: permitted capabilities survive the switch from uid 0.
+    fn keep_caps(&self) -> SysResult<()>;
+    /// Writes `text` to /proc/self/<file> (oom_score_adj) or /proc/sys/<key path> (a sysctl).
+    fn write_proc(&self, path: &CStr, text: &[u8]) -> SysResult<()>;
     fn set_no_new_privs(&self) -> SysResult<()>;
     fn load_seccomp(&self, program: &[libc::sock_filter]) -> SysResult<()>;
     /// `argv` and `envp` are NULL-terminated pointer arrays (child.rs ExecPlan).
@@ -626,6 +631,31 @@ impl Sys for Kernel {
             )
         })
         .map(drop)
+    }
+
+    fn raise_ambient_cap(&self, cap: u32) -> SysResult<()> {
+        check_int(unsafe {
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_RAISE as c_ulong,
+                cap as c_ulong,
+                0,
+                0,
+            )
+        })
+        .map(drop)
+    }
+
+    fn keep_caps(&self) -> SysResult<()> {
+        check_int(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1 as c_ulong, 0, 0, 0) }).map(drop)
+    }
+
+    fn write_proc(&self, path: &CStr, text: &[u8]) -> SysResult<()> {
+        let fd = check_int(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+        let n = unsafe { libc::write(fd, text.as_ptr().cast(), text.len()) };
+        let result = if n < 0 { Err(Errno::last()) } else { Ok(()) };
+        unsafe { libc::close(fd) };
+        result
     }
 
     fn set_no_new_privs(&self) -> SysResult<()> {

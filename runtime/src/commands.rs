@@ -456,6 +456,8 @@ fn exec(p: &Parsed, root: &Path) -> Result<i32> {
             "groups",
             "tty",
             "capabilities",
+            "capabilitySets",
+            "oomScoreAdj",
             "noNewPrivileges",
             "rlimits",
         ] {

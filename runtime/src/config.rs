@@ -95,18 +95,28 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
             bundle,
         )?),
     );
-    // The bounding set is what lonely's single set keeps (it raises it as effective/permitted).
-    let caps = process
-        .capabilities()
-        .as_ref()
-        .and_then(|c| c.bounding().clone())
-        .map(|set| {
-            let mut names: Vec<String> = set.iter().map(|c| format!("CAP_{c}")).collect();
-            names.sort();
-            names
-        })
-        .unwrap_or_default();
-    out.insert("capabilities".into(), json!(caps));
+    // The bounding set is lonely's `capabilities`; the other four are set as given (runc's way).
+    let names = |set: &Option<oci_spec::runtime::Capabilities>| -> Vec<String> {
+        let mut names: Vec<String> = set.iter().flatten().map(|c| format!("CAP_{c}")).collect();
+        names.sort();
+        names
+    };
+    let caps = process.capabilities().as_ref();
+    out.insert(
+        "capabilities".into(),
+        json!(caps.map(|c| names(c.bounding())).unwrap_or_default()),
+    );
+    if let Some(c) = caps {
+        out.insert(
+            "capabilitySets".into(),
+            json!({
+                "effective": names(c.effective()),
+                "permitted": names(c.permitted()),
+                "inheritable": names(c.inheritable()),
+                "ambient": names(c.ambient()),
+            }),
+        );
+    }
     let rlimits: Vec<Value> = process
         .rlimits()
         .clone()
@@ -124,8 +134,8 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         })
         .collect();
     out.insert("rlimits".into(), Value::Array(rlimits));
-    if process.oom_score_adj().is_some() {
-        notes.push("process.oomScoreAdj is not applied (lonely never lowers it)".into());
+    if let Some(adj) = process.oom_score_adj() {
+        out.insert("oomScoreAdj".into(), json!(adj));
     }
     if process.apparmor_profile().is_some() || process.selinux_label().is_some() {
         notes.push(
@@ -161,8 +171,8 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         )? {
             out.insert("limits".into(), limits);
         }
-        if linux.sysctl().as_ref().is_some_and(|s| !s.is_empty()) {
-            return Err(unsupported("linux.sysctl is not supported yet"));
+        if let Some(sysctl) = linux.sysctl() {
+            out.insert("sysctl".into(), json!(sysctl));
         }
         if linux.intel_rdt().is_some() {
             return Err(unsupported("linux.intelRdt is not supported"));

@@ -95,6 +95,11 @@ pub fn prepare(
         // After the cgroup join, so the namespace's root is the container's own cgroup.
         plan.push(Op::Unshare(libc::CLONE_NEWCGROUP));
     }
+    // In the container's namespaces, before pivot_root: the host's /proc/sys paths then
+    // reach the new network and IPC namespaces' values, and /proc/sys is not read-only yet.
+    for (key, value) in &spec.sysctl {
+        plan.push(sysctl(key, value)?);
+    }
     let mut slot_count = 1;
     if ns.mount {
         slot_count = filesystem(spec, handles.rootfs.unwrap_or(-1), host, &mut plan)?;
@@ -135,6 +140,29 @@ pub fn prepare(
             handles.hold.map(|fd| (fd, !spec.init)),
         )?,
         slot_count,
+    })
+}
+
+/// A namespaced sysctl as the write of its /proc/sys file; any other key is refused.
+fn sysctl(key: &str, value: &str) -> Result<Op, SpecError> {
+    let namespaced = key.starts_with("net.")
+        || key.starts_with("fs.mqueue.")
+        || key.starts_with("kernel.shm")
+        || key.starts_with("kernel.msg")
+        || key == "kernel.sem"
+        || key == "kernel.domainname";
+    let clean = key.split('.').all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    });
+    if !namespaced || !clean {
+        return Err(SpecError::Sysctl(key.into()));
+    }
+    Ok(Op::WriteProc {
+        path: crate::spec::cstring("sysctl", &format!("/proc/sys/{}", key.replace('.', "/")))?,
+        text: crate::spec::cstring("sysctl", value)?.into_bytes(),
     })
 }
 

@@ -33,6 +33,9 @@ pub struct Privileges<'a> {
     pub detached: bool,
     /// An fd the program keeps across exec (a created PID 1's hold pipe).
     pub passed_fd: Option<i32>,
+    /// An OCI config's four sets (the bounding set is `capabilities`).
+    pub capability_sets: Option<&'a crate::spec::CapabilitySets>,
+    pub oom_score_adj: Option<i32>,
 }
 
 impl<'a> Privileges<'a> {
@@ -53,6 +56,8 @@ impl<'a> Privileges<'a> {
             program_fd: handles.init,
             detached: spec.detached,
             passed_fd: handles.hold,
+            capability_sets: spec.capability_sets.as_ref(),
+            oom_score_adj: spec.oom_score_adj,
         }
     }
 }
@@ -86,6 +91,32 @@ pub fn drop_privileges(
         )));
     }
     let caps = wanted & host.bounding;
+    // effective, permitted, inheritable, ambient: an OCI config's, each within the bounding set
+    // (as runc); else root's are the set and another uid keeps none (setresuid cleared them).
+    let sets = match p.capability_sets {
+        Some(s) => {
+            let mask = |names: &[String]| -> Result<u64, SpecError> {
+                let m =
+                    security::mask(names).map_err(|e| SpecError::Capabilities(e.to_string()))?;
+                Ok(m & caps)
+            };
+            [
+                mask(&s.effective)?,
+                mask(&s.permitted)?,
+                mask(&s.inheritable)?,
+                mask(&s.ambient)?,
+            ]
+        }
+        None if p.uid == 0 => [caps, caps, 0, 0],
+        None => [0; 4],
+    };
+    if let Some(adj) = p.oom_score_adj {
+        // While root: /proc/self of a process that is not dumpable belongs to root.
+        plan.push(Op::WriteProc {
+            path: cstring("oomScoreAdj", "/proc/self/oom_score_adj")?,
+            text: adj.to_string().into_bytes(),
+        });
+    }
     let programs = match p.seccomp {
         Seccomp::Named(SeccompName::Default) => seccomp::default_programs(p.setuid_guard),
         Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
@@ -112,6 +143,10 @@ pub fn drop_privileges(
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
         filters(plan);
     }
+    if p.capability_sets.is_some() && p.uid != 0 && sets[1] != 0 {
+        // The permitted set must survive setresuid for capset to keep it.
+        plan.push(Op::KeepCaps);
+    }
     plan.push(Op::Credentials {
         uid: p.uid,
         gid: p.gid,
@@ -132,8 +167,10 @@ pub fn drop_privileges(
     }
     plan.push(Op::Chdir(cstring("cwd", p.cwd)?));
     plan.push(Op::Capabilities {
-        set: caps,
-        root: p.uid == 0,
+        effective: sets[0],
+        permitted: sets[1],
+        inheritable: sets[2],
+        ambient: sets[3],
     });
     if p.no_new_privileges {
         plan.push(Op::NoNewPrivs);
