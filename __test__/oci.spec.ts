@@ -336,3 +336,42 @@ test.serial('process.capabilities\' four sets, oomScoreAdj and linux.sysctl are 
   t.regex(bad.stderr, /sysctl `kernel.panic` is not namespaced/)
   noLeaks(t)
 })
+
+test.serial('hooks: prestart, createRuntime, poststart and poststop run in the runtime\'s namespaces in order with the state on stdin; createContainer and startContainer run in the container\'s (its hostname, its /dev/shm); a failing prestart fails create and leaves nothing; a failing poststart is a warning', async (t) => {
+  const out = path.join(work, 'hooks.log')
+  const host = (name: string) => ({ path: '/bin/sh', args: ['sh', '-c', `read -r state; echo "${name} $state" >> ${out}`] })
+  // A static binary of the rootfs, opened on the host and exec'd inside (its path is the host's).
+  const inside = (name: string) => ({ path: path.join(rootfs, 'bin/busybox'), args: ['sh', '-c', `echo "${name} in $(hostname)" >> /dev/shm/hooks`] })
+  const b = bundle('hooked', ['sh', '-c', 'cat /dev/shm/hooks'], (c) => {
+    c.hooks = {
+      prestart: [host('prestart')],
+      createRuntime: [host('createRuntime')],
+      createContainer: [inside('createContainer')],
+      startContainer: [inside('startContainer')],
+      poststart: [host('poststart'), { path: '/bin/false' }],
+      poststop: [host('poststop')],
+    }
+  })
+  const c = createWithPipe(t, b, 'hooked')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('hooked').status === 'created', 10_000), c.output())
+  const pid = state('hooked').pid
+  t.is(runtime(['start', 'hooked']).status, 0, 'a failing poststart does not fail start')
+  await c.closed
+  t.is(c.output(), 'createContainer in runc\nstartContainer in runc\n')
+  t.is(runtime(['delete', 'hooked']).status, 0)
+  const lines = fs.readFileSync(out, 'utf8').trim().split('\n')
+  t.deepEqual(lines.map((l) => l.split(' ')[0]), ['prestart', 'createRuntime', 'poststart', 'poststop'])
+  const stateOf = (l: string) => JSON.parse(l.slice(l.indexOf(' ') + 1))
+  t.like(stateOf(lines[0]), { id: 'hooked', status: 'creating', pid, bundle: b })
+  t.like(stateOf(lines[2]), { status: 'running', pid })
+  t.like(stateOf(lines[3]), { status: 'stopped' })
+  const log = fs.readFileSync(path.join(work, 'log.json'), 'utf8')
+  t.regex(log, /"level":"warning","msg":"poststart hook \/bin\/false: exit status: 1"/)
+  // A failing prestart: create fails naming it, and no container, cgroup or state is left.
+  const failing = bundle('hook-fails', ['true'], (c) => (c.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo nope >&2; exit 3'] }] }))
+  const r = runtime(['create', '--bundle', failing, 'hook-fails'])
+  t.is(r.status, 1)
+  t.regex(r.stderr, /prestart hook \/bin\/sh: exit status: 3: nope/)
+  t.false(fs.existsSync(path.join(stateRoot, 'hook-fails')))
+  noLeaks(t)
+})

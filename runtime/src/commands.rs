@@ -7,8 +7,9 @@ use std::path::Path;
 use lonely_core::container::{self, failure::Failure};
 use serde_json::{json, Map, Value};
 
-use crate::cli::Parsed;
+use crate::cli::{Global, Parsed};
 use crate::config;
+use crate::hooks::{self, Stage};
 use crate::state::{self, Dir};
 
 type Result<T> = std::result::Result<T, String>;
@@ -34,12 +35,12 @@ pub fn run(p: &Parsed) -> Result<i32> {
         "create" => create(p, &root).map(|_| 0),
         "run" => {
             let dir = create(p, &root)?;
-            start(&dir)?;
+            start(&p.global, &dir)?;
             wait_gone(&dir.read()?, None);
-            delete(&dir, true)?;
+            delete(&p.global, &dir, true)?;
             Ok(0)
         }
-        "start" => start(&dir_of(p, &root)?).map(|_| 0),
+        "start" => start(&p.global, &dir_of(p, &root)?).map(|_| 0),
         "state" => {
             let dir = dir_of(p, &root)?;
             println!(
@@ -60,7 +61,7 @@ pub fn run(p: &Parsed) -> Result<i32> {
                     Err(format!("container \"{}\" does not exist", dir.id()))
                 };
             }
-            delete(&dir, p.has("force")).map(|_| 0)
+            delete(&p.global, &dir, p.has("force")).map(|_| 0)
         }
         "ps" => {
             let dir = dir_of(p, &root)?;
@@ -162,21 +163,9 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
         let running =
             container::start::start(&parsed, Box::new(|_| {})).map_err(|e| failure(&e))?;
         drop(hold);
-        if parsed.tty {
-            let master = running.stdio[1]
-                .as_ref()
-                .ok_or("no terminal came back from the container")?;
-            let socket = p
-                .flag("console-socket")
-                .ok_or("process.terminal needs --console-socket")?;
-            send_console(socket, master)?;
-        }
+        // The state first: from here on a failure deletes the container (kills PID 1).
         let start =
             container::foreign::start_time(running.pid).ok_or("PID 1 ended during create")?;
-        if let Some(pid_file) = p.flag("pid-file") {
-            std::fs::write(pid_file, running.pid.to_string())
-                .map_err(|e| format!("write {pid_file}: {e}"))?;
-        }
         let mut s = Map::new();
         s.insert("id".into(), json!(dir.id()));
         s.insert("pid".into(), json!(running.pid));
@@ -197,9 +186,42 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
             .collect();
         s.insert("cgroups".into(), json!(cgroups));
         s.insert("spec".into(), converted.spec.clone());
-        dir.write(&s)
+        if let Some(h) = &converted.hooks {
+            s.insert("hooks".into(), h.clone());
+        }
+        dir.write(&s)?;
+        if parsed.tty {
+            let master = running.stdio[1]
+                .as_ref()
+                .ok_or("no terminal came back from the container")?;
+            let socket = p
+                .flag("console-socket")
+                .ok_or("process.terminal needs --console-socket")?;
+            send_console(socket, master)?;
+        }
+        if let Some(pid_file) = p.flag("pid-file") {
+            std::fs::write(pid_file, running.pid.to_string())
+                .map_err(|e| format!("write {pid_file}: {e}"))?;
+        }
+        let hooks = hooks::from_state(&s);
+        for stage in [
+            Stage::Prestart,
+            Stage::CreateRuntime,
+            Stage::CreateContainer,
+        ] {
+            hooks::run(
+                stage,
+                hooks.as_ref(),
+                &hook_state(&dir, &s, "creating"),
+                running.pid,
+            )?;
+        }
+        Ok(())
     })();
     if let Err(e) = made {
+        if dir.exists() {
+            let _ = delete(&p.global, &dir, true);
+        }
         let _ = std::fs::remove_dir_all(&dir.path);
         return Err(e);
     }
@@ -281,12 +303,34 @@ fn send_console(path: &str, master: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-fn start(dir: &Dir) -> Result<()> {
+/// The state a hook reads on its stdin, with the status of its stage.
+fn hook_state(dir: &Dir, s: &Map<String, Value>, status: &str) -> Value {
+    let mut state = state::oci_state(dir, s);
+    state["status"] = json!(status);
+    if status != "stopped" {
+        state["pid"] = s.get("pid").cloned().unwrap_or(json!(0));
+    }
+    state
+}
+
+fn start(global: &Global, dir: &Dir) -> Result<()> {
     let s = dir.read()?;
     match state::status(dir, &s) {
         "created" => {}
         "stopped" => return Err("cannot start a container that has stopped".into()),
         other => return Err(format!("cannot start an already {other} container")),
+    }
+    let hooks = hooks::from_state(&s);
+    let pid = state::live_pid(&s).unwrap_or(0);
+    if let Err(e) = hooks::run(
+        Stage::StartContainer,
+        hooks.as_ref(),
+        &hook_state(dir, &s, "created"),
+        pid,
+    ) {
+        // A failed startContainer hook: the command never runs (runc's way: the container goes).
+        let _ = delete(global, dir, true);
+        return Err(e);
     }
     let fifo = dir.fifo();
     // Non-blocking: PID 1 holds the fifo open, so this only fails if it is gone.
@@ -298,6 +342,15 @@ fn start(dir: &Dir) -> Result<()> {
     .map_err(|e| format!("open {}: {e}", fifo.display()))?;
     nix::unistd::write(&fd, b"s").map_err(|e| format!("start: {e}"))?;
     let _ = std::fs::remove_file(&fifo);
+    // After the command started: a failure is a warning, the container runs on.
+    if let Err(e) = hooks::run(
+        Stage::Poststart,
+        hooks.as_ref(),
+        &hook_state(dir, &s, "running"),
+        pid,
+    ) {
+        crate::log::record(global, "warning", &e);
+    }
     Ok(())
 }
 
@@ -362,7 +415,7 @@ fn wait_gone(s: &Map<String, Value>, limit: Option<std::time::Duration>) -> bool
     true
 }
 
-fn delete(dir: &Dir, force: bool) -> Result<()> {
+fn delete(global: &Global, dir: &Dir, force: bool) -> Result<()> {
     let s = dir.read()?;
     let status = state::status(dir, &s);
     if status != "stopped" {
@@ -397,6 +450,15 @@ fn delete(dir: &Dir, force: bool) -> Result<()> {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+    // Once the container is gone; a failure is a warning (the spec's poststop rule).
+    if let Err(e) = hooks::run(
+        Stage::Poststop,
+        hooks::from_state(&s).as_ref(),
+        &hook_state(dir, &s, "stopped"),
+        0,
+    ) {
+        crate::log::record(global, "warning", &e);
     }
     std::fs::remove_dir_all(&dir.path).map_err(|e| format!("remove {}: {e}", dir.path.display()))
 }

@@ -19,6 +19,8 @@ pub enum ConfigError {
 /// What the runtime needs of a bundle besides the spec: notes for the log, the annotations.
 pub struct Converted {
     pub spec: Value,
+    /// The config's hooks, kept in the state for start and delete (hooks.rs).
+    pub hooks: Option<Value>,
     pub notes: Vec<String>,
     pub annotations: Map<String, Value>,
 }
@@ -180,10 +182,11 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
     } else {
         out.insert("seccomp".into(), json!("unconfined"));
     }
-    if spec.hooks().is_some() {
-        return Err(unsupported("hooks are not supported yet"));
-    }
     Ok(Converted {
+        hooks: spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| serde_json::to_value(h).ok()),
         spec: Value::Object(out),
         notes,
         annotations: spec

@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod config;
+mod hooks;
 mod log;
 mod resources;
 mod state;
