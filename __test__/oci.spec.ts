@@ -375,3 +375,25 @@ test.serial('hooks: prestart, createRuntime, poststart and poststop run in the r
   t.false(fs.existsSync(path.join(stateRoot, 'hook-fails')))
   noLeaks(t)
 })
+
+test.serial('linux.devices: the config\'s nodes exist in the container\'s /dev with their type, numbers, mode and owner (a directory made for /dev/net/tun), and the device cgroup lets them open', async (t) => {
+  const b = bundle('devs', ['sh', '-c', 'stat -c "%n %F %t:%T %a %u:%g" /dev/fuse /dev/net/tun; : < /dev/net/tun && echo tun-opens; ls /dev/kmsg 2>&1'], (c) => {
+    c.linux.devices = [
+      { path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o640, uid: 1000, gid: 1000 },
+      { path: '/dev/net/tun', type: 'c', major: 10, minor: 200, fileMode: 0o600, uid: 0, gid: 0 },
+    ]
+    c.linux.resources = { devices: [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' }] }
+  })
+  const c = createWithPipe(t, b, 'devs')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('devs').status === 'created', 10_000), c.output())
+  runtime(['start', 'devs'])
+  await c.closed
+  t.regex(c.output(), /^\/dev\/fuse character special file a:e5 640 1000:1000$/m)
+  t.regex(c.output(), /^\/dev\/net\/tun character special file a:c8 600 0:0$/m)
+  t.regex(c.output(), /^tun-opens$/m)
+  t.regex(c.output(), /\/dev\/kmsg.*No such file/, 'control: a node the config does not list is not there')
+  t.is(runtime(['delete', 'devs']).status, 0)
+  const bad = runtime(['create', '--bundle', bundle('devs-bad', ['true'], (c) => (c.linux.devices = [{ path: '/etc/evil', type: 'c', major: 1, minor: 1 }])), 'devs-bad'])
+  t.regex(bad.stderr, /devices: `\/etc\/evil`: must be \/dev\/<name>/)
+  noLeaks(t)
+})

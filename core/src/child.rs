@@ -292,12 +292,16 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             dir,
             major,
             minor,
-        } => sys.mknodat(
-            slots[*dir],
-            &at.name,
-            libc::S_IFCHR | 0o666,
-            libc::makedev(*major, *minor),
-        ),
+            mode,
+            owner,
+        } => {
+            // `rel` below /dev's own fd (net/tun): a tmpfs of ours nobody else has written.
+            sys.mknodat(slots[*dir], &at.rel, *mode, libc::makedev(*major, *minor))?;
+            match owner {
+                Some((uid, gid)) => sys.chown_at(slots[*dir], &at.rel, *uid, *gid),
+                None => Ok(()),
+            }
+        }
         Op::DevReadonly { dir } => sys.set_mount_attrs(slots[*dir], MOUNT_ATTR_RDONLY, false),
         Op::BindDevice { at, dir, slot } => {
             // Our own fresh /dev tmpfs, through its fd: create and bind at once.

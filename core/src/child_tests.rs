@@ -155,6 +155,9 @@ impl Sys for Recorder {
     fn mknodat(&self, _: c_int, name: &CStr, _: u32, dev: u64) -> SysResult<()> {
         self.record(format!("mknod {} {dev:#x}", s(name)))
     }
+    fn chown_at(&self, _: c_int, name: &CStr, uid: u32, gid: u32) -> SysResult<()> {
+        self.record(format!("chown {} {uid}:{gid}", s(name)))
+    }
     fn symlinkat(&self, target: &CStr, _: c_int, name: &CStr) -> SysResult<()> {
         self.record(format!("symlink {} -> {}", s(name), s(target)))
     }

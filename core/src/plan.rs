@@ -124,12 +124,15 @@ pub enum Op {
         at: InRoot,
         dir: usize,
     },
-    /// mknod of one of docker's character devices in the container's own /dev tmpfs (slots[dir]).
+    /// mknod in the container's own /dev tmpfs (slots[dir]): docker's character devices
+    /// (0666, root's), or a config's node with its type, mode and owner.
     Device {
         at: InRoot,
         dir: usize,
         major: u32,
         minor: u32,
+        mode: u32,
+        owner: Option<(u32, u32)>,
     },
     /// A host device node bound into the container's /dev (slots[dir]; a user namespace cannot mknod).
     BindDevice {

@@ -111,6 +111,37 @@ pub struct ContainerSpec {
     /// `kernel.domainname`), written once the container's namespaces exist.
     #[serde(default)]
     pub sysctl: std::collections::BTreeMap<String, String>,
+    /// Device nodes made in the container's /dev besides docker's (an OCI `linux.devices`).
+    #[serde(default)]
+    pub devices: Vec<DeviceNode>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceNode {
+    /// `/dev/<name>` or `/dev/<dir>/<name>`, checked by `validate_devices`.
+    pub path: String,
+    /// `c` (or `u`), `b` or `p`.
+    pub kind: String,
+    #[serde(default)]
+    pub major: u32,
+    #[serde(default)]
+    pub minor: u32,
+    pub mode: u32,
+    #[serde(default)]
+    pub uid: u32,
+    #[serde(default)]
+    pub gid: u32,
+}
+
+impl DeviceNode {
+    pub fn file_type(&self) -> u32 {
+        match self.kind.as_str() {
+            "b" => libc::S_IFBLK,
+            "p" => libc::S_IFIFO,
+            _ => libc::S_IFCHR,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Clone, Default)]
@@ -292,6 +323,8 @@ pub enum SpecError {
     Seccomp(String),
     #[error("spec: sysctl `{0}` is not namespaced (only net.*, kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*, kernel.domainname)")]
     Sysctl(String),
+    #[error("spec: devices: {0}")]
+    Device(String),
     #[error("spec: rlimits: unknown resource `{0}`")]
     UnknownRlimit(String),
     #[error("spec: mount source `{path}`: {source}")]

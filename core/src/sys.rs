@@ -79,6 +79,8 @@ pub trait Sys {
     fn create_file_at(&self, dir: c_int, name: &CStr) -> SysResult<()>;
     fn mknodat(&self, dir: c_int, name: &CStr, mode: u32, dev: u64) -> SysResult<()>;
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()>;
+    /// fchownat with no symlink followed.
+    fn chown_at(&self, dir: c_int, name: &CStr, uid: u32, gid: u32) -> SysResult<()>;
     fn close(&self, fd: c_int);
     fn pivot_into(&self, root: c_int) -> SysResult<()>;
     fn chdir(&self, path: &CStr) -> SysResult<()>;
@@ -477,6 +479,13 @@ impl Sys for Kernel {
 
     fn symlinkat(&self, target: &CStr, dir: c_int, name: &CStr) -> SysResult<()> {
         check_int(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }).map(drop)
+    }
+
+    fn chown_at(&self, dir: c_int, name: &CStr, uid: u32, gid: u32) -> SysResult<()> {
+        check_int(unsafe {
+            libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW)
+        })
+        .map(drop)
     }
 
     fn close(&self, fd: c_int) {

@@ -168,11 +168,29 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         if let Some(limits) = crate::resources::limits(
             path.as_deref(),
             linux.resources().as_ref(),
+            linux.devices().as_deref().unwrap_or_default(),
             crate::resources::host_version(),
             &mut notes,
         )? {
             out.insert("limits".into(), limits);
         }
+        let devices: Vec<Value> = linux
+            .devices()
+            .iter()
+            .flatten()
+            .map(|d| {
+                json!({
+                    "path": d.path().display().to_string(),
+                    "kind": d.typ().as_str(),
+                    "major": d.major(),
+                    "minor": d.minor(),
+                    "mode": d.file_mode().unwrap_or(0o666),
+                    "uid": d.uid().unwrap_or(0),
+                    "gid": d.gid().unwrap_or(0),
+                })
+            })
+            .collect();
+        out.insert("devices".into(), Value::Array(devices));
         if let Some(sysctl) = linux.sysctl() {
             out.insert("sysctl".into(), json!(sysctl));
         }

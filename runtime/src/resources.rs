@@ -25,6 +25,7 @@ pub fn host_version() -> Version {
 pub fn limits(
     path: Option<&str>,
     r: Option<&LinuxResources>,
+    nodes: &[oci_spec::runtime::LinuxDevice],
     version: Version,
     notes: &mut Vec<String>,
 ) -> Result<Option<Value>, ConfigError> {
@@ -40,6 +41,18 @@ pub fn limits(
             Version::V1 => v1(r, notes)?,
             Version::V2 => v2(r, notes)?,
         };
+        // The config's device nodes are allowed too, as runc allows them.
+        if version == Version::V1 && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
+            for n in nodes {
+                let typ = n.typ().as_str().to_owned();
+                if typ != "p" {
+                    files.push((
+                        "devices.allow".into(),
+                        format!("{typ} {}:{} rwm", n.major(), n.minor()),
+                    ));
+                }
+            }
+        }
     }
     if path.is_none() && files.is_empty() {
         return Ok(None);

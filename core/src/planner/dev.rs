@@ -78,6 +78,31 @@ pub fn make(
                 dir: dev,
                 major: *major,
                 minor: *minor,
+                mode: libc::S_IFCHR | 0o666,
+                owner: None,
+            });
+        }
+        for node in &spec.devices {
+            let normal = crate::spec::container_path("devices", &node.path).unwrap_or_default();
+            let rel = normal.trim_start_matches("dev/");
+            if DEVICES.contains(&(rel, node.major, node.minor)) {
+                continue; // one of ours already
+            }
+            // A node in a directory of /dev (net/tun): the directory first, made in our tmpfs.
+            if let Some((parent, _)) = rel.split_once('/') {
+                plan.push(Op::Mkdir {
+                    at: InRoot::beneath(dev, "dev", parent),
+                    dir: dev,
+                    mode: 0o755,
+                });
+            }
+            plan.push(Op::Device {
+                at: InRoot::beneath(dev, "dev", rel),
+                dir: dev,
+                major: node.major,
+                minor: node.minor,
+                mode: node.file_type() | (node.mode & 0o7777),
+                owner: Some((node.uid, node.gid)),
             });
         }
     }

@@ -43,6 +43,21 @@ pub fn prepare(
         return Err(SpecError::EmptyArgv);
     }
     let ns = spec.namespaces;
+    for node in &spec.devices {
+        let rel = crate::spec::container_path("devices", &node.path)?;
+        let bad = |why: &str| Err(SpecError::Device(format!("`{}`: {why}", node.path)));
+        if !rel.starts_with("dev/") || rel.matches('/').count() > 2 {
+            return bad("must be /dev/<name> or /dev/<directory>/<name>");
+        }
+        if !["c", "u", "b", "p"].contains(&node.kind.as_str()) {
+            return bad("type must be c, u, b or p");
+        }
+        if ns.user || !ns.mount {
+            return bad(
+                "device nodes need lonely's own /dev, without a user namespace (no mknod there)",
+            );
+        }
+    }
     if !ns.mount && (spec.rootfs.is_some() || spec.image.is_some() || !spec.mounts.is_empty()) {
         return Err(SpecError::NeedsMountNamespace);
     }
