@@ -108,7 +108,7 @@ ctest('ctr run --rm with lonely-runtime: the command runs as PID 1 in the image,
   t.deepEqual(ctr(['container', 'ls', '-q']).stdout, '', 'nothing left in containerd')
 })
 
-ctest('a detached task: ctr task exec joins it, task ps lists its processes, task kill reaches its trap, delete cleans up', async (t) => {
+ctest('a detached task: ctr task exec joins it, task ps lists its processes, task pause/resume freeze and thaw it, task kill reaches its trap, delete cleans up', async (t) => {
   const started = ctr(['run', '-d', '--runc-binary', RUNTIME, IMAGE, 'bg', 'sh', '-c', 'trap "exit 3" TERM; while :; do sleep 0.1; done'])
   t.is(started.status, 0, started.stderr)
   t.true(await eventually(() => /bg\s+\d+\s+RUNNING/.test(ctr(['task', 'ls']).stdout), 10_000), ctr(['task', 'ls']).stdout)
@@ -116,6 +116,12 @@ ctest('a detached task: ctr task exec joins it, task ps lists its processes, tas
   t.is(exec.status, 0, exec.stderr)
   t.regex(exec.stdout, /^in \d+\nsh -c trap "exit 3" TERM; while :; do sleep 0.1; done $/, 'the exec sees PID 1 of the task')
   t.true(ctr(['task', 'ps', 'bg']).stdout.trim().split('\n').length >= 3, 'PID 1 and its sleep at least')
+  // ctr task pause/resume: lonely-runtime's freezer, in the cgroup containerd named.
+  const paused = ctr(['task', 'pause', 'bg'])
+  t.is(paused.status, 0, paused.stderr)
+  t.regex(ctr(['task', 'ls']).stdout, /bg\s+\d+\s+PAUSED/)
+  t.is(ctr(['task', 'resume', 'bg']).status, 0)
+  t.regex(ctr(['task', 'ls']).stdout, /bg\s+\d+\s+RUNNING/)
   t.is(ctr(['task', 'kill', 'bg']).status, 0)
   t.true(await eventually(() => /bg\s+\d+\s+STOPPED/.test(ctr(['task', 'ls']).stdout), 10_000))
   t.is(ctr(['task', 'delete', 'bg']).status, 0)

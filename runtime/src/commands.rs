@@ -29,7 +29,7 @@ pub fn run(p: &Parsed) -> Result<i32> {
             Ok(0)
         }
         "help" => {
-            println!("usage: lonely-runtime [--root DIR] [--log FILE] [--log-format json] COMMAND\ncommands: create start state kill delete exec ps list features run");
+            println!("usage: lonely-runtime [--root DIR] [--log FILE] [--log-format json] COMMAND\ncommands: create start state kill delete exec ps pause resume list features run");
             Ok(0)
         }
         "create" => create(p, &root).map(|_| 0),
@@ -86,6 +86,8 @@ pub fn run(p: &Parsed) -> Result<i32> {
             Ok(0)
         }
         "exec" => exec(p, &root),
+        "pause" => freeze(&dir_of(p, &root)?, true).map(|_| 0),
+        "resume" => freeze(&dir_of(p, &root)?, false).map(|_| 0),
         other => Err(format!("unknown command {other:?} (lonely-runtime help)")),
     }
 }
@@ -425,6 +427,10 @@ fn delete(global: &Global, dir: &Dir, force: bool) -> Result<()> {
                 dir.id()
             ));
         }
+        // A frozen task takes SIGKILL only once thawed.
+        if let Some((file, v2)) = state::freezer(&s).filter(|_| status == "paused") {
+            let _ = std::fs::write(file, if v2 { "0" } else { "THAWED" });
+        }
         if let (Some(pid), Some(start)) = (
             state::live_pid(&s),
             s.get("lonelyStart").and_then(Value::as_u64),
@@ -577,6 +583,41 @@ fn exec(p: &Parsed, root: &Path) -> Result<i32> {
         .recv()
         .map_err(|_| "the exec's exit was lost".to_string())?;
     Ok(exit.code.unwrap_or_else(|| 128 + exit.signal.unwrap_or(0)))
+}
+
+/// `pause`/`resume`: the container's freezer (v1 `freezer.state`, v2 `cgroup.freeze`), waited
+/// on until the kernel reports it done.
+fn freeze(dir: &Dir, frozen: bool) -> Result<()> {
+    let s = dir.read()?;
+    match (state::status(dir, &s), frozen) {
+        ("running", true) | ("paused", false) => {}
+        (status, true) => return Err(format!("cannot pause a container that is {status}")),
+        (status, false) => {
+            return Err(format!(
+                "cannot resume a container that is {status}, not paused"
+            ))
+        }
+    }
+    let (file, value, done) = state::freezer(&s)
+        .map(|(file, v2)| match (v2, frozen) {
+            (true, true) => (file, "1", "1"),
+            (true, false) => (file, "0", "0"),
+            (false, true) => (file, "FROZEN", "FROZEN"),
+            (false, false) => (file, "THAWED", "THAWED"),
+        })
+        .ok_or("pause needs a freezer cgroup: give the container linux.cgroupsPath")?;
+    std::fs::write(&file, value).map_err(|e| format!("write {}: {e}", file.display()))?;
+    // v1 goes FREEZING first; v2's cgroup.events says `frozen 1` once every task is stopped.
+    for _ in 0..1000 {
+        if state::frozen_as(&file) == Some(done.to_owned()) {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    Err(format!(
+        "{}: the kernel did not finish ({value})",
+        file.display()
+    ))
 }
 
 /// The OCI runtime features document (runtime-spec features.md).

@@ -66,13 +66,46 @@ pub fn live_pid(state: &Map<String, Value>) -> Option<i32> {
     (lonely_core::container::foreign::start_time(pid) == Some(start)).then_some(pid)
 }
 
-/// created (PID 1 waits on the fifo), running, or stopped.
+/// created (PID 1 waits on the fifo), running, paused (frozen), or stopped.
 pub fn status(dir: &Dir, state: &Map<String, Value>) -> &'static str {
     match live_pid(state) {
         None => "stopped",
         Some(_) if dir.fifo().exists() => "created",
+        Some(_)
+            if freezer(state)
+                .and_then(|(f, _)| frozen_as(&f))
+                .is_some_and(|v| v == "FROZEN" || v == "1") =>
+        {
+            "paused"
+        }
         Some(_) => "running",
     }
+}
+
+/// The container's freezer control file among its recorded cgroups, and whether it is v2's.
+pub fn freezer(state: &Map<String, Value>) -> Option<(PathBuf, bool)> {
+    let dirs = state.get("cgroups")?.as_array()?;
+    dirs.iter().filter_map(Value::as_str).find_map(|d| {
+        let d = Path::new(d);
+        if d.join("cgroup.freeze").exists() {
+            Some((d.join("cgroup.freeze"), true))
+        } else if d.join("freezer.state").exists() {
+            Some((d.join("freezer.state"), false))
+        } else {
+            None
+        }
+    })
+}
+
+/// What the freezer reports now: v1's freezer.state, v2's `frozen` from cgroup.events.
+pub fn frozen_as(file: &Path) -> Option<String> {
+    if file.ends_with("cgroup.freeze") {
+        let events = fs::read_to_string(file.with_file_name("cgroup.events")).ok()?;
+        return events
+            .lines()
+            .find_map(|l| l.strip_prefix("frozen ").map(str::to_owned));
+    }
+    Some(fs::read_to_string(file).ok()?.trim().to_owned())
 }
 
 /// The OCI state (runtime-spec "state"), as `runc state` prints it.
