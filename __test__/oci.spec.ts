@@ -261,7 +261,7 @@ test.serial('linux.namespaces[].path: network, IPC and UTS are joined (a pod\'s 
   noLeaks(t)
 })
 
-test.serial('linux.cgroupsPath and resources: the cgroup is at the path in every hierarchy, the OCI values are in its files, delete removes it; a denied device stays denied while lonely\'s /dev works', async (t) => {
+test.serial('linux.cgroupsPath and resources: the cgroup is at the path in every hierarchy, the OCI values are in its files, update writes new ones, delete removes it; a denied device stays denied while lonely\'s /dev works', async (t) => {
   const cgPath = `/lonely-oci-test-${process.pid}`
   const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers')
   const b = bundle('cg', ['sh', '-c', 'cat /proc/self/cgroup; echo x > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null && echo zero-ok; sleep 1000'], (c) => {
@@ -295,6 +295,11 @@ test.serial('linux.cgroupsPath and resources: the cgroup is at the path in every
   runtime(['start', 'cg'])
   t.true(await eventually(() => /zero-ok/.test(c.output())), c.output())
   t.regex(c.output(), /null-ok/)
+  // update --resources -: new values into the same files, as containerd's Update sends them.
+  const updated = spawnSync(RUNTIME, [...global(), 'update', '--resources', '-', 'cg'], { encoding: 'utf8', input: JSON.stringify({ memory: { limit: 32 << 20 }, pids: { limit: 20 } }) })
+  t.is(updated.status, 0, updated.stderr)
+  t.is(fs.readFileSync(`${dir('pids')}/pids.max`, 'utf8').trim(), '20')
+  t.is(fs.readFileSync(`${dir('memory')}/${v2 ? 'memory.max' : 'memory.limit_in_bytes'}`, 'utf8').trim(), String(32 << 20))
   t.is(runtime(['delete', '--force', 'cg']).status, 0)
   t.false(fs.existsSync(dir('pids')), 'delete removed the cgroup')
   t.false(fs.existsSync(dir('memory')))
@@ -407,6 +412,8 @@ test.serial('pause and resume: the freezer stops every process (no output while 
   const paused = runtime(['pause', 'frozen'])
   t.is(paused.status, 0, paused.stderr)
   t.is(state('frozen').status, 'paused')
+  // What was written before the freeze may still be in the pipe: let this process read it.
+  await new Promise((r) => setTimeout(r, 150))
   const before = c.output().length
   await new Promise((r) => setTimeout(r, 300))
   t.is(c.output().length, before, 'no tick while paused')

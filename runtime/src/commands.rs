@@ -29,7 +29,7 @@ pub fn run(p: &Parsed) -> Result<i32> {
             Ok(0)
         }
         "help" => {
-            println!("usage: lonely-runtime [--root DIR] [--log FILE] [--log-format json] COMMAND\ncommands: create start state kill delete exec ps pause resume list features run");
+            println!("usage: lonely-runtime [--root DIR] [--log FILE] [--log-format json] COMMAND\ncommands: create start state kill delete exec ps pause resume update list features run");
             Ok(0)
         }
         "create" => create(p, &root).map(|_| 0),
@@ -86,6 +86,7 @@ pub fn run(p: &Parsed) -> Result<i32> {
             Ok(0)
         }
         "exec" => exec(p, &root),
+        "update" => update(p, &dir_of(p, &root)?).map(|_| 0),
         "pause" => freeze(&dir_of(p, &root)?, true).map(|_| 0),
         "resume" => freeze(&dir_of(p, &root)?, false).map(|_| 0),
         other => Err(format!("unknown command {other:?} (lonely-runtime help)")),
@@ -583,6 +584,46 @@ fn exec(p: &Parsed, root: &Path) -> Result<i32> {
         .recv()
         .map_err(|_| "the exec's exit was lost".to_string())?;
     Ok(exit.code.unwrap_or_else(|| 128 + exit.signal.unwrap_or(0)))
+}
+
+/// `update --resources FILE|- ID`: new `linux.resources` (JSON) written into the container's
+/// cgroup files, in this host's names, each into the recorded directory that has the file.
+fn update(p: &Parsed, dir: &Dir) -> Result<()> {
+    let s = dir.read()?;
+    if state::live_pid(&s).is_none() {
+        return Err("container not running".into());
+    }
+    let text = match p.flag("resources") {
+        Some("-") | None => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("read the resources: {e}"))?,
+        Some(file) => std::fs::read_to_string(file).map_err(|e| format!("read {file}: {e}"))?,
+    };
+    let resources: oci_spec::runtime::LinuxResources =
+        serde_json::from_str(&text).map_err(|e| format!("resources: {e}"))?;
+    let mut notes = Vec::new();
+    let files = crate::resources::files(&resources, crate::resources::host_version(), &mut notes)
+        .map_err(|e| e.to_string())?;
+    for note in notes {
+        crate::log::record(&p.global, "warning", &note);
+    }
+    let dirs: Vec<std::path::PathBuf> = s
+        .get("cgroups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str().map(std::path::PathBuf::from))
+        .collect();
+    // Device rules are create-time only (runc's update leaves them too).
+    for (file, value) in files.iter().filter(|(f, _)| !f.starts_with("devices.")) {
+        let target = dirs
+            .iter()
+            .map(|d| d.join(file))
+            .find(|f| f.exists())
+            .ok_or_else(|| format!("update: the container has no cgroup with `{file}` (give it linux.cgroupsPath at create)"))?;
+        std::fs::write(&target, value)
+            .map_err(|e| format!("write {} ({value}): {e}", target.display()))?;
+    }
+    Ok(())
 }
 
 /// `pause`/`resume`: the container's freezer (v1 `freezer.state`, v2 `cgroup.freeze`), waited

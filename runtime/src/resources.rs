@@ -37,10 +37,7 @@ pub fn limits(
     }
     let mut files: Vec<(String, String)> = Vec::new();
     if let Some(r) = r {
-        files = match version {
-            Version::V1 => v1(r, notes)?,
-            Version::V2 => v2(r, notes)?,
-        };
+        files = self::files(r, version, notes)?;
         // The config's device nodes are allowed too, as runc allows them.
         if version == Version::V1 && r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
             for n in nodes {
@@ -62,6 +59,18 @@ pub fn limits(
         .map(|(file, value)| json!({ "file": file, "value": value }))
         .collect();
     Ok(Some(json!({ "path": path, "files": files })))
+}
+
+/// The control files `r` comes to on this host's cgroup version.
+pub fn files(
+    r: &LinuxResources,
+    version: Version,
+    notes: &mut Vec<String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    match version {
+        Version::V1 => v1(r, notes),
+        Version::V2 => v2(r, notes),
+    }
 }
 
 fn bad(what: impl Into<String>) -> ConfigError {
