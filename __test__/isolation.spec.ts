@@ -352,7 +352,7 @@ ctest('[mirror] IPC: a SysV shared memory segment made on the host is not visibl
 
 // ---------------------------------------------------------------- /sys, /tmp, /dev
 
-const DEV = ['fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']
+const DEV = ['fd', 'full', 'mqueue', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']
 
 for (const kind of KINDS) {
   ctest(`[${kind}] /sys is read-only`, async (t) => {
@@ -377,6 +377,22 @@ for (const kind of KINDS) {
     t.is(links.stdout, 'fd=/proc/self/fd\nstdin=/proc/self/fd/0\nstdout=/proc/self/fd/1\nstderr=/proc/self/fd/2\nptmx=pts/ptmx')
     const chars = await sh('for d in null zero full random urandom tty; do [ -c /dev/$d ] && echo $d; done; [ -d /dev/pts ] && [ -d /dev/shm ] && echo dirs', base(kind))
     t.is(chars.stdout, 'null\nzero\nfull\nrandom\nurandom\ntty\ndirs')
+  })
+
+  ctest(`[${kind}] /dev/shm and /dev/mqueue are filesystems of their own; mountinfo names sources as docker's`, async (t) => {
+    const r = await sh('awk \'{ for (i = 7; $i != "-"; i++); print $5, $(i+1), $(i+2) }\' /proc/self/mountinfo', base(kind))
+    const mounts = new Map(lines(r.stdout).map((l) => [l.split(' ')[0], l.split(' ').slice(1).join(' ')]))
+    t.is(mounts.get('/proc'), 'proc proc')
+    t.is(mounts.get('/sys'), 'sysfs sysfs')
+    t.is(mounts.get('/dev'), 'tmpfs tmpfs')
+    t.is(mounts.get('/dev/pts'), 'devpts devpts')
+    t.is(mounts.get('/dev/shm'), 'tmpfs shm', 'its own tmpfs, not a bind of /dev\'s')
+    t.is(mounts.get('/dev/mqueue'), 'mqueue mqueue')
+    t.is(mounts.get('/tmp'), 'tmpfs tmpfs')
+    // Its own 64 MiB, and a queue made there lives in that container's IPC namespace only.
+    const made = await sh('df -k /dev/shm | tail -1; : > /dev/mqueue/q; ls /dev/mqueue', base(kind))
+    t.regex(made.stdout, /^\S+\s+65536\s.*\nq$/s, made.stderr)
+    t.is((await sh('ls -A /dev/mqueue', base(kind))).stdout, '', 'the next container does not see it')
   })
 
   ctest(`[${kind}] /dev/null, /dev/zero, /dev/full and /dev/shm work`, async (t) => {

@@ -79,7 +79,7 @@ pub fn attach(
                 let fs = new_fs(
                     plan,
                     slots,
-                    "tmpfs",
+                    ("tmpfs", "tmpfs"),
                     params,
                     MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
                 );
@@ -95,7 +95,7 @@ pub fn tmp(slots: &mut Slots, plan: &mut Vec<Op>) {
     let tmp = new_fs(
         plan,
         slots,
-        "tmpfs",
+        ("tmpfs", "tmpfs"),
         vec![param("mode", "1777")],
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
     );

@@ -1,6 +1,6 @@
 //! The container's /dev: a tmpfs of its own with docker's six devices (made with mknod, or
 //! bound from the host's in a user namespace), the container's /dev/null on `ignore` stdio,
-//! a private devpts, /dev/shm and the fd links; read-only once its nodes exist.
+//! a private devpts, /dev/shm, /dev/mqueue and the fd links; read-only once its nodes exist.
 
 use super::steps::{c, kernel_fs_at, new_fs, param, Slots};
 use crate::plan::{InRoot, Op};
@@ -58,7 +58,7 @@ pub fn make(
     let dev = new_fs(
         plan,
         slots,
-        "tmpfs",
+        ("tmpfs", "tmpfs"),
         vec![param("mode", "0755"), param("size", "65536k")],
         attrs,
     );
@@ -126,7 +126,7 @@ pub fn make(
     let pts = new_fs(
         plan,
         slots,
-        "devpts",
+        ("devpts", "devpts"),
         devpts,
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
     );
@@ -135,18 +135,29 @@ pub fn make(
         target: InRoot::beneath(dev, "dev", "pts"),
         keep: false,
     });
-    // /dev/shm: a writable nodev bind of a directory of /dev's own tmpfs (its 64 MiB), not a
-    // filesystem of its own: one superblock fewer to make and tear down per container.
-    plan.push(Op::Mkdir {
-        at: InRoot::beneath(dev, "dev", "shm"),
-        dir: dev,
-        mode: 0o1777,
-    });
-    plan.push(Op::Rebind {
-        target: InRoot::beneath(dev, "dev", "shm"),
-        attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        must_exist: true,
-    });
+    // /dev/shm and /dev/mqueue: filesystems of their own, as docker's (what `df`, the OCI
+    // validation suite and shm-size expect), in /dev's tmpfs through its fd.
+    let private = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
+    let shm = vec![param("mode", "1777"), param("size", "65536k")];
+    let mut extra = vec![("shm", ("tmpfs", "shm"), shm, 0o1777)];
+    let joined_ipc = spec.join_paths.ipc.is_some() && !user;
+    if spec.namespaces.ipc || joined_ipc {
+        // mqueue shows the mounter's IPC namespace: only the container's own (never the host's).
+        extra.push(("mqueue", ("mqueue", "mqueue"), vec![], 0o755));
+    }
+    for (name, kind, params, mode) in extra {
+        plan.push(Op::Mkdir {
+            at: InRoot::beneath(dev, "dev", name),
+            dir: dev,
+            mode,
+        });
+        let fs = new_fs(plan, slots, kind, params, private);
+        plan.push(Op::Attach {
+            slot: fs,
+            target: InRoot::beneath(dev, "dev", name),
+            keep: false,
+        });
+    }
     for (link, target) in DEV_SYMLINKS {
         plan.push(Op::Symlink {
             link_target: c(target),

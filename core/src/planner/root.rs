@@ -52,6 +52,7 @@ pub fn clone(
         (None, Some(image)) => {
             // The image's layers read-only, the container's own writes in `upper`.
             let mut params = vec![
+                param("source", "overlay"),
                 (
                     c("lowerdir"),
                     Some(cstring("image.lowerdirs", &image.lowerdirs.join(":"))?),
@@ -71,7 +72,11 @@ pub fn clone(
         }
         (None, None) => plan.push(Op::NewFs {
             fstype: c("tmpfs"),
-            params: vec![param("mode", "0755"), param("size", "1m")],
+            params: vec![
+                param("source", "tmpfs"),
+                param("mode", "0755"),
+                param("size", "1m"),
+            ],
             attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
             slot,
         }),

@@ -23,15 +23,16 @@ pub fn param(key: &str, value: &str) -> (CString, Option<CString>) {
     (c(key), Some(c(value)))
 }
 
-/// A fresh filesystem into a new slot.
+/// A fresh filesystem into a new slot; `source` is the name mountinfo shows (docker's).
 pub fn new_fs(
     plan: &mut Vec<Op>,
     slots: &mut Slots,
-    fstype: &str,
-    params: Vec<(CString, Option<CString>)>,
+    (fstype, source): (&str, &str),
+    mut params: Vec<(CString, Option<CString>)>,
     attrs: u64,
 ) -> usize {
     let slot = slots.next();
+    params.insert(0, param("source", source));
     plan.push(Op::NewFs {
         fstype: c(fstype),
         params,
