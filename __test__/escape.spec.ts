@@ -854,6 +854,15 @@ test.serial('capAdd ALL gives what this process may pass on; a named capability 
   t.throws(() => spawn(['true'], { capAdd: [CAPABILITIES[lacking]] }), { message: new RegExp(`CAP_${CAPABILITIES[lacking]} not in this process's bounding set`) })
 })
 
+test('a profile that denies getcwd, without no_new_privs (its filter loads while root, before the chdir): the working directory is verified before the filter, the command still gets the profile\'s errno', async (t) => {
+  const deny = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['getcwd'], action: 'SCMP_ACT_ERRNO' }] }
+  const r = await run(['pwd', '-P'], { rootfs: root, cwd: '/tmp', seccomp: deny, noNewPrivileges: false, reject: false })
+  t.is(r.exitCode, 1, `the container started, its getcwd denied: ${r.stderr}`)
+  t.is(r.stderr, 'pwd: getcwd: Operation not permitted')
+  const control = await run(['pwd', '-P'], { rootfs: root, cwd: '/tmp', seccomp: { defaultAction: 'SCMP_ACT_ALLOW' }, noNewPrivileges: false })
+  t.is(control.stdout, '/tmp')
+})
+
 test.serial('a directory fd as stdio is refused: through fchdir or /proc/self/fd it would lead out of the root (CVE-2024-21626 class); control: a file fd works', async (t) => {
   const dir = fs.openSync(os.tmpdir(), 'r')
   const file = fs.openSync('/etc/hostname', 'r')

@@ -431,6 +431,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.write_file(c"/proc/self/gid_map", gid_map)
         }
         Op::Chdir(path) => sys.chdir(path),
+        Op::VerifyCwd => sys.verify_cwd(),
         Op::CloseFds { keep } => sys.close_fds_except(3, *keep),
         Op::ParentAlive(pidfd) => {
             let exited = sys.is_readable(*pidfd);

@@ -168,6 +168,9 @@ impl Sys for Recorder {
     fn chdir(&self, path: &CStr) -> SysResult<()> {
         self.record(format!("chdir {}", s(path)))
     }
+    fn verify_cwd(&self) -> SysResult<()> {
+        self.record("getcwd".into())
+    }
     fn sethostname(&self, name: &[u8]) -> SysResult<()> {
         self.record(format!("hostname {}", String::from_utf8_lossy(name)))
     }
@@ -252,7 +255,11 @@ const SPEC: &str = r#"{"argv":["sh"],"env":["PATH=/a:/b"],"cwd":"/work","hostnam
 type Walk = (Vec<Op>, Vec<String>, Result<(), (usize, Errno)>);
 
 fn walk(fail: Option<(&'static str, Errno)>) -> Walk {
-    let prepared = parse(SPEC)
+    walk_spec(SPEC, fail)
+}
+
+fn walk_spec(spec: &str, fail: Option<(&'static str, Errno)>) -> Walk {
+    let prepared = parse(spec)
         .unwrap()
         .prepare(&Handles {
             stdio: [0, 1, 2],
@@ -309,7 +316,7 @@ fn the_walk_isolates_then_drops_privileges_and_loads_seccomp_last() {
         "no inherited fd can lead chdir out"
     );
     assert!(at("creds 1000:100") < at("chdir /work"));
-    assert!(at("chdir /work") < at("capset"));
+    assert!(at("chdir /work") < at("getcwd") && at("getcwd") < at("capset"));
     assert_eq!(
         calls[at("capset")],
         "capset 0x0 0x0 0x0",
@@ -335,6 +342,31 @@ fn the_walk_isolates_then_drops_privileges_and_loads_seccomp_last() {
     assert!(
         at("open_beneath 105 null") < at("is_null_device"),
         "the mask source is checked on the fd that is used"
+    );
+}
+
+#[test]
+fn without_no_new_privs_the_cwd_is_verified_before_the_filter_and_entered_again_as_the_user() {
+    // A profile that denies getcwd must not fail the CVE-2024-21626 check (as under crun).
+    let spec = SPEC.replace(r#""gid":100"#, r#""gid":100,"noNewPrivileges":false"#);
+    let (_, calls, result) = walk_spec(&spec, None);
+    assert_eq!(result, Ok(()));
+    let all = |prefix: &str| -> Vec<usize> {
+        (0..calls.len())
+            .filter(|&i| calls[i].starts_with(prefix))
+            .collect()
+    };
+    let (chdirs, getcwd, seccomp, creds) = (
+        all("chdir /work"),
+        all("getcwd"),
+        all("seccomp"),
+        all("creds"),
+    );
+    assert_eq!(getcwd.len(), 1, "{calls:?}");
+    assert!(chdirs[0] < getcwd[0] && getcwd[0] < seccomp[0] && seccomp[0] < creds[0]);
+    assert!(
+        chdirs[1] > creds[0],
+        "the user's own chdir follows the credentials"
     );
 }
 

@@ -220,6 +220,9 @@ pub enum Op {
     /// Wait until the parent wrote the maps (one byte on this pipe).
     WaitForMaps(c_int),
     Chdir(CString),
+    /// getcwd names a directory inside the root (the CVE-2024-21626 class: not one reached
+    /// through a leaked fd, which the kernel shows as "(unreachable)").
+    VerifyCwd,
     /// close_range of every fd from 3 but `keep` (-1: none): the parent's pidfd that ParentAlive
     /// polls, and in an exec helper the console socket its sibling still needs.
     CloseFds {
@@ -291,6 +294,7 @@ impl Op {
             ),
             Op::WaitForMaps(_) => ("wait for uid_map/gid_map".into(), None),
             Op::Chdir(p) => ("chdir".into(), Some(s(p))),
+            Op::VerifyCwd => ("getcwd".into(), None),
             Op::CloseFds { .. } => ("close_range".into(), None),
             Op::ParentAlive(_) => ("check the parent is alive".into(), None),
         }

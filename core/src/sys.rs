@@ -84,6 +84,8 @@ pub trait Sys {
     fn close(&self, fd: c_int);
     fn pivot_into(&self, root: c_int) -> SysResult<()>;
     fn chdir(&self, path: &CStr) -> SysResult<()>;
+    /// The working directory is inside this process's root (ENOENT if not).
+    fn verify_cwd(&self) -> SysResult<()>;
     fn fchdir(&self, fd: c_int) -> SysResult<()>;
     fn sethostname(&self, name: &[u8]) -> SysResult<()>;
     fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()>;
@@ -506,7 +508,10 @@ impl Sys for Kernel {
     }
 
     fn chdir(&self, path: &CStr) -> SysResult<()> {
-        check_int(unsafe { libc::chdir(path.as_ptr()) })?;
+        check_int(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+    }
+
+    fn verify_cwd(&self) -> SysResult<()> {
         // The kernel prefixes a working directory outside our root with "(unreachable)": one
         // reached through a leaked fd (CVE-2024-21626 class) is refused, whatever the path said.
         let mut buf = [0u8; libc::PATH_MAX as usize];

@@ -43,7 +43,8 @@ pub fn mount_proc(slots: &mut Slots, plan: &mut Vec<Op>) -> usize {
 }
 
 pub fn mount_sys(host_sys: Option<usize>, slots: &mut Slots, plan: &mut Vec<Op>) -> usize {
-    let sys = host_sys.unwrap_or_else(|| new_fs(plan, slots, ("sysfs", "sysfs"), vec![], SYS_ATTRS));
+    let sys =
+        host_sys.unwrap_or_else(|| new_fs(plan, slots, ("sysfs", "sysfs"), vec![], SYS_ATTRS));
     kernel_fs_at(plan, sys, "sys");
     sys
 }

@@ -139,7 +139,11 @@ pub fn drop_privileges(
     plan.push(Op::CloseFds {
         keep: [first_kept.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
     });
+    let cwd = cstring("cwd", p.cwd)?;
     if !p.no_new_privileges {
+        // The profile may deny getcwd: the working directory is verified before the filter.
+        plan.push(Op::Chdir(cwd.clone()));
+        plan.push(Op::VerifyCwd);
         // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN: while still root.
         filters(plan);
     }
@@ -165,7 +169,11 @@ pub fn drop_privileges(
         // dup2 onto itself clears FD_CLOEXEC: lonely-init keeps it.
         plan.push(Op::Dup2 { from: fd, to: fd });
     }
-    plan.push(Op::Chdir(cstring("cwd", p.cwd)?));
+    // Again as the container's user: its own permission to enter the directory.
+    plan.push(Op::Chdir(cwd));
+    if p.no_new_privileges {
+        plan.push(Op::VerifyCwd);
+    }
     plan.push(Op::Capabilities {
         effective: sets[0],
         permitted: sets[1],
