@@ -342,7 +342,22 @@ test.serial('process.capabilities\' four sets, oomScoreAdj and linux.sysctl are 
   noLeaks(t)
 })
 
-test.serial('hooks: prestart, createRuntime, poststart and poststop run in the runtime\'s namespaces in order with the state on stdin; createContainer and startContainer run in the container\'s (its hostname, its /dev/shm); a failing prestart fails create and leaves nothing; a failing poststart is a warning', async (t) => {
+test.serial('runc spec\'s capabilities (ambient listed without inheritable) run as under runc: the ambient ones the kernel cannot raise are skipped with a note in the log', async (t) => {
+  const runcDefault = ['CAP_AUDIT_WRITE', 'CAP_KILL', 'CAP_NET_BIND_SERVICE']
+  const b = bundle('runc-caps', ['sh', '-c', 'grep -E "^Cap(Eff|Amb)" /proc/self/status'], (c) => {
+    c.process.capabilities = { bounding: runcDefault, effective: runcDefault, permitted: runcDefault, ambient: runcDefault }
+  })
+  const c = createWithPipe(t, b, 'runc-caps')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('runc-caps').status === 'created', 10_000), c.output())
+  runtime(['start', 'runc-caps'])
+  await c.closed
+  t.is(c.output(), 'CapEff:\t0000000020000420\nCapAmb:\t0000000000000000\n')
+  t.regex(fs.readFileSync(path.join(work, 'log.json'), 'utf8'), /process.capabilities.ambient: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE not raised/)
+  t.is(runtime(['delete', 'runc-caps']).status, 0)
+  noLeaks(t)
+})
+
+test.serial('hooks: prestart, createRuntime, poststart and poststop run in the runtime\'s namespaces in order with the state on stdin; createContainer and startContainer run in the container\'s (its hostname, its /dev/shm); a failing prestart fails create and leaves nothing; a failing poststart or poststop is a warning and the hooks after it still run', async (t) => {
   const out = path.join(work, 'hooks.log')
   const host = (name: string) => ({ path: '/bin/sh', args: ['sh', '-c', `read -r state; echo "${name} $state" >> ${out}`] })
   // A static binary of the rootfs, opened on the host and exec'd inside (its path is the host's).
@@ -353,8 +368,8 @@ test.serial('hooks: prestart, createRuntime, poststart and poststop run in the r
       createRuntime: [host('createRuntime')],
       createContainer: [inside('createContainer')],
       startContainer: [inside('startContainer')],
-      poststart: [host('poststart'), { path: '/bin/false' }],
-      poststop: [host('poststop')],
+      poststart: [host('poststart'), { path: '/bin/false' }, host('poststart-after')],
+      poststop: [{ path: '/bin/false' }, host('poststop')],
     }
   })
   const c = createWithPipe(t, b, 'hooked')
@@ -365,13 +380,14 @@ test.serial('hooks: prestart, createRuntime, poststart and poststop run in the r
   t.is(c.output(), 'createContainer in runc\nstartContainer in runc\n')
   t.is(runtime(['delete', 'hooked']).status, 0)
   const lines = fs.readFileSync(out, 'utf8').trim().split('\n')
-  t.deepEqual(lines.map((l) => l.split(' ')[0]), ['prestart', 'createRuntime', 'poststart', 'poststop'])
+  t.deepEqual(lines.map((l) => l.split(' ')[0]), ['prestart', 'createRuntime', 'poststart', 'poststart-after', 'poststop'])
   const stateOf = (l: string) => JSON.parse(l.slice(l.indexOf(' ') + 1))
   t.like(stateOf(lines[0]), { id: 'hooked', status: 'creating', pid, bundle: b })
   t.like(stateOf(lines[2]), { status: 'running', pid })
-  t.like(stateOf(lines[3]), { status: 'stopped' })
+  t.like(stateOf(lines[4]), { status: 'stopped' })
   const log = fs.readFileSync(path.join(work, 'log.json'), 'utf8')
   t.regex(log, /"level":"warning","msg":"poststart hook \/bin\/false: exit status: 1"/)
+  t.regex(log, /"level":"warning","msg":"poststop hook \/bin\/false: exit status: 1"/)
   // A failing prestart: create fails naming it, and no container, cgroup or state is left.
   const failing = bundle('hook-fails', ['true'], (c) => (c.hooks = { prestart: [{ path: '/bin/sh', args: ['sh', '-c', 'echo nope >&2; exit 3'] }] }))
   const r = runtime(['create', '--bundle', failing, 'hook-fails'])

@@ -346,7 +346,7 @@ fn start(global: &Global, dir: &Dir) -> Result<()> {
     nix::unistd::write(&fd, b"s").map_err(|e| format!("start: {e}"))?;
     let _ = std::fs::remove_file(&fifo);
     // After the command started: a failure is a warning, the container runs on.
-    if let Err(e) = hooks::run(
+    for e in hooks::run_each(
         Stage::Poststart,
         hooks.as_ref(),
         &hook_state(dir, &s, "running"),
@@ -459,7 +459,7 @@ fn delete(global: &Global, dir: &Dir, force: bool) -> Result<()> {
         }
     }
     // Once the container is gone; a failure is a warning (the spec's poststop rule).
-    if let Err(e) = hooks::run(
+    for e in hooks::run_each(
         Stage::Poststop,
         hooks::from_state(&s).as_ref(),
         &hook_state(dir, &s, "stopped"),

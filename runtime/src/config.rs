@@ -109,13 +109,25 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         json!(caps.map(|c| names(c.bounding())).unwrap_or_default()),
     );
     if let Some(c) = caps {
+        let (permitted, inheritable) = (names(c.permitted()), names(c.inheritable()));
+        // The kernel raises an ambient capability only if it is permitted and inheritable;
+        // runc skips the others (its own `runc spec` lists ambient without inheritable).
+        let (ambient, skipped): (Vec<String>, Vec<String>) = names(c.ambient())
+            .into_iter()
+            .partition(|a| permitted.contains(a) && inheritable.contains(a));
+        if !skipped.is_empty() {
+            notes.push(format!(
+                "process.capabilities.ambient: {} not raised (not in both permitted and inheritable)",
+                skipped.join(", ")
+            ));
+        }
         out.insert(
             "capabilitySets".into(),
             json!({
                 "effective": names(c.effective()),
-                "permitted": names(c.permitted()),
-                "inheritable": names(c.inheritable()),
-                "ambient": names(c.ambient()),
+                "permitted": permitted,
+                "inheritable": inheritable,
+                "ambient": ambient,
             }),
         );
     }

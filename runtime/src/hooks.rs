@@ -71,6 +71,21 @@ pub fn run(stage: Stage, hooks: Option<&Hooks>, state: &Value, pid1: i32) -> Res
     Ok(())
 }
 
+/// Runs every hook of `stage`, a failing one included (the spec's poststart/poststop rule:
+/// warn, and the remaining hooks and the lifecycle go on); each failure, in order.
+pub fn run_each(stage: Stage, hooks: Option<&Hooks>, state: &Value, pid1: i32) -> Vec<String> {
+    let Some(hooks) = hooks else { return vec![] };
+    stage
+        .of(hooks)
+        .into_iter()
+        .filter_map(|hook| {
+            run_one(stage, &hook, state, pid1)
+                .err()
+                .map(|e| format!("{} hook {}: {e}", stage.name(), hook.path().display()))
+        })
+        .collect()
+}
+
 /// NULL-terminated argv/envp for execveat, with the strings they point into.
 struct Arrays {
     _strings: Vec<std::ffi::CString>,
