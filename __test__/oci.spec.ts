@@ -357,6 +357,26 @@ test.serial('runc spec\'s capabilities (ambient listed without inheritable) run 
   noLeaks(t)
 })
 
+test.serial('linux.uidMappings/gidMappings: a user namespace with the config\'s ranges (root inside is uid 1000 outside); no /tmp of lonely\'s own; mappings without a user namespace are refused by name', async (t) => {
+  const b = bundle('userns', ['sh', '-c', 'id -u; cat /proc/self/uid_map /proc/self/gid_map; awk \'$5 == "/tmp"\' /proc/self/mountinfo; sleep 2'], (c) => {
+    c.linux.namespaces.push({ type: 'user' })
+    c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 2000 }]
+    c.linux.gidMappings = [{ containerID: 0, hostID: 1000, size: 3000 }]
+  })
+  const c = createWithPipe(t, b, 'userns')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('userns').status === 'created', 10_000), c.output())
+  runtime(['start', 'userns'])
+  t.true(await eventually(() => c.output().split('\n').length >= 4, 5_000), c.output())
+  const pid = state('userns').pid
+  t.regex(fs.readFileSync(`/proc/${pid}/status`, 'utf8'), /^Uid:\t1000\t1000\t1000\t1000$/m, 'its root is host uid 1000')
+  await c.closed
+  t.regex(c.output(), /^0\n +0 +1000 +2000\n +0 +1000 +3000\n$/)
+  t.is(runtime(['delete', 'userns']).status, 0)
+  const bad = runtime(['create', '--bundle', bundle('maps-no-ns', ['true'], (c) => (c.linux.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }])), 'maps-no-ns'])
+  t.regex(bad.stderr, /linux.uidMappings\/gidMappings need a user namespace/)
+  noLeaks(t)
+})
+
 test.serial('hooks: prestart, createRuntime, poststart and poststop run in the runtime\'s namespaces in order with the state on stdin; createContainer and startContainer run in the container\'s (its hostname, its /dev/shm); a failing prestart fails create and leaves nothing; a failing poststart or poststop is a warning and the hooks after it still run', async (t) => {
   const out = path.join(work, 'hooks.log')
   const host = (name: string) => ({ path: '/bin/sh', args: ['sh', '-c', `read -r state; echo "${name} $state" >> ${out}`] })

@@ -22,6 +22,9 @@ pub struct ContainerSpec {
     pub rootfs: Option<String>,
     #[serde(default)]
     pub readonly_root: bool,
+    /// The container's own tmpfs /tmp (docker's); an OCI config gets only the mounts it lists.
+    #[serde(default = "yes")]
+    pub tmp: bool,
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
     pub uid: u32,

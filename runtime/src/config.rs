@@ -72,6 +72,8 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
     out.insert("cwd".into(), json!(process.cwd().display().to_string()));
     out.insert("hostname".into(), json!(spec.hostname()));
     out.insert("rootfs".into(), json!(rootfs.display().to_string()));
+    // The mounts the config lists, and no /tmp of lonely's own (runc's way).
+    out.insert("tmp".into(), json!(false));
     out.insert(
         "readonlyRoot".into(),
         json!(root.readonly().unwrap_or(false)),
@@ -90,6 +92,9 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
     );
     out.insert("namespaces".into(), namespaces(spec)?);
     out.insert("joinPaths".into(), join_paths(spec));
+    if let Some(maps) = id_maps(spec)? {
+        out.insert("idMaps".into(), maps);
+    }
     out.insert(
         "mounts".into(),
         Value::Array(mounts(
@@ -259,12 +264,8 @@ fn namespaces(spec: &Spec) -> Result<Value, ConfigError> {
         }
     };
     let user = has(LinuxNamespaceType::User)?;
-    if user {
-        return Err(unsupported(
-            "a user namespace (uidMappings) is not supported by lonely-runtime yet",
-        ));
-    }
     Ok(json!({
+        "user": user,
         "pid": has(LinuxNamespaceType::Pid)?,
         "mount": has(LinuxNamespaceType::Mount)?,
         "uts": has(LinuxNamespaceType::Uts)?,
@@ -272,6 +273,34 @@ fn namespaces(spec: &Spec) -> Result<Value, ConfigError> {
         "net": has(LinuxNamespaceType::Network)?,
         "cgroup": has(LinuxNamespaceType::Cgroup)?,
     }))
+}
+
+/// `linux.uidMappings`/`gidMappings`, written by this process (root) once PID 1 exists.
+fn id_maps(spec: &Spec) -> Result<Option<Value>, ConfigError> {
+    let linux = spec.linux().as_ref();
+    let user = linux
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|list| list.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    let ranges = |list: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<Value> {
+        list.into_iter()
+            .flatten()
+            .map(|m| json!({ "containerId": m.container_id(), "hostId": m.host_id(), "size": m.size() }))
+            .collect()
+    };
+    let uid = ranges(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = ranges(linux.and_then(|l| l.gid_mappings().as_ref()));
+    match (user, uid.is_empty() || gid.is_empty()) {
+        (false, _) if uid.is_empty() && gid.is_empty() => Ok(None),
+        (false, _) => Err(unsupported(
+            "linux.uidMappings/gidMappings need a user namespace in linux.namespaces",
+        )),
+        (true, true) => Err(unsupported(
+            "a user namespace needs both linux.uidMappings and linux.gidMappings",
+        )),
+        (true, false) => Ok(Some(
+            json!({ "uid": uid, "gid": gid, "newuidmap": null, "newgidmap": null }),
+        )),
+    }
 }
 
 /// The paths of the namespaces to join rather than make (`linux.namespaces[].path`).

@@ -204,7 +204,9 @@ pub fn filesystem(
     let proc = kernel::mount_proc(&mut slots, plan);
     let dev = dev::make(spec, host_devices, &mut slots, plan);
     let sys = kernel::mount_sys(host_sys, &mut slots, plan);
-    binds::tmp(&mut slots, plan);
+    if spec.tmp {
+        binds::tmp(&mut slots, plan);
+    }
     binds::attach(spec, sources, &mut slots, plan)?;
 
     kernel::protect(
