@@ -231,15 +231,15 @@ test('--version and features answer as runc\'s do', (t) => {
   t.true(f.linux.capabilities.includes('CAP_SYS_ADMIN'))
 })
 
-test.serial('linux.namespaces[].path: network, IPC and UTS are joined (a pod\'s containers share its sandbox\'s); control: without the paths it gets its own', async (t) => {
-  const sandbox = spawn('unshare', ['--net', '--uts', '--ipc', 'sh', '-c', 'hostname podname; exec sleep 1000'], { stdio: 'ignore' })
+test.serial('linux.namespaces[].path: PID, network, IPC and UTS are joined (a pod\'s containers share its sandbox\'s; its PID 1 is the sandbox\'s); control: without the paths it gets its own; a mount namespace by path is refused by name', async (t) => {
+  const sandbox = spawn('unshare', ['--net', '--uts', '--ipc', '--pid', '--fork', 'sh', '-c', 'hostname podname; exec sleep 1000'], { stdio: 'ignore' })
   t.teardown(() => void sandbox.kill('SIGKILL'))
   t.true(await eventually(() => fs.existsSync(`/proc/${sandbox.pid}/ns/net`) && fs.readlinkSync(`/proc/${sandbox.pid}/ns/net`) !== fs.readlinkSync('/proc/self/ns/net')))
   const ns = (kind: string) => fs.readlinkSync(`/proc/${sandbox.pid}/ns/${kind}`)
-  const probe = ['sh', '-c', 'hostname; for k in net ipc uts; do readlink /proc/self/ns/$k; done']
+  const probe = ['sh', '-c', 'hostname; for k in net ipc uts pid; do readlink /proc/self/ns/$k; done; tr "\\0" " " < /proc/1/cmdline']
   const joined = bundle('joined', probe, (c) => {
     for (const n of c.linux.namespaces) {
-      const kind = { network: 'net', ipc: 'ipc', uts: 'uts' }[n.type as string]
+      const kind = { network: 'net', ipc: 'ipc', uts: 'uts', pid: 'pid_for_children' }[n.type as string]
       if (kind) n.path = `/proc/${sandbox.pid}/ns/${kind}`
     }
   })
@@ -247,7 +247,7 @@ test.serial('linux.namespaces[].path: network, IPC and UTS are joined (a pod\'s 
   t.true(await eventually(() => fs.existsSync(path.join(joined, 'init.pid')) && state('joined').status === 'created', 10_000), c.output())
   runtime(['start', 'joined'])
   await c.closed
-  t.is(c.output(), `podname\n${ns('net')}\n${ns('ipc')}\n${ns('uts')}\n`)
+  t.is(c.output(), `podname\n${ns('net')}\n${ns('ipc')}\n${ns('uts')}\n${ns('pid_for_children')}\nsleep 1000 `)
   t.is(runtime(['delete', '--force', 'joined']).status, 0)
   const ownBundle = bundle('own', probe)
   const own = createWithPipe(t, ownBundle, 'own')
@@ -257,7 +257,10 @@ test.serial('linux.namespaces[].path: network, IPC and UTS are joined (a pod\'s 
   const lines = own.output().split('\n')
   t.is(lines[0], 'runc', 'control: its own UTS namespace has the config\'s hostname')
   t.not(lines[1], ns('net'), 'control: its own network namespace')
+  t.regex(lines[5], /^tr /, 'control: its own PID namespace, the probe its PID 1 (sh execs its last command)')
   t.is(runtime(['delete', '--force', 'own']).status, 0)
+  const mnt = bundle('mnt-path', ['true'], (c) => (c.linux.namespaces.find((n: { type: string }) => n.type === 'mount').path = `/proc/${sandbox.pid}/ns/mnt`))
+  t.regex(runtime(['create', '--bundle', mnt, 'mnt-path']).stderr, /joining the Mount namespace by path is not supported/)
   noLeaks(t)
 })
 

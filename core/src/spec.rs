@@ -259,6 +259,10 @@ pub struct Handles {
 #[derive(Debug, Default, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct JoinPaths {
+    /// A PID namespace the container's first process enters (not as its PID 1): a pod's
+    /// shared one. Entered by the parent's thread for the clone alone (setns, then back).
+    #[serde(default)]
+    pub pid: Option<String>,
     pub net: Option<String>,
     pub ipc: Option<String>,
     pub uts: Option<String>,
@@ -318,6 +322,10 @@ pub enum SpecError {
         "uidMap/gidMap ranges do not go with `detached` yet (the single default mapping does)"
     )]
     DetachedIdRanges,
+    #[error(
+        "spec: joining a PID namespace goes with neither a user namespace nor a detached monitor"
+    )]
+    JoinedPidNamespace,
     #[error("spec: rootfs and mounts need the mount namespace")]
     NeedsMountNamespace,
     #[error("spec: {0}")]

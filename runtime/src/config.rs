@@ -248,8 +248,10 @@ fn namespaces(spec: &Spec) -> Result<Value, ConfigError> {
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
-    // Network, IPC and UTS may be joined by path (a pod's sandbox); the others not yet.
+    // PID, network, IPC and UTS may be joined by path (a pod's sandbox); mount, cgroup and
+    // user not: lonely's root and mounts are made in a mount namespace of its own.
     let joinable = [
+        LinuxNamespaceType::Pid,
         LinuxNamespaceType::Network,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
@@ -316,7 +318,7 @@ fn join_paths(spec: &Spec) -> Value {
             .and_then(|n| n.path().as_ref())
             .map(|p| p.display().to_string())
     };
-    json!({ "net": path(LinuxNamespaceType::Network), "ipc": path(LinuxNamespaceType::Ipc), "uts": path(LinuxNamespaceType::Uts) })
+    json!({ "pid": path(LinuxNamespaceType::Pid), "net": path(LinuxNamespaceType::Network), "ipc": path(LinuxNamespaceType::Ipc), "uts": path(LinuxNamespaceType::Uts) })
 }
 
 fn mounts(list: &[Mount], bundle: &Path) -> Result<Vec<Value>, ConfigError> {

@@ -177,6 +177,11 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         None => pooled(spec.namespaces.ipc, nspool::Kind::Ipc),
     };
     let utsns = joined(&spec.join_paths.uts)?;
+    let pidns = joined(&spec.join_paths.pid)?;
+    // A monitor would be cloned into it too, and a new user namespace cannot mount its proc.
+    if pidns.is_some() && (launch.is_some() || spec.namespaces.user) {
+        return Err(SpecError::JoinedPidNamespace.into());
+    }
     // uid/gid ranges: the parent writes the maps while the child waits on this pipe.
     let maps_pipe = match (&spec.id_maps, spec.namespaces.user) {
         (Some(_), true) => {
@@ -214,7 +219,13 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         (Some((read, release)), Some(maps)) => (Some(read), Some(MapsFirst { maps, release })),
         _ => (None, None),
     };
-    let spawned = spawn(&prepared, command_name(spec), maps_first, launch.as_mut());
+    let spawned = match &pidns {
+        Some(ns) => in_pid_namespace(ns, spec.join_paths.pid.as_deref().unwrap_or(""), || {
+            spawn(&prepared, command_name(spec), maps_first, launch.as_mut())
+        })?,
+        None => spawn(&prepared, command_name(spec), maps_first, launch.as_mut()),
+    };
+    drop(pidns);
     // The child has joined them: a namespace lives as long as its container, never longer.
     drop((
         std::mem::take(&mut wired.child),
@@ -346,4 +357,31 @@ fn namespace_of(pid: i32, kind: &str) -> Option<OwnedFd> {
     let path = std::ffi::CString::new(format!("/proc/{pid}/ns/{kind}")).ok()?;
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
     (fd >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) })
+}
+
+/// Runs `f` with this thread's children going into the PID namespace `ns` (setns changes
+/// only pid_for_children of the calling thread), then puts the thread's own one back.
+fn in_pid_namespace<T>(ns: &OwnedFd, path: &str, f: impl FnOnce() -> T) -> Result<T, StartError> {
+    let own = nix::fcntl::open(
+        "/proc/thread-self/ns/pid",
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|errno| StartError::JoinPath {
+        path: "/proc/thread-self/ns/pid".into(),
+        errno,
+    })?;
+    let enter = |fd: &OwnedFd, path: &str| {
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|errno| {
+            StartError::JoinPath {
+                path: path.into(),
+                errno,
+            }
+        })
+    };
+    enter(ns, path)?;
+    let result = f();
+    // Back before anything else forks from this thread (Node's child_process included).
+    enter(&own, "/proc/thread-self/ns/pid")?;
+    Ok(result)
 }

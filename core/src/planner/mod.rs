@@ -133,7 +133,7 @@ pub fn prepare(
 
     let mut flags = libc::CLONE_VM | libc::CLONE_VFORK;
     for (on, flag) in [
-        (ns.pid, libc::CLONE_NEWPID),
+        (ns.pid && spec.join_paths.pid.is_none(), libc::CLONE_NEWPID),
         // With a rootfs the child makes it itself, once it has entered the rootfs (rootfs.rs).
         (ns.mount && spec.rootfs.is_none(), libc::CLONE_NEWNS),
         (ns.uts && handles.utsns.is_none(), libc::CLONE_NEWUTS),
