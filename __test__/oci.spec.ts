@@ -380,6 +380,27 @@ test.serial('linux.uidMappings/gidMappings: a user namespace with the config\'s 
   noLeaks(t)
 })
 
+test.serial('mount options: a bind\'s ro, nosuid and noexec and a tmpfs\'s noexec reach the kernel (binds are always nodev); a propagation option lonely does not apply is a note in the log', async (t) => {
+  const b = bundle('mount-opts', ['sh', '-c', 'awk \'$5 ~ /^\\/mnt\\// { print $5, $6 }\' /proc/self/mountinfo'], (c) => {
+    c.mounts.push(
+      { destination: '/mnt/bin', type: 'bind', source: '/usr/bin', options: ['rbind', 'ro', 'nosuid', 'noexec', 'rprivate'] },
+      { destination: '/mnt/plain', type: 'bind', source: '/usr/bin', options: ['rbind', 'ro'] },
+      { destination: '/mnt/scratch', type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'size=1m', 'shared'] },
+    )
+  })
+  const c = createWithPipe(t, b, 'mount-opts')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('mount-opts').status === 'created', 10_000), c.output())
+  runtime(['start', 'mount-opts'])
+  await c.closed
+  const opts = new Map(c.output().trim().split('\n').map((l) => [l.split(' ')[0], l.split(' ')[1].split(',')]))
+  t.like(Object.fromEntries(['ro', 'nosuid', 'nodev', 'noexec'].map((o) => [o, opts.get('/mnt/bin')?.includes(o)])), { ro: true, nosuid: true, nodev: true, noexec: true }, c.output())
+  t.false(opts.get('/mnt/plain')?.includes('noexec'), 'control: without the option it is not noexec')
+  t.true(opts.get('/mnt/scratch')?.includes('noexec'), c.output())
+  t.regex(fs.readFileSync(path.join(work, 'log.json'), 'utf8'), /mount \/mnt\/scratch: propagation `shared` not applied/)
+  t.is(runtime(['delete', 'mount-opts']).status, 0)
+  noLeaks(t)
+})
+
 test.serial('hooks: prestart, createRuntime, poststart and poststop run in the runtime\'s namespaces in order with the state on stdin; createContainer and startContainer run in the container\'s (its hostname, its /dev/shm); a failing prestart fails create and leaves nothing; a failing poststart or poststop is a warning and the hooks after it still run', async (t) => {
   const out = path.join(work, 'hooks.log')
   const host = (name: string) => ({ path: '/bin/sh', args: ['sh', '-c', `read -r state; echo "${name} $state" >> ${out}`] })

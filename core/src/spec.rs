@@ -294,11 +294,18 @@ pub enum MountSpec {
         target: String,
         #[serde(default)]
         readonly: bool,
+        /// An OCI mount's `noexec` / `nosuid` (lonely's binds are always `nodev`).
+        #[serde(default)]
+        noexec: bool,
+        #[serde(default)]
+        nosuid: bool,
     },
     Tmpfs {
         target: String,
         size: Option<String>,
         mode: Option<String>,
+        #[serde(default)]
+        noexec: bool,
     },
 }
 

@@ -100,6 +100,7 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         Value::Array(mounts(
             spec.mounts().as_deref().unwrap_or_default(),
             bundle,
+            &mut notes,
         )?),
     );
     // The bounding set is lonely's `capabilities`; the other four are set as given (runc's way).
@@ -211,6 +212,15 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         if let Some(sysctl) = linux.sysctl() {
             out.insert("sysctl".into(), json!(sysctl));
         }
+        if let Some(p) = linux
+            .rootfs_propagation()
+            .as_deref()
+            .filter(|p| PROPAGATION.contains(p))
+        {
+            notes.push(format!(
+                "linux.rootfsPropagation `{p}` not applied (lonely's mounts are private)"
+            ));
+        }
         if linux.intel_rdt().is_some() {
             return Err(unsupported("linux.intelRdt is not supported"));
         }
@@ -321,13 +331,34 @@ fn join_paths(spec: &Spec) -> Value {
     json!({ "pid": path(LinuxNamespaceType::Pid), "net": path(LinuxNamespaceType::Network), "ipc": path(LinuxNamespaceType::Ipc), "uts": path(LinuxNamespaceType::Uts) })
 }
 
-fn mounts(list: &[Mount], bundle: &Path) -> Result<Vec<Value>, ConfigError> {
+/// Propagation options other than lonely's own (private).
+const PROPAGATION: [&str; 6] = [
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
+fn mounts(
+    list: &[Mount],
+    bundle: &Path,
+    notes: &mut Vec<String>,
+) -> Result<Vec<Value>, ConfigError> {
     let mut out = Vec::new();
     for m in list {
         let dest = m.destination().display().to_string();
         let typ = m.typ().clone().unwrap_or_default();
         let options = m.options().clone().unwrap_or_default();
-        let bind = options.iter().any(|o| o == "bind" || o == "rbind") || typ == "bind";
+        let has = |flag: &str| options.iter().any(|o| o == flag);
+        let bind = has("bind") || has("rbind") || typ == "bind";
+        // Every mount of a container is private (nothing propagates to or from the host).
+        if let Some(p) = options.iter().find(|o| PROPAGATION.contains(&o.as_str())) {
+            notes.push(format!(
+                "mount {dest}: propagation `{p}` not applied (lonely's mounts are private)"
+            ));
+        }
         if !bind && BUILT_IN.iter().any(|(d, t)| *d == dest && *t == typ) {
             continue; // lonely's planner makes it, with its own masks and flags
         }
@@ -340,7 +371,9 @@ fn mounts(list: &[Mount], bundle: &Path) -> Result<Vec<Value>, ConfigError> {
                 "type": "bind",
                 "source": absolute(bundle, source).display().to_string(),
                 "target": dest,
-                "readonly": options.iter().any(|o| o == "ro"),
+                "readonly": has("ro"),
+                "noexec": has("noexec"),
+                "nosuid": has("nosuid"),
             }));
         } else if typ == "tmpfs" {
             let value = |key: &str| {
@@ -348,7 +381,7 @@ fn mounts(list: &[Mount], bundle: &Path) -> Result<Vec<Value>, ConfigError> {
                     .iter()
                     .find_map(|o| o.strip_prefix(&format!("{key}=")).map(str::to_owned))
             };
-            out.push(json!({ "type": "tmpfs", "target": dest, "size": value("size"), "mode": value("mode") }));
+            out.push(json!({ "type": "tmpfs", "target": dest, "size": value("size"), "mode": value("mode"), "noexec": has("noexec") }));
         } else {
             return Err(unsupported(format!(
                 "mount {dest}: type {typ:?} is not supported yet"

@@ -5,7 +5,7 @@ use super::host::HostFacts;
 use super::steps::{attach_in_root, new_fs, param, Slots};
 use crate::plan::{InRoot, Op};
 use crate::spec::{container_path, cstring, ContainerSpec, MountSpec, SpecError};
-use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
 
 /// Each bind's slot and whether its source is a directory, in `spec.mounts` order.
 pub struct Sources(Vec<(usize, bool)>);
@@ -20,11 +20,20 @@ pub fn clone_sources(
     let mut sources = Vec::new();
     for m in &spec.mounts {
         if let MountSpec::Bind {
-            source, readonly, ..
+            source,
+            readonly,
+            noexec,
+            nosuid: own_nosuid,
+            ..
         } = m
         {
             let slot = slots.next();
-            let attrs = MOUNT_ATTR_NODEV | nosuid | if *readonly { MOUNT_ATTR_RDONLY } else { 0 };
+            let flag = |on: bool, attr: u64| if on { attr } else { 0 };
+            let attrs = MOUNT_ATTR_NODEV
+                | nosuid
+                | flag(*own_nosuid, MOUNT_ATTR_NOSUID)
+                | flag(*readonly, MOUNT_ATTR_RDONLY)
+                | flag(*noexec, MOUNT_ATTR_NOEXEC);
             let (dir, id) = (host.source)(source)?;
             plan.push(Op::CloneTree {
                 src: cstring("mounts.source", source)?,
@@ -70,7 +79,12 @@ pub fn attach(
                     keep: false,
                 });
             }
-            MountSpec::Tmpfs { target, size, mode } => {
+            MountSpec::Tmpfs {
+                target,
+                size,
+                mode,
+                noexec,
+            } => {
                 let rel = container_path("mounts.target", target)?;
                 let mut params = vec![param("mode", mode.as_deref().unwrap_or("1777"))];
                 if let Some(size) = size {
@@ -81,7 +95,9 @@ pub fn attach(
                     slots,
                     ("tmpfs", "tmpfs"),
                     params,
-                    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                    MOUNT_ATTR_NOSUID
+                        | MOUNT_ATTR_NODEV
+                        | if *noexec { MOUNT_ATTR_NOEXEC } else { 0 },
                 );
                 attach_in_root(plan, fs, InRoot::new(&rel), false);
             }
