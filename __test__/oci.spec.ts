@@ -441,6 +441,19 @@ test.serial('hooks: prestart, createRuntime, poststart and poststop run in the r
   noLeaks(t)
 })
 
+test.serial('while create-time hooks run the container is `creating`: start is refused and the pid file is not there yet (engines wait for it); then created, as runc', async (t) => {
+  const b = bundle('slow-hook', ['true'], (c) => (c.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', 'sleep 1'] }] }))
+  const c = createWithPipe(t, b, 'slow-hook')
+  t.true(await eventually(() => fs.existsSync(path.join(stateRoot, 'slow-hook')) && state('slow-hook').status === 'creating', 5_000), c.output())
+  t.false(fs.existsSync(path.join(b, 'init.pid')), 'no pid file while the hooks run')
+  t.regex(runtime(['start', 'slow-hook']).stderr, /cannot start an already creating container/)
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('slow-hook').status === 'created', 10_000), c.output())
+  t.is(runtime(['start', 'slow-hook']).status, 0)
+  await c.closed
+  t.is(runtime(['delete', '--force', 'slow-hook']).status, 0)
+  noLeaks(t)
+})
+
 test.serial('linux.devices: the config\'s nodes exist in the container\'s /dev with their type, numbers, mode and owner (a directory made for /dev/net/tun), and the device cgroup lets them open', async (t) => {
   const b = bundle('devs', ['sh', '-c', 'stat -c "%n %F %t:%T %a %u:%g" /dev/fuse /dev/net/tun; : < /dev/net/tun && echo tun-opens; ls /dev/kmsg 2>&1'], (c) => {
     c.linux.devices = [

@@ -192,6 +192,8 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
         if let Some(h) = &converted.hooks {
             s.insert("hooks".into(), h.clone());
         }
+        // `creating` until the create-time hooks are done: `start` must not overtake them.
+        s.insert("creating".into(), json!(true));
         dir.write(&s)?;
         if parsed.tty {
             let master = running.stdio[1]
@@ -201,10 +203,6 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
                 .flag("console-socket")
                 .ok_or("process.terminal needs --console-socket")?;
             send_console(socket, master)?;
-        }
-        if let Some(pid_file) = p.flag("pid-file") {
-            std::fs::write(pid_file, running.pid.to_string())
-                .map_err(|e| format!("write {pid_file}: {e}"))?;
         }
         let hooks = hooks::from_state(&s);
         for stage in [
@@ -218,6 +216,13 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
                 &hook_state(&dir, &s, "creating"),
                 running.pid,
             )?;
+        }
+        s.remove("creating");
+        dir.write(&s)?;
+        // Last, as runc: an engine that waits for the pid file finds a container ready to start.
+        if let Some(pid_file) = p.flag("pid-file") {
+            std::fs::write(pid_file, running.pid.to_string())
+                .map_err(|e| format!("write {pid_file}: {e}"))?;
         }
         Ok(())
     })();

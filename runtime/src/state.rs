@@ -70,6 +70,7 @@ pub fn live_pid(state: &Map<String, Value>) -> Option<i32> {
 pub fn status(dir: &Dir, state: &Map<String, Value>) -> &'static str {
     match live_pid(state) {
         None => "stopped",
+        Some(_) if state.contains_key("creating") => "creating",
         Some(_) if dir.fifo().exists() => "created",
         Some(_)
             if freezer(state)
