@@ -232,7 +232,7 @@ test('--version and features answer as runc\'s do', (t) => {
 })
 
 test.serial('linux.namespaces[].path: PID, network, IPC and UTS are joined (a pod\'s containers share its sandbox\'s; its PID 1 is the sandbox\'s); control: without the paths it gets its own; a mount namespace by path is refused by name', async (t) => {
-  const sandbox = spawn('unshare', ['--net', '--uts', '--ipc', '--pid', '--fork', 'sh', '-c', 'hostname podname; exec sleep 1000'], { stdio: 'ignore' })
+  const sandbox = spawn('unshare', ['--net', '--uts', '--ipc', '--pid', '--fork', '--kill-child', 'sh', '-c', 'hostname podname; exec sleep 1000'], { stdio: 'ignore' })
   t.teardown(() => void sandbox.kill('SIGKILL'))
   t.true(await eventually(() => fs.existsSync(`/proc/${sandbox.pid}/ns/net`) && fs.readlinkSync(`/proc/${sandbox.pid}/ns/net`) !== fs.readlinkSync('/proc/self/ns/net')))
   const ns = (kind: string) => fs.readlinkSync(`/proc/${sandbox.pid}/ns/${kind}`)
