@@ -321,25 +321,24 @@ function parseTap(stdout) {
   return { plan, points, yamls };
 }
 
-function yamlError(text) {
-  // tap-go emits the YAML block as JSON-style text: { "error": "..." }
-  const m = /"error"\s*:\s*"((?:[^"\\]|\\.)*)"/.exec(text) || /^\s*error:\s*(.*)$/m.exec(text);
-  if (!m) return null;
+// A JSON string body as its text (as written when it is not valid JSON).
+function unquote(body) {
   try {
-    return JSON.parse(`"${m[1]}"`);
+    return JSON.parse(`"${body}"`);
   } catch {
-    return m[1];
+    return body;
   }
 }
 
 function yamlField(text, key) {
   const m = new RegExp(`"${key}"\\s*:\\s*"((?:[^"\\\\]|\\\\.)*)"`).exec(text || '');
-  if (!m) return null;
-  try {
-    return JSON.parse(`"${m[1]}"`);
-  } catch {
-    return m[1];
-  }
+  return m ? unquote(m[1]) : null;
+}
+
+function yamlError(text) {
+  // tap-go emits the YAML block as JSON-style text: { "error": "..." }
+  const m = /^\s*error:\s*(.*)$/m.exec(text);
+  return yamlField(text, 'error') ?? (m ? unquote(m[1]) : null);
 }
 
 // one-line reason for a `not ok` point: its description plus the most

@@ -90,9 +90,11 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         "noNewPrivileges".into(),
         json!(process.no_new_privileges().unwrap_or(false)),
     );
-    out.insert("namespaces".into(), namespaces(spec)?);
+    let ns = namespaces(spec)?;
+    let user = ns["user"] == json!(true);
+    out.insert("namespaces".into(), ns);
     out.insert("joinPaths".into(), join_paths(spec));
-    if let Some(maps) = id_maps(spec)? {
+    if let Some(maps) = id_maps(spec, user)? {
         out.insert("idMaps".into(), maps);
     }
     out.insert(
@@ -288,11 +290,8 @@ fn namespaces(spec: &Spec) -> Result<Value, ConfigError> {
 }
 
 /// `linux.uidMappings`/`gidMappings`, written by this process (root) once PID 1 exists.
-fn id_maps(spec: &Spec) -> Result<Option<Value>, ConfigError> {
+fn id_maps(spec: &Spec, user: bool) -> Result<Option<Value>, ConfigError> {
     let linux = spec.linux().as_ref();
-    let user = linux
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|list| list.iter().any(|n| n.typ() == LinuxNamespaceType::User));
     let ranges = |list: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| -> Vec<Value> {
         list.into_iter()
             .flatten()

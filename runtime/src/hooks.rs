@@ -64,11 +64,10 @@ pub fn from_state(state: &serde_json::Map<String, Value>) -> Option<Hooks> {
 /// path and exit), the later ones do not run.
 pub fn run(stage: Stage, hooks: Option<&Hooks>, state: &Value, pid1: i32) -> Result<(), String> {
     let Some(hooks) = hooks else { return Ok(()) };
-    for hook in stage.of(hooks) {
-        run_one(stage, &hook, state, pid1)
-            .map_err(|e| format!("{} hook {}: {e}", stage.name(), hook.path().display()))?;
-    }
-    Ok(())
+    stage
+        .of(hooks)
+        .iter()
+        .try_for_each(|hook| run_named(stage, hook, state, pid1))
 }
 
 /// Runs every hook of `stage`, a failing one included (the spec's poststart/poststop rule:
@@ -77,13 +76,15 @@ pub fn run_each(stage: Stage, hooks: Option<&Hooks>, state: &Value, pid1: i32) -
     let Some(hooks) = hooks else { return vec![] };
     stage
         .of(hooks)
-        .into_iter()
-        .filter_map(|hook| {
-            run_one(stage, &hook, state, pid1)
-                .err()
-                .map(|e| format!("{} hook {}: {e}", stage.name(), hook.path().display()))
-        })
+        .iter()
+        .filter_map(|hook| run_named(stage, hook, state, pid1).err())
         .collect()
+}
+
+/// One hook, its failure named by stage, path and exit.
+fn run_named(stage: Stage, hook: &Hook, state: &Value, pid1: i32) -> Result<(), String> {
+    run_one(stage, hook, state, pid1)
+        .map_err(|e| format!("{} hook {}: {e}", stage.name(), hook.path().display()))
 }
 
 /// NULL-terminated argv/envp for execveat, with the strings they point into.

@@ -140,8 +140,7 @@ pub fn make(
     let private = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
     let shm = vec![param("mode", "1777"), param("size", "65536k")];
     let mut extra = vec![("shm", ("tmpfs", "shm"), shm, 0o1777)];
-    let joined_ipc = spec.join_paths.ipc.is_some() && !user;
-    if spec.namespaces.ipc || joined_ipc {
+    if spec.namespaces.ipc {
         // mqueue shows the mounter's IPC namespace: only the container's own (never the host's).
         extra.push(("mqueue", ("mqueue", "mqueue"), vec![], 0o755));
     }
