@@ -247,6 +247,18 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.close(parent);
             made
         }
+        Op::Reclone { slot } => {
+            match sys.open_tree_fd(slots[*slot]) {
+                Ok(fresh) => {
+                    sys.close(slots[*slot]);
+                    slots[*slot] = fresh;
+                }
+                // An older kernel cannot clone a detached tree: the early clone is attached.
+                Err(Errno::EINVAL) => {}
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        }
         Op::Attach { slot, target, keep } => {
             let tree = slots[*slot];
             let moved = attach(sys, slots, tree, target);

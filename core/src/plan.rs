@@ -112,6 +112,12 @@ pub enum Op {
     EnsureFile {
         target: InRoot,
     },
+    /// A fresh clone of a bind's early clone, just before it is attached: since Linux 6.8
+    /// mountinfo lists mounts by creation, and this keeps the config's order there. A kernel
+    /// that cannot clone a detached tree keeps the early clone (same mount, older id).
+    Reclone {
+        slot: usize,
+    },
     /// move_mount(slot -> target). `keep`: the slot stays open, the base of later steps.
     Attach {
         slot: usize,
@@ -265,6 +271,7 @@ impl Op {
             Op::EnsureDir { components } => ("mount".into(), components.last().map(abs)),
             Op::EnsureFile { target } => ("mount".into(), Some(abs(target))),
             Op::Attach { target, .. } => ("mount".into(), Some(abs(target))),
+            Op::Reclone { .. } => ("open_tree".into(), None),
             Op::Symlink { at, .. } => ("symlink".into(), Some(abs(at))),
             Op::Device { at, .. } => ("mknod".into(), Some(abs(at))),
             Op::BindDevice { at, .. } => ("mount".into(), Some(abs(at))),

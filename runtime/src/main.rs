@@ -14,6 +14,8 @@ mod state;
 use std::io::Write;
 
 fn main() {
+    // One container per process: namespaces made ahead would never be used.
+    lonely_core::nspool::disable();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let parsed = match cli::parse(&args) {
         Ok(p) => p,

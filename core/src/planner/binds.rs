@@ -73,6 +73,7 @@ pub fn attach(
                     }
                     plan.push(Op::EnsureFile { target: at.clone() });
                 }
+                plan.push(Op::Reclone { slot });
                 plan.push(Op::Attach {
                     slot,
                     target: at,

@@ -144,6 +144,32 @@ fn host_trees_are_cloned_before_the_root_is_attached() {
 }
 
 #[test]
+fn a_bind_is_cloned_again_just_before_its_attach_so_mountinfo_keeps_the_config_order() {
+    let s = spec_with(
+        r#","rootfs":"/","mounts":[{"type":"tmpfs","target":"/mnt/t"},{"type":"bind","source":"/tmp","target":"/mnt/x"}]"#,
+    );
+    let mut plan = vec![];
+    plan_fn(&s, &mut plan);
+    let tmpfs = plan
+        .iter()
+        .position(|o| matches!(o, Op::NewFs { fstype, .. } if fstype.to_str() == Ok("tmpfs")))
+        .unwrap();
+    let reclone = plan
+        .iter()
+        .position(|o| matches!(o, Op::Reclone { .. }))
+        .unwrap();
+    let Op::Reclone { slot } = plan[reclone] else {
+        unreachable!()
+    };
+    assert!(tmpfs < reclone, "the tmpfs listed first is made first");
+    assert!(
+        matches!(&plan[reclone + 1], Op::Attach { slot: s, .. } if *s == slot),
+        "attached right after: {:?}",
+        &plan[reclone + 1]
+    );
+}
+
+#[test]
 fn the_mirror_root_ends_read_only() {
     let s = spec_with(r#","rootfs":null"#);
     let mut plan = vec![];
