@@ -9,7 +9,7 @@ import * as path from 'node:path'
 import { createHash } from 'node:crypto'
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
 
-import { eventually, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
+import { eventually, exclusive, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
 
 const RUNTIME = path.join(__dirname, '..', 'target', 'release', 'lonely-runtime')
 const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim() || null
@@ -23,6 +23,7 @@ let daemon: ChildProcess | undefined
 let mountsBefore = ''
 /** The shim and ctr make /run/containerd (sockets, fifos, the runtime's --root): ours to remove if it was not there. */
 let runDirBefore = true
+let release = () => {}
 
 // SIGKILL on timeout: ctr forwards a SIGTERM to the task and goes on waiting.
 // A namespace of our own: containerd puts its tasks' cgroups under /<namespace>/, which the
@@ -53,6 +54,8 @@ function busyboxArchive(into: string): string {
 
 test.before(async () => {
   if (missing.length) return
+  // containerd.spec.ts and crictl.spec.ts both start containerds that share /run/containerd.
+  release = await exclusive('containerd')
   mountsBefore = ourMounts()
   runDirBefore = fs.existsSync('/run/containerd')
   // Short: a unix socket path has at most 107 bytes. Not /tmp/lonely-*: containerd's snapshot
@@ -94,6 +97,7 @@ test.after.always(async () => {
   for (const d of namespaceCgroups()) fs.rmdirSync(d)
   fs.rmSync(dir, { recursive: true, force: true })
   if (!runDirBefore) fs.rmSync('/run/containerd', { recursive: true, force: true })
+  release()
 })
 
 ctest('ctr run --rm with lonely-runtime: the command runs as PID 1 in the image, its output and exit code reach ctr', (t) => {

@@ -196,6 +196,35 @@ export async function eventually(probe: () => boolean, ms = 5000): Promise<boole
   return probe()
 }
 
+/**
+ * One suite at a time on what private engines still share (containerd's /run/containerd, its
+ * shims' sockets): an exclusive lock file, taken over from a holder that died. Resolves to its release.
+ */
+export async function exclusive(name: string, ms = 600_000): Promise<() => void> {
+  const file = path.join(os.tmpdir(), `.lonely-test-lock-${name}`)
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM'
+    }
+  }
+  for (const end = Date.now() + ms; ; await new Promise((r) => setTimeout(r, 200))) {
+    try {
+      fs.writeFileSync(file, String(process.pid), { flag: 'wx' })
+      return () => {
+        if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') === String(process.pid)) fs.rmSync(file)
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      const holder = Number(fs.readFileSync(file, 'utf8'))
+      if (!holder || !alive(holder)) fs.rmSync(file, { force: true })
+      else if (Date.now() > end) throw new Error(`${file}: still held by pid ${holder}`)
+    }
+  }
+}
+
 /** Removes (SIGKILL first) every detached container of `stateDir`, then (unless `keepDir`) the directory: clean-up whatever a test did. */
 export async function removeDetached(stateDir: string, options: { keepDir?: boolean } = {}): Promise<void> {
   if (!stateDir || !fs.existsSync(stateDir)) return

@@ -231,7 +231,7 @@ test('--version and features answer as runc\'s do', (t) => {
   t.true(f.linux.capabilities.includes('CAP_SYS_ADMIN'))
 })
 
-test.serial('linux.namespaces[].path: PID, network, IPC and UTS are joined (a pod\'s containers share its sandbox\'s; its PID 1 is the sandbox\'s); control: without the paths it gets its own; a mount namespace by path is refused by name', async (t) => {
+test.serial('linux.namespaces[].path: PID, network, IPC and UTS are joined (a pod\'s containers share its sandbox\'s; its PID 1 is the sandbox\'s); control: without the paths it gets its own', async (t) => {
   const sandbox = spawn('unshare', ['--net', '--uts', '--ipc', '--pid', '--fork', '--kill-child', 'sh', '-c', 'hostname podname; exec sleep 1000'], { stdio: 'ignore' })
   t.teardown(() => void sandbox.kill('SIGKILL'))
   t.true(await eventually(() => fs.existsSync(`/proc/${sandbox.pid}/ns/net`) && fs.readlinkSync(`/proc/${sandbox.pid}/ns/net`) !== fs.readlinkSync('/proc/self/ns/net')))
@@ -259,8 +259,31 @@ test.serial('linux.namespaces[].path: PID, network, IPC and UTS are joined (a po
   t.not(lines[1], ns('net'), 'control: its own network namespace')
   t.regex(lines[5], /^tr /, 'control: its own PID namespace, the probe its PID 1 (sh execs its last command)')
   t.is(runtime(['delete', '--force', 'own']).status, 0)
-  const mnt = bundle('mnt-path', ['true'], (c) => (c.linux.namespaces.find((n: { type: string }) => n.type === 'mount').path = `/proc/${sandbox.pid}/ns/mnt`))
-  t.regex(runtime(['create', '--bundle', mnt, 'mnt-path']).stderr, /joining the Mount namespace by path is not supported/)
+  noLeaks(t)
+})
+
+test.serial('linux.namespaces[].path of a mount namespace: the root is made in it (the container\'s mnt is the pod\'s, nothing lands in the caller\'s); a joined namespace whose rootfs path is another directory is refused (ESTALE), never entered', async (t) => {
+  const pod = spawn('unshare', ['--mount', '--fork', '--kill-child', 'sleep', '1000'], { stdio: 'ignore' })
+  t.teardown(() => void pod.kill('SIGKILL'))
+  const mine = fs.readlinkSync('/proc/self/ns/mnt')
+  t.true(await eventually(() => fs.existsSync(`/proc/${pod.pid}/ns/mnt`) && fs.readlinkSync(`/proc/${pod.pid}/ns/mnt`) !== mine))
+  const podNs = fs.readlinkSync(`/proc/${pod.pid}/ns/mnt`)
+  const joinMnt = (pid: number | undefined) => (c: Record<string, any>) => (c.linux.namespaces.find((n: { type: string }) => n.type === 'mount').path = `/proc/${pid}/ns/mnt`)
+  const b = bundle('mnt-path', ['sh', '-c', 'readlink /proc/self/ns/mnt; cat /etc/os-release 2>/dev/null | head -1; ls /bin/busybox'], joinMnt(pod.pid))
+  const c = createWithPipe(t, b, 'mnt-path')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('mnt-path').status === 'created', 10_000), c.output())
+  runtime(['start', 'mnt-path'])
+  await c.closed
+  t.is(c.output().split('\n')[0], podNs, c.output())
+  t.regex(c.output(), /\/bin\/busybox/, 'the bundle\'s root, found in the pod\'s namespace')
+  t.is(runtime(['delete', '--force', 'mnt-path']).status, 0)
+  // The attack: in the namespace to join, the rootfs path is another directory.
+  const swapped = spawn('unshare', ['--mount', '--fork', '--kill-child', 'sh', '-c', `mount -t tmpfs swapped ${rootfs} && exec sleep 1000`], { stdio: 'ignore' })
+  t.teardown(() => void swapped.kill('SIGKILL'))
+  t.true(await eventually(() => fs.existsSync(`/proc/${swapped.pid}/ns/mnt`) && fs.readFileSync(`/proc/${swapped.pid}/mountinfo`, 'utf8').includes(' swapped ')))
+  const refused = runtime(['create', '--bundle', bundle('mnt-swapped', ['true'], joinMnt(swapped.pid)), 'mnt-swapped'])
+  t.not(refused.status, 0)
+  t.regex(refused.stderr, /enter rootfs `[^`]+`: .*ESTALE/, refused.stderr)
   noLeaks(t)
 })
 

@@ -188,9 +188,25 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             }
             Ok(())
         }
-        Op::EnterRootfs { fd, .. } => {
+        Op::EnterRootfs { fd, join: None, .. } => {
             sys.fchdir(*fd)?;
             sys.unshare(libc::CLONE_NEWNS)
+        }
+        Op::EnterRootfs {
+            fd,
+            join: Some(ns),
+            shown,
+        } => {
+            sys.setns(*ns, libc::CLONE_NEWNS)?;
+            // The parent's fd is a mount of its namespace: the joined one's copy is found by path.
+            let found = sys.open_no_symlinks(shown)?;
+            let entered = match (sys.file_id(found), sys.file_id(*fd)) {
+                (Ok(there), Ok(checked)) if there == checked => sys.fchdir(found),
+                (Ok(_), Ok(_)) => Err(Errno::ESTALE),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            };
+            sys.close(found);
+            entered
         }
         Op::CloneRootfs { slot, attrs, .. } => {
             let fd = sys.open_tree(c".")?;

@@ -84,9 +84,12 @@ pub enum Op {
     },
     /// fchdir to the rootfs the parent opened once (rootfs.rs), then unshare the mount
     /// namespace: the working directory moves to the new namespace's copy of that mount.
+    /// With `join`: setns into that mount namespace instead, then the rootfs is `shown` there,
+    /// opened with no symlink and refused (ESTALE) unless it is the directory `fd` is.
     EnterRootfs {
         fd: c_int,
         shown: CString,
+        join: Option<c_int>,
     },
     /// open_tree(".", OPEN_TREE_CLONE|AT_RECURSIVE) of the entered rootfs into slot, with attrs.
     CloneRootfs {

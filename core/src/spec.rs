@@ -96,6 +96,11 @@ pub struct ContainerSpec {
     /// With `join_start`: that container's cgroup directories, to join too.
     #[serde(default)]
     pub join_cgroups: Vec<String>,
+    /// With `join`: nothing in this process waits for the exec'd process. It is our child
+    /// until we exit, then the subreaper's (an engine's shim): reaped here, its exit would
+    /// never reach the shim (lonely-runtime `exec --detach`).
+    #[serde(default)]
+    pub unreaped: bool,
     #[serde(default = "default_seccomp")]
     pub seccomp: Seccomp,
     /// None: docker's lists (security.rs).
@@ -238,6 +243,8 @@ pub struct Handles {
     pub ipcns: Option<i32>,
     /// A UTS namespace to join (`join_paths.uts`) instead of making one.
     pub utsns: Option<i32>,
+    /// A mount namespace to make the root in (`join_paths.mnt`) instead of a new one.
+    pub mntns: Option<i32>,
     /// cgroup.procs of the container's cgroup, one per hierarchy.
     pub cgroup_procs: Vec<i32>,
     /// With a tty: the socket the child sends the pty master over.
@@ -266,6 +273,9 @@ pub struct JoinPaths {
     pub net: Option<String>,
     pub ipc: Option<String>,
     pub uts: Option<String>,
+    /// A mount namespace the root is made in (an engine's pod): the rootfs is looked up there
+    /// by path, with no symlink, and must be the directory the parent opened.
+    pub mnt: Option<String>,
 }
 
 fn inherit_all() -> [Stdio; 3] {
@@ -335,6 +345,8 @@ pub enum SpecError {
     JoinedPidNamespace,
     #[error("spec: rootfs and mounts need the mount namespace")]
     NeedsMountNamespace,
+    #[error("spec: joining a mount namespace goes with a rootfs and no user namespace")]
+    JoinedMountNamespace,
     #[error("spec: {0}")]
     Capabilities(String),
     #[error("spec: seccomp: {0}")]

@@ -66,7 +66,7 @@ pub fn run(p: &Parsed) -> Result<i32> {
         "ps" => {
             let dir = dir_of(p, &root)?;
             let s = dir.read()?;
-            let pids = state::live_pid(&s).map(processes_of).unwrap_or_default();
+            let pids = processes(&s);
             if p.flag("format") == Some("json") {
                 println!("{}", json!(pids));
             } else {
@@ -377,21 +377,63 @@ fn kill(p: &Parsed, root: &Path) -> Result<()> {
     let dir = dir_of(p, root)?;
     let s = dir.read()?;
     let sig = signal_number(p.operands.get(1).map_or("SIGTERM", String::as_str))?;
-    let pid = state::live_pid(&s).ok_or("container not running")?;
     let start = s.get("lonelyStart").and_then(Value::as_u64).unwrap_or(0);
     // The list first, PID 1 signalled first: once the others die, PID 1 may end on its own.
     let others = if p.has("all") {
-        processes_of(pid)
+        processes(&s)
     } else {
         Vec::new()
     };
-    if !container::foreign::signal(pid, start, sig) {
+    let Some(pid) = state::live_pid(&s) else {
+        // runc's `kill --all` of a stopped container: what is left in its cgroup (a shared PID
+        // namespace outlives PID 1; the shim sends this once PID 1 has exited).
+        if !p.has("all") {
+            return Err("container not running".into());
+        }
+        for other in others {
+            unsafe { libc::kill(other, sig) };
+        }
+        return Ok(());
+    };
+    if !container::foreign::signal(pid, start, sig) && !p.has("all") {
         return Err("container not running".into());
     }
     for other in others.into_iter().filter(|o| *o != pid) {
         unsafe { libc::kill(other, sig) };
     }
     Ok(())
+}
+
+/// The container's processes (PID 1 first, if alive): those in its cgroup; without one, those
+/// in PID 1's PID namespace if it is the container's own, else PID 1 alone. A joined namespace
+/// (a pod's, shared with its sandbox and the other containers) is not the container's: every
+/// process in it would include the sandbox's pause.
+fn processes(s: &Map<String, Value>) -> Vec<i32> {
+    let pid1 = state::live_pid(s);
+    let in_cgroup = s
+        .get("cgroups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|d| std::fs::read_to_string(Path::new(d).join("cgroup.procs")).ok());
+    let mut pids: Vec<i32> = match (in_cgroup, pid1) {
+        (Some(text), _) => text.lines().filter_map(|l| l.trim().parse().ok()).collect(),
+        (None, None) => Vec::new(),
+        (None, Some(pid)) => {
+            let spec = s.get("spec");
+            let own = spec.and_then(|v| v["namespaces"]["pid"].as_bool()) == Some(true)
+                && spec.is_some_and(|v| v["joinPaths"]["pid"].is_null());
+            if own {
+                processes_of(pid)
+            } else {
+                vec![pid]
+            }
+        }
+    };
+    pids.sort_by_key(|p| (Some(*p) != pid1, *p));
+    pids.dedup();
+    pids
 }
 
 /// Host pids of the processes in the PID namespace of `pid1` (PID 1 first).
@@ -441,12 +483,17 @@ fn delete(global: &Global, dir: &Dir, force: bool) -> Result<()> {
             state::live_pid(&s),
             s.get("lonelyStart").and_then(Value::as_u64),
         ) {
-            for other in processes_of(pid) {
+            for other in processes(&s) {
                 unsafe { libc::kill(other, libc::SIGKILL) };
             }
             container::foreign::signal(pid, start, libc::SIGKILL);
         }
         wait_gone(&s, Some(std::time::Duration::from_secs(10)));
+    }
+    // What outlived PID 1 in its cgroup (a shared PID namespace), as runc's destroy: else the
+    // cgroup stays busy and, in a pod, the processes run on under the sandbox's pause.
+    for other in processes(&s) {
+        unsafe { libc::kill(other, libc::SIGKILL) };
     }
     for cg in s
         .get("cgroups")
@@ -559,6 +606,8 @@ fn exec(p: &Parsed, root: &Path) -> Result<i32> {
     }
     // The engine's shim reaps it (a subreaper): it must outlive this process.
     obj.insert("detached".into(), json!(true));
+    // --detach: not reaped here either, or a quick command's exit never reaches the shim.
+    obj.insert("unreaped".into(), json!(p.has("detach")));
     let parsed = lonely_core::spec::parse(&spec.to_string()).map_err(|e| e.to_string())?;
     let (tx, rx) = std::sync::mpsc::channel();
     let running = container::start::start(

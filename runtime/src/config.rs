@@ -260,13 +260,14 @@ fn namespaces(spec: &Spec) -> Result<Value, ConfigError> {
         .as_ref()
         .and_then(|l| l.namespaces().clone())
         .unwrap_or_default();
-    // PID, network, IPC and UTS may be joined by path (a pod's sandbox); mount, cgroup and
-    // user not: lonely's root and mounts are made in a mount namespace of its own.
+    // PID, network, IPC, UTS and mount may be joined by path (a pod's sandbox); cgroup and
+    // user not yet.
     let joinable = [
         LinuxNamespaceType::Pid,
         LinuxNamespaceType::Network,
         LinuxNamespaceType::Ipc,
         LinuxNamespaceType::Uts,
+        LinuxNamespaceType::Mount,
     ];
     let has = |t: LinuxNamespaceType| -> Result<bool, ConfigError> {
         match list.iter().find(|n| n.typ() == t) {
@@ -327,7 +328,7 @@ fn join_paths(spec: &Spec) -> Value {
             .and_then(|n| n.path().as_ref())
             .map(|p| p.display().to_string())
     };
-    json!({ "pid": path(LinuxNamespaceType::Pid), "net": path(LinuxNamespaceType::Network), "ipc": path(LinuxNamespaceType::Ipc), "uts": path(LinuxNamespaceType::Uts) })
+    json!({ "pid": path(LinuxNamespaceType::Pid), "net": path(LinuxNamespaceType::Network), "ipc": path(LinuxNamespaceType::Ipc), "uts": path(LinuxNamespaceType::Uts), "mnt": path(LinuxNamespaceType::Mount) })
 }
 
 /// Propagation options other than lonely's own (private).

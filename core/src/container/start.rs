@@ -177,6 +177,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         None => pooled(spec.namespaces.ipc, nspool::Kind::Ipc),
     };
     let utsns = joined(&spec.join_paths.uts)?;
+    let mntns = joined(&spec.join_paths.mnt)?;
     let pidns = joined(&spec.join_paths.pid)?;
     // A monitor would be cloned into it too, and a new user namespace cannot mount its proc.
     if pidns.is_some() && (launch.is_some() || spec.namespaces.user) {
@@ -195,6 +196,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         netns: netns.as_ref().map(|fd| fd.as_raw_fd()),
         ipcns: ipcns.as_ref().map(|fd| fd.as_raw_fd()),
         utsns: utsns.as_ref().map(|fd| fd.as_raw_fd()),
+        mntns: mntns.as_ref().map(|fd| fd.as_raw_fd()),
         cgroup_procs: undo
             .cgroup
             .as_ref()
@@ -232,6 +234,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         netns,
         ipcns,
         utsns,
+        mntns,
         maps_read,
         rootfs,
         hold,
@@ -316,6 +319,15 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
         monitor: None,
     };
     stdio::receive_console(&mut wired).map_err(StartError::Console)?;
+    if spec.unreaped {
+        // Left as a zombie if it ends before we do: our exit hands it to the subreaper.
+        undo.child = None;
+        return Ok(Running {
+            pid: spawned.pid,
+            stdio: wired.parent,
+            start_time: None,
+        });
+    }
     reaper::watch(
         spawned.pid,
         spawned.pidfd,

@@ -61,6 +61,11 @@ pub fn prepare(
     if !ns.mount && (spec.rootfs.is_some() || spec.image.is_some() || !spec.mounts.is_empty()) {
         return Err(SpecError::NeedsMountNamespace);
     }
+    // The rootfs is found again by path in the joined namespace; a new user namespace could
+    // not enter one its parent's user namespace owns.
+    if spec.join_paths.mnt.is_some() && (!ns.mount || spec.rootfs.is_none() || ns.user) {
+        return Err(SpecError::JoinedMountNamespace);
+    }
     let mut plan = vec![
         Op::ResetSignals {
             blocked: spec.init || spec.held,
@@ -117,7 +122,12 @@ pub fn prepare(
     }
     let mut slot_count = 1;
     if ns.mount {
-        slot_count = filesystem(spec, handles.rootfs.unwrap_or(-1), host, &mut plan)?;
+        slot_count = filesystem(
+            spec,
+            (handles.rootfs.unwrap_or(-1), handles.mntns),
+            host,
+            &mut plan,
+        )?;
     }
     // After pivot_root: /dev/pts is the container's own devpts instance.
     steps::console(ns.mount, handles, &mut plan);
@@ -188,12 +198,12 @@ fn sysctl(key: &str, value: &str) -> Result<Op, SpecError> {
 /// `rootfs_fd`: the rootfs the parent opened (rootfs.rs), when `spec.rootfs` is set.
 pub fn filesystem(
     spec: &ContainerSpec,
-    rootfs_fd: i32,
+    (rootfs_fd, mntns): (i32, Option<i32>),
     host: &HostFacts,
     plan: &mut Vec<Op>,
 ) -> Result<usize, SpecError> {
     let mut slots = steps::Slots(0);
-    root::enter(spec, rootfs_fd, plan)?;
+    root::enter(spec, rootfs_fd, mntns, plan)?;
     // Clone every host tree first: once the stage is covered nothing else is reachable by path.
     let cloned = root::clone(spec, host, &mut slots, plan)?;
     let host_devices = dev::clone_host_devices(spec.namespaces.user, &mut slots, plan);

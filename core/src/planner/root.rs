@@ -19,12 +19,18 @@ pub struct Root {
 }
 
 /// Enters the rootfs and makes mounts private: the first filesystem steps.
-pub fn enter(spec: &ContainerSpec, rootfs_fd: i32, plan: &mut Vec<Op>) -> Result<(), SpecError> {
+pub fn enter(
+    spec: &ContainerSpec,
+    rootfs_fd: i32,
+    join: Option<i32>,
+    plan: &mut Vec<Op>,
+) -> Result<(), SpecError> {
     if let Some(rootfs) = &spec.rootfs {
         // Before the namespace exists (clone leaves it to us when there is a rootfs).
         plan.push(Op::EnterRootfs {
             fd: rootfs_fd,
             shown: cstring("rootfs", rootfs)?,
+            join,
         });
     }
     plan.push(Op::MakeMountsPrivate);

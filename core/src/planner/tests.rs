@@ -223,9 +223,9 @@ fn every_slot_is_within_the_count() {
 fn the_rootfs_is_cloned_from_the_parents_fd_never_its_path() {
     let s = spec_with(r#","rootfs":"/srv/root""#);
     let mut out = vec![];
-    filesystem(&s, 42, &HostFacts::read(), &mut out).unwrap();
+    filesystem(&s, (42, None), &HostFacts::read(), &mut out).unwrap();
     assert!(out.iter().any(
-        |o| matches!(o, Op::EnterRootfs { fd: 42, shown } if shown.to_str() == Ok("/srv/root"))
+        |o| matches!(o, Op::EnterRootfs { fd: 42, shown, join: None } if shown.to_str() == Ok("/srv/root"))
     ));
     assert!(!out
         .iter()
@@ -236,7 +236,7 @@ fn the_rootfs_is_cloned_from_the_parents_fd_never_its_path() {
 fn kernel_paths_go_through_the_planned_filesystems_fds_with_no_symlink() {
     let s = spec_with(r#","rootfs":"/srv/root""#);
     let mut out = vec![];
-    filesystem(&s, 42, &HostFacts::read(), &mut out).unwrap();
+    filesystem(&s, (42, None), &HostFacts::read(), &mut out).unwrap();
     // The slots of the proc, dev and sys filesystems, kept open after their attach.
     let kept = |at: &str| {
         out.iter()
@@ -310,7 +310,7 @@ fn kernel_paths_go_through_the_planned_filesystems_fds_with_no_symlink() {
 }
 
 fn plan_fn(s: &ContainerSpec, out: &mut Vec<Op>) -> usize {
-    filesystem(s, -1, &HostFacts::read(), out).unwrap()
+    filesystem(s, (-1, None), &HostFacts::read(), out).unwrap()
 }
 
 /// A host built here: only /usr (and `bin -> usr/bin`), no kernel path, a bounding set without SYS_ADMIN.
@@ -420,4 +420,30 @@ fn an_exec_helper_is_not_dumpable_and_holds_no_fd_of_nodes_before_its_sibling_en
     // The sibling runs a PID 1's tail: credentials, no_new_privs and seccomp last.
     assert!(matches!(p.plan.last(), Some(Op::Seccomp(_))));
     assert!(p.plan[forks..].contains(&Op::NoNewPrivs));
+}
+
+#[test]
+fn a_joined_mount_namespace_is_entered_instead_of_a_new_one_and_needs_a_rootfs() {
+    let handles = Handles {
+        stdio: [0, 1, 2],
+        rootfs: Some(42),
+        mntns: Some(43),
+        ..Default::default()
+    };
+    let joined = spec_with(r#","rootfs":"/srv/root","joinPaths":{"mnt":"/proc/9/ns/mnt"}"#);
+    let p = joined.prepare(&handles).unwrap();
+    assert!(p.plan.iter().any(|o| matches!(
+        o,
+        Op::EnterRootfs {
+            fd: 42,
+            join: Some(43),
+            ..
+        }
+    )));
+    assert_eq!(p.clone_flags & libc::CLONE_NEWNS, 0);
+    let mirror = spec_with(r#","joinPaths":{"mnt":"/proc/9/ns/mnt"}"#);
+    assert!(matches!(
+        mirror.prepare(&handles),
+        Err(SpecError::JoinedMountNamespace)
+    ));
 }
