@@ -287,6 +287,54 @@ test.serial('linux.namespaces[].path of a mount namespace: the root is made in i
   noLeaks(t)
 })
 
+test.serial('events --stats: one runc stats event from the container\'s cgroup (its pids, its memory limit, CPU time); events --interval streams them until the container stops; a stopped container has none', async (t) => {
+  const b = bundle('events', ['sh', '-c', 'i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done; sleep 1000'], (c) => {
+    c.linux.cgroupsPath = `/lonely-oci-events-${process.pid}`
+    c.linux.resources = { memory: { limit: 48 << 20 }, pids: { limit: 30 } }
+  })
+  const c = createWithPipe(t, b, 'events')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('events').status === 'created', 10_000), c.output())
+  runtime(['start', 'events'])
+  await new Promise((r) => setTimeout(r, 300))
+  const one = runtime(['events', '--stats', 'events'])
+  t.is(one.status, 0, one.stderr)
+  const event = JSON.parse(one.stdout)
+  t.like(event, { type: 'stats', id: 'events', data: { memory: { usage: { limit: 48 << 20 } }, pids: { limit: 30 } } })
+  t.true(event.data.pids.current >= 1, one.stdout)
+  t.true(event.data.cpu.usage.total > 0 && event.data.memory.usage.usage > 0, one.stdout)
+  const stream = spawn(RUNTIME, [...global(), 'events', '--interval', '100ms', 'events'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  let lines = ''
+  stream.stdout.on('data', (d) => (lines += d))
+  const ended = new Promise<number | null>((r) => stream.on('close', (code) => r(code)))
+  t.true(await eventually(() => lines.split('\n').filter(Boolean).length >= 3, 5000), lines)
+  runtime(['kill', 'events', '9'])
+  t.is(await ended, 0, 'the stream ends with the container')
+  t.not(runtime(['events', '--stats', 'events']).status, 0)
+  t.is(runtime(['delete', 'events']).status, 0)
+  noLeaks(t)
+})
+
+test.serial('linux.personality: LINUX32 is the command\'s execution domain (uname -m says the 32-bit machine); control: LINUX and none say the host\'s; flags are refused by name', async (t) => {
+  const machine = async (id: string, personality?: Record<string, unknown>) => {
+    const b = bundle(id, ['uname', '-m'], (c) => {
+      if (personality) c.linux.personality = personality
+    })
+    const c = createWithPipe(t, b, id)
+    t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state(id).status === 'created', 10_000), c.output())
+    runtime(['start', id])
+    await c.closed
+    t.is(runtime(['delete', id]).status, 0)
+    return c.output().trim()
+  }
+  const host = os.machine()
+  t.is(await machine('pers-none'), host)
+  t.is(await machine('pers-linux', { domain: 'LINUX' }), host)
+  t.is(await machine('pers-32', { domain: 'LINUX32' }), { x86_64: 'i686', aarch64: 'armv8l' }[host] ?? 'a 32-bit machine')
+  const flags = runtime(['create', '--bundle', bundle('pers-flags', ['true'], (c) => (c.linux.personality = { domain: 'LINUX', flags: ['ADDR_NO_RANDOMIZE'] })), 'pers-flags'])
+  t.regex(flags.stderr, /linux\.personality\.flags are not supported/)
+  noLeaks(t)
+})
+
 test.serial('linux.cgroupsPath and resources: the cgroup is at the path in every hierarchy, the OCI values are in its files, update writes new ones, delete removes it; a denied device stays denied while lonely\'s /dev works', async (t) => {
   const cgPath = `/lonely-oci-test-${process.pid}`
   const v2 = fs.existsSync('/sys/fs/cgroup/cgroup.controllers')

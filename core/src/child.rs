@@ -420,6 +420,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::KeepCaps => sys.keep_caps(),
         Op::WriteProc { path, text } => sys.write_proc(path, text),
         Op::NoNewPrivs => sys.set_no_new_privs(),
+        Op::Personality(persona) => sys.personality(*persona),
         Op::Seccomp(program) => sys.load_seccomp(&program.0),
         Op::RootAttrs(attrs) => sys.set_mount_attrs(slots[ROOT], *attrs, false),
         Op::PivotRoot => {

@@ -174,6 +174,9 @@ impl Sys for Recorder {
     fn sethostname(&self, name: &[u8]) -> SysResult<()> {
         self.record(format!("hostname {}", String::from_utf8_lossy(name)))
     }
+    fn personality(&self, persona: u64) -> SysResult<()> {
+        self.record(format!("personality {persona}"))
+    }
     fn loopback_up(&self, _: &libc::ifreq) -> SysResult<()> {
         self.record("lo up".into())
     }

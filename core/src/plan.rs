@@ -214,6 +214,8 @@ pub enum Op {
     Seccomp(crate::seccomp::Program),
     PivotRoot,
     Hostname(Vec<u8>),
+    /// personality(2): the execution domain the command runs in (`uname -m` says i686 in LINUX32).
+    Personality(u64),
     LoopbackUp,
     Credentials {
         uid: u32,
@@ -296,6 +298,7 @@ impl Op {
             Op::RootAttrs(_) => ("remount root read-only".into(), Some("/".into())),
             Op::PivotRoot => ("pivot_root".into(), None),
             Op::Hostname(_) => ("sethostname".into(), None),
+            Op::Personality(_) => ("personality".into(), None),
             Op::LoopbackUp => ("loopback up".into(), Some("lo".into())),
             Op::Credentials { .. } => ("set credentials".into(), None),
             Op::IdMaps { .. } => (

@@ -119,6 +119,9 @@ pub struct ContainerSpec {
     /// `kernel.domainname`), written once the container's namespaces exist.
     #[serde(default)]
     pub sysctl: std::collections::BTreeMap<String, String>,
+    /// The execution domain (personality(2): 0 PER_LINUX, 8 PER_LINUX32), set before exec.
+    #[serde(default)]
+    pub personality: Option<u64>,
     /// Device nodes made in the container's /dev besides docker's (an OCI `linux.devices`).
     #[serde(default)]
     pub devices: Vec<DeviceNode>,

@@ -88,6 +88,7 @@ pub trait Sys {
     fn verify_cwd(&self) -> SysResult<()>;
     fn fchdir(&self, fd: c_int) -> SysResult<()>;
     fn sethostname(&self, name: &[u8]) -> SysResult<()>;
+    fn personality(&self, persona: u64) -> SysResult<()>;
     fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()>;
     /// setgroups (unless `set_groups` is false: a user namespace denies it), setresgid, setresuid.
     fn set_credentials(
@@ -525,6 +526,10 @@ impl Sys for Kernel {
     fn sethostname(&self, name: &[u8]) -> SysResult<()> {
         check_int(unsafe { libc::sethostname(name.as_ptr() as *const c_char, name.len()) })
             .map(drop)
+    }
+
+    fn personality(&self, persona: u64) -> SysResult<()> {
+        check_int(unsafe { libc::personality(persona as libc::c_ulong) }).map(drop)
     }
 
     fn loopback_up(&self, ifreq: &libc::ifreq) -> SysResult<()> {

@@ -34,7 +34,7 @@ impl Parsed {
 }
 
 /// Flags that take a value, by command (short forms mapped to long ones).
-const VALUED: [&str; 12] = [
+const VALUED: [&str; 13] = [
     "bundle",
     "pid-file",
     "console-socket",
@@ -47,6 +47,7 @@ const VALUED: [&str; 12] = [
     "resources",
     "criu",
     "signal",
+    "interval",
 ];
 const SHORT: [(&str, &str); 10] = [
     ("b", "bundle"),

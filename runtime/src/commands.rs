@@ -29,7 +29,7 @@ pub fn run(p: &Parsed) -> Result<i32> {
             Ok(0)
         }
         "help" => {
-            println!("usage: lonely-runtime [--root DIR] [--log FILE] [--log-format json] COMMAND\ncommands: create start state kill delete exec ps pause resume update list features run");
+            println!("usage: lonely-runtime [--root DIR] [--log FILE] [--log-format json] COMMAND\ncommands: create start state kill delete exec ps pause resume update events list features run");
             Ok(0)
         }
         "create" => create(p, &root).map(|_| 0),
@@ -89,6 +89,7 @@ pub fn run(p: &Parsed) -> Result<i32> {
         "update" => update(p, &dir_of(p, &root)?).map(|_| 0),
         "pause" => freeze(&dir_of(p, &root)?, true).map(|_| 0),
         "resume" => freeze(&dir_of(p, &root)?, false).map(|_| 0),
+        "events" => crate::events::events(p, &dir_of(p, &root)?),
         other => Err(format!("unknown command {other:?} (lonely-runtime help)")),
     }
 }

@@ -223,6 +223,16 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
                 "linux.rootfsPropagation `{p}` not applied (lonely's mounts are private)"
             ));
         }
+        if let Some(p) = linux.personality() {
+            if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
+                return Err(unsupported("linux.personality.flags are not supported"));
+            }
+            let domain = match p.domain() {
+                oci_spec::runtime::LinuxPersonalityDomain::PerLinux => 0,
+                oci_spec::runtime::LinuxPersonalityDomain::PerLinux32 => 8,
+            };
+            out.insert("personality".into(), json!(domain));
+        }
         if linux.intel_rdt().is_some() {
             return Err(unsupported("linux.intelRdt is not supported"));
         }

@@ -6,6 +6,7 @@
 mod cli;
 mod commands;
 mod config;
+mod events;
 mod hooks;
 mod log;
 mod resources;

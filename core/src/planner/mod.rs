@@ -139,6 +139,10 @@ pub fn prepare(
     if clone_net {
         plan.push(Op::LoopbackUp);
     }
+    // Before the seccomp filter, which may allow personality(2) for a few domains only.
+    if let Some(persona) = spec.personality {
+        plan.push(Op::Personality(persona));
+    }
     drop_privileges(&Privileges::of(spec, handles), host, &mut plan)?;
 
     let mut flags = libc::CLONE_VM | libc::CLONE_VFORK;
