@@ -7,6 +7,7 @@ import { imageCommand } from './lib/cli/images'
 import { containerCommand } from './lib/cli/containers'
 import { run } from './lib/cli/run'
 import { cp } from './lib/cli/cp'
+import { runtimePath } from './lib/runtimepath'
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv
@@ -23,6 +24,10 @@ async function main(argv: string[]): Promise<number> {
     case '--version':
     case 'version':
       process.stdout.write(`lonely ${version()}\n`)
+      return 0
+    case 'runtime-path':
+      // For an engine's config: BinaryName = "$(lonely runtime-path)", podman --runtime "$(lonely runtime-path)".
+      process.stdout.write(`${runtimePath()}\n`)
       return 0
     case 'run':
       return run(rest)

@@ -11,6 +11,7 @@ export type { ContainerInfo, ContainerTask, DetachedOptions } from './lib/create
 export type { ExecOptions, ExecRunOptions } from './lib/exec'
 export type { Attachment, AttachedExit } from './lib/attach'
 export { images } from './lib/images'
+export { runtimePath } from './lib/runtimepath'
 export type { Image, ImageConfig, ImageLayer, LoadedImage, LoadOptions, LoadProgress, RemoveResult, StoreOptions } from './lib/images'
 export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }
 export type { IdRange, Mount, NamespaceName, StdioOption } from './lib/options'

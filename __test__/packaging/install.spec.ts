@@ -237,10 +237,11 @@ function npmPack(cwd: string, dest: string): { file: string; unpackedSize: numbe
   return { file: path.join(dest, info!.filename), unpackedSize: info!.unpackedSize, files: info!.files.map((f) => f.path) }
 }
 
-const installable = IS_ROOT && fs.existsSync(ADDON) && fs.existsSync(path.join(ROOT, 'binding.js'))
+const RUNTIME = path.join(ROOT, 'target', 'release', 'lonely-runtime')
+const installable = IS_ROOT && fs.existsSync(ADDON) && fs.existsSync(RUNTIME) && fs.existsSync(path.join(ROOT, 'binding.js'))
 const itest = installable ? test.serial : test.skip
 if (!installable) {
-  test.skip(`clean install: needs root (the installed package makes containers) and a built ${path.basename(ADDON)} and binding.js (npm run build)`, () => {})
+  test.skip(`clean install: needs root (the installed package makes containers) and a built ${path.basename(ADDON)}, lonely-runtime and binding.js (npm run build)`, () => {})
 }
 
 test.before(() => {
@@ -252,6 +253,7 @@ test.before(() => {
     const platDir = path.join(dir, `pkg-${HOST_TARGET}`)
     fs.cpSync(path.join(ROOT, 'npm', HOST_TARGET), platDir, { recursive: true })
     fs.copyFileSync(ADDON, path.join(platDir, path.basename(ADDON)))
+    fs.copyFileSync(RUNTIME, path.join(platDir, 'lonely-runtime'))
     const platPack = npmPack(platDir, dir)
     const project = path.join(dir, 'project')
     fs.mkdirSync(project)
@@ -293,7 +295,7 @@ itest('packed tarballs: what is in them, no runtime dependencies, no install scr
   }
   t.false(rootFiles.some((f) => f.endsWith('.node')), 'the root package ships no addon (the platform packages do)')
   t.false(rootFiles.some((f) => (f.endsWith('.ts') && !f.endsWith('.d.ts')) || f.startsWith('__test__/') || f.startsWith('crate/') || f.startsWith('core/') || f.startsWith('bench/')), rootFiles.join(' '))
-  t.deepEqual(platFiles.sort(), ['README.md', path.basename(ADDON), 'package.json'].sort())
+  t.deepEqual(platFiles.sort(), ['README.md', path.basename(ADDON), 'lonely-runtime', 'package.json'].sort())
   const manifest = JSON.parse(execFileSync('tar', ['-xzOf', p.root, 'package/package.json'], { encoding: 'utf8' })) as typeof PKG & { optionalDependencies?: unknown }
   t.deepEqual(manifest.dependencies ?? {}, {}, 'no runtime dependencies')
   for (const s of ['preinstall', 'install', 'postinstall', 'prepare']) t.is(manifest.scripts?.[s], undefined, `no ${s} script`)
@@ -390,6 +392,15 @@ itest('clean install: offline, empty cache, no Rust on PATH; then require (CJS),
   t.is(echo.stdout, 'box\n', said(echo))
   const bad = sh(path.join(nm, '.bin/lonely'), ['run', '--', '/nonexistent'], { cwd: p.project, env: p.env })
   t.is(bad.status, 127, said(bad))
+
+  // lonely-runtime, the OCI runtime binary, from the platform package: an engine execs it.
+  const where2 = sh(path.join(nm, '.bin/lonely'), ['runtime-path'], { cwd: p.project, env: p.env })
+  t.is(where2.stdout.trim(), path.join(nm, `lonely-container-${HOST_TARGET}`, 'lonely-runtime'), said(where2))
+  const version = sh(where2.stdout.trim(), ['--version'], { cwd: p.project, env: p.env })
+  t.is(version.status, 0, said(version))
+  t.regex(version.stdout, /^lonely-runtime version /m)
+  const api = sh(process.execPath, ['-e', "console.log(require('lonely-container').runtimePath())"], { cwd: p.project, env: p.env })
+  t.is(api.stdout.trim(), where2.stdout.trim(), said(api))
 })
 
 itest('no host mount was left behind by the installed package', (t) => {

@@ -106,6 +106,8 @@ Commands:
   wait       Wait for containers to end and print their exit codes: lonely wait ID...
   top        List a container's processes: lonely top ID
   inspect    Print what lonely knows of containers, as JSON: lonely inspect ID...
+  runtime-path
+             Print the path of lonely-runtime, the OCI runtime for containerd, Kubernetes and podman
   (The state of detached containers lives in /run/lonely for root, $XDG_RUNTIME_DIR/lonely
   otherwise; LONELY_STATE_DIR chooses another.)
 

@@ -351,6 +351,12 @@ fn start(global: &Global, dir: &Dir) -> Result<()> {
     .map_err(|e| format!("open {}: {e}", fifo.display()))?;
     nix::unistd::write(&fd, b"s").map_err(|e| format!("start: {e}"))?;
     let _ = std::fs::remove_file(&fifo);
+    if hooks
+        .as_ref()
+        .is_some_and(|h| !Stage::Poststart.of(h).is_empty())
+    {
+        wait_exec(pid);
+    }
     // After the command started: a failure is a warning, the container runs on.
     for e in hooks::run_each(
         Stage::Poststart,
@@ -361,6 +367,19 @@ fn start(global: &Global, dir: &Dir) -> Result<()> {
         crate::log::record(global, "warning", &e);
     }
     Ok(())
+}
+
+/// Until PID 1 has exec'd the command (poststart hooks run after it is executed, the spec
+/// says): its exe is then no longer lonely-init's memfd. At most a second; a gone PID 1 ends it.
+fn wait_exec(pid: i32) {
+    for _ in 0..500 {
+        match std::fs::read_link(format!("/proc/{pid}/exe")) {
+            Ok(exe) if exe.to_string_lossy().starts_with("/memfd:lonely-init") => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            _ => return,
+        }
+    }
 }
 
 fn signal_number(s: &str) -> Result<i32> {

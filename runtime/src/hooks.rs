@@ -36,7 +36,7 @@ impl Stage {
         }
     }
 
-    fn of(self, hooks: &Hooks) -> Vec<Hook> {
+    pub fn of(self, hooks: &Hooks) -> Vec<Hook> {
         #[allow(deprecated)]
         let list = match self {
             Stage::Prestart => hooks.prestart(),
