@@ -96,9 +96,9 @@ pub struct ContainerSpec {
     /// With `join_start`: that container's cgroup directories, to join too.
     #[serde(default)]
     pub join_cgroups: Vec<String>,
-    /// With `join`: nothing in this process waits for the exec'd process. It is our child
-    /// until we exit, then the subreaper's (an engine's shim): reaped here, its exit would
-    /// never reach the shim (lonely-runtime `exec --detach`).
+    /// Nothing in this process waits for the container's PID 1 (or, with `join`, the exec'd
+    /// process). It is our child until we exit, then the subreaper's (an engine's shim): reaped
+    /// here, its exit would never reach the shim (lonely-runtime's `create`, `exec --detach`).
     #[serde(default)]
     pub unreaped: bool,
     #[serde(default = "default_seccomp")]

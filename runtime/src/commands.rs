@@ -163,6 +163,8 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
         obj.insert("detached".into(), json!(true));
         obj.insert("held".into(), json!(true));
         obj.insert("holdFd".into(), json!(hold.as_raw_fd()));
+        // The shim's to reap (a PID 1 killed before we exit too), and no reaper thread to start.
+        obj.insert("unreaped".into(), json!(true));
         let parsed = lonely_core::spec::parse(&spec.to_string()).map_err(|e| e.to_string())?;
         let running =
             container::start::start(&parsed, Box::new(|_| {})).map_err(|e| failure(&e))?;
@@ -184,7 +186,8 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
             "annotations".into(),
             Value::Object(converted.annotations.clone()),
         );
-        let cgroups: Vec<String> = lonely_core::reaper::cgroup_dirs(running.pid)
+        let cgroups: Vec<String> = running
+            .cgroups
             .iter()
             .map(|d| d.display().to_string())
             .collect();

@@ -20,6 +20,8 @@ pub struct Running {
     pub stdio: [Option<OwnedFd>; 3],
     /// Detached: PID 1's start time, read before its monitor could reap it (its identity).
     pub start_time: Option<u64>,
+    /// The container's cgroup directories, one per hierarchy (none for an exec'd process).
+    pub cgroups: Vec<std::path::PathBuf>,
 }
 
 /// One variant per step that can fail, in the order they run.
@@ -259,6 +261,19 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
             .map_err(StartError::MonitorRelease)?;
         wired.parent = [None, None, None]; // the monitor's now
     }
+    let cgroups = undo.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default();
+    if spec.unreaped {
+        // Nothing here waits for PID 1: once this process exits it is the subreaper's (an OCI
+        // engine's shim), and its cgroup is the runtime's `delete` to remove.
+        undo.child = None;
+        std::mem::forget(undo.cgroup.take());
+        return Ok(Running {
+            pid: spawned.pid,
+            stdio: wired.parent,
+            start_time,
+            cgroups,
+        });
+    }
     // Not for an image: its overlay goes before the result lets the caller remove its upper dir.
     let held = reaper::Held {
         mount_ns: (spec.namespaces.mount && spec.image.is_none())
@@ -279,6 +294,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         pid: spawned.pid,
         stdio: wired.parent,
         start_time,
+        cgroups,
     })
 }
 
@@ -326,6 +342,7 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
             pid: spawned.pid,
             stdio: wired.parent,
             start_time: None,
+            cgroups: Vec::new(),
         });
     }
     reaper::watch(
@@ -342,6 +359,7 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
         pid: spawned.pid,
         stdio: wired.parent,
         start_time: None,
+        cgroups: Vec::new(),
     })
 }
 
