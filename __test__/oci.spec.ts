@@ -518,7 +518,7 @@ test.serial('hooks: prestart, createRuntime, poststart and poststop run in the r
 test.serial('while create-time hooks run the container is `creating`: start is refused and the pid file is not there yet (engines wait for it); then created, as runc', async (t) => {
   const b = bundle('slow-hook', ['true'], (c) => (c.hooks = { createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', 'sleep 1'] }] }))
   const c = createWithPipe(t, b, 'slow-hook')
-  t.true(await eventually(() => fs.existsSync(path.join(stateRoot, 'slow-hook')) && state('slow-hook').status === 'creating', 5_000), c.output())
+  t.true(await eventually(() => fs.existsSync(path.join(stateRoot, 'slow-hook', 'state.json')) && state('slow-hook').status === 'creating', 5_000), c.output())
   t.false(fs.existsSync(path.join(b, 'init.pid')), 'no pid file while the hooks run')
   t.regex(runtime(['start', 'slow-hook']).stderr, /cannot start an already creating container/)
   t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('slow-hook').status === 'created', 10_000), c.output())
