@@ -369,7 +369,8 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 moved
             }
         }
-        Op::Mkdir { at, dir, mode } => sys.mkdirat(slots[*dir], &at.name, *mode),
+        // `rel` below the fd (cpu/0 for /dev/cpu/0/cpuid), as Device: a tmpfs of ours.
+        Op::Mkdir { at, dir, mode } => sys.mkdirat(slots[*dir], &at.rel, *mode),
         Op::Rebind {
             target,
             attrs,

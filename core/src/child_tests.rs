@@ -193,7 +193,7 @@ impl Sys for Recorder {
     fn set_credentials(&self, uid: u32, gid: u32, _: &[libc::gid_t], _: bool) -> SysResult<()> {
         self.record(format!("creds {uid}:{gid}"))
     }
-    fn close_fds_except(&self, first: c_uint, keep: [c_int; 2]) -> SysResult<()> {
+    fn close_fds_except(&self, first: c_uint, keep: [c_int; 4]) -> SysResult<()> {
         self.record(format!("close_range {first} but {}", keep[0]))
     }
     fn is_readable(&self, fd: c_int) -> SysResult<bool> {

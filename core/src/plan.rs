@@ -237,7 +237,7 @@ pub enum Op {
     /// close_range of every fd from 3 but `keep` (-1: none): the parent's pidfd that ParentAlive
     /// polls, and in an exec helper the console socket its sibling still needs.
     CloseFds {
-        keep: [c_int; 2],
+        keep: [c_int; 4],
     },
     /// Once credentials changed (which clears the parent-death signal, re-armed just before):
     /// the parent, through its pidfd, must still be alive, or it died in between and no

@@ -103,7 +103,7 @@ pub trait Sys {
     fn read_byte(&self, fd: c_int) -> SysResult<()>;
     /// close_range from `first` up, all but `keep` (-1: none).
     /// close_range of every fd from `first` but the `keep` ones (-1: none).
-    fn close_fds_except(&self, first: c_uint, keep: [c_int; 2]) -> SysResult<()>;
+    fn close_fds_except(&self, first: c_uint, keep: [c_int; 4]) -> SysResult<()>;
     /// poll(POLLIN) with no wait: a pidfd is readable once its process has exited.
     fn is_readable(&self, fd: c_int) -> SysResult<bool>;
     /// open_tree(fd, "", OPEN_TREE_CLONE|AT_EMPTY_PATH): a bind of what `fd` (opened in the root) is.
@@ -575,14 +575,17 @@ impl Sys for Kernel {
         }
     }
 
-    fn close_fds_except(&self, first: c_uint, keep: [c_int; 2]) -> SysResult<()> {
+    fn close_fds_except(&self, first: c_uint, keep: [c_int; 4]) -> SysResult<()> {
         let close = |from: c_uint, to: c_uint| {
             check(unsafe { libc::syscall(libc::SYS_close_range, from, to, 0) }).map(drop)
         };
         let mut kept = keep.map(|k| c_uint::try_from(k).ok().filter(|k| *k >= first));
-        // Two entries, ordered by hand: the child may not call slice::sort (it can allocate).
-        if kept[0] > kept[1] {
-            kept.swap(0, 1);
+        // Four entries, ordered by a sorting network: the child may not call slice::sort (it
+        // can allocate). None sorts first and is skipped.
+        for (a, b) in [(0, 1), (2, 3), (0, 2), (1, 3), (1, 2)] {
+            if kept[a] > kept[b] {
+                kept.swap(a, b);
+            }
         }
         let mut from = first;
         for k in kept.into_iter().flatten() {

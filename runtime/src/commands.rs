@@ -32,9 +32,11 @@ pub fn run(p: &Parsed) -> Result<i32> {
             println!("usage: lonely-runtime [--root DIR] [--log FILE] [--log-format json] COMMAND\ncommands: create start state kill delete exec ps pause resume update events list features run");
             Ok(0)
         }
-        "create" => create(p, &root).map(|_| 0),
+        "create" => create(p, &root)
+            .map(|_| 0)
+            .inspect_err(|_| forget_console_socket(p)),
         "run" => {
-            let dir = create(p, &root)?;
+            let dir = create(p, &root).inspect_err(|_| forget_console_socket(p))?;
             start(&p.global, &dir)?;
             wait_gone(&dir.read()?, None);
             delete(&p.global, &dir, true)?;
@@ -85,7 +87,7 @@ pub fn run(p: &Parsed) -> Result<i32> {
             );
             Ok(0)
         }
-        "exec" => exec(p, &root),
+        "exec" => exec(p, &root).inspect_err(|_| forget_console_socket(p)),
         "update" => update(p, &dir_of(p, &root)?).map(|_| 0),
         "pause" => freeze(&dir_of(p, &root)?, true).map(|_| 0),
         "resume" => freeze(&dir_of(p, &root)?, false).map(|_| 0),
@@ -241,7 +243,9 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
 }
 
 /// The command must exist in the root at create, as runc checks it (its exec waits for
-/// `start`, when an engine no longer expects a "not found"). Looked up inside the root only.
+/// `start`, when an engine no longer expects a "not found"). Looked up inside the root, or in
+/// the source of the bind mount that will cover its path (podman's --init: catatonit bound at
+/// /run/podman-init, which the image does not have).
 fn find_program(spec: &Value) -> Result<()> {
     let argv0 = spec["argv"][0].as_str().unwrap_or_default();
     let root = spec["rootfs"].as_str().unwrap_or("/");
@@ -259,7 +263,35 @@ fn find_program(spec: &Value) -> Result<()> {
         nix::sys::stat::Mode::empty(),
     )
     .map_err(|e| format!("open rootfs {root}: {e}"))?;
+    let binds: Vec<(&str, &str)> = spec["mounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "bind")
+        .filter_map(|m| Some((m["target"].as_str()?, m["source"].as_str()?)))
+        .collect();
+    // The innermost bind over `c` (the last of equals: it is mounted over the others).
+    let bound = |c: &str| -> Option<std::path::PathBuf> {
+        binds
+            .iter()
+            .filter_map(|(target, source)| {
+                let target = target.trim_end_matches('/');
+                let rest = c.strip_prefix(target)?;
+                // Not join(""): a file's path with a trailing slash does not exist.
+                let host = match rest.strip_prefix('/') {
+                    None if rest.is_empty() => Path::new(source).to_owned(),
+                    None => return None, // /run/podman-initx is not under /run/podman-init
+                    Some(below) => Path::new(source).join(below),
+                };
+                Some((target.len(), host))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, host)| host)
+    };
     let found = candidates.iter().any(|c| {
+        if let Some(host) = bound(c) {
+            return host.exists();
+        }
         let rel = std::ffi::CString::new(c.trim_start_matches('/')).unwrap_or_default();
         match lonely_core::sys::openat2(
             rootfd.as_raw_fd(),
@@ -284,6 +316,30 @@ fn find_program(spec: &Value) -> Result<()> {
         Err(format!(
             "exec: \"{argv0}\": executable file not found in $PATH"
         ))
+    }
+}
+
+/// Until the engine has sized the terminal, at most 100 ms: podman queues its resize before
+/// the exec starts, and conmon applies it one turn of its loop after it took the master (runc
+/// wins that race with the rest of its setup). An engine that sends no size waits 100 ms.
+fn await_window_size(master: &OwnedFd) {
+    for _ in 0..100 {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+        if r != 0 || ws.ws_row != 0 || ws.ws_col != 0 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// A failed create/exec that never connected to `--console-socket`: its socket file goes, as
+/// the engine would have removed it on the connection (conmon unlinks its
+/// /tmp/conmon-term.XXXXXX only when it accepts one; runc always connects before it fails).
+/// Already gone (the engine had the terminal): nothing to do.
+fn forget_console_socket(p: &Parsed) {
+    if let Some(path) = p.flag("console-socket") {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -631,6 +687,23 @@ fn exec(p: &Parsed, root: &Path) -> Result<i32> {
     obj.insert("detached".into(), json!(true));
     // --detach: not reaped here either, or a quick command's exit never reaches the shim.
     obj.insert("unreaped".into(), json!(p.has("detach")));
+    // With a terminal the command waits until the engine has the pty master (runc's order):
+    // conmon sets the window size on it once it has it, and reads nothing before.
+    let hold = if obj.get("tty") == Some(&json!(true)) {
+        // Held, lonely-init execs the command: a missing one is found here first, in the
+        // container's root as its mounts show it, to fail as runc does ("not found", 127).
+        find_program(&json!({
+            "argv": obj.get("argv"),
+            "env": obj.get("env"),
+            "rootfs": format!("/proc/{pid}/root"),
+        }))?;
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        obj.insert("holdFd".into(), json!(read.as_raw_fd()));
+        Some((read, write))
+    } else {
+        None
+    };
     let parsed = lonely_core::spec::parse(&spec.to_string()).map_err(|e| e.to_string())?;
     let (tx, rx) = std::sync::mpsc::channel();
     let running = container::start::start(
@@ -640,6 +713,8 @@ fn exec(p: &Parsed, root: &Path) -> Result<i32> {
         }),
     )
     .map_err(|e| failure(&e))?;
+    // Ours is the write end alone: EOF (this process gone before the release) is "never run".
+    let release = hold.map(|(_read, write)| write);
     if parsed.tty {
         let master = running.stdio[1]
             .as_ref()
@@ -653,6 +728,12 @@ fn exec(p: &Parsed, root: &Path) -> Result<i32> {
     if let Some(pid_file) = p.flag("pid-file") {
         std::fs::write(pid_file, running.pid.to_string())
             .map_err(|e| format!("write {pid_file}: {e}"))?;
+    }
+    if let Some(release) = release {
+        if let Some(master) = running.stdio[1].as_ref() {
+            await_window_size(master);
+        }
+        nix::unistd::write(&release, b"s").map_err(|e| format!("start the exec: {e}"))?;
     }
     if p.has("detach") {
         return Ok(0);

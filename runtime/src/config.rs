@@ -26,14 +26,13 @@ pub struct Converted {
 }
 
 /// Kernel filesystems lonely's planner makes itself at these places (planner/kernel.rs, dev.rs).
-const BUILT_IN: [(&str, &str); 7] = [
+const BUILT_IN: [(&str, &str); 6] = [
     ("/proc", "proc"),
     ("/dev", "tmpfs"),
     ("/dev/pts", "devpts"),
     ("/dev/shm", "tmpfs"),
     ("/dev/mqueue", "mqueue"),
     ("/sys", "sysfs"),
-    ("/sys/fs/cgroup", "cgroup"),
 ];
 
 fn unsupported(what: impl Into<String>) -> ConfigError {
@@ -102,6 +101,10 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         Value::Array(mounts(
             spec.mounts().as_deref().unwrap_or_default(),
             bundle,
+            linux
+                .and_then(|l| l.cgroups_path().as_ref())
+                .map(|p| p.display().to_string())
+                .as_deref(),
             &mut notes,
         )?),
     );
@@ -351,9 +354,66 @@ const PROPAGATION: [&str; 6] = [
     "runbindable",
 ];
 
+/// `/sys/fs/cgroup` (type cgroup) as runc shows it: the container's own cgroup directories,
+/// bound from the host's hierarchies (v1: a tmpfs with one directory per hierarchy; v2: the
+/// directory itself). The directories exist by then: the core makes the cgroup before it
+/// plans the mounts. Without an absolute `cgroupsPath` their place is not known here.
+fn cgroup_mounts(
+    cgroups_path: Option<&str>,
+    readonly: bool,
+    notes: &mut Vec<String>,
+) -> Vec<Value> {
+    let Some(rel) = cgroups_path
+        .filter(|p| p.starts_with('/'))
+        .map(|p| p.trim_start_matches('/'))
+    else {
+        notes
+            .push("mount /sys/fs/cgroup: not made (it needs an absolute linux.cgroupsPath)".into());
+        return Vec::new();
+    };
+    let bind = |source: &Path, target: String| {
+        json!({ "type": "bind", "source": source.join(rel).display().to_string(), "target": target,
+                "readonly": readonly, "noexec": true, "nosuid": true })
+    };
+    match lonely_core::cgroups::detect().map(|h| &h.mode) {
+        Ok(lonely_core::cgroups::Mode::Unified { mount, .. }) => {
+            vec![bind(mount, "/sys/fs/cgroup".into())]
+        }
+        Ok(
+            lonely_core::cgroups::Mode::Legacy { controllers }
+            | lonely_core::cgroups::Mode::Hybrid { controllers, .. },
+        ) => {
+            let mut out = vec![
+                json!({ "type": "tmpfs", "target": "/sys/fs/cgroup", "size": null, "mode": "755", "noexec": true }),
+            ];
+            let mut seen: Vec<&Path> = Vec::new();
+            // One bind per hierarchy (cpu,cpuacct mounted together is one).
+            for c in controllers {
+                if seen.contains(&c.mount.as_path()) {
+                    continue;
+                }
+                seen.push(&c.mount);
+                let Some(name) = c.mount.file_name() else {
+                    continue;
+                };
+                out.push(bind(
+                    &c.mount,
+                    format!("/sys/fs/cgroup/{}", name.to_string_lossy()),
+                ));
+            }
+            out
+        }
+        Err(e) => {
+            notes.push(format!("mount /sys/fs/cgroup: not made ({e})"));
+            Vec::new()
+        }
+    }
+}
+
 fn mounts(
     list: &[Mount],
     bundle: &Path,
+    cgroups_path: Option<&str>,
     notes: &mut Vec<String>,
 ) -> Result<Vec<Value>, ConfigError> {
     let mut out = Vec::new();
@@ -372,14 +432,24 @@ fn mounts(
         if !bind && BUILT_IN.iter().any(|(d, t)| *d == dest && *t == typ) {
             continue; // lonely's planner makes it, with its own masks and flags
         }
+        if !bind && dest == "/sys/fs/cgroup" && (typ == "cgroup" || typ == "cgroup2") {
+            // Read-only unless the config says rw (runc's default for an unprivileged one).
+            out.extend(cgroup_mounts(cgroups_path, !has("rw"), notes));
+            continue;
+        }
         if bind {
             let source = m
                 .source()
                 .as_ref()
                 .ok_or_else(|| unsupported(format!("mount {dest}: a bind without a source")))?;
+            // Canonical, as the Node API's options give it (core opens a source with no
+            // symlink): the engine's path may have one (podman's --init source,
+            // /usr/libexec/podman/catatonit -> ../../bin/catatonit); runc follows it too.
+            let source = absolute(bundle, source);
+            let source = std::fs::canonicalize(&source).unwrap_or(source);
             out.push(json!({
                 "type": "bind",
-                "source": absolute(bundle, source).display().to_string(),
+                "source": source.display().to_string(),
                 "target": dest,
                 "readonly": has("ro"),
                 "noexec": has("noexec"),

@@ -317,12 +317,21 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
     };
     let mut wired =
         stdio::wire(&spec.stdio, spec.tty, spec.null_stdio()).map_err(StartError::Stdio)?;
+    // With `hold_fd` (lonely-runtime's exec with a terminal): the command waits, as lonely-init
+    // --hold --exec, until the caller has handed its terminal to the engine.
+    let init = spec
+        .hold_fd
+        .map(|_| crate::programs::INIT.memfd())
+        .transpose()
+        .map_err(StartError::Init)?;
     let handles = Handles {
         stdio: wired.child_fds(),
         cgroup_procs: procs.iter().map(|fd| fd.as_raw_fd()).collect(),
         console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
         parent_pidfd: own_pidfd(),
         join: Some(pidfd.as_raw_fd()),
+        init,
+        hold: spec.hold_fd,
         ..Default::default()
     };
     let prepared = spec.prepare(&handles)?;

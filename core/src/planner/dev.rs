@@ -82,19 +82,26 @@ pub fn make(
                 owner: None,
             });
         }
+        // The directories made so far: each once (net/tun and net/tap share net).
+        let mut made: Vec<String> = Vec::new();
         for node in &spec.devices {
             let normal = crate::spec::container_path("devices", &node.path).unwrap_or_default();
             let rel = normal.trim_start_matches("dev/");
             if DEVICES.contains(&(rel, node.major, node.minor)) {
                 continue; // one of ours already
             }
-            // A node in a directory of /dev (net/tun): the directory first, made in our tmpfs.
-            if let Some((parent, _)) = rel.split_once('/') {
-                plan.push(Op::Mkdir {
-                    at: InRoot::beneath(dev, "dev", parent),
-                    dir: dev,
-                    mode: 0o755,
-                });
+            // A node in a directory of /dev (net/tun, cpu/0/cpuid): each directory first, made
+            // in our tmpfs.
+            for (i, _) in rel.match_indices('/') {
+                let parent = &rel[..i];
+                if !made.iter().any(|m| m == parent) {
+                    plan.push(Op::Mkdir {
+                        at: InRoot::beneath(dev, "dev", parent),
+                        dir: dev,
+                        mode: 0o755,
+                    });
+                    made.push(parent.to_owned());
+                }
             }
             plan.push(Op::Device {
                 at: InRoot::beneath(dev, "dev", rel),

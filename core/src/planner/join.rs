@@ -56,6 +56,9 @@ pub fn prepare(
         keep: [
             handles.parent_pidfd.unwrap_or(-1),
             handles.console.unwrap_or(-1),
+            // Held (lonely-runtime's exec with a terminal): lonely-init and the pipe it waits on.
+            handles.hold.unwrap_or(-1),
+            handles.init.unwrap_or(-1),
         ],
     });
     plan.push(Op::ForkIntoPidns);
@@ -69,7 +72,13 @@ pub fn prepare(
     Ok(Prepared {
         clone_flags: libc::CLONE_VM | libc::CLONE_VFORK,
         plan,
-        exec: exec_plan(&spec.argv, &spec.env, None, None)?,
+        // Held: lonely-init waits on the pipe, then execs the command in its place.
+        exec: exec_plan(
+            &spec.argv,
+            &spec.env,
+            handles.hold.and(handles.init),
+            handles.hold.map(|fd| (fd, true)),
+        )?,
         slot_count: 2,
     })
 }

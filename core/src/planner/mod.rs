@@ -46,8 +46,8 @@ pub fn prepare(
     for node in &spec.devices {
         let rel = crate::spec::container_path("devices", &node.path)?;
         let bad = |why: &str| Err(SpecError::Device(format!("`{}`: {why}", node.path)));
-        if !rel.starts_with("dev/") || rel.matches('/').count() > 2 {
-            return bad("must be /dev/<name> or /dev/<directory>/<name>");
+        if !rel.starts_with("dev/") {
+            return bad("must be /dev/<name> or /dev/<directory>/.../<name>");
         }
         if !["c", "u", "b", "p"].contains(&node.kind.as_str()) {
             return bad("type must be c, u, b or p");

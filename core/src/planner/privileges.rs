@@ -137,7 +137,7 @@ pub fn drop_privileges(
         p.parent_pidfd
     };
     plan.push(Op::CloseFds {
-        keep: [first_kept.unwrap_or(-1), p.program_fd.unwrap_or(-1)],
+        keep: [first_kept.unwrap_or(-1), p.program_fd.unwrap_or(-1), -1, -1],
     });
     let cwd = cstring("cwd", p.cwd)?;
     if !p.no_new_privileges {

@@ -386,7 +386,11 @@ fn an_exec_helper_is_not_dumpable_and_holds_no_fd_of_nodes_before_its_sibling_en
     let at = |want: &dyn Fn(&Op) -> bool| p.plan.iter().position(want).unwrap();
     let not_dumpable = at(&|o| *o == Op::NotDumpable);
     let joins = at(&|o| matches!(o, Op::JoinNamespace { fd: 20, .. }));
-    let closes = at(&|o| *o == Op::CloseFds { keep: [22, -1] });
+    let closes = at(&|o| {
+        *o == Op::CloseFds {
+            keep: [22, -1, -1, -1],
+        }
+    });
     let forks = at(&|o| *o == Op::ForkIntoPidns);
     assert!(
         not_dumpable < joins && joins < closes && closes < forks,
