@@ -96,6 +96,8 @@ test.after.always(async () => {
   }
   for (const d of namespaceCgroups()) fs.rmdirSync(d)
   fs.rmSync(dir, { recursive: true, force: true })
+  // The shim's runc root for our namespace is ours by name, even where /run/containerd was there.
+  fs.rmSync(path.join('/run/containerd/runc', NAMESPACE), { recursive: true, force: true })
   if (!runDirBefore) fs.rmSync('/run/containerd', { recursive: true, force: true })
   release()
 })
