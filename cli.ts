@@ -63,7 +63,23 @@ function failureStatus(e: unknown): number {
   return EXIT_RUNTIME
 }
 
+/** The status a process killed by SIGPIPE has in a shell (128 + 13): what `cat`, `git`, `yes` end with. */
+const EXIT_SIGPIPE = 141
+
+/**
+ * A reader that went away (`lonely images | head -1`) ends lonely at once and quietly, as a CLI
+ * tool ends on SIGPIPE (Node ignores the signal, so the write fails with EPIPE instead).
+ */
+function quietOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e
+    process.exit(EXIT_SIGPIPE)
+  })
+}
+
 if (require.main === module) {
+  quietOnClosedPipe(process.stdout)
+  quietOnClosedPipe(process.stderr)
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code

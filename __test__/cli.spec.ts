@@ -113,6 +113,21 @@ test('lonely run --help documents every flag, its default, and the exit codes', 
   t.is(r.stderr, '')
 })
 
+test('a reader that went away (lonely images | head -1): lonely ends quietly with 141, as a CLI killed by SIGPIPE, never an EPIPE stack trace', async (t) => {
+  const store = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-epipe-'))
+  t.teardown(() => fs.rmSync(store, { recursive: true, force: true }))
+  for (const args of [['--help'], ['images', '--store', store], ['run', '--', '/bin/sh', '-c', 'echo hi']]) {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    // The read end closes before lonely has started: its first write meets a closed pipe.
+    child.stdout!.destroy()
+    let err = ''
+    child.stderr!.on('data', (d) => (err += d))
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+    t.is(err, '', `lonely ${args.join(' ')}`)
+    t.is(code, 141, `lonely ${args.join(' ')}: ${err}`)
+  }
+})
+
 test('lonely --help names the run command; --version prints package.json\'s version', async (t) => {
   const help = await lonely(['--help'])
   t.is(help.code, 0)
