@@ -128,6 +128,17 @@ test('a reader that went away (lonely images | head -1): lonely ends quietly wit
   }
 })
 
+test('a `--` inside the command is the command\'s: after an explicit `--` and with --rootfs it never names an image (tini -- cmd, ls -- /)', async (t) => {
+  const afterDash = await lonely(['run', '--rootfs', root, '--', '/bin/ls', '--', '/bin/busybox'])
+  t.is(afterDash.stdout, '/bin/busybox\n', afterDash.stderr)
+  t.is(afterDash.code, 0)
+  const withRootfs = await lonely(['run', '--rootfs', root, '/bin/ls', '--', '/bin/busybox'])
+  t.is(withRootfs.stdout, '/bin/busybox\n', withRootfs.stderr)
+  // No --rootfs (the built-in root), an explicit `--` first: `ls -- DIR` is still the command.
+  const mirror = await lonely(['run', '--', '/usr/bin/ls', '--', '/usr/bin/ls'])
+  t.is(mirror.stdout, '/usr/bin/ls\n', mirror.stderr)
+})
+
 test('lonely --help names the run command; --version prints package.json\'s version', async (t) => {
   const help = await lonely(['--help'])
   t.is(help.code, 0)

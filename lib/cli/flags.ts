@@ -163,6 +163,8 @@ export interface Parsed {
   values: Map<string, string[]>
   bools: Map<string, boolean>
   command: string[]
+  /** The options ended at an explicit `--`: every word after it is the command's own. */
+  dashed: boolean
 }
 
 /** docker's grammar (pflag with interspersed arguments off): options, then the command. */
@@ -180,10 +182,12 @@ export function parseRun(args: string[]): Parsed {
     }
   }
   let i = 0
+  let dashed = false
   for (; i < args.length; i++) {
     const arg = args[i]
     if (arg === '--') {
       i++
+      dashed = true
       break
     }
     if (arg.startsWith('--')) {
@@ -221,7 +225,7 @@ export function parseRun(args: string[]): Parsed {
     }
     break
   }
-  return { values, bools, command: args.slice(i) }
+  return { values, bools, command: args.slice(i), dashed }
 }
 
 export function flagName(long: string): string {

@@ -46,10 +46,11 @@ export function buildPlan(p: Parsed): Plan {
 
   const rootfs = last('rootfs')
   if (rootfs !== undefined) options.rootfs = rootfs
-  // `lonely run IMAGE -- COMMAND`: a word right before `--` names the image.
+  // `lonely run IMAGE -- COMMAND`: a word right before `--` names the image, unless an explicit
+  // `--` already ended the options or --rootfs gives the root (then `--` is the command's: tini -- cmd).
   let command = p.command
   let image = last('image')
-  if (image === undefined && command.length >= 2 && command[1] === '--') {
+  if (image === undefined && rootfs === undefined && !p.dashed && command.length >= 2 && command[1] === '--') {
     image = command[0]
     command = command.slice(2)
   }
