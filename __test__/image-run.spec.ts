@@ -114,6 +114,9 @@ itest('options override the config: command replaces Cmd, entrypoint [] clears i
   t.is(r.stdout, 'hi', 'the command goes after the Entrypoint')
   const own = await run(['sh', '-c', 'echo $(id -u) $(pwd)'], { image: REF, store, entrypoint: [], uid: 0, gid: 0, cwd: '/etc' })
   t.is(own.stdout, '0 /etc')
+  // docker run --entrypoint: the image's Cmd (`-c 'echo ...'`) was the old Entrypoint's arguments.
+  const echo = await run([], { image: REF, store, entrypoint: ['/bin/echo', 'only'] })
+  t.is(echo.stdout, 'only', 'a new Entrypoint runs without the image\'s Cmd')
 })
 
 itest('the layers stack: the upper layer deleted one file and replaced another', async (t) => {

@@ -70,7 +70,7 @@ export interface ContainerOptions extends SecurityOptions {
   store?: string
   /** Keep the container's writable layer after it ends (its path is `result.keptLayer`). */
   keep?: boolean
-  /** Replaces the image's Entrypoint (`[]` clears it), as `docker run --entrypoint`. */
+  /** Replaces the image's Entrypoint (`[]` clears it) and drops its Cmd, as `docker run --entrypoint`. */
   entrypoint?: string[]
   /**
    * uid ranges of the user namespace (default: the caller's uid as 0). Root writes them
@@ -477,7 +477,8 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   if (o.entrypoint !== undefined && (!Array.isArray(o.entrypoint) || o.entrypoint.some((a) => typeof a !== 'string'))) {
     throw typeError('entrypoint', 'an array of strings', o.entrypoint)
   }
-  const config = found && (o.entrypoint === undefined ? found.image.config : { ...found.image.config, entrypoint: o.entrypoint })
+  // docker run --entrypoint: the image's Cmd goes too (its arguments were the old Entrypoint's).
+  const config = found && (o.entrypoint === undefined ? found.image.config : { ...found.image.config, entrypoint: o.entrypoint, cmd: undefined })
   const init = bool('init', o.init, false)
   // With init, no command is fine: lonely-init then only reaps (a container to exec into).
   const noCommand = init && Array.isArray(cmd) && cmd.length === 0
