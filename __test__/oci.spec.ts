@@ -140,6 +140,8 @@ test.serial('kill ID 15 reaches a trap; kill --all ID 9 ends every process; ps -
     }
   }
   t.true(await eventually(() => all.every(gone)))
+  // A dying PID 1's cmdline is empty before its exit is done: stopped is what an engine waits for.
+  t.true(await eventually(() => state('all').status === 'stopped'))
   t.is(runtime(['delete', 'all']).status, 0)
   noLeaks(t)
 })
