@@ -376,13 +376,18 @@ test('--memory: an OOM kill is reported on one line and exits 137; the same work
   noLeaks(t)
 })
 
-test('--pids-limit makes fork fail past the limit; --ulimit sets rlimits; --cpus is accepted', async (t) => {
+test('--pids-limit makes fork fail past the limit (0 and -1: no limit, as docker); --ulimit sets rlimits; --cpus is accepted (0: no limit)', async (t) => {
   const forks = ['sh', '-c', 'for i in $(seq 40); do sleep 1 & done; echo forked']
   const limited = await inBox(['--pids-limit', '16', '--', ...forks])
   t.not(limited.code, 0)
   t.regex(limited.stderr, /fork|Resource temporarily unavailable/i)
   const control = await inBox(['--pids-limit', '100', '--', ...forks])
   t.is(control.stdout, 'forked\n', control.stderr)
+  // docker's "no limit" values: 0 and -1 for --pids-limit, 0 for --cpus.
+  for (const none of ['0', '-1']) {
+    const unlimited = await inBox(['--pids-limit', none, '--cpus', '0', '--', ...forks])
+    t.is(unlimited.stdout, 'forked\n', `--pids-limit ${none}: ${unlimited.stderr}`)
+  }
   const ulimit = await inBox(['--ulimit', 'nofile=100:200', '--ulimit', 'core=0', '--', 'sh', '-c', 'ulimit -n; ulimit -Hn; ulimit -c'])
   t.is(ulimit.stdout, '100\n200\n0\n', ulimit.stderr)
   const cpus = await inBox(['--cpus', '0.5', '--cpu-shares', '512', '--cpuset-cpus', '0', '--', 'true'])
@@ -514,7 +519,7 @@ test('bad limit values exit 125 naming the flag', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['--memory', 'lots'], /^lonely: invalid value for -m\/--memory: limits.memory must be a positive number of bytes/],
     [['--cpus', 'many'], /^lonely: invalid value "many" for --cpus: must be a number of CPUs/],
-    [['--pids-limit', '0'], /^lonely: invalid value for --pids-limit: limits.pids must be an integer from 1/],
+    [['--pids-limit', '-5'], /^lonely: invalid value "-5" for --pids-limit: must be a whole number, or 0 or -1 for no limit/],
     [['--ulimit', 'nofile'], /^lonely: invalid value "nofile" for --ulimit: must be NAME=SOFT\[:HARD\]/],
     [['--ulimit', 'files=3'], /^lonely: invalid value for --ulimit: rlimits /],
   ]

@@ -129,8 +129,9 @@ export function buildPlan(p: Parsed): Plan {
   if (swap !== undefined) limits.memorySwap = swap === '-1' ? -1 : swap
   const cpus = last('cpus')
   if (cpus !== undefined) {
-    if (!/^(\d+\.?\d*|\.\d+)$/.test(cpus)) throw invalid('cpus', cpus, 'must be a number of CPUs, like 1.5')
-    limits.cpus = Number(cpus)
+    if (!/^(\d+\.?\d*|\.\d+)$/.test(cpus)) throw invalid('cpus', cpus, 'must be a number of CPUs, like 1.5, or 0 for no limit')
+    // docker's 0: no CPU limit.
+    if (Number(cpus) !== 0) limits.cpus = Number(cpus)
   }
   const integerFlag = (long: string, value: string) => {
     if (!/^\d+$/.test(value)) throw invalid(long, value, 'must be a whole number')
@@ -143,7 +144,11 @@ export function buildPlan(p: Parsed): Plan {
   const mems = last('cpuset-mems')
   if (mems !== undefined) limits.cpusetMems = mems
   const pids = last('pids-limit')
-  if (pids !== undefined) limits.pids = integerFlag('pids-limit', pids)
+  // docker's 0 and -1: no limit.
+  if (pids !== undefined && pids !== '-1' && pids !== '0') {
+    if (!/^\d+$/.test(pids)) throw invalid('pids-limit', pids, 'must be a whole number, or 0 or -1 for no limit')
+    limits.pids = Number(pids)
+  }
   if (Object.keys(limits).length) options.limits = limits
 
   const capAdd = all('cap-add')
