@@ -4,12 +4,10 @@
 // containerd is stopped by pid and its directory removed; nothing is left.
 import test from 'ava'
 import * as fs from 'node:fs'
-import * as os from 'node:os'
 import * as path from 'node:path'
-import { createHash } from 'node:crypto'
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 
-import { eventually, exclusive, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
+import { dockerArchive, eventually, exclusive, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
 
 const RUNTIME = path.join(__dirname, '..', 'target', 'release', 'lonely-runtime')
 const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim() || null
@@ -33,24 +31,6 @@ const ctr = (args: string[], timeout = 30_000) => spawnSync('ctr', ['-a', path.j
 /** The namespace's cgroup directories containerd asked for, in every hierarchy. */
 const namespaceCgroups = () => fs.readdirSync('/sys/fs/cgroup').map((h) => path.join('/sys/fs/cgroup', h, NAMESPACE)).filter((d) => fs.existsSync(d))
 
-/** A docker-archive of the busybox root, as `docker save` writes one. */
-function busyboxArchive(into: string): string {
-  const root = makeBusyboxRoot()
-  try {
-    const layer = path.join(into, 'layer.tar')
-    execFileSync('tar', ['-C', root, '-cf', layer, '.'])
-    const diff = `sha256:${createHash('sha256').update(fs.readFileSync(layer)).digest('hex')}`
-    const config = JSON.stringify({ architecture: os.arch() === 'arm64' ? 'arm64' : 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diff] }, config: { Cmd: ['sh'], Env: ['PATH=/bin'] } })
-    const configName = `${createHash('sha256').update(config).digest('hex')}.json`
-    fs.writeFileSync(path.join(into, configName), config)
-    fs.writeFileSync(path.join(into, 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [IMAGE], Layers: ['layer.tar'] }]))
-    const archive = path.join(into, 'busybox.tar')
-    execFileSync('tar', ['-C', into, '-cf', archive, 'layer.tar', configName, 'manifest.json'])
-    return archive
-  } finally {
-    removeRoot(root)
-  }
-}
 
 test.before(async () => {
   if (missing.length) return
@@ -73,7 +53,9 @@ test.before(async () => {
   ].join('\n'))
   daemon = spawn('containerd', ['--config', path.join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'containerd.log'), 'a')] })
   if (!(await eventually(() => ctr(['version'], 5000).status === 0, 30_000))) throw new Error(`containerd did not start: ${fs.readFileSync(path.join(dir, 'containerd.log'), 'utf8').slice(-2000)}`)
-  const imported = ctr(['image', 'import', busyboxArchive(dir)])
+  const root = makeBusyboxRoot()
+  const imported = ctr(['image', 'import', dockerArchive(root, dir, [{ tag: IMAGE, cmd: ['sh'] }])])
+  removeRoot(root)
   if (imported.status !== 0) throw new Error(`ctr image import: ${imported.stderr}`)
 })
 

@@ -9,10 +9,9 @@ import test from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { createHash } from 'node:crypto'
-import { execFileSync, spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process'
 
-import { BUSYBOX, eventually, exclusive, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
+import { BUSYBOX, dockerArchive, eventually, exclusive, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
 
 // LONELY_RUNTIME: another build of it (a fix under test), else the repo's.
 const RUNTIME = process.env.LONELY_RUNTIME || path.join(__dirname, '..', 'target', 'release', 'lonely-runtime')
@@ -112,27 +111,6 @@ const ourShims = () => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).ma
 const cgroupsOf = (id: string) => HIERARCHIES.map((h) => path.join(h, 'k8s.io', id)).filter((d) => fs.existsSync(d))
 const mountsUnder = (prefix: string) => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((at): at is string => !!at && at.startsWith(prefix))
 
-/** One docker-archive, as `docker save` writes it: the busybox root as the layer of both images. */
-function archive(into: string): string {
-  const root = makeBusyboxRoot()
-  try {
-    const layer = path.join(into, 'layer.tar')
-    execFileSync('tar', ['-C', root, '-cf', layer, '.'])
-    const diff = `sha256:${createHash('sha256').update(fs.readFileSync(layer)).digest('hex')}`
-    const manifest = [[IMAGE, ['sh']], [PAUSE, PAUSE_CMD]].map(([tag, cmd]) => {
-      const config = JSON.stringify({ architecture: os.arch() === 'arm64' ? 'arm64' : 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diff] }, config: { Cmd: cmd, Env: ['PATH=/bin'] } })
-      const name = `${createHash('sha256').update(config).digest('hex')}.json`
-      fs.writeFileSync(path.join(into, name), config)
-      return { Config: name, RepoTags: [tag], Layers: ['layer.tar'] }
-    })
-    fs.writeFileSync(path.join(into, 'manifest.json'), JSON.stringify(manifest))
-    const out = path.join(into, 'images.tar')
-    execFileSync('tar', ['-C', into, '-cf', out, 'layer.tar', 'manifest.json', ...manifest.map((m) => m.Config)])
-    return out
-  } finally {
-    removeRoot(root)
-  }
-}
 
 /** A pod's config: host network (no CNI); its PID namespace its own (CONTAINER) or the CRI default (POD, shared). */
 function podConfig(name: string, pid: 'own' | 'shared'): string {
@@ -202,7 +180,10 @@ test.before(async () => {
   fs.writeFileSync(path.join(dir, 'crictl.yaml'), `runtime-endpoint: unix://${dir}/c.sock\nimage-endpoint: unix://${dir}/c.sock\ntimeout: 30\n`)
   daemon = spawn('containerd', ['--log-level', 'debug', '--config', path.join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'containerd.log'), 'a')] })
   if (!(await eventually(() => crictl(['version'], 5000).status === 0, 30_000))) throw new Error(`containerd did not start: ${fs.readFileSync(path.join(dir, 'containerd.log'), 'utf8').slice(-2000)}`)
-  const imported = ctr(['image', 'import', archive(dir)])
+  // One archive, the busybox root as the layer of both images.
+  const root = makeBusyboxRoot()
+  const imported = ctr(['image', 'import', dockerArchive(root, dir, [{ tag: IMAGE, cmd: ['sh'] }, { tag: PAUSE, cmd: PAUSE_CMD }])])
+  removeRoot(root)
   if (imported.status !== 0) throw new Error(`ctr image import: ${imported.stderr}`)
 })
 

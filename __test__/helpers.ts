@@ -3,6 +3,7 @@
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
+import { createHash } from 'node:crypto'
 import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import type { ExecutionContext } from 'ava'
 
@@ -194,6 +195,26 @@ export function ownedChild(t: ExecutionContext, cmd: string, args: string[], opt
 export async function eventually(probe: () => boolean, ms = 5000): Promise<boolean> {
   for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 20))) if (probe()) return true
   return probe()
+}
+
+/**
+ * A docker-archive, as `docker save` writes one, in `into`: `root` as the one layer of each of
+ * `images` (a tag and its Cmd). The engine suites import it (ctr image import, podman load).
+ */
+export function dockerArchive(root: string, into: string, images: Array<{ tag: string; cmd: string[] }>): string {
+  const layer = path.join(into, 'layer.tar')
+  execFileSync('tar', ['-C', root, '-cf', layer, '.'])
+  const diff = `sha256:${createHash('sha256').update(fs.readFileSync(layer)).digest('hex')}`
+  const manifest = images.map(({ tag, cmd }) => {
+    const config = JSON.stringify({ architecture: os.arch() === 'arm64' ? 'arm64' : 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diff] }, config: { Cmd: cmd, Env: ['PATH=/bin'] } })
+    const name = `${createHash('sha256').update(config).digest('hex')}.json`
+    fs.writeFileSync(path.join(into, name), config)
+    return { Config: name, RepoTags: [tag], Layers: ['layer.tar'] }
+  })
+  fs.writeFileSync(path.join(into, 'manifest.json'), JSON.stringify(manifest))
+  const out = path.join(into, 'images.tar')
+  execFileSync('tar', ['-C', into, '-cf', out, 'layer.tar', 'manifest.json', ...manifest.map((m) => m.Config)])
+  return out
 }
 
 /**

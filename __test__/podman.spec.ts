@@ -8,10 +8,9 @@ import test, { type ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { createHash } from 'node:crypto'
-import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 
-import { BUSYBOX, eventually, makeBusyboxRoot, ourMounts } from './helpers'
+import { BUSYBOX, dockerArchive, eventually, makeBusyboxRoot, ourMounts } from './helpers'
 
 const RUNTIME = path.join(__dirname, '..', 'target', 'release', 'lonely-runtime')
 const which = (cmd: string) => spawnSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).stdout.trim() || null
@@ -80,19 +79,6 @@ function cgroupDir(pid: number, controller: string): string | null {
   return v2 && fs.existsSync('/sys/fs/cgroup/cgroup.controllers') ? path.join('/sys/fs/cgroup', v2.slice(3)) : null
 }
 
-/** A docker-archive of the busybox root, as `docker save` writes one. */
-function busyboxArchive(into: string): string {
-  const layer = path.join(into, 'layer.tar')
-  execFileSync('tar', ['-C', rootfs, '-cf', layer, '.'])
-  const diff = `sha256:${createHash('sha256').update(fs.readFileSync(layer)).digest('hex')}`
-  const config = JSON.stringify({ architecture: os.arch() === 'arm64' ? 'arm64' : 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diff] }, config: { Cmd: ['sh'], Env: ['PATH=/bin'] } })
-  const configName = `${createHash('sha256').update(config).digest('hex')}.json`
-  fs.writeFileSync(path.join(into, configName), config)
-  fs.writeFileSync(path.join(into, 'manifest.json'), JSON.stringify([{ Config: configName, RepoTags: [IMAGE], Layers: ['layer.tar'] }]))
-  const archive = path.join(into, 'busybox.tar')
-  execFileSync('tar', ['-C', into, '-cf', archive, 'layer.tar', configName, 'manifest.json'])
-  return archive
-}
 
 /** mountinfo without the ids (they are not ours to compare). */
 const mountinfo = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter(Boolean).map((l) => l.split(' ').slice(2).join(' '))
@@ -144,7 +130,7 @@ test.before(() => {
   // The image, as `podman load` of a docker-archive. Its copy records blobs in root's
   // /var/lib/containers/cache (no option moves it): a tmpfs of a private mount namespace
   // covers it when it is there (when not, after.always removes what the load made).
-  const archive = busyboxArchive(dir)
+  const archive = dockerArchive(rootfs, dir, [{ tag: IMAGE, cmd: ['sh'] }])
   const load = hostPathsBefore.get('/var/lib/containers/cache')
     ? spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs tmpfs /var/lib/containers/cache && exec ${podmanLine(`load -q -i ${archive}`)}`], { encoding: 'utf8', env: env() })
     : podman(['load', '-q', '-i', archive])

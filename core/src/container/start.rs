@@ -20,7 +20,8 @@ pub struct Running {
     pub stdio: [Option<OwnedFd>; 3],
     /// Detached: PID 1's start time, read before its monitor could reap it (its identity).
     pub start_time: Option<u64>,
-    /// The container's cgroup directories, one per hierarchy (none for an exec'd process).
+    /// With `unreaped`: the container's cgroup directories, one per hierarchy (a watched
+    /// container's are reaper::cgroup_dirs; an exec'd process has none of its own).
     pub cgroups: Vec<std::path::PathBuf>,
 }
 
@@ -261,8 +262,8 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
             .map_err(StartError::MonitorRelease)?;
         wired.parent = [None, None, None]; // the monitor's now
     }
-    let cgroups = undo.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default();
     if spec.unreaped {
+        let cgroups = undo.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default();
         // Nothing here waits for PID 1: once this process exits it is the subreaper's (an OCI
         // engine's shim), and its cgroup is the runtime's `delete` to remove.
         undo.child = None;
@@ -294,7 +295,7 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         pid: spawned.pid,
         stdio: wired.parent,
         start_time,
-        cgroups,
+        cgroups: Vec::new(),
     })
 }
 
