@@ -75,9 +75,18 @@ function createWithPipe(t: ExecutionContext, b: string, id: string): { output: (
   let out = ''
   child.stdout!.on('data', (d) => (out += d))
   child.stderr!.on('data', (d) => (out += d))
-  const closed = new Promise<void>((resolve) => child.stdout!.on('close', () => resolve()))
+  // The pipe closes as PID 1 exits, a moment before its exit completes: wait for both, as an engine waits on the pid.
+  const closed = new Promise<void>((resolve) => child.stdout!.on('close', () => resolve())).then(async () => {
+    await eventually(() => !running(id), 10_000)
+  })
   t.teardown(() => void runtime(['delete', '--force', id]))
   return { output: () => out, closed }
+}
+
+/** Whether `state` reports the container created, running or paused (a deleted one is not). */
+function running(id: string): boolean {
+  const r = runtime(['state', id])
+  return r.status === 0 && JSON.parse(r.stdout).status !== 'stopped'
 }
 
 const state = (id: string) => JSON.parse(runtime(['state', id]).stdout)
