@@ -7,6 +7,7 @@ import { imageCommand } from './lib/cli/images'
 import { containerCommand } from './lib/cli/containers'
 import { run } from './lib/cli/run'
 import { cp } from './lib/cli/cp'
+import { volumeCommand } from './lib/cli/volumes'
 import { runtimePath } from './lib/runtimepath'
 
 async function main(argv: string[]): Promise<number> {
@@ -35,6 +36,8 @@ async function main(argv: string[]): Promise<number> {
       return run(rest, true)
     case 'cp':
       return cp(rest)
+    case 'volume':
+      return volumeCommand(rest)
     case 'load':
     case 'images':
     case 'rmi':

@@ -12,6 +12,8 @@ import { makeBusyboxRoot, ourMounts, removeRoot, removeDetached } from './helper
 
 const REPO = path.resolve(__dirname, '..')
 const CLI = path.join(REPO, 'cli.js')
+/** The installed command: a launcher that keeps Node's own flags (--env-file) away from lonely's. */
+const LAUNCHER = path.join(REPO, 'bin/lonely')
 const HAS_SCRIPT = (() => {
   try {
     execFileSync('script', ['--version'], { stdio: 'ignore' })
@@ -32,10 +34,10 @@ interface Outcome {
   stderr: string
 }
 
-/** Runs `node cli.js ...args` and resolves when it has exited. Its stdin is a pipe, never a terminal. */
+/** Runs `lonely ...args` (bin/lonely, as npm installs it) and resolves when it has exited. Its stdin is a pipe, never a terminal. */
 function lonely(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; onStdout?: (all: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: REPO, env: opts.env ?? process.env, stdio: 'pipe' })
+    const child = spawn(LAUNCHER, args, { cwd: REPO, env: opts.env ?? process.env, stdio: 'pipe' })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -91,8 +93,8 @@ test.after.always(() => {
 // ---------------------------------------------------------------- help, version, errors
 
 const EVERY_FLAG = [
-  '--rootfs DIR', '-h, --hostname NAME', '-e, --env K=V', '-w, --workdir DIR', '-u, --user UID[:GID]',
-  '-v, --volume SRC:DST[:ro|rw]', '--tmpfs DST[:size=N[,mode=M]]', '--read-only', '--network none|host',
+  '--rootfs DIR', '-h, --hostname NAME', '-e, --env K=V', '-w, --workdir DIR', '-u, --user NAME|UID[:GROUP|GID]', '--group-add GROUP', '--env-file FILE',
+  '-v, --volume SRC:DST[:OPTS]', '--mount type=T,...', '--tmpfs DST[:OPTS]', '--read-only', '--network none|host',
   '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--init', '--rm', '-i, --interactive', '-t, --tty',
   '-d, --detach', '--name NAME', '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
   '--cpuset-cpus LIST', '--cpuset-mems LIST', '--pids-limit N', '--ulimit NAME=SOFT[:HARD]',
@@ -106,7 +108,7 @@ test('lonely run --help documents every flag, its default, and the exit codes', 
   const flagLines = r.stdout.split('\n').filter((l) => /^ {2}(-\w, |    )--[\w-]+/.test(l))
   t.is(flagLines.length, EVERY_FLAG.length, 'a flag is listed that this test does not know about')
   const flat = r.stdout.replace(/\s+/g, ' ')
-  for (const text of ['Default "lonely"', 'Default /.', 'Default 0:0', 'none (default)', 'Default SIGTERM', 'Default 2.', 'stdin is', 'lonely run -it -- /bin/sh']) {
+  for (const text of ['Default "lonely"', 'else /.', 'else root (0:0)', 'none (default)', 'Default SIGTERM', 'Default 2.', 'stdin is', 'lonely run -it -- /bin/sh']) {
     t.true(flat.includes(text), `--help does not say ${JSON.stringify(text)}`)
   }
   for (const code of ['125', '126', '127', '128+n', '137', '143']) t.true(r.stdout.includes(code), `--help does not explain exit status ${code}`)
@@ -157,17 +159,20 @@ test('unknown flags, missing values and bad values exit 125 with one `lonely:` e
     [['run', '--hostname'], /flag needs an argument: --hostname/],
     [['run', '-it', '-u'], /flag needs an argument: 'u' in -u/],
     [['run', '-h', 'bad name!', 'true'], /-h\/--hostname: hostname must be letters, digits.*'bad name!'/],
-    [['run', '-u', 'nobody', 'true'], /"nobody" for -u\/--user: only numeric UID\[:GID\]/],
+    [['run', '-u', 'a:b:c', 'true'], /invalid value for -u\/--user: user must be `name`, `uid`, `name:group` or `uid:gid`; got 'a:b:c'/],
     [['run', '--network', 'bridge', 'true'], /"bridge" for --network: must be none/],
     [['run', '--timeout', 'soon', 'true'], /"soon" for --timeout/],
     [['run', '--timeout', '3000000', 'true'], /"3000000" for --timeout: must be at most 2147483 seconds/],
     [['run', '--stop-signal', 'SIGNOPE', 'true'], /"SIGNOPE" for --stop-signal/],
-    [['run', '-v', '/no/such/dir:/x', 'true'], /-v\/--volume "\/no\/such\/dir:\/x": mounts\[0\]\.source must exist on the host/],
-    [['run', '-v', 'named:/x', 'true'], /named volumes are not supported/],
+    [['run', '--mount', 'type=bind,src=/no/such/dir,dst=/x', 'true'], /--mount "type=bind,src=\/no\/such\/dir,dst=\/x": mounts\[0\]\.source must exist on the host/],
+    [['run', '-v', 'bad name:/x', 'true'], /"bad name" is neither a host path .* nor a volume name/],
+    [['run', '-v', '/tmp:/x:rshared', 'true'], /rshared propagation is not supported/],
+    [['run', '--mount', 'type=nfs,dst=/x', 'true'], /type must be bind, volume or tmpfs/],
+    [['run', '--tmpfs', '/x:suid', 'true'], /suid is refused: lonely's tmpfs mounts are always nosuid and nodev/],
     [['run', '--tmpfs', '/x:size=lots', 'true'], /--tmpfs "\/x:size=lots": mounts\[0\]\.size/],
     [['run', '-w', 'relative', 'true'], /"relative" for -w\/--workdir: must be an absolute path/],
     [['run', '--rootfs', '/no/such/root', 'true'], /--rootfs: rootfs must be an existing directory/],
-    [['run'], /"lonely run" requires a command/],
+    [['run'], /"lonely run" requires an image or a command/],
     [['frobnicate'], /'frobnicate' is not a lonely command/],
   ]
   for (const [args, message] of cases) {
@@ -366,11 +371,11 @@ test('127 when the command does not exist, 126 when it cannot be executed', asyn
 
 test('--memory: an OOM kill is reported on one line and exits 137; the same work fits in more memory', async (t) => {
   // tmpfs pages are charged to the container's memory and cannot be reclaimed without swap.
-  const bomb = ['sh', '-c', 'dd if=/dev/zero of=/tmp/fill bs=1M count=100 2>/dev/null && echo survived']
-  const r = await inBox(['--memory', '32m', '--', ...bomb])
+  const bomb = ['sh', '-c', 'dd if=/dev/zero of=/fill/x bs=1M count=100 2>/dev/null && echo survived']
+  const r = await inBox(['--memory', '32m', '--tmpfs', '/fill', '--', ...bomb])
   t.is(r.code, 137)
   t.is(r.stderr, 'lonely: container was killed: out of memory (--memory 32m)\n')
-  const control = await inBox(['--memory', '512m', '--', ...bomb])
+  const control = await inBox(['--memory', '512m', '--tmpfs', '/fill', '--', ...bomb])
   t.is(control.code, 0, control.stderr)
   t.is(control.stdout, 'survived\n')
   noLeaks(t)

@@ -199,14 +199,14 @@ export async function eventually(probe: () => boolean, ms = 5000): Promise<boole
 
 /**
  * A docker-archive, as `docker save` writes one, in `into`: `root` as the one layer of each of
- * `images` (a tag and its Cmd). The engine suites import it (ctr image import, podman load).
+ * `images` (a tag, its Cmd and more of its config: User, WorkingDir...). The engine suites import it (ctr image import, podman load).
  */
-export function dockerArchive(root: string, into: string, images: Array<{ tag: string; cmd: string[] }>): string {
+export function dockerArchive(root: string, into: string, images: Array<{ tag: string; cmd: string[]; config?: Record<string, unknown> }>): string {
   const layer = path.join(into, 'layer.tar')
   execFileSync('tar', ['-C', root, '-cf', layer, '.'])
   const diff = `sha256:${createHash('sha256').update(fs.readFileSync(layer)).digest('hex')}`
-  const manifest = images.map(({ tag, cmd }) => {
-    const config = JSON.stringify({ architecture: os.arch() === 'arm64' ? 'arm64' : 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diff] }, config: { Cmd: cmd, Env: ['PATH=/bin'] } })
+  const manifest = images.map(({ tag, cmd, config: more }) => {
+    const config = JSON.stringify({ architecture: os.arch() === 'arm64' ? 'arm64' : 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diff] }, config: { Cmd: cmd, Env: ['PATH=/bin'], ...more } })
     const name = `${createHash('sha256').update(config).digest('hex')}.json`
     fs.writeFileSync(path.join(into, name), config)
     return { Config: name, RepoTags: [tag], Layers: ['layer.tar'] }

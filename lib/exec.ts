@@ -3,16 +3,16 @@
 // container's own, as for its PID 1: an exec never gets more than the container has.
 import { constants } from 'node:os'
 
-import { primaryGroup } from './imageroot'
+import { resolveGroups, resolveUser } from './users'
 import { ownOnly } from './own'
 import { optionError } from './optionerror'
 import { bool, byteCount, command, containerPath, id, millis, rangeError, signalNumber, streamsOf, typeError, type ContainerOptions, type Normalized, type RunOptions } from './options'
 
 /** What an exec may set; every other option is the container's. */
-export type ExecOptions = Pick<ContainerOptions, 'env' | 'cwd' | 'uid' | 'gid' | 'groups' | 'tty' | 'stdio' | 'stdin' | 'stdout' | 'stderr' | 'input' | 'timeout' | 'cancelSignal' | 'killSignal' | 'forceKillAfterDelay'>
+export type ExecOptions = Pick<ContainerOptions, 'env' | 'cwd' | 'user' | 'uid' | 'gid' | 'groups' | 'tty' | 'stdio' | 'stdin' | 'stdout' | 'stderr' | 'input' | 'timeout' | 'cancelSignal' | 'killSignal' | 'forceKillAfterDelay'>
 export type ExecRunOptions = ExecOptions & Pick<RunOptions, 'reject' | 'encoding' | 'maxBuffer' | 'stripFinalNewline'>
 
-const EXEC_KEYS = ['env', 'cwd', 'uid', 'gid', 'groups', 'tty', 'stdio', 'stdin', 'stdout', 'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay'] as const
+const EXEC_KEYS = ['env', 'cwd', 'user', 'uid', 'gid', 'groups', 'tty', 'stdio', 'stdin', 'stdout', 'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay'] as const
 const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as const
 
 /** The spec of `cmd` run in the container of `container` (its PID 1 is `pid`). */
@@ -26,12 +26,16 @@ export function normalizeExec(container: Normalized, pid: number, cmd: unknown, 
   const o = ownOnly(options) as ExecRunOptions
   const argv = command(ownOnly(cmd))
   const base = container.spec
-  const uid = id('uid', o.uid, base.uid)
-  // A uid given alone: its group in the container's /etc/passwd, as docker exec -u.
+  // docker exec -u: the user looked up in the container's own /etc/passwd and /etc/group.
   const rootDirs = base.image ? [...base.image.lowerdirs].reverse().concat(base.image.upper) : [base.rootfs ?? '/']
-  const gid = id('gid', o.gid, o.uid === undefined ? base.gid : primaryGroup(rootDirs, uid))
-  if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
-  const groups = o.groups === undefined ? (o.uid === undefined ? base.groups : []) : o.groups.map((g, i) => id(`groups[${i}]`, g, 0))
+  if (o.user !== undefined && (o.uid !== undefined || o.gid !== undefined)) throw rangeError('user', 'and `uid`/`gid` exclude each other', o.user)
+  if (o.user !== undefined && typeof o.user !== 'string') throw typeError('user', 'a string like "alice", "1000", "alice:staff" or "1000:1000"', o.user)
+  const user = o.user !== undefined ? resolveUser(rootDirs, o.user, 'user') : o.uid !== undefined ? resolveUser(rootDirs, String(id('uid', o.uid, 0)), 'uid') : undefined
+  const uid = id('uid', user?.uid, base.uid)
+  const gid = id('gid', o.gid, user?.gid ?? base.gid)
+  if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids or names', o.groups)
+  const added = resolveGroups(rootDirs, (o.groups ?? []).map((g, i) => (typeof g === 'string' ? g : id(`groups[${i}]`, g, 0))), 'groups')
+  const groups = o.groups === undefined && user === undefined ? base.groups : [...new Set([...(user?.groups ?? []), ...added])]
   const tty = bool('tty', o.tty, false)
   const { streams, relayed } = streamsOf(o, tty)
   // docker exec: the container's environment, with the exec's `env` over it (TERM with a terminal).

@@ -46,11 +46,12 @@ export interface LimitsSpec {
 const bad = (name: string, expected: string, value: unknown) => optionError(RangeError, `${name}`, `Option \`${name}\` must be ${expected}; got ${show(value)}.`)
 const UNITS: Record<string, number> = { b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 }
 
-/** Bytes from a number or docker's `64m` notation. */
+/** Bytes from a number or docker's `64m` / `1GiB` notation. */
 export function parseBytes(name: string, value: unknown): number {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) return value
   if (typeof value === 'string') {
-    const m = /^([0-9]+(?:\.[0-9]+)?)\s*([bkmgt])?b?$/i.exec(value.trim())
+    // docker's RAMInBytes: binary units, with or without i and b (64m, 64MB, 1GiB, 1.5g).
+    const m = /^([0-9]+(?:\.[0-9]+)?)\s*(?:([kmgt])i?)?b?$/i.exec(value.trim())
     if (m) {
       const bytes = Math.floor(Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()])
       if (bytes > 0 && Number.isSafeInteger(bytes)) return bytes

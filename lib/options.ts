@@ -9,7 +9,8 @@ import { show } from './show'
 
 import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
 import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
-import { findImage, imageCommand, imageUser, makeImageRoot, primaryGroup, type ImageRootSpec } from './imageroot'
+import { findImage, imageCommand, makeImageRoot, type ImageRootSpec } from './imageroot'
+import { resolveGroups, resolveUser } from './users'
 import { optionError } from './optionerror'
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
@@ -23,7 +24,19 @@ export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup' |
 
 export type Mount =
   | { type: 'bind'; source: string; target: string; readonly?: boolean }
-  | { type: 'tmpfs'; target: string; size?: number | string; mode?: number }
+  | {
+      type: 'tmpfs'
+      target: string
+      size?: number | string
+      mode?: number
+      /** Read-only (docker's `ro`). Default false. */
+      readonly?: boolean
+      /** No program runs from it (docker's --tmpfs default). Default false. Always nosuid and nodev. */
+      noexec?: boolean
+      /** Owner of its root directory. Default 0:0. */
+      uid?: number
+      gid?: number
+    }
 
 export interface ContainerOptions extends SecurityOptions {
   /** Root directory of the container. Default: a read-only mirror of the host's /usr, /bin, /lib*, /sbin, /etc. */
@@ -36,10 +49,17 @@ export interface ContainerOptions extends SecurityOptions {
   env?: Record<string, string>
   /** Working directory inside the container. Default `/`. */
   cwd?: string
+  /**
+   * docker's `-u`: `name`, `uid`, `name:group` or `uid:gid`, looked up in the container's own
+   * /etc/passwd and /etc/group. It sets the uid, the gid (the user's primary group unless given),
+   * the groups /etc/group lists the user in, and HOME (its passwd home). Excludes `uid` and `gid`.
+   */
+  user?: string
+  /** Numeric user id; its group, groups and home are looked up as for `user`. Default 0, or the image's User. */
   uid?: number
   gid?: number
-  /** Supplementary groups. Default none. */
-  groups?: number[]
+  /** More supplementary groups (docker's --group-add): ids, or names in the container's /etc/group. */
+  groups?: Array<number | string>
   /** One value for all three streams, or one per stream. Default `pipe`. */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption]
   stdin?: StdioOption
@@ -98,7 +118,7 @@ export interface RunOptions extends ContainerOptions {
 
 const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as const
 const CONTAINER_KEYS = [
-  'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
+  'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'user', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty', 'init',
   'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'allowSetuid', 'seccomp', 'maskedPaths', 'readonlyPaths',
 ] as const
@@ -115,7 +135,9 @@ export interface Spec extends SecuritySpec {
   namespaces: Record<NamespaceName, boolean>
   rootfs: string | null
   readonlyRoot: boolean
-  mounts: Array<{ type: 'bind'; source: string; target: string; readonly: boolean } | { type: 'tmpfs'; target: string; size: string | null; mode: string | null }>
+  /** The container's own tmpfs /tmp. */
+  tmp: boolean
+  mounts: Array<{ type: 'bind'; source: string; target: string; readonly: boolean } | { type: 'tmpfs'; target: string; size: string | null; mode: string | null; readonly: boolean; noexec: boolean; uid: number | null; gid: number | null }>
   uid: number
   gid: number
   groups: number[]
@@ -382,13 +404,22 @@ function mounts(value: unknown, root: string | null): Spec['mounts'] {
     }
     if (m.type === 'tmpfs') {
       for (const key of Object.keys(m)) {
-        if (!['type', 'target', 'size', 'mode'].includes(key)) throw rangeError(at, `has an unknown key \`${key}\``, m)
+        if (!['type', 'target', 'size', 'mode', 'readonly', 'noexec', 'uid', 'gid'].includes(key)) throw rangeError(at, `has an unknown key \`${key}\``, m)
       }
       if (m.mode !== undefined && (!Number.isInteger(m.mode) || m.mode < 0 || m.mode > 0o7777)) {
         throw typeError(`${at}.mode`, 'a file mode from 0 to 0o7777', m.mode)
       }
       const mode = m.mode === undefined ? null : (m.mode as number).toString(8).padStart(4, '0')
-      return { type: 'tmpfs' as const, target, size: size(`${at}.size`, m.size), mode }
+      return {
+        type: 'tmpfs' as const,
+        target,
+        size: size(`${at}.size`, m.size),
+        mode,
+        readonly: bool(`${at}.readonly`, m.readonly, false),
+        noexec: bool(`${at}.noexec`, m.noexec, false),
+        uid: m.uid === undefined ? null : id(`${at}.uid`, m.uid, 0),
+        gid: m.gid === undefined ? null : id(`${at}.gid`, m.gid, 0),
+      }
     }
     throw rangeError(`${at}.type`, 'must be "bind" or "tmpfs"', m.type)
   })
@@ -432,8 +463,8 @@ function userMaps(o: ContainerOptions): Spec['idMaps'] {
   return { uid, gid, newuidmap: root ? null : helper('newuidmap', 'uidMap'), newgidmap: root ? null : helper('newgidmap', 'gidMap') }
 }
 
-export function env(value: unknown, name: string, uid: number, tty: boolean, image: string[] = []): string[] {
-  const base: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: name, HOME: uid === 0 ? '/root' : '/' }
+export function env(value: unknown, name: string, home: string, tty: boolean, image: string[] = []): string[] {
+  const base: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: name, HOME: home }
   // The image's Env over the defaults (docker), the caller's over both.
   for (const kv of image) {
     const eq = kv.indexOf('=')
@@ -490,11 +521,16 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     throw rangeError('namespaces.mount', 'must stay on to use `rootfs` or `mounts`', false)
   }
   const name = hostname(o.hostname)
-  const user = config && o.uid === undefined ? imageUser(config, found!.image) : undefined
-  const uid = id('uid', o.uid, user?.uid ?? 0)
-  // A uid given alone gets its group from the root's /etc/passwd, as docker's `-u UID`.
+  // docker's users: looked up in the container's own /etc/passwd and /etc/group, inside its root.
   const rootDirs = found ? found.image.layers.map((l) => l.dir) : [rootfs ?? '/']
-  const gidDefault = user?.gid ?? (o.uid !== undefined && o.gid === undefined ? primaryGroup(rootDirs, uid) : 0)
+  if (o.user !== undefined && (o.uid !== undefined || o.gid !== undefined)) throw rangeError('user', 'and `uid`/`gid` exclude each other', o.user)
+  if (o.user !== undefined && typeof o.user !== 'string') throw typeError('user', 'a string like "alice", "1000", "alice:staff" or "1000:1000"', o.user)
+  const user = o.user !== undefined ? resolveUser(rootDirs, noNul('user', o.user), 'user')
+    : o.uid !== undefined ? resolveUser(rootDirs, String(id('uid', o.uid, 0)), 'uid')
+    : config?.user ? resolveUser(rootDirs, config.user, 'image')
+    : undefined
+  const uid = id('uid', user?.uid, 0)
+  const gidDefault = id('gid', user?.gid, 0)
   const idMaps = ns.user ? userMaps(o) : undefined
   if (!ns.user && (o.uidMap !== undefined || o.gidMap !== undefined)) throw rangeError(o.uidMap ? 'uidMap' : 'gidMap', 'needs `namespaces.user`', o.uidMap ?? o.gidMap)
   if (ns.user && !idMaps) {
@@ -520,12 +556,15 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const encoding = o.encoding ?? 'utf8'
   if (encoding !== 'utf8' && encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', encoding)
 
-  const environment = env(o.env, name, uid, tty, config?.env)
+  const environment = env(o.env, name, user?.home ?? (uid === 0 ? '/root' : '/'), tty, config?.env)
   const cwd = o.cwd === undefined ? config?.workingDir || '/' : containerPath('cwd', o.cwd)
   const readonlyRoot = bool('readonlyRoot', o.readonlyRoot, false)
   const binds = mounts(o.mounts, rootfs)
   const gid = id('gid', o.gid, gidDefault)
-  const groups = (o.groups ?? []).map((g, i) => id(`groups[${i}]`, g, 0))
+  const added = resolveGroups(rootDirs, (o.groups ?? []).map((g, i) => (typeof g === 'string' ? noNul(`groups[${i}]`, g) : id(`groups[${i}]`, g, 0))), 'groups')
+  // Where setgroups is denied (one id mapped), the user's listed groups cannot be had either.
+  const listed = ns.user && !idMaps ? [] : (user?.groups ?? [])
+  const groups = [...new Set([...listed, ...added])]
   // Host directories it can write, without a user namespace: files it makes there are host root's.
   const writesHost = !ns.user && ((rootfs !== null && !readonlyRoot) || binds.some((b) => b.type === 'bind' && !b.readonly))
   const security = normalizeSecurity(o, writesHost)
@@ -548,6 +587,9 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       namespaces: ns,
       rootfs,
       readonlyRoot,
+      // docker mounts no /tmp: an image's or a rootfs's own is used (on disk, not in --memory);
+      // the read-only mirror needs a writable one.
+      tmp: rootfs === null && !found,
       mounts: binds,
       uid,
       gid,

@@ -461,6 +461,16 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.write_file(c"/proc/self/gid_map", gid_map)
         }
         Op::Chdir(path) => sys.chdir(path),
+        Op::MakeDirs { dirs, uid, gid } => {
+            for dir in dirs {
+                match sys.mkdirat(libc::AT_FDCWD, dir, 0o755) {
+                    Ok(()) => sys.chown_at(libc::AT_FDCWD, dir, *uid, *gid)?,
+                    Err(Errno::EEXIST) => {}
+                    Err(_) => break,
+                }
+            }
+            Ok(())
+        }
         Op::VerifyCwd => sys.verify_cwd(),
         Op::CloseFds { keep } => sys.close_fds_except(3, *keep),
         Op::ParentAlive(pidfd) => {

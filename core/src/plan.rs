@@ -231,6 +231,13 @@ pub enum Op {
     /// Wait until the parent wrote the maps (one byte on this pipe).
     WaitForMaps(c_int),
     Chdir(CString),
+    /// mkdir -p: each of `dirs` (parents first) that is missing is made 0755 and owned by
+    /// uid:gid. Best effort: a failure stops it and the chdir after it says why.
+    MakeDirs {
+        dirs: Vec<CString>,
+        uid: u32,
+        gid: u32,
+    },
     /// getcwd names a directory inside the root (the CVE-2024-21626 class: not one reached
     /// through a leaked fd, which the kernel shows as "(unreachable)").
     VerifyCwd,
@@ -307,6 +314,7 @@ impl Op {
             ),
             Op::WaitForMaps(_) => ("wait for uid_map/gid_map".into(), None),
             Op::Chdir(p) => ("chdir".into(), Some(s(p))),
+            Op::MakeDirs { dirs, .. } => ("mkdir -p".into(), dirs.last().map(|d| s(d))),
             Op::VerifyCwd => ("getcwd".into(), None),
             Op::CloseFds { .. } => ("close_range".into(), None),
             Op::ParentAlive(_) => ("check the parent is alive".into(), None),

@@ -319,6 +319,13 @@ pub enum MountSpec {
         mode: Option<String>,
         #[serde(default)]
         noexec: bool,
+        #[serde(default)]
+        readonly: bool,
+        /// Owner of its root directory (tmpfs's uid= and gid=).
+        #[serde(default)]
+        uid: Option<u32>,
+        #[serde(default)]
+        gid: Option<u32>,
     },
 }
 

@@ -120,24 +120,17 @@ export async function containerCommand(cmd: string, args: string[]): Promise<num
         else if (process.env[e] !== undefined) env[e] = process.env[e]!
       }
       const user = flags.get('user')?.at(-1)
-      const [uid, gid] = user === undefined ? [] : user.split(':').map(Number)
       const interactive = flags.has('interactive') || flags.has('it')
+      // docker exec -u: a name or id, looked up in the container's own /etc/passwd and /etc/group.
       const options = {
         ...(Object.keys(env).length ? { env } : {}),
         ...(flags.get('workdir') ? { cwd: flags.get('workdir')!.at(-1)! } : {}),
-        ...(uid !== undefined ? { uid } : {}),
-        ...(gid !== undefined ? { gid } : {}),
+        ...(user !== undefined ? { user } : {}),
       }
       if (flags.has('tty') || flags.has('it')) {
         return runTty({ interactive, timeoutSeconds: 0, options: {} }, () => c.exec(command, { ...options, tty: true }))
       }
-      const proc = c.exec(command, {
-        ...(Object.keys(env).length ? { env } : {}),
-        ...(flags.get('workdir') ? { cwd: flags.get('workdir')!.at(-1)! } : {}),
-        ...(uid !== undefined ? { uid } : {}),
-        ...(gid !== undefined ? { gid } : {}),
-        stdio: [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
-      })
+      const proc = c.exec(command, { ...options, stdio: [interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] })
       return exitStatus(await proc.wait())
     }
     case 'logs': {

@@ -20,16 +20,19 @@ export interface Flag {
 }
 
 export const RUN_FLAGS: Flag[] = [
-  { long: 'image', arg: 'NAME[:TAG]|ID', help: 'Run an image loaded with `lonely load`: its layers read-only under a fresh writable layer that goes when the container ends; its Entrypoint, Cmd, Env, WorkingDir and User apply, flags override them. `lonely run IMAGE -- COMMAND` works too.' },
+  { long: 'image', arg: 'NAME[:TAG]|ID', help: 'Run an image loaded with `lonely load`: its layers read-only under a fresh writable layer that goes when the container ends; its Entrypoint, Cmd, Env, WorkingDir and User apply, flags override them. Same as docker\'s `lonely run IMAGE [COMMAND]` (and `lonely run IMAGE -- COMMAND`).' },
   { long: 'store', arg: 'DIR', help: 'The image store (default /var/lib/lonely for root, ~/.local/share/lonely otherwise).' },
   { long: 'entrypoint', arg: 'CMD', help: 'Replace the image\'s Entrypoint ("" clears it).' },
   { long: 'rootfs', arg: 'DIR', help: 'Root filesystem of the container (a directory). Default: a read-only mirror of the host\'s /usr, /bin, /lib*, /sbin and /etc with a fresh /proc, a minimal /dev and a tmpfs /tmp; the rest of the host\'s files are not visible.' },
   { long: 'hostname', short: 'h', arg: 'NAME', help: 'Host name inside the container. Default "lonely", in its own UTS namespace: the host\'s name is neither visible nor changeable.' },
   { long: 'env', short: 'e', arg: 'K=V', help: 'Set an environment variable (repeatable). `-e K` alone copies K from your environment (skipped if unset). Default: only PATH, HOSTNAME and HOME (and TERM with -t); none of your variables leak in.' },
-  { long: 'workdir', short: 'w', arg: 'DIR', help: 'Working directory inside the container (absolute). Default /.' },
-  { long: 'user', short: 'u', arg: 'UID[:GID]', help: 'Numeric user and group id (names are not looked up). Default 0:0: root inside the container, with docker\'s default capabilities only. Without GID: the UID\'s group in the container\'s /etc/passwd, else 0.' },
-  { long: 'volume', short: 'v', arg: 'SRC:DST[:ro|rw]', help: 'Bind-mount the host path SRC (absolute, or starting with `.`) at DST (repeatable). Default rw; `ro` makes it read-only. By default no host path is shared but the read-only mirror.' },
-  { long: 'tmpfs', arg: 'DST[:size=N[,mode=M]]', help: 'Mount a fresh tmpfs at DST (repeatable). size in bytes or with a k/m/g suffix (default: the kernel\'s, half of RAM), mode in octal (default 1777).' },
+  { long: 'env-file', arg: 'FILE', help: 'Read environment variables from FILE (repeatable), as docker: one K=V or K per line (K alone copies K from your environment), lines starting with # and blank lines skipped, no quotes or expansion. -e flags override it.' },
+  { long: 'workdir', short: 'w', arg: 'DIR', help: 'Working directory inside the container (absolute); made if missing, owned by the user, as docker (not on a read-only root). Default: the image\'s WorkingDir, else /.' },
+  { long: 'user', short: 'u', arg: 'NAME|UID[:GROUP|GID]', help: 'The user (and group) to run as, names looked up in the container\'s own /etc/passwd and /etc/group, as docker: its primary group unless GROUP is given, the groups /etc/group lists it in, and its passwd home as HOME. A UID with no entry gets group 0, no groups and HOME=/. Default: the image\'s User, else root (0:0) with docker\'s default capabilities only.' },
+  { long: 'group-add', arg: 'GROUP', help: 'Another supplementary group, a GID or a name in the container\'s /etc/group (repeatable).' },
+  { long: 'volume', short: 'v', arg: 'SRC:DST[:OPTS]', help: 'Bind-mount the host path SRC (absolute, or starting with `.`; made as a directory if missing, as docker) at DST, or mount the named volume SRC (a directory of the store, made on first use; see `lonely volume`) (repeatable). OPTS, comma-separated: ro or rw (default); private and rprivate are what lonely does anyway; z, Z, cached, delegated, consistent and nocopy are accepted and ignored with a note; shared and slave propagation are refused. By default no host path is shared but the read-only mirror.' },
+  { long: 'mount', arg: 'type=T,...', help: 'docker\'s long form (repeatable): type=bind,source=SRC,target=DST[,readonly] (SRC must exist); type=volume,source=NAME,target=DST[,readonly]; type=tmpfs,target=DST[,tmpfs-size=N][,tmpfs-mode=M]. dst and destination stand for target, src for source, ro for readonly.' },
+  { long: 'tmpfs', arg: 'DST[:OPTS]', help: 'Mount a fresh tmpfs at DST (repeatable). OPTS, comma-separated as docker\'s: size=N (bytes, or with a k/m/g suffix; default: the kernel\'s, half of RAM), mode=M (octal, default 1777), uid=N, gid=N, ro or rw, exec or noexec (default noexec, as docker). It is always nosuid and nodev (suid and dev are refused).' },
   { long: 'read-only', help: 'Mount the root filesystem read-only (--rootfs is writable by default; the default mirror root is always read-only).' },
   { long: 'network', arg: 'none|host', help: 'none (default): a network namespace of its own with only the loopback interface up, no route out. host: share the host\'s network stack and interfaces.' },
   { long: 'timeout', arg: 'SECONDS', help: 'Stop the container after SECONDS (fractions allowed): send --stop-signal, then SIGKILL after --stop-timeout. Prints "lonely: container timed out after N s" and exits 128+signal (143 for SIGTERM, 137 for SIGKILL). Default 0: no limit.' },
@@ -93,6 +96,7 @@ Commands:
              directory: lonely load [--store DIR] -i FILE
   images     List the loaded images: lonely images [--store DIR]
   rmi        Remove images by name or id: lonely rmi [--store DIR] IMAGE...
+  volume     Named volumes, directories of the store: lonely volume ls|create|inspect|rm [--store DIR]
   create     Create a detached container, not started (run's flags): lonely create [OPTIONS] COMMAND...
   start      Start created containers (-a: attached): lonely start [-a] [-i] ID...
   attach     Attach this terminal to a detached container (^P^Q detaches): lonely attach ID
@@ -117,12 +121,18 @@ Options:
 `
 
 export function runHelp(): string {
-  return `Usage: lonely run [OPTIONS] [--] COMMAND [ARG...]
+  return `Usage: lonely run [OPTIONS] IMAGE [COMMAND] [ARG...]
+       lonely run [OPTIONS] [--] COMMAND [ARG...]
 
-Run COMMAND in a new container, as \`docker run IMAGE COMMAND\` without the image.
-Options come before the command: the first word that is not an option, and
-everything after \`--\`, is the command with its arguments. Short flags combine
-(-it), and values may be attached (--hostname=box, -hbox, -ebox=1).
+Run COMMAND in a new container, as \`docker run\`. Options come before the
+rest: the first word that is not an option is IMAGE when it names an image of
+the store (\`lonely images\`), as docker's; its Cmd runs if no COMMAND follows.
+A word only an image reference looks like (name:tag, name@sha256:...), or any
+word with --store, that the store does not have is an error saying how to load
+it. Any other first word, everything after an explicit \`--\`, and everything
+with --rootfs or --image, is the command with its arguments, in the default
+root (the read-only host mirror) or the one given. Short flags combine (-it),
+and values may be attached (--hostname=box, -hbox, -ebox=1).
 
 With no options the container is isolated by default: its own pid, mount, uts,
 ipc, net and cgroup namespaces; the read-only host mirror as root; loopback-only

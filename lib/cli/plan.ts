@@ -1,11 +1,14 @@
 // A parsed `lonely run` command line as library options: one flag at a time, each error
 // naming its flag; and the library's validation errors named by flag (error.option).
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { constants } from 'node:os'
 
 import type { ContainerOptions, Mount } from '../../index'
 import type { OptionError } from '../optionerror'
-import { SHELLS, flagName, invalid, type Parsed } from './flags'
+import { inspect, store as storeDir } from '../images'
+import { SHELLS, UsageError, flagName, invalid, type Parsed } from './flags'
+import { mountFlag, tmpfsFlag, volumeFlag } from './mounts'
 
 /** Node's timers take at most 2^31-1 ms (about 24.8 days). */
 const MAX_SECONDS = Math.floor(0x7fffffff / 1000)
@@ -16,11 +19,30 @@ function seconds(long: string, value: string): number {
   return Number(value)
 }
 
-function numericId(long: string, raw: string, value: string): number {
-  if (!/^\d+$/.test(value)) {
-    throw invalid(long, raw, `only numeric UID[:GID] is supported (lonely does not look up user or group names like ${JSON.stringify(value)})`)
+/**
+ * Whether the first word after the options is docker's IMAGE: an image of the store, or else a
+ * word only an image reference looks like (`name:tag`, `name@digest`; any word with --store), which
+ * is refused naming the fix. Any other word is a command for the default root, as before.
+ */
+function imageWord(word: string, store: string | undefined): boolean {
+  if (word.startsWith('/') || word.startsWith('.') || word.startsWith('-')) return false
+  const dir = storeDir(store === undefined ? {} : { store })
+  // A store that was never made has no images: look nothing up (and make nothing).
+  if (fs.existsSync(dir)) {
+    try {
+      inspect(word, { store: dir })
+      return true
+    } catch {}
   }
-  return Number(value)
+  if (store === undefined && !/^([\w.-]+(:\d+)?\/)?[\w.-]+(\/[\w.-]+)*(:\w[\w.-]*|@sha256:[0-9a-f]+)$/.test(word)) return false
+  throw new UsageError(noSuchImage(word, store, dir))
+}
+
+/** The fix for an image that is not in the store. */
+export function noSuchImage(word: string, store: string | undefined, dir = storeDir(store === undefined ? {} : { store })): string {
+  const load = `lonely load${store === undefined ? '' : ` --store ${store}`} -i FILE`
+  const other = store === undefined ? 'or, to run a command of that name on the default root, put `--` before it' : 'the first word after the options is the image with --store'
+  return `no such image ${JSON.stringify(word)} in the store ${dir}: load it first with \`${load}\` (lonely does not pull from registries); ${other}`
 }
 
 export interface Plan {
@@ -35,6 +57,10 @@ export interface Plan {
   name?: string
   /** Which flag and value produced mounts[i], to name it in errors. */
   mountFlags: string[]
+  /** Host directories to make before the container runs: missing -v sources, named volumes. */
+  makeDirs: string[]
+  /** What lonely tells the user before it runs (options it accepts and ignores). */
+  notes: string[]
 }
 
 export function buildPlan(p: Parsed): Plan {
@@ -46,29 +72,47 @@ export function buildPlan(p: Parsed): Plan {
 
   const rootfs = last('rootfs')
   if (rootfs !== undefined) options.rootfs = rootfs
-  // `lonely run IMAGE -- COMMAND`: a word right before `--` names the image, unless an explicit
-  // `--` already ended the options or --rootfs gives the root (then `--` is the command's: tini -- cmd).
-  let command = p.command
-  let image = last('image')
-  if (image === undefined && rootfs === undefined && !p.dashed && command.length >= 2 && command[1] === '--') {
-    image = command[0]
-    command = command.slice(2)
-  }
-  if (image !== undefined) options.image = image
   const store = last('store')
   if (store !== undefined) options.store = store
+  let command = p.command
+  let image = last('image')
+  // docker's `run [OPTIONS] IMAGE [COMMAND]`, where --image and --rootfs do not name the root and
+  // no explicit `--` ended the options (after one, every word is the command's: tini -- cmd).
+  if (image === undefined && rootfs === undefined && !p.dashed && command.length >= 1) {
+    if (command[1] === '--' || imageWord(command[0], store)) {
+      image = command[0]
+      command = command.slice(command[1] === '--' ? 2 : 1)
+    }
+  }
+  if (image !== undefined) options.image = image
   const entrypoint = last('entrypoint')
   if (entrypoint !== undefined) options.entrypoint = entrypoint === '' ? [] : [entrypoint]
   const hostname = last('hostname')
   if (hostname !== undefined) options.hostname = hostname
 
   const env: Record<string, string> = {}
-  for (const e of all('env')) {
+  const setEnv = (e: string, bad: (why: string) => Error) => {
     const eq = e.indexOf('=')
-    if (eq === 0 || e === '') throw invalid('env', e, 'must be K=V or K')
-    if (eq > 0) env[e.slice(0, eq)] = e.slice(eq + 1)
+    const key = eq < 0 ? e : e.slice(0, eq)
+    if (key === '' || /\s/.test(key)) throw bad(`must be K=V or K, K without spaces (got ${JSON.stringify(e)})`)
+    if (eq > 0) env[key] = e.slice(eq + 1)
     else if (process.env[e] !== undefined) env[e] = process.env[e]!
   }
+  // docker's order: the files first, then -e, each later one winning.
+  for (const file of all('env-file')) {
+    let text: string
+    try {
+      text = fs.readFileSync(file, 'utf8')
+    } catch (e) {
+      throw invalid('env-file', file, `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.trimStart()
+      if (line === '' || line.startsWith('#')) return
+      setEnv(line, (why) => invalid('env-file', file, `line ${i + 1} ${why}`))
+    })
+  }
+  for (const e of all('env')) setEnv(e, (why) => invalid('env', e, why))
   if (Object.keys(env).length) options.env = env
 
   const workdir = last('workdir')
@@ -77,46 +121,24 @@ export function buildPlan(p: Parsed): Plan {
     options.cwd = workdir
   }
 
+  // Names and ids, looked up by the library in the container's own /etc/passwd and /etc/group.
   const user = last('user')
-  if (user !== undefined) {
-    const [u, g, ...rest] = user.split(':')
-    if (rest.length || u === '' || g === '') throw invalid('user', user, 'must be UID or UID:GID')
-    options.uid = numericId('user', user, u)
-    // Without GID the library takes the UID's group from the container's /etc/passwd, as docker.
-    if (g !== undefined) options.gid = numericId('user', user, g)
-  }
+  if (user !== undefined) options.user = user
+  const groupAdd = all('group-add')
+  if (groupAdd.length) options.groups = groupAdd.map((g) => (/^\d+$/.test(g) ? Number(g) : g))
 
-  for (const v of all('volume')) {
-    const parts = v.split(':')
-    if (parts.length < 2 || parts.length > 3 || !parts[0] || !parts[1]) {
-      throw invalid('volume', v, 'must be SRC:DST or SRC:DST:ro (anonymous volumes are not supported)')
-    }
-    const [src, dst, mode] = parts
-    if (!src.startsWith('/') && !src.startsWith('.')) {
-      throw invalid('volume', v, `named volumes are not supported: SRC must be a host path, absolute or starting with "." (got ${JSON.stringify(src)})`)
-    }
-    if (mode !== undefined && mode !== 'ro' && mode !== 'rw') throw invalid('volume', v, `unknown mode ${JSON.stringify(mode)}: use ro or rw`)
-    mounts.push({ type: 'bind', source: path.resolve(src), target: dst, readonly: mode === 'ro' })
-    mountFlags.push(`${flagName('volume')} ${JSON.stringify(v)}`)
+  // In the order given, each kind after the other as docker lists them: -v, --mount, --tmpfs.
+  const notes: string[] = []
+  const makeDirs: string[] = []
+  const add = (flag: string, value: string, m: { mount: Mount; make?: string; notes: string[] }) => {
+    mounts.push(m.mount)
+    mountFlags.push(`${flagName(flag)} ${JSON.stringify(value)}`)
+    notes.push(...m.notes)
+    if (m.make !== undefined) makeDirs.push(m.make)
   }
-
-  for (const t of all('tmpfs')) {
-    const colon = t.indexOf(':')
-    const target = colon < 0 ? t : t.slice(0, colon)
-    if (!target) throw invalid('tmpfs', t, 'must be DST[:size=N[,mode=M]]')
-    const mount: Mount = { type: 'tmpfs', target }
-    if (colon >= 0) {
-      for (const opt of t.slice(colon + 1).split(',')) {
-        const [key, value] = opt.split('=', 2)
-        if (key === 'size' && value) mount.size = value
-        else if (key === 'mode' && value && /^[0-7]{1,4}$/.test(value)) mount.mode = parseInt(value, 8)
-        else if (key === 'mode') throw invalid('tmpfs', t, `mode must be octal, like 1777 (got ${JSON.stringify(value ?? '')})`)
-        else throw invalid('tmpfs', t, `unsupported option ${JSON.stringify(opt)}: use size=N and mode=M`)
-      }
-    }
-    mounts.push(mount)
-    mountFlags.push(`--tmpfs ${JSON.stringify(t)}`)
-  }
+  for (const v of all('volume')) add('volume', v, volumeFlag(v, store))
+  for (const m of all('mount')) add('mount', m, mountFlag(m, store))
+  for (const t of all('tmpfs')) add('tmpfs', t, tmpfsFlag(t))
   if (mounts.length) options.mounts = mounts
 
   if (p.bools.get('read-only')) options.readonlyRoot = true
@@ -203,7 +225,7 @@ export function buildPlan(p: Parsed): Plan {
   }
   const name = last('name')
   if (name !== undefined && !p.bools.get('detach')) throw invalid('name', name, 'goes with -d/--detach (only detached containers are found by name)')
-  return { command, options, interactive, tty, timeoutSeconds, printPlan: p.bools.get('print-plan') ?? false, mountFlags, detach: p.bools.get('detach') ?? false, ...(name !== undefined ? { name } : {}) }
+  return { command, options, interactive, tty, timeoutSeconds, printPlan: p.bools.get('print-plan') ?? false, mountFlags, makeDirs, notes, detach: p.bools.get('detach') ?? false, ...(name !== undefined ? { name } : {}) }
 }
 
 /** Names the flag behind a library validation error (its `option`: `hostname`, `mounts[0].source`...). */
@@ -216,7 +238,7 @@ export function translate(e: OptionError, plan: Plan | undefined): string {
   else if (option.startsWith('command')) flag = 'COMMAND'
   else {
     const byOption: Record<string, string> = {
-      rootfs: 'rootfs', image: 'image', store: 'store', entrypoint: 'entrypoint', keep: 'image', hostname: 'hostname', env: 'env', cwd: 'workdir', uid: 'user', gid: 'user',
+      rootfs: 'rootfs', image: 'image', store: 'store', entrypoint: 'entrypoint', keep: 'image', hostname: 'hostname', env: 'env', cwd: 'workdir', user: 'user', uid: 'user', gid: 'user', groups: 'group-add',
       timeout: 'timeout', killSignal: 'stop-signal', forceKillAfterDelay: 'stop-timeout', rlimits: 'ulimit',
       'limits.memory': 'memory', 'limits.memorySwap': 'memory-swap', 'limits.cpus': 'cpus', 'limits.cpuShares': 'cpu-shares',
       'limits.cpuset': 'cpuset-cpus', 'limits.cpusetMems': 'cpuset-mems', 'limits.pids': 'pids-limit',

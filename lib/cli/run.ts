@@ -1,10 +1,11 @@
 // `lonely run`: a container on this terminal, its exit status as docker's, signals forwarded.
+import * as fs from 'node:fs'
 import { constants } from 'node:os'
 
-import { create, explain, spawn, type ContainerExit, type ContainerProcess } from '../../index'
+import { ContainerError, create, explain, spawn, type ContainerExit, type ContainerProcess } from '../../index'
 import { optionOf, type OptionError } from '../optionerror'
 import { EXIT_RUNTIME, UsageError, parseRun, runHelp } from './flags'
-import { buildPlan, translate, type Plan } from './plan'
+import { buildPlan, noSuchImage, translate, type Plan } from './plan'
 
 export function exitStatus(exit: { exitCode?: number; signal?: NodeJS.Signals }): number {
   if (exit.signal) {
@@ -60,7 +61,7 @@ async function runPlain(plan: Plan): Promise<number> {
 }
 
 /** A container (or an exec, `start`) on this terminal: raw mode with -i, its size followed, signals forwarded. */
-const CREATE_HELP = `Usage: lonely create [OPTIONS] [--] COMMAND [ARG...]
+const CREATE_HELP = `Usage: lonely create [OPTIONS] IMAGE [COMMAND] [ARG...], or lonely create [OPTIONS] [--] COMMAND [ARG...]
 
 Create a detached container, not started: every setup step is done and PID 1 waits until
 \`lonely start\`. Prints its id. Takes run's flags (-d is implied):`
@@ -147,17 +148,20 @@ export async function run(args: string[], created = false): Promise<number> {
     return 0
   }
   if (parsed.command.length === 0 && !parsed.values.has('image')) {
-    throw new UsageError(`"lonely ${cmd}" requires a command.\nUsage: lonely ${cmd} [OPTIONS] [--] COMMAND [ARG...]\nSee 'lonely ${cmd} --help'.`)
+    throw new UsageError(`"lonely ${cmd}" requires an image or a command.\nUsage: lonely ${cmd} [OPTIONS] IMAGE [COMMAND] [ARG...], or lonely ${cmd} [OPTIONS] [--] COMMAND [ARG...]\nSee 'lonely ${cmd} --help'.`)
   }
   if (created) parsed.bools.set('detach', true)
   let plan: Plan | undefined
   try {
     plan = buildPlan(parsed)
+    for (const note of plan.notes) process.stderr.write(`lonely: note: ${note}\n`)
     if (plan.printPlan) {
       const text = explain(plan.command, { ...plan.options, tty: plan.tty, stdio: [plan.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] })
       process.stdout.write(text.endsWith('\n') ? text : text + '\n')
       return 0
     }
+    // docker makes a missing -v source and a named volume's directory (root's, 0755) on use.
+    for (const dir of plan.makeDirs) fs.mkdirSync(dir, { recursive: true, mode: 0o755 })
     if (plan.detach) {
       // -i keeps its stdin open and -t gives it a terminal, both held by its monitor for `lonely attach`.
       const c = await create(plan.command, {
@@ -174,6 +178,11 @@ export async function run(args: string[], created = false): Promise<number> {
     return await (plan.tty ? runTty(plan) : runPlain(plan))
   } catch (e) {
     if (optionOf(e)) throw new UsageError(translate(e as OptionError, plan))
+    // `lonely run debian cat ...` without that image: the word was taken as a command.
+    const word = plan?.command[0]
+    if (e instanceof ContainerError && e.stage === 'exec' && e.code === 'ENOENT' && plan && plan.options.image === undefined && plan.options.rootfs === undefined && word && !word.includes('/')) {
+      e.message += `; and ${noSuchImage(word, undefined).replace(/; or, .*/, '')}`
+    }
     throw e
   }
 }

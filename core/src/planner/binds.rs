@@ -28,7 +28,6 @@ pub fn clone_sources(
         } = m
         {
             let slot = slots.next();
-            let flag = |on: bool, attr: u64| if on { attr } else { 0 };
             let attrs = MOUNT_ATTR_NODEV
                 | nosuid
                 | flag(*own_nosuid, MOUNT_ATTR_NOSUID)
@@ -85,11 +84,19 @@ pub fn attach(
                 size,
                 mode,
                 noexec,
+                readonly,
+                uid,
+                gid,
             } => {
                 let rel = container_path("mounts.target", target)?;
                 let mut params = vec![param("mode", mode.as_deref().unwrap_or("1777"))];
                 if let Some(size) = size {
                     params.push(param("size", size));
+                }
+                for (key, id) in [("uid", uid), ("gid", gid)] {
+                    if let Some(id) = id {
+                        params.push(param(key, &id.to_string()));
+                    }
                 }
                 let fs = new_fs(
                     plan,
@@ -98,7 +105,8 @@ pub fn attach(
                     params,
                     MOUNT_ATTR_NOSUID
                         | MOUNT_ATTR_NODEV
-                        | if *noexec { MOUNT_ATTR_NOEXEC } else { 0 },
+                        | flag(*noexec, MOUNT_ATTR_NOEXEC)
+                        | flag(*readonly, MOUNT_ATTR_RDONLY),
                 );
                 attach_in_root(plan, fs, InRoot::new(&rel), false);
             }
@@ -117,4 +125,13 @@ pub fn tmp(slots: &mut Slots, plan: &mut Vec<Op>) {
         MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
     );
     attach_in_root(plan, tmp, InRoot::new("tmp"), false);
+}
+
+/// `attr` when `on`: mount attributes from a spec's booleans.
+fn flag(on: bool, attr: u64) -> u64 {
+    if on {
+        attr
+    } else {
+        0
+    }
 }

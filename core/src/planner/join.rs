@@ -68,7 +68,11 @@ pub fn prepare(
         plan.push(Op::ParentDeathSignal(libc::SIGKILL));
     }
     super::steps::console(ns.mount, handles, &mut plan);
-    drop_privileges(&Privileges::of(spec, handles), host, &mut plan)?;
+    let privileges = Privileges {
+        make_cwd: false, // docker exec -w of a missing directory fails
+        ..Privileges::of(spec, handles)
+    };
+    drop_privileges(&privileges, host, &mut plan)?;
     Ok(Prepared {
         clone_flags: libc::CLONE_VM | libc::CLONE_VFORK,
         plan,

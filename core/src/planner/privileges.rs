@@ -18,6 +18,8 @@ pub struct Privileges<'a> {
     /// setgroups is allowed: not in a user namespace whose gid map is just `0 <gid> 1`.
     pub set_groups: bool,
     pub cwd: &'a str,
+    /// Make a missing cwd (docker's -w and WorkingDir; not for an exec, as docker exec).
+    pub make_cwd: bool,
     pub rlimits: &'a [Rlimit],
     /// None: docker's default set.
     pub capabilities: Option<&'a [String]>,
@@ -46,6 +48,7 @@ impl<'a> Privileges<'a> {
             groups: &spec.groups,
             set_groups: !spec.namespaces.user || handles.maps_sync.is_some(),
             cwd: &spec.cwd,
+            make_cwd: true,
             rlimits: &spec.rlimits,
             capabilities: spec.capabilities.as_deref(),
             capabilities_all: spec.capabilities_all,
@@ -140,6 +143,14 @@ pub fn drop_privileges(
         keep: [first_kept.unwrap_or(-1), p.program_fd.unwrap_or(-1), -1, -1],
     });
     let cwd = cstring("cwd", p.cwd)?;
+    if p.make_cwd && p.cwd != "/" {
+        // As root inside the root, before any chdir: each missing directory is the user's.
+        plan.push(Op::MakeDirs {
+            dirs: ancestors_and_self(p.cwd)?,
+            uid: p.uid,
+            gid: p.gid,
+        });
+    }
     if !p.no_new_privileges {
         // The profile may deny getcwd: the working directory is verified before the filter.
         plan.push(Op::Chdir(cwd.clone()));
@@ -186,4 +197,15 @@ pub fn drop_privileges(
         filters(plan);
     }
     Ok(())
+}
+
+/// `/a`, `/a/b`, `/a/b/c` for `/a/b/c`: the directories `mkdir -p` makes, in order.
+fn ancestors_and_self(path: &str) -> Result<Vec<std::ffi::CString>, SpecError> {
+    let mut dirs = Vec::new();
+    for (i, _) in path.match_indices('/').skip(1) {
+        dirs.push(cstring("cwd", &path[..i])?);
+    }
+    dirs.push(cstring("cwd", path.trim_end_matches('/'))?);
+    dirs.dedup();
+    Ok(dirs)
 }

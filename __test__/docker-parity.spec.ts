@@ -1,0 +1,224 @@
+// Issue 16: what a docker user types behaves as docker. Each test quotes docker's behaviour in
+// its name and runs `lonely` (bin/lonely, as npm installs it) on a loaded image or a rootfs,
+// next to a control that shows the difference would be seen.
+import test from 'ava'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { spawn, spawnSync } from 'node:child_process'
+
+import { images } from '../index'
+import { BUSYBOX, dockerArchive, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
+
+const REPO = path.resolve(__dirname, '..')
+const LAUNCHER = path.join(REPO, 'bin/lonely')
+const itest = BUSYBOX ? test.serial : test.skip
+
+// Not under /tmp: writes to the image's own /tmp must land on a disk, as docker's do.
+let work = ''
+let store = ''
+let root = ''
+let mountsBefore = ''
+const IMAGE = 'parity/box:1'
+const NOUSER = 'parity/nouser:1'
+
+interface Outcome {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function lonely(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Outcome> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(LAUNCHER, args, { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d))
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d))
+    const guard = setTimeout(() => child.kill('SIGKILL'), 60_000)
+    child.on('error', reject)
+    child.on('close', (code) => {
+      clearTimeout(guard)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+test.before(async () => {
+  if (!BUSYBOX) return
+  mountsBefore = ourMounts()
+  work = fs.mkdtempSync('/var/tmp/lonely-parity-')
+  store = path.join(work, 'store')
+  root = makeBusyboxRoot()
+  fs.writeFileSync(path.join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n')
+  fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\nstaff:x:50:alice\ndev:x:60:bob,alice\nalice:x:1000:\nbob:x:1001:\nops:x:70:\n')
+  fs.writeFileSync(path.join(root, 'tmp/seed'), 'from the image\n')
+  fs.writeFileSync(path.join(root, 'etc/os'), 'parity box\n')
+  const archive = dockerArchive(root, work, [
+    { tag: IMAGE, cmd: ['cat', '/etc/os'], config: { WorkingDir: '/app/src' } },
+    { tag: NOUSER, cmd: ['id'], config: { User: 'nosuch' } },
+  ])
+  await images.load(archive, { store })
+})
+
+test.after.always(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true })
+  if (root) removeRoot(root)
+})
+
+itest('docker run IMAGE COMMAND: the first word after the options is the image when the store has it; IMAGE alone runs its Cmd', async (t) => {
+  const withCommand = await lonely(['run', '--store', store, IMAGE, 'cat', '/etc/os'])
+  t.is(withCommand.code, 0, withCommand.stderr)
+  t.is(withCommand.stdout, 'parity box\n')
+  const cmdOnly = await lonely(['run', '--store', store, IMAGE])
+  t.is(cmdOnly.stdout, 'parity box\n', cmdOnly.stderr)
+  const byId = await lonely(['run', '--store', store, images.inspect(IMAGE, { store }).id.slice(7, 19), 'cat', '/etc/os'])
+  t.is(byId.stdout, 'parity box\n', byId.stderr)
+  // `IMAGE -- COMMAND` still works, and a `--` after it is the command's (tini -- cmd).
+  const dashed = await lonely(['run', '--store', store, IMAGE, '--', 'echo', '--', 'x'])
+  t.is(dashed.stdout, '-- x\n', dashed.stderr)
+})
+
+itest('docker says "Unable to find image" for a missing name:tag: lonely exits 125 naming `lonely load` and `--`, and with --store any word is an image', async (t) => {
+  const missing = await lonely(['run', '--store', store, 'debian:bookworm', 'cat', '/etc/debian_version'])
+  t.is(missing.code, 125)
+  t.regex(missing.stderr, /no such image "debian:bookworm" in the store .*: load it first with `lonely load --store .* -i FILE`/)
+  const word = await lonely(['run', '--store', store, 'sh', '-c', 'true'])
+  t.is(word.code, 125)
+  t.regex(word.stderr, /no such image "sh" in the store/)
+  // Control: without --store and with a word no image is called, it is the command, as before.
+  const command = await lonely(['run', 'sh', '-c', 'echo mirror'])
+  t.is(command.stdout, 'mirror\n', command.stderr)
+  // A bare word that is neither: the exec error says no image has that name either.
+  const neither = await lonely(['run', 'debian', 'cat', '/x'])
+  t.is(neither.code, 127)
+  t.regex(neither.stderr, /exec `debian`: No such file or directory.*no such image "debian"/)
+  const noStore = path.join(work, 'never-made')
+  t.is((await lonely(['run', '--store', noStore, 'x:1'])).code, 125)
+  t.false(fs.existsSync(noStore), 'looking an image up makes no store')
+})
+
+test('docker run --env-file FILE: K=V and K lines, comments and blank lines skipped, -e wins; Node\'s own --env-file never sees it (control: plain `node cli.js` exits 9)', async (t) => {
+  const file = path.join(fs.mkdtempSync('/var/tmp/lonely-envfile-'), 'vars')
+  fs.writeFileSync(file, '# a comment\nA=1\n\n  B=two words\nFROM_HOST\nC=\nD="quoted"\n')
+  try {
+    const r = await lonely(['run', '--env-file', file, '-e', 'A=9', '--', '/bin/sh', '-c', 'echo "$A|$B|$FROM_HOST|${C-unset}|$D"'], { ...process.env, FROM_HOST: 'copied' })
+    t.is(r.code, 0, r.stderr)
+    t.is(r.stdout, '9|two words|copied||"quoted"\n')
+    const bad = await lonely(['run', '--env-file', `${file}.missing`, '--', 'true'])
+    t.is(bad.code, 125)
+    t.regex(bad.stderr, /invalid value ".*vars\.missing" for --env-file: cannot be read: ENOENT/)
+    fs.writeFileSync(file, 'OK=1\nBAD KEY=1\n')
+    const badLine = await lonely(['run', '--env-file', file, '--', 'true'])
+    t.regex(badLine.stderr, /for --env-file: line 2 must be K=V or K, K without spaces \(got "BAD KEY=1"\)/)
+    const control = spawnSync(process.execPath, [path.join(REPO, 'cli.js'), 'run', '--env-file', `${file}.missing`, '--', 'true'], { encoding: 'utf8' })
+    t.is(control.status, 9, 'Node 20 takes --env-file after the script name: the launcher is what protects lonely')
+  } finally {
+    fs.rmSync(path.dirname(file), { recursive: true, force: true })
+  }
+})
+
+itest('docker run -u NAME / UID / NAME:GROUP: looked up in the container\'s /etc/passwd and /etc/group with its supplementary groups and HOME; control: the host\'s uid 4 (sync, group 65534) is not used', async (t) => {
+  const id = async (user: string, ...more: string[]) => {
+    const r = await lonely(['run', '--rootfs', root, '-u', user, ...more, '--', '/bin/sh', '-c', 'echo "$(id -u):$(id -g):$(id -G) $HOME"'])
+    t.is(r.code, 0, r.stderr)
+    return r.stdout.trim()
+  }
+  t.is(await id('alice'), '1000:1000:1000 50 60 /home/alice')
+  t.is(await id('1000'), '1000:1000:1000 50 60 /home/alice', 'a uid with an entry is that user')
+  t.is(await id('alice:staff'), '1000:50:50 60 /home/alice')
+  t.is(await id('bob:70'), '1001:70:70 60 /home/bob')
+  t.is(await id('4'), '4:0:0 /', 'a uid the container does not know: group 0, HOME=/')
+  t.is(await id('alice', '--group-add', 'ops', '--group-add', '99'), '1000:1000:1000 50 60 70 99 /home/alice')
+  const noUser = await lonely(['run', '--rootfs', root, '-u', 'nosuch', '--', 'true'])
+  t.is(noUser.code, 125)
+  t.regex(noUser.stderr, /invalid value for -u\/--user: user has no user 'nosuch' in the container's \/etc\/passwd/)
+  const noGroup = await lonely(['run', '--rootfs', root, '-u', 'alice:nogrp', '--', 'true'])
+  t.regex(noGroup.stderr, /no group 'nogrp' in the container's \/etc\/group/)
+  const imageUser = await lonely(['run', '--store', store, NOUSER])
+  t.is(imageUser.code, 125)
+  t.regex(imageUser.stderr, /no user 'nosuch' in the container's \/etc\/passwd/)
+  // docker exec -u NAME too.
+  const c = await lonely(['run', '-d', '--rootfs', root, '--', 'sleep', '30'])
+  t.is(c.code, 0, c.stderr)
+  const ctr = c.stdout.trim()
+  try {
+    const e = await lonely(['exec', '-u', 'alice:dev', ctr, 'id'])
+    t.is(e.stdout, 'uid=1000(alice) gid=60(dev) groups=50(staff),60(dev)\n', e.stderr)
+  } finally {
+    await lonely(['rm', '-f', ctr])
+  }
+})
+
+itest('docker mounts no /tmp: the image\'s and the rootfs\'s own /tmp are used (its files seen, 100 MB written under -m 64m is no OOM kill); the read-only mirror keeps a tmpfs', async (t) => {
+  const image = await lonely(['run', '--store', store, '-m', '64m', IMAGE, 'sh', '-c', 'cat /tmp/seed; grep -c " /tmp " /proc/self/mountinfo; dd if=/dev/zero of=/tmp/big bs=1M count=100 2>/dev/null && ls -s /tmp/big'])
+  t.is(image.code, 0, image.stderr)
+  t.regex(image.stdout, /^from the image\n0\n\s*102400 \/tmp\/big\n$/)
+  const rootfs = await lonely(['run', '--rootfs', root, '--', 'sh', '-c', 'cat /tmp/seed; grep -c " /tmp " /proc/self/mountinfo'])
+  t.is(rootfs.stdout, 'from the image\n0\n', rootfs.stderr)
+  // Control: the mirror's /tmp is a tmpfs of its own (the host's /tmp is not there).
+  const mirror = await lonely(['run', '--', '/bin/sh', '-c', 'grep " /tmp " /proc/self/mountinfo | grep -c tmpfs'])
+  t.is(mirror.stdout, '1\n', mirror.stderr)
+  t.is(ourMounts(), mountsBefore)
+})
+
+itest('docker creates a missing -w DIR and WorkingDir, owned by the user; docker exec -w of a missing directory fails', async (t) => {
+  const made = await lonely(['run', '--rootfs', root, '-u', 'alice', '-w', '/work/deep/er', '--', '/bin/sh', '-c', 'pwd; stat -c "%U:%G %a" /work /work/deep/er; touch mine && echo writable'])
+  t.is(made.code, 0, made.stderr)
+  t.is(made.stdout, '/work/deep/er\nalice:alice 755\nalice:alice 755\nwritable\n')
+  t.true(fs.existsSync(path.join(root, 'work/deep/er/mine')))
+  fs.rmSync(path.join(root, 'work'), { recursive: true })
+  // An existing directory keeps its owner.
+  const kept = await lonely(['run', '--rootfs', root, '-u', 'alice', '-w', '/etc', '--', 'stat', '-c', '%U', '.'])
+  t.is(kept.stdout, 'root\n', kept.stderr)
+  const workingDir = await lonely(['run', '--store', store, IMAGE, 'pwd'])
+  t.is(workingDir.stdout, '/app/src\n', workingDir.stderr)
+  // Control: a read-only root cannot get it, and says so at chdir.
+  const readOnly = await lonely(['run', '--rootfs', root, '--read-only', '-w', '/nope', '--', 'true'])
+  t.is(readOnly.code, 125)
+  t.regex(readOnly.stderr, /chdir `\/nope`: .*ENOENT/)
+  t.false(fs.existsSync(path.join(root, 'nope')))
+  const c = await lonely(['run', '-d', '--rootfs', root, '--', 'sleep', '30'])
+  const ctr = c.stdout.trim()
+  try {
+    const e = await lonely(['exec', '-w', '/missing', ctr, 'pwd'])
+    t.not(e.code, 0)
+    t.regex(e.stderr, /chdir `\/missing`/)
+    t.false(fs.existsSync(path.join(root, 'missing')))
+  } finally {
+    await lonely(['rm', '-f', ctr])
+  }
+})
+
+itest('docker -v: a missing host path is made, named volumes live in the store and outlast the container (lonely volume ls/inspect/rm); z/Z/cached are ignored with a note, rshared refused', async (t) => {
+  const missing = path.join(work, 'made', 'by', 'v')
+  const made = await lonely(['run', '--rootfs', root, '-v', `${missing}:/data:z`, '--', 'sh', '-c', 'echo kept > /data/f'])
+  t.is(made.code, 0, made.stderr)
+  t.is(fs.readFileSync(path.join(missing, 'f'), 'utf8'), 'kept\n')
+  t.regex(made.stderr, /^lonely: note: -v ".*:z": option z ignored \(SELinux relabeling/)
+  const first = await lonely(['run', '--store', store, '-v', 'cache:/cache', IMAGE, 'sh', '-c', 'echo one > /cache/x'])
+  t.is(first.code, 0, first.stderr)
+  const second = await lonely(['run', '--store', store, '--mount', 'type=volume,src=cache,dst=/c,readonly', IMAGE, 'sh', '-c', 'cat /c/x; touch /c/y 2>&1 | grep -c Read-only'])
+  t.is(second.stdout, 'one\n1\n', second.stderr)
+  t.is((await lonely(['volume', 'ls', '--store', store])).stdout, 'DRIVER    VOLUME NAME\nlocal     cache\n')
+  const inspected = JSON.parse((await lonely(['volume', 'inspect', '--store', store, 'cache'])).stdout)
+  t.deepEqual(inspected, [{ Driver: 'local', Mountpoint: path.join(store, 'volumes', 'cache'), Name: 'cache' }])
+  t.is((await lonely(['volume', 'rm', '--store', store, 'cache'])).code, 0)
+  t.is((await lonely(['volume', 'ls', '-q', '--store', store])).stdout, '')
+  // Control: --mount type=bind does not make its source, as docker's.
+  const bind = await lonely(['run', '--rootfs', root, '--mount', `type=bind,source=${path.join(work, 'absent')},target=/a`, '--', 'true'])
+  t.is(bind.code, 125)
+  t.false(fs.existsSync(path.join(work, 'absent')))
+  t.is(ourMounts(), mountsBefore)
+})
+
+itest('docker --tmpfs DST:OPTS: size, mode, uid, gid, ro and exec reach the kernel; noexec by default as docker; -m takes 1GiB as docker', async (t) => {
+  const r = await lonely(['run', '--rootfs', root, '-m', '1GiB', '--tmpfs', '/t:size=10m,mode=750,uid=1000,gid=50', '--tmpfs', '/r:ro', '--tmpfs', '/x:exec', '--', 'sh', '-c',
+    'stat -c "%a %u:%g" /t; df -k /t | tail -1 | awk "{print \\$2}"; touch /r/f 2>&1 | grep -c Read-only; for m in /t /x; do grep " $m " /proc/self/mountinfo | grep -c noexec; done; true'])
+  t.is(r.code, 0, r.stderr)
+  t.is(r.stdout, '750 1000:50\n10240\n1\n1\n0\n')
+  const units = await lonely(['run', '-m', '1GiBs', '--', 'true'])
+  t.regex(units.stderr, /invalid value for -m\/--memory: limits\.memory/, 'control: a unit docker does not know is refused')
+  // Control: a program on a default --tmpfs does not run (noexec), one on :exec does.
+  const run = await lonely(['run', '--rootfs', root, '--tmpfs', '/n', '--tmpfs', '/e:exec', '--', 'sh', '-c', 'cp /bin/busybox /n/true; cp /bin/busybox /e/true; /n/true 2>/dev/null || echo n-refused; /e/true && echo e-runs'])
+  t.is(run.stdout, 'n-refused\ne-runs\n', run.stderr)
+})
