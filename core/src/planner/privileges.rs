@@ -121,7 +121,8 @@ pub fn drop_privileges(
         });
     }
     let programs = match p.seccomp {
-        Seccomp::Named(SeccompName::Default) => seccomp::default_programs(p.setuid_guard),
+        // docker's per-capability rules read the bounding set, as docker's do.
+        Seccomp::Named(SeccompName::Default) => seccomp::default_programs(p.setuid_guard, caps),
         Seccomp::Named(SeccompName::Unconfined) => Ok(vec![]),
         Seccomp::Profile { profile } => seccomp::compile(profile),
     }

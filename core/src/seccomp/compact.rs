@@ -1,12 +1,13 @@
 //! The default profile as ONE classic-BPF program from our own emitter: the arch and x32
 //! checks, the syscalls whose arguments matter, then a balanced binary search over the runs of
-//! allowed syscall numbers.
+//! allowed syscall numbers, which also answers ENOSYS above the highest number the profile
+//! knows (a call newer than the profile: libc and runtimes fall back, as under runc/docker).
 
 use libc::sock_filter;
 
 use super::{
-    syscall_number, SeccompError, AF_ALG, AF_VSOCK, ALLOWED, NAMESPACE_FLAGS, PERSONALITIES,
-    TIOCLINUX, TIOCSTI,
+    security, sys_admin, syscall_number, SeccompError, AF_ALG, AF_VSOCK, ALLOWED, BY_CAPABILITY,
+    DENIED, NAMESPACE_FLAGS, PERSONALITIES, TIOCLINUX, TIOCSTI,
 };
 
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
@@ -50,6 +51,8 @@ pub(super) struct Conditional {
     pub socket: u32,
     pub personality: u32,
     pub ioctl: u32,
+    /// CAP_SYS_ADMIN (docker's rule): clone, unshare and clone3 are plain allowed calls, any flags.
+    pub namespaces: bool,
 }
 
 impl Conditional {
@@ -66,19 +69,21 @@ impl Conditional {
             socket: nr("socket")?,
             personality: nr("personality")?,
             ioctl: nr("ioctl")?,
+            namespaces: false,
         })
     }
 
+    /// The calls checked on their arguments before the search.
+    fn checked(&self) -> Vec<u32> {
+        let mut nrs = vec![self.socket, self.personality, self.ioctl];
+        if !self.namespaces {
+            nrs.extend([self.clone, self.unshare, self.clone3]);
+        }
+        nrs
+    }
+
     fn contains(&self, nr: u32) -> bool {
-        [
-            self.clone,
-            self.unshare,
-            self.clone3,
-            self.socket,
-            self.personality,
-            self.ioctl,
-        ]
-        .contains(&nr)
+        self.checked().contains(&nr)
     }
 }
 
@@ -134,40 +139,93 @@ impl ModeGuard {
     }
 }
 
-/// The default profile's program, from the policy tables in `mod.rs`; with `guard`, the
-/// setuid guard too.
-pub(super) fn default_program(guard: bool) -> Result<Vec<sock_filter>, SeccompError> {
-    let conditional = Conditional::resolve()?;
+/// The default profile's program, from the policy tables in `mod.rs`, for a container whose
+/// bounding set is `capabilities`; with `guard`, the setuid guard too.
+pub(super) fn default_program(
+    guard: bool,
+    capabilities: u64,
+) -> Result<Vec<sock_filter>, SeccompError> {
+    let mut conditional = Conditional::resolve()?;
+    conditional.namespaces = capabilities & sys_admin() != 0;
     let guard = guard.then(ModeGuard::resolve).transpose()?;
     emit(
         &conditional,
         guard.as_ref(),
-        &plain_syscalls(&conditional, guard.as_ref()),
+        &plain_syscalls(&conditional, guard.as_ref(), capabilities),
+        highest_known(),
     )
 }
 
-/// The allowed syscalls whose arguments do not matter: ALLOWED, but for the conditional ones.
-pub(super) fn plain_syscalls(conditional: &Conditional, guard: Option<&ModeGuard>) -> Vec<u32> {
+/// The calls BY_CAPABILITY allows to a container whose bounding set is `capabilities`.
+pub(super) fn granted(capabilities: u64) -> impl Iterator<Item = &'static str> {
+    BY_CAPABILITY
+        .iter()
+        .filter(move |(cap, _)| {
+            capabilities & security::mask(&[cap]).expect("known capabilities") != 0
+        })
+        .flat_map(|(_, names)| names.iter().copied())
+}
+
+/// The allowed syscalls whose arguments do not matter: ALLOWED and what the capabilities grant,
+/// but for the conditional ones.
+pub(super) fn plain_syscalls(
+    conditional: &Conditional,
+    guard: Option<&ModeGuard>,
+    capabilities: u64,
+) -> Vec<u32> {
     ALLOWED
         .iter()
-        .filter_map(|name| syscall_number(name))
+        .copied()
+        .chain(granted(capabilities))
+        .filter_map(syscall_number)
         .filter(|nr| !conditional.contains(*nr) && !guard.is_some_and(|g| g.contains(*nr)))
         .collect()
 }
 
+/// The highest native syscall number the profile knows: of every name it allows, checks, grants
+/// with a capability or denies on purpose, as this libseccomp's table numbers them (runc's rule:
+/// the highest number in the profile). Above it a call is newer than the profile: ENOSYS.
+/// A name this libseccomp lacks is unknown to the profile too (it could not be allowed).
+pub(super) fn highest_known() -> u32 {
+    let checked = [
+        "clone",
+        "unshare",
+        "clone3",
+        "socket",
+        "personality",
+        "ioctl",
+    ];
+    ALLOWED
+        .iter()
+        .chain(DENIED)
+        .chain(BY_CAPABILITY.iter().flat_map(|(_, names)| names.iter()))
+        .chain(&checked)
+        .filter_map(|name| syscall_number(name))
+        .max()
+        .expect("the profile names syscalls")
+}
+
 /// Our own emitter because libseccomp cannot emit range checks (one JEQ per syscall), and the
 /// kernel's cost to load a filter (convert + JIT) is linear in its length.
+/// Numbers above `ceiling` (below the x32 range) answer ENOSYS, the others the profile's verdict.
 pub(super) fn emit(
     conditional: &Conditional,
     guard: Option<&ModeGuard>,
     plain: &[u32],
+    ceiling: u32,
 ) -> Result<Vec<sock_filter>, SeccompError> {
+    if let Some(nr) = plain.iter().find(|nr| **nr > ceiling) {
+        return Err(SeccompError::Default(format!(
+            "syscall {nr} is allowed but above the highest known, {ceiling}"
+        )));
+    }
     let mut e = Emitter::default();
     let [allow, deny, enosys] = [e.label(), e.label(), e.label()];
     let [clone_flags, socket_family, persona, ioctl_request] =
         [e.label(), e.label(), e.label(), e.label()];
 
-    // Only the native ABI: i386 and x32 entry points answer like a denied call.
+    // Only the native ABI: i386 and x32 entry points answer like a denied call (refused on
+    // purpose: EPERM, not the ENOSYS of an unknown number).
     e.load(ARCH);
     e.jump(JEQ, AUDIT_ARCH_NATIVE, Next, To(deny));
     e.load(NR);
@@ -175,15 +233,23 @@ pub(super) fn emit(
         e.jump(JGE, X32_SYSCALL_BIT, To(deny), Next);
     }
     // clone3 hides its flags in memory, so it answers ENOSYS and libc falls back to clone.
+    // With CAP_SYS_ADMIN, clone, unshare and clone3 are in the search as plain allowed calls.
     let c = conditional;
-    for (nr, block) in [
+    let namespaced = [
         (c.clone, clone_flags),
         (c.unshare, clone_flags),
         (c.clone3, enosys),
+    ];
+    let namespaced = if c.namespaces {
+        &[][..]
+    } else {
+        &namespaced[..]
+    };
+    for &(nr, block) in namespaced.iter().chain(&[
         (c.socket, socket_family),
         (c.personality, persona),
         (c.ioctl, ioctl_request),
-    ] {
+    ]) {
         e.jump(JEQ, nr, To(block), Next);
     }
     // One block per argument layout: (mode index) or (flags index, mode index).
@@ -208,7 +274,11 @@ pub(super) fn emit(
             e.jump(JEQ, nr, To(l), Next);
         }
     }
-    search(&mut e, &stretches(&runs(plain)), allow, deny);
+    search(
+        &mut e,
+        &stretches(&runs(plain), ceiling),
+        [allow, deny, enosys],
+    );
     for (arg, block) in mode_blocks {
         e.bind(block);
         no_setid_bits(&mut e, arg, allow, deny);
@@ -220,8 +290,10 @@ pub(super) fn emit(
         no_setid_bits(&mut e, mode, allow, deny);
     }
 
-    e.bind(clone_flags);
-    without_namespace_flags(&mut e, allow, deny);
+    if !c.namespaces {
+        e.bind(clone_flags);
+        without_namespace_flags(&mut e, allow, deny);
+    }
     e.bind(socket_family);
     neither_alg_nor_vsock(&mut e, allow, deny);
     e.bind(persona);
@@ -294,42 +366,54 @@ pub(super) fn runs(nrs: &[u32]) -> Vec<(u32, u32)> {
     runs
 }
 
-/// From `start` up to the next stretch's start, every number is `allowed` or not.
+/// What a stretch of syscall numbers answers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Verdict {
+    Allow,
+    Deny,
+    /// Above the highest number the profile knows: ENOSYS.
+    Unknown,
+}
+
+/// From `start` up to the next stretch's start, every number gets `verdict`.
 #[derive(Clone, Copy, Debug)]
 struct Stretch {
     start: u32,
-    allowed: bool,
+    verdict: Verdict,
 }
 
-/// The whole u32 line cut into alternating denied and allowed stretches, the first at 0.
-fn stretches(runs: &[(u32, u32)]) -> Vec<Stretch> {
-    let mut line = vec![Stretch {
-        start: 0,
-        allowed: false,
-    }];
+/// The whole u32 line cut into stretches, the first at 0: alternating denied and allowed up to
+/// `ceiling` (every run is at or below it), unknown above.
+fn stretches(runs: &[(u32, u32)], ceiling: u32) -> Vec<Stretch> {
+    let at = |start, verdict| Stretch { start, verdict };
+    let mut line = vec![at(0, Verdict::Deny)];
     for &(lo, hi) in runs {
         if lo == 0 {
-            line[0].allowed = true;
+            line[0].verdict = Verdict::Allow;
         } else {
-            line.push(Stretch {
-                start: lo,
-                allowed: true,
-            });
+            line.push(at(lo, Verdict::Allow));
         }
         if let Some(after) = hi.checked_add(1) {
-            line.push(Stretch {
-                start: after,
-                allowed: false,
-            });
+            line.push(at(after, Verdict::Deny));
         }
+    }
+    if let Some(after) = ceiling.checked_add(1) {
+        line.retain(|s| s.start < after);
+        line.push(at(after, Verdict::Unknown));
     }
     line
 }
 
 /// A balanced binary search over the stretches, the accumulator holding `nr` and known to be at
 /// least `line[0].start`: one JGE per boundary, each side either a deeper search or a verdict.
-fn search(e: &mut Emitter, line: &[Stretch], allow: Label, deny: Label) {
-    let verdict = |s: &Stretch| if s.allowed { allow } else { deny };
+/// `verdicts`: the labels of allow, deny and ENOSYS.
+fn search(e: &mut Emitter, line: &[Stretch], verdicts: [Label; 3]) {
+    let [allow, deny, enosys] = verdicts;
+    let verdict = |s: &Stretch| match s.verdict {
+        Verdict::Allow => allow,
+        Verdict::Deny => deny,
+        Verdict::Unknown => enosys,
+    };
     if let [only] = line {
         e.goto(verdict(only));
         return;
@@ -346,11 +430,11 @@ fn search(e: &mut Emitter, line: &[Stretch], allow: Label, deny: Label) {
     };
     e.jump(JGE, above[0].start, jt, jf);
     if below.len() > 1 {
-        search(e, below, allow, deny);
+        search(e, below, verdicts);
     }
     if above.len() > 1 {
         e.bind(above_label);
-        search(e, above, allow, deny);
+        search(e, above, verdicts);
     }
 }
 

@@ -19,12 +19,25 @@ const NATIVE: u32 = 0xC000_00B7;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const X32: u32 = 0x4000_0000;
 
+/// docker's default capabilities (the bounding set of a default container).
+fn docker_caps() -> u64 {
+    security::mask(security::DOCKER_DEFAULT).unwrap()
+}
+
+fn cap(name: &str) -> u64 {
+    security::mask(&[name]).unwrap()
+}
+
+fn program_with(guard: bool, caps: u64) -> Vec<sock_filter> {
+    default_programs(guard, caps).unwrap()[0].0.to_vec()
+}
+
 fn new_program() -> Vec<sock_filter> {
-    default_programs(false).unwrap()[0].0.to_vec()
+    program_with(false, docker_caps())
 }
 
 fn guarded_program() -> Vec<sock_filter> {
-    default_programs(true).unwrap()[0].0.to_vec()
+    program_with(true, docker_caps())
 }
 
 // ---- A classic-BPF interpreter: the subset seccomp programs here use; anything else panics.
@@ -122,6 +135,10 @@ struct Oracle {
     ioctl: u32,
     allowed: HashSet<u32>,
     guard: Option<GuardCalls>,
+    /// CAP_SYS_ADMIN: clone, unshare and clone3 with any flags.
+    namespaces: bool,
+    /// The highest number any name of the profile has: above it, ENOSYS.
+    ceiling: u32,
 }
 
 /// The setuid guard's calls: (nr, mode index), (nr, flags index, mode index), openat2.
@@ -129,7 +146,20 @@ type GuardCalls = (Vec<(u32, usize)>, Vec<(u32, usize, usize)>, u32);
 
 impl Oracle {
     fn new() -> Oracle {
+        Oracle::with_caps(docker_caps())
+    }
+
+    /// docker's rules for a bounding set: each capability's calls join the allowed ones.
+    fn with_caps(caps: u64) -> Oracle {
         let nr = |name| syscall_number(name).unwrap();
+        let granted = BY_CAPABILITY
+            .iter()
+            .filter(|(c, _)| caps & cap(c) != 0)
+            .flat_map(|(_, names)| names.iter());
+        let every_name = ALLOWED
+            .iter()
+            .chain(DENIED)
+            .chain(BY_CAPABILITY.iter().flat_map(|(_, names)| names.iter()));
         Oracle {
             clone: nr("clone"),
             unshare: nr("unshare"),
@@ -137,12 +167,22 @@ impl Oracle {
             socket: nr("socket"),
             personality: nr("personality"),
             ioctl: nr("ioctl"),
-            allowed: ALLOWED.iter().filter_map(|n| syscall_number(n)).collect(),
+            allowed: ALLOWED
+                .iter()
+                .chain(granted)
+                .filter_map(|n| syscall_number(n))
+                .collect(),
             guard: None,
+            namespaces: caps & cap("SYS_ADMIN") != 0,
+            ceiling: every_name.filter_map(|n| syscall_number(n)).max().unwrap(),
         }
     }
 
     fn guarded() -> Oracle {
+        Oracle::guarded_with(docker_caps())
+    }
+
+    fn guarded_with(caps: u64) -> Oracle {
         let nr = |name| syscall_number(name).unwrap();
         let modes = [
             ("chmod", 1),
@@ -159,7 +199,7 @@ impl Oracle {
                 vec![(nr("open"), 1, 2), (nr("openat"), 2, 3)],
                 nr("openat2"),
             )),
-            ..Oracle::new()
+            ..Oracle::with_caps(caps)
         }
     }
 
@@ -168,6 +208,9 @@ impl Oracle {
         let low = |i: usize| d.args[i] as u32;
         if d.arch != NATIVE || (cfg!(target_arch = "x86_64") && d.nr >= X32) {
             return EPERM;
+        }
+        if d.nr > self.ceiling {
+            return ENOSYS;
         }
         if let Some((modes, opens, openat2)) = &self.guard {
             const SETID: u32 = 0o6000;
@@ -182,7 +225,9 @@ impl Oracle {
                 return allow_if(!creating || low(*m) & SETID == 0);
             }
         }
-        if d.nr == self.clone || d.nr == self.unshare {
+        if self.namespaces && [self.clone, self.unshare, self.clone3].contains(&d.nr) {
+            ALLOW
+        } else if d.nr == self.clone || d.nr == self.unshare {
             allow_if(low(0) & 0x7E02_0000 == 0)
         } else if d.nr == self.clone3 {
             ENOSYS
@@ -365,9 +410,14 @@ fn old_programs() -> Vec<Vec<sock_filter>> {
 /// Where the compact program answers differently from the libseccomp filters, on purpose: they
 /// compared all 64 bits of an argument the kernel reads as 32 (`int family`, `unsigned int
 /// personality`). Returns (old verdict, new verdict).
+/// And above the highest known number the old filters answered EPERM, the new one ENOSYS.
 fn intended_difference(o: &Oracle, d: &Data) -> Option<(u32, u32)> {
     let high_bits = d.args[0] >> 32 != 0;
     let low = d.args[0] as u32;
+    let x32 = cfg!(target_arch = "x86_64") && d.nr >= X32;
+    if d.arch == NATIVE && !x32 && d.nr > o.ceiling {
+        return Some((EPERM, ENOSYS));
+    }
     if d.arch != NATIVE || !high_bits {
         return None;
     }
@@ -406,7 +456,7 @@ fn every_jump_lands_forward_inside_the_program() {
 #[test]
 fn the_program_is_small_and_the_allowlist_is_ranges() {
     let conditional = Conditional::resolve().unwrap();
-    let plain = compact::plain_syscalls(&conditional, None);
+    let plain = compact::plain_syscalls(&conditional, None, docker_caps());
     let runs = compact::runs(&plain);
     let len = new_program().len();
     println!(
@@ -447,9 +497,10 @@ fn too_long_a_jump_is_refused_not_truncated() {
         socket: o.socket,
         personality: o.personality,
         ioctl: o.ioctl,
+        namespaces: false,
     };
     let every_other: Vec<u32> = (0..600).map(|n| 2 * n + 1000).collect();
-    let err = compact::emit(&conditional, None, &every_other).unwrap_err();
+    let err = compact::emit(&conditional, None, &every_other, u32::MAX).unwrap_err();
     assert!(err.to_string().contains("does not fit in u8"), "{err}");
 }
 
@@ -458,6 +509,134 @@ fn every_syscall_number_gets_the_oracles_verdict() {
     let (o, p) = (Oracle::new(), new_program());
     for d in every_number().iter().chain(&random_calls()) {
         assert_eq!(run(&p, d), o.verdict(d), "{d:x?}");
+    }
+}
+
+#[test]
+fn as_docker_a_number_above_the_highest_known_is_enosys_and_denied_calls_stay_eperm() {
+    let p = new_program();
+    let ceiling = compact::highest_known();
+    let nr = |name| syscall_number(name).unwrap();
+    println!("highest syscall number the profile knows: {ceiling}");
+    assert!(
+        ceiling >= nr("futex_waitv"),
+        "every allowed name is at or below it"
+    );
+    let call = |n| run(&p, &Data::call(n, [0; 6]));
+    for above in [ceiling + 1, ceiling + 2, 1000, 0x3fff_ffff] {
+        assert_eq!(call(above), ENOSYS, "{above}: newer than the profile");
+    }
+    assert_ne!(
+        call(ceiling),
+        ENOSYS,
+        "the highest known number is not unknown"
+    );
+    for denied in DENIED.iter().filter_map(|n| syscall_number(n)) {
+        assert_eq!(call(denied), EPERM, "{denied}: denied on purpose");
+    }
+    for name in ["kexec_load", "add_key", "mount", "bpf", "reboot"] {
+        assert_eq!(call(nr(name)), EPERM, "{name}");
+    }
+    // A number below the highest that no name of the profile has: denied, not unknown.
+    let gap = (0..ceiling)
+        .find(|n| {
+            !ALLOWED
+                .iter()
+                .chain(DENIED)
+                .chain(BY_CAPABILITY.iter().flat_map(|(_, names)| names.iter()))
+                .any(|name| syscall_number(name) == Some(*n))
+                && !Oracle::new().conditional().contains(n)
+        })
+        .unwrap();
+    assert_eq!(call(gap), EPERM, "{gap}: at or below the highest known");
+    // The refused ABIs stay refused, whatever the number.
+    if cfg!(target_arch = "x86_64") {
+        assert_eq!(call(X32 + 1000), EPERM, "x32");
+        assert_eq!(call(u32::MAX), EPERM, "x32 range");
+    }
+    let i386 = Data {
+        arch: AUDIT_ARCH_I386,
+        ..Data::call(1000, [0; 6])
+    };
+    assert_eq!(run(&p, &i386), EPERM, "i386");
+}
+
+/// Single capabilities of every rule, none, and all of them.
+fn capability_sets() -> Vec<u64> {
+    let mut sets: Vec<u64> = BY_CAPABILITY.iter().map(|(c, _)| cap(c)).collect();
+    sets.extend([
+        0,
+        docker_caps(),
+        u64::MAX >> 23,
+        docker_caps() | cap("SYS_ADMIN"),
+    ]);
+    sets
+}
+
+#[test]
+fn as_docker_each_capability_widens_the_profile_by_its_rule_and_nothing_else() {
+    for caps in capability_sets() {
+        let (o, p) = (Oracle::with_caps(caps), program_with(false, caps));
+        let calls = every_number()
+            .into_iter()
+            .chain(random_calls())
+            .chain(conditional_calls(&o));
+        for d in calls {
+            assert_eq!(run(&p, &d), o.verdict(&d), "caps {caps:#x}: {d:x?}");
+        }
+        assert!(p.len() < 150, "caps {caps:#x}: {} instructions", p.len());
+        let longest = every_number().iter().map(|d| execute(&p, d).1).max();
+        assert!(longest.unwrap() <= 18, "caps {caps:#x}: {longest:?} steps");
+    }
+}
+
+#[test]
+fn as_docker_sys_admin_allows_mount_and_namespaces_but_our_argument_rules_hold() {
+    let nr = |name| syscall_number(name).unwrap();
+    let (plain, admin) = (
+        new_program(),
+        program_with(false, docker_caps() | cap("SYS_ADMIN")),
+    );
+    let newuser = libc::CLONE_NEWUSER as u64;
+    let verdicts = |call: Data| (run(&plain, &call), run(&admin, &call));
+    let zero = [0; 6];
+    for name in [
+        "mount",
+        "umount2",
+        "setns",
+        "fsopen",
+        "open_tree",
+        "sethostname",
+    ] {
+        assert_eq!(
+            verdicts(Data::call(nr(name), zero)),
+            (EPERM, ALLOW),
+            "{name}"
+        );
+    }
+    for name in ["unshare", "clone"] {
+        let call = Data::call(nr(name), [newuser, 0, 0, 0, 0, 0]);
+        assert_eq!(verdicts(call), (EPERM, ALLOW), "{name}(CLONE_NEWUSER)");
+    }
+    let clone3 = Data::call(nr("clone3"), zero);
+    assert_eq!(verdicts(clone3), (ENOSYS, ALLOW), "clone3");
+    // Ours, whatever the capabilities: terminal injection, AF_ALG/AF_VSOCK, keyrings, x32.
+    let tiocsti = Data::call(nr("ioctl"), [0, u64::from(TIOCSTI) | 1 << 32, 0, 0, 0, 0]);
+    let vsock = Data::call(nr("socket"), [u64::from(AF_VSOCK), 1, 0, 0, 0, 0]);
+    for call in [tiocsti, vsock, Data::call(nr("keyctl"), zero)] {
+        assert_eq!(verdicts(call), (EPERM, EPERM), "{call:x?}");
+    }
+    for name in DENIED.iter().filter_map(|n| syscall_number(n)) {
+        let everything = program_with(false, u64::MAX >> 23);
+        assert_eq!(run(&everything, &Data::call(name, zero)), EPERM, "{name}");
+    }
+    // The guard holds with SYS_ADMIN too.
+    let (o, guarded) = (
+        Oracle::guarded_with(cap("SYS_ADMIN")),
+        program_with(true, cap("SYS_ADMIN")),
+    );
+    for d in guard_calls(&o).iter().chain(&conditional_calls(&o)) {
+        assert_eq!(run(&guarded, d), o.verdict(d), "{d:x?}");
     }
 }
 
@@ -546,6 +725,7 @@ fn the_compact_program_agrees_with_the_old_libseccomp_filters() {
     let (o, new, old) = (Oracle::new(), new_program(), old_programs());
     println!("old: {} + {} instructions", old[0].len(), old[1].len());
     let mut differences = HashSet::new();
+    let mut unknown = 0;
     let calls = every_number()
         .into_iter()
         .chain(random_calls())
@@ -555,7 +735,11 @@ fn the_compact_program_agrees_with_the_old_libseccomp_filters() {
         match intended_difference(&o, &d) {
             Some(expected) => {
                 assert_eq!((was, is), expected, "{d:x?}");
-                differences.insert((d.nr, d.args[0] as u32));
+                if is == ENOSYS {
+                    unknown += 1;
+                } else {
+                    differences.insert((d.nr, d.args[0] as u32));
+                }
             }
             None => assert_eq!(is, was, "{d:x?}"),
         }
@@ -569,6 +753,7 @@ fn the_compact_program_agrees_with_the_old_libseccomp_filters() {
         differences, expected,
         "every intended difference is exercised"
     );
+    assert!(unknown > 0, "numbers above the highest known are exercised");
 }
 
 // ---- In the kernel.
@@ -657,6 +842,17 @@ fn the_kernel_enforces_the_compact_program() {
             )) == libc::EPERM,
             errno_of(libc::syscall(libc::SYS_unshare, newuser)) == libc::EPERM,
             !cfg!(target_arch = "x86_64") || errno_of(libc::syscall(x32_getpid)) == libc::EPERM,
+            // Newer than the profile: ENOSYS, as docker's; denied on purpose: EPERM.
+            errno_of(libc::syscall(1000)) == libc::ENOSYS,
+            errno_of(libc::syscall(libc::SYS_kexec_load, zero, zero, null, zero)) == libc::EPERM,
+            errno_of(libc::syscall(
+                libc::SYS_add_key,
+                null,
+                null,
+                null,
+                zero,
+                zero,
+            )) == libc::EPERM,
         ];
         match checks.iter().position(|ok| !ok) {
             Some(failed) => 10 + failed as i32,

@@ -6,14 +6,17 @@ mod compact;
 #[cfg(test)]
 mod compact_tests;
 
+use std::collections::HashMap;
 use std::io::{Read, Seek};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use libseccomp::{
     ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
 };
 use serde::Deserialize;
+
+use crate::security;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SeccompError {
@@ -44,10 +47,12 @@ impl PartialEq for Program {
 }
 
 /// Everything a container runs with ordinarily, as docker's default profile allows it.
-/// Left out on purpose: keyctl, add_key, request_key, kexec_*, open_by_handle_at,
-/// name_to_handle_at, *_module, userfaultfd, io_uring_*, bpf, perf_event_open, mount,
-/// umount2, pivot_root, setns, the new mount API, reboot, swapon/off, acct, the clock and
-/// time setters, quotactl, lookup_dcookie, iopl/ioperm, syslog, vm86, ustat, sysfs, uselib.
+/// Left out on purpose: those of DENIED whatever the capabilities (keyctl, add_key,
+/// request_key, kexec_*, userfaultfd, io_uring_*, pivot_root, swapon/off, vm86, ustat, sysfs,
+/// uselib), and those of BY_CAPABILITY unless the container has the capability (mount and the
+/// new mount API, umount2, setns, open_by_handle_at, name_to_handle_at, *_module, bpf,
+/// perf_event_open, reboot, acct, the clock and time setters, quotactl, lookup_dcookie,
+/// iopl/ioperm, syslog, ...).
 const ALLOWED: &[&str] = &[
     "accept",
     "accept4",
@@ -358,6 +363,132 @@ const ALLOWED: &[&str] = &[
     "writev",
 ];
 
+/// docker's per-capability rules (`includes.caps` in moby's profiles/seccomp/default.json): a
+/// container whose bounding set has the capability may make these calls too, as under docker
+/// (which matches them against the bounding set as well). Listed as docker lists them; a few
+/// (chroot, ptrace, process_vm_*, process_madvise, pidfd_getfd, get_mempolicy, mbind,
+/// set_mempolicy) are in ALLOWED for everyone already, and the kernel checks the capability
+/// itself. Two additions of ours, both calls docker allows to everyone and we deny by default:
+/// `name_to_handle_at` with DAC_READ_SEARCH (the pair of open_by_handle_at) and `adjtimex`,
+/// `clock_adjtime` with SYS_TIME. Whatever the capabilities, DENIED stays denied, and so do the
+/// argument rules that are ours (TIOCSTI/TIOCLINUX, AF_ALG/AF_VSOCK, personality, i386, x32).
+/// With SYS_ADMIN, clone, unshare and clone3 are allowed whatever their flags (docker's too).
+pub(super) const BY_CAPABILITY: &[(&str, &[&str])] = &[
+    (
+        "DAC_READ_SEARCH",
+        &["open_by_handle_at", "name_to_handle_at"],
+    ),
+    (
+        "SYS_ADMIN",
+        &[
+            "bpf",
+            "clone",
+            "clone3",
+            "fanotify_init",
+            "fsconfig",
+            "fsmount",
+            "fsopen",
+            "fspick",
+            "lookup_dcookie",
+            "mount",
+            "mount_setattr",
+            "move_mount",
+            "name_to_handle_at",
+            "open_tree",
+            "perf_event_open",
+            "quotactl",
+            "quotactl_fd",
+            "setdomainname",
+            "sethostname",
+            "setns",
+            "syslog",
+            "umount",
+            "umount2",
+            "unshare",
+        ],
+    ),
+    ("SYS_BOOT", &["reboot"]),
+    ("SYS_CHROOT", &["chroot"]),
+    (
+        "SYS_MODULE",
+        &["delete_module", "init_module", "finit_module"],
+    ),
+    ("SYS_PACCT", &["acct"]),
+    (
+        "SYS_PTRACE",
+        &[
+            "kcmp",
+            "pidfd_getfd",
+            "process_madvise",
+            "process_vm_readv",
+            "process_vm_writev",
+            "ptrace",
+        ],
+    ),
+    ("SYS_RAWIO", &["iopl", "ioperm"]),
+    (
+        "SYS_TIME",
+        &[
+            "settimeofday",
+            "stime",
+            "clock_settime",
+            "clock_settime64",
+            "adjtimex",
+            "clock_adjtime",
+        ],
+    ),
+    ("SYS_TTY_CONFIG", &["vhangup"]),
+    (
+        "SYS_NICE",
+        &[
+            "get_mempolicy",
+            "mbind",
+            "set_mempolicy",
+            "set_mempolicy_home_node",
+        ],
+    ),
+    ("SYSLOG", &["syslog"]),
+    ("BPF", &["bpf"]),
+    ("PERFMON", &["perf_event_open"]),
+];
+
+/// Denied on purpose, whatever the capabilities (docker's profile has none of them either, but
+/// io_uring, which newer docker denies too). Named here so that the profile knows them: they
+/// answer EPERM, never the ENOSYS of a call newer than the profile (compact.rs).
+pub(super) const DENIED: &[&str] = &[
+    "add_key",
+    "keyctl",
+    "request_key",
+    "kexec_load",
+    "kexec_file_load",
+    "userfaultfd",
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "pivot_root",
+    "swapon",
+    "swapoff",
+    "vm86",
+    "vm86old",
+    "ustat",
+    "sysfs",
+    "uselib",
+    "nfsservctl",
+    "_sysctl",
+];
+
+/// The capabilities some rule of BY_CAPABILITY names: the only bits a program depends on.
+pub(super) fn capability_rules_mask() -> u64 {
+    BY_CAPABILITY.iter().fold(0, |m, (cap, _)| {
+        m | security::mask(&[cap]).expect("BY_CAPABILITY names known capabilities")
+    })
+}
+
+/// CAP_SYS_ADMIN's bit.
+pub(super) fn sys_admin() -> u64 {
+    security::mask(&["SYS_ADMIN"]).expect("a known capability")
+}
+
 // The conditional rules (see compact.rs): every value is compared with the low 32 bits of its
 // argument, which is all the kernel reads of an int or of a tty request.
 /// Namespace flags of clone/unshare (CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET).
@@ -403,16 +534,25 @@ fn export(ctx: &ScmpFilterContext) -> Result<Program, SeccompError> {
     Ok(Program(filter.into()))
 }
 
-/// The default profile: one program (a Vec, as every profile's), emitted once per process;
-/// `setuid_guard`: with the calls that could leave a setuid/setgid file refused (compact.rs).
-pub fn default_programs(setuid_guard: bool) -> Result<Vec<Program>, SeccompError> {
-    static DEFAULT: [OnceLock<Vec<Program>>; 2] = [OnceLock::new(), OnceLock::new()];
-    let cell = &DEFAULT[usize::from(setuid_guard)];
-    if let Some(p) = cell.get() {
+/// The default profile for a container whose bounding set is `capabilities`: one program (a
+/// Vec, as every profile's), emitted once per process for each variant (the setuid guard, and
+/// the capabilities of BY_CAPABILITY that the set has; any other bit changes nothing), then
+/// shared; `setuid_guard`: with the calls that could leave a setuid/setgid file refused.
+pub fn default_programs(
+    setuid_guard: bool,
+    capabilities: u64,
+) -> Result<Vec<Program>, SeccompError> {
+    type Variants = Mutex<HashMap<(bool, u64), Vec<Program>>>;
+    static DEFAULT: OnceLock<(u64, Variants)> = OnceLock::new();
+    let (relevant, variants) =
+        DEFAULT.get_or_init(|| (capability_rules_mask(), Mutex::new(HashMap::new())));
+    let key = (setuid_guard, capabilities & relevant);
+    let mut variants = variants.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = variants.get(&key) {
         return Ok(p.clone());
     }
-    let program = Program(compact::default_program(setuid_guard)?.into());
-    Ok(cell.get_or_init(|| vec![program]).clone())
+    let program = Program(compact::default_program(key.0, key.1)?.into());
+    Ok(variants.entry(key).or_insert_with(|| vec![program]).clone())
 }
 
 /// A docker / OCI seccomp profile (the JSON `docker run --security-opt seccomp=` takes).
@@ -543,14 +683,40 @@ mod tests {
 
     #[test]
     fn the_default_profile_is_one_compact_program() {
-        let p = default_programs(false).unwrap();
+        let docker = security::mask(security::DOCKER_DEFAULT).unwrap();
+        let p = default_programs(false, docker).unwrap();
         assert_eq!(p.len(), 1);
         let len = p[0].0.len();
         assert!((60..=150).contains(&len), "{len} instructions");
         assert_eq!(
-            default_programs(false).unwrap(),
+            default_programs(false, docker).unwrap(),
             p,
             "emitted once per process"
+        );
+    }
+
+    #[test]
+    fn each_capability_variant_is_emitted_once_and_other_bits_share_it() {
+        let docker = security::mask(security::DOCKER_DEFAULT).unwrap();
+        let cap = |n: &str| security::mask(&[n]).unwrap();
+        let p = default_programs(false, docker).unwrap();
+        // NET_ADMIN has no rule: the same program (the same allocation).
+        assert_eq!(
+            default_programs(false, docker | cap("NET_ADMIN")).unwrap(),
+            p
+        );
+        let admin = default_programs(false, docker | cap("SYS_ADMIN")).unwrap();
+        assert_ne!(admin, p);
+        assert_ne!(admin[0].0.to_vec(), p[0].0.to_vec(), "a different program");
+        assert_eq!(
+            default_programs(false, docker | cap("SYS_ADMIN") | cap("NET_ADMIN")).unwrap(),
+            admin,
+            "emitted once per variant"
+        );
+        assert_ne!(
+            default_programs(true, docker).unwrap(),
+            p,
+            "the guard's own"
         );
     }
 
