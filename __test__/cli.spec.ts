@@ -108,7 +108,7 @@ test('lonely run --help documents every flag, its default, and the exit codes', 
   const flagLines = r.stdout.split('\n').filter((l) => /^ {2}(-\w, |    )--[\w-]+/.test(l))
   t.is(flagLines.length, EVERY_FLAG.length, 'a flag is listed that this test does not know about')
   const flat = r.stdout.replace(/\s+/g, ' ')
-  for (const text of ['Default "lonely"', 'else /.', 'else root (0:0)', 'none (default)', 'Default SIGTERM', 'Default 2.', 'stdin is', 'lonely run -it -- /bin/sh']) {
+  for (const text of ['Default "lonely"', 'else /.', 'else root (0:0)', 'none (default)', 'else SIGTERM', 'Default 10, as docker', 'stdin is', 'lonely run -it -- /bin/sh']) {
     t.true(flat.includes(text), `--help does not say ${JSON.stringify(text)}`)
   }
   for (const code of ['125', '126', '127', '128+n', '137', '143']) t.true(r.stdout.includes(code), `--help does not explain exit status ${code}`)
@@ -537,16 +537,16 @@ test('bad limit values exit 125 naming the flag', async (t) => {
 
 test('--timeout stops the container: SIGTERM is ignored by PID 1, SIGKILL follows, exit 137 and one line', async (t) => {
   // A sleep far longer than the test's own bound: 137 and the line can only come from the kill.
-  const r = await inBox(['--timeout', '0.3', '--', 'sleep', '3600.137'])
+  const r = await inBox(['--timeout', '0.3', '--stop-timeout', '0.5', '--', 'sleep', '3600.137'])
   t.is(r.code, 137)
   t.is(r.stderr, 'lonely: container timed out after 0.3 s\n')
   noLeaks(t, '3600.137')
 })
 
-test('--stop-signal is what --timeout sends, and a PID 1 that handles it decides the exit code', async (t) => {
+test('--stop-signal is what --timeout sends; a PID 1 that handles it and exits still ends lonely with 128+signal, as --help says (138 for SIGUSR1)', async (t) => {
   const loop = 'trap "echo stopped; exit 3" USR1; while :; do sleep 0.05; done'
   const r = await inBox(['--timeout', '0.3', '--stop-signal', 'SIGUSR1', '--', 'sh', '-c', loop])
-  t.is(r.code, 3)
+  t.is(r.code, 138)
   t.is(r.stdout, 'stopped\n')
   t.is(r.stderr, 'lonely: container timed out after 0.3 s\n')
   const kill = await inBox(['--timeout', '0.2', '--stop-signal=KILL', '--', 'sh', '-c', loop])
@@ -555,12 +555,16 @@ test('--stop-signal is what --timeout sends, and a PID 1 that handles it decides
   noLeaks(t)
 })
 
-test('--stop-timeout is the grace before SIGKILL', async (t) => {
-  // sleep ignores SIGTERM as PID 1: with a long grace it finishes on its own (exit 0)...
-  const patient = await inBox(['--timeout', '0.2', '--stop-timeout', '30', '--', 'sleep', '2.5'])
-  t.is(patient.code, 0)
+test('--stop-timeout is the grace before SIGKILL (default 10 s, as docker)', async (t) => {
+  // sh ignores SIGTERM as PID 1: with a long grace it finishes on its own (143: it timed out)...
+  const patient = await inBox(['--timeout', '0.2', '--stop-timeout', '30', '--', 'sh', '-c', 'sleep 2.5; echo finished'])
+  t.is(patient.code, 143)
+  t.is(patient.stdout, 'finished\n')
   t.is(patient.stderr, 'lonely: container timed out after 0.2 s\n')
-  // ...with no grace it is killed at once (the default 2 s would also give 137, later).
+  // ...and so it does with the default grace (docker's 10 s, not the library's 2 s)...
+  const byDefault = await inBox(['--timeout', '0.2', '--', 'sh', '-c', 'sleep 2.5; echo finished'])
+  t.is(byDefault.stdout, 'finished\n')
+  // ...with no grace it is killed at once.
   const impatient = await inBox(['--timeout', '0.2', '--stop-timeout', '0', '--', 'sleep', '2.51'])
   t.is(impatient.code, 137)
   noLeaks(t, '2.51')

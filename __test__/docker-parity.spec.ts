@@ -20,6 +20,7 @@ let root = ''
 let mountsBefore = ''
 const IMAGE = 'parity/box:1'
 const NOUSER = 'parity/nouser:1'
+const STOPPER = 'parity/stopper:1'
 
 interface Outcome {
   code: number | null
@@ -56,6 +57,7 @@ test.before(async () => {
   const archive = dockerArchive(root, work, [
     { tag: IMAGE, cmd: ['cat', '/etc/os'], config: { WorkingDir: '/app/src' } },
     { tag: NOUSER, cmd: ['id'], config: { User: 'nosuch' } },
+    { tag: STOPPER, cmd: ['sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo ready; while :; do sleep 0.05; done'], config: { StopSignal: 'USR1' } },
   ])
   await images.load(archive, { store })
 })
@@ -221,4 +223,25 @@ itest('docker --tmpfs DST:OPTS: size, mode, uid, gid, ro and exec reach the kern
   // Control: a program on a default --tmpfs does not run (noexec), one on :exec does.
   const run = await lonely(['run', '--rootfs', root, '--tmpfs', '/n', '--tmpfs', '/e:exec', '--', 'sh', '-c', 'cp /bin/busybox /n/true; cp /bin/busybox /e/true; /n/true 2>/dev/null || echo n-refused; /e/true && echo e-runs'])
   t.is(run.stdout, 'n-refused\ne-runs\n', run.stderr)
+})
+
+itest('docker stops a container with its image\'s StopSignal (--timeout and `lonely stop`), and --timeout exits 128+signal even when the command handled it and exited 0', async (t) => {
+  const timed = await lonely(['run', '--store', store, '--timeout', '0.5', STOPPER])
+  t.is(timed.stdout, 'ready\ngot-usr1\n', timed.stderr)
+  t.is(timed.code, 128 + 10)
+  // Control: --stop-signal overrides it (SIGTERM is not trapped: sh as PID 1 ignores it, SIGKILL after the grace).
+  const overridden = await lonely(['run', '--store', store, '--timeout', '0.5', '--stop-signal', 'TERM', '--stop-timeout', '0.3', STOPPER])
+  t.is(overridden.stdout, 'ready\n')
+  t.is(overridden.code, 137)
+  const d = await lonely(['run', '-d', '--store', store, STOPPER])
+  t.is(d.code, 0, d.stderr)
+  const id = d.stdout.trim()
+  try {
+    for (let i = 0; i < 100 && !(await lonely(['logs', id])).stdout.includes('ready'); i++) await new Promise((r) => setTimeout(r, 50))
+    t.is((await lonely(['stop', '-t', '5', id])).code, 0)
+    t.is((await lonely(['logs', id])).stdout, 'ready\ngot-usr1\n')
+    t.is((await lonely(['wait', id])).stdout, '0\n', 'it ended on its trap, not on SIGKILL')
+  } finally {
+    await lonely(['rm', '-f', id])
+  }
 })

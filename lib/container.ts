@@ -178,6 +178,11 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     return result
   }
 
+  /** The signal `timeout`, `cancelSignal` and `kill()` send first: `killSignal`, or the image's StopSignal, else SIGTERM. */
+  get killSignal(): number {
+    return this.#opts.killSignal
+  }
+
   /**
    * Signals the container's PID 1 (default: the `killSignal` option). PID 1 ignores signals
    * it has no handler for, so unless it is SIGKILL, SIGKILL follows after `forceKillAfterDelay`.

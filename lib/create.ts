@@ -227,12 +227,12 @@ export class Container extends EventEmitter {
     return this.#pid1.kill(signal)
   }
 
-  /** SIGTERM (or `signal`), then SIGKILL after `timeout` ms (default 10 000, as docker stop); resolves once it has ended. */
+  /** `killSignal` (the image's StopSignal, else SIGTERM) or `signal`, then SIGKILL after `timeout` ms (default 10 000, as docker stop); resolves once it has ended. */
   async stop(options: { timeout?: number; signal?: NodeJS.Signals | number } = {}): Promise<ContainerExit> {
     const timeout = options.timeout ?? 10_000
     if (!Number.isInteger(timeout) || timeout < 0) throw new RangeError(`Option \`timeout\` must be a whole number of milliseconds; got ${timeout}.`)
     if (this.running) {
-      this.#pid1.kill(options.signal ?? 'SIGTERM')
+      this.#pid1.kill(options.signal ?? this.#options.killSignal)
       const force = setTimeout(() => this.#pid1.kill('SIGKILL'), timeout)
       void this.wait().then(() => clearTimeout(force))
     }
@@ -349,7 +349,7 @@ export async function create(command?: string[], options: ContainerOptions & Det
     opts.spec.held = startNow === false
     if (opts.layer) opts.spec.layerLock = opts.layer.lock
     const proc = new ContainerProcess(opts)
-    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: proc.startTime ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid), ...(startNow === false ? { held: true } : {}), ...(opts.layer ? { layer: opts.layer.dir } : {}) }
+    const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: proc.startTime ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid), stopSignal: opts.killSignal, ...(startNow === false ? { held: true } : {}), ...(opts.layer ? { layer: opts.layer.dir } : {}) }
     writeState(dir, state)
     // Seen as any process sees it (its state): its exit, delivered here unref'd, keeps Node alive for nobody.
     return new Container({ ...state, dir }, opts, { id, name: name ?? null, dir })
@@ -406,6 +406,6 @@ export const containers = {
     const found = all.filter((s) => s.name === idOrName || s.id.startsWith(idOrName))
     if (found.length !== 1) throw optionError(RangeError, 'id', `Option \`id\`: ${found.length ? 'more than one' : 'no'} detached container is ${JSON.stringify(idOrName)}.`)
     const s = found[0]
-    return new Container(s, { spec: s.spec, relayed: [], timeout: 0, killSignal: constants.signals.SIGTERM, forceKillAfterDelay: 2000, reject: true, encoding: 'utf8', maxBuffer: 0, stripFinalNewline: true }, { id: s.id, name: s.name, dir: s.dir })
+    return new Container(s, { spec: s.spec, relayed: [], timeout: 0, killSignal: s.stopSignal ?? constants.signals.SIGTERM, forceKillAfterDelay: 2000, reject: true, encoding: 'utf8', maxBuffer: 0, stripFinalNewline: true }, { id: s.id, name: s.name, dir: s.dir })
   },
 }

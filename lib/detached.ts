@@ -29,6 +29,8 @@ export interface DetachedState {
   cgroups: string[]
   /** Created with `start: false` and not started yet. */
   held?: boolean
+  /** What `stop()` sends first: `killSignal`, or the image's StopSignal (absent in older states: SIGTERM). */
+  stopSignal?: number
   /** With an image: its writable layer's directory (its monitor holds the lock; remove() deletes it). */
   layer?: string
 }

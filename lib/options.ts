@@ -242,6 +242,15 @@ export function signalNumber(option: string, value: unknown): number {
   throw typeError(option, 'a signal name like "SIGTERM" or a signal number from 1 to 64', value)
 }
 
+/** An image's StopSignal as docker reads it: `SIGQUIT`, `QUIT`, `3`, `SIGRTMIN+3`. */
+function imageStopSignal(value: string): number {
+  const name = value.toUpperCase().startsWith('SIG') ? value.toUpperCase() : `SIG${value.toUpperCase()}`
+  const rt = /^SIGRTMIN\+(\d+)$/.exec(name)
+  const n = /^\d+$/.test(value) ? Number(value) : rt ? 34 + Number(rt[1]) : name === 'SIGRTMIN' ? 34 : constants.signals[name as NodeJS.Signals]
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw rangeError('image', `has a StopSignal lonely does not know (give \`killSignal\`)`, value)
+  return n
+}
+
 function stdioValue(option: string, value: unknown): StdioOption {
   if (value === 'pipe' || value === 'inherit' || value === 'ignore') return value
   if (Number.isInteger(value) && (value as number) >= 0) {
@@ -570,7 +579,8 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const security = normalizeSecurity(o, writesHost)
   const timing = {
     timeout: millis('timeout', o.timeout, 0),
-    killSignal: o.killSignal === undefined ? constants.signals.SIGTERM : signalNumber('killSignal', o.killSignal),
+    // docker: the image's StopSignal unless one is given.
+    killSignal: o.killSignal !== undefined ? signalNumber('killSignal', o.killSignal) : config?.stopSignal ? imageStopSignal(config.stopSignal) : constants.signals.SIGTERM,
     forceKillAfterDelay: millis('forceKillAfterDelay', o.forceKillAfterDelay, 2000),
     reject: bool('reject', o.reject, true),
   }

@@ -215,7 +215,8 @@ export function buildPlan(p: Parsed): Plan {
     else throw invalid('stop-signal', stopSignal, 'must be a signal name like SIGTERM or a number from 1 to 64')
   }
   const stopTimeout = last('stop-timeout')
-  if (stopTimeout !== undefined) options.forceKillAfterDelay = Math.round(seconds('stop-timeout', stopTimeout) * 1000)
+  // docker's grace: 10 s (the library's own default is 2 s).
+  options.forceKillAfterDelay = stopTimeout === undefined ? 10_000 : Math.round(seconds('stop-timeout', stopTimeout) * 1000)
 
   let interactive = p.bools.get('interactive') ?? false
   let tty = p.bools.get('tty') ?? false

@@ -45,10 +45,12 @@ class SignalForwarder {
 async function runPlain(plan: Plan): Promise<number> {
   const signals = new SignalForwarder()
   let exit: ContainerExit
+  let sent = 0
   try {
     const proc = spawn(plan.command, { ...plan.options, stdio: [plan.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'] })
     signals.attach(proc)
     exit = await proc.wait()
+    sent = proc.killSignal
   } finally {
     signals.close()
   }
@@ -57,7 +59,12 @@ async function runPlain(plan: Plan): Promise<number> {
     process.stderr.write(`lonely: container was killed: out of memory (--memory ${plan.options.limits?.memory})\n`)
     return 137 // as docker, whichever process of the container the kernel picked
   }
-  return exitStatus(exit)
+  return timedOutStatus(exit, sent)
+}
+
+/** After --timeout, 128 + the signal that ended it, or the one sent when PID 1 handled it and exited (as --help says). */
+function timedOutStatus(exit: ContainerExit, sent: number): number {
+  return exit.timedOut && !exit.signal ? 128 + sent : exitStatus(exit)
 }
 
 /** A container (or an exec, `start`) on this terminal: raw mode with -i, its size followed, signals forwarded. */
@@ -124,7 +131,7 @@ export async function runTty(plan: Pick<Plan, 'interactive' | 'timeoutSeconds' |
       restore()
       process.stderr.write(`\r\nlonely: container was killed: out of memory (--memory ${plan.options.limits?.memory})\n`)
     }
-    return exitStatus(exit)
+    return timedOutStatus(exit, proc.killSignal)
   } finally {
     signals.close()
     restore()
