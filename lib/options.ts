@@ -7,7 +7,8 @@ import { ownOnly } from './own'
 import { relayedStdio } from './relay'
 import { show } from './show'
 
-import { normalizeLimits, normalizeRlimits, type Limits, type LimitsSpec, type Rlimits } from './limits'
+import { normalizeLimits, normalizeRlimits, parseBytes, type Limits, type LimitsSpec, type Rlimits } from './limits'
+import { deviceNodes, type Device, type DeviceNode } from './devices'
 import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
 import { findImage, imageCommand, makeImageRoot, type ImageRootSpec } from './imageroot'
 import { resolveGroups, resolveUser } from './users'
@@ -60,6 +61,12 @@ export interface ContainerOptions extends SecurityOptions {
   gid?: number
   /** More supplementary groups (docker's --group-add): ids, or names in the container's /etc/group. */
   groups?: Array<number | string>
+  /** Host device nodes made in the container's /dev (docker's --device): paths, or `{ source, target }`. */
+  devices?: Array<string | Device>
+  /** Size of /dev/shm (docker's --shm-size): bytes or `64m`. Default 64 MiB. */
+  shmSize?: number | string
+  /** The container's /proc/self/oom_score_adj, -1000 to 1000 (lowering it needs CAP_SYS_RESOURCE). */
+  oomScoreAdj?: number
   /** One value for all three streams, or one per stream. Default `pipe`. */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption]
   stdin?: StdioOption
@@ -120,7 +127,7 @@ const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as con
 const CONTAINER_KEYS = [
   'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'user', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty', 'init',
-  'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'allowSetuid', 'seccomp', 'maskedPaths', 'readonlyPaths',
+  'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'allowSetuid', 'seccomp', 'maskedPaths', 'readonlyPaths', 'devices', 'shmSize', 'oomScoreAdj',
 ] as const
 const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'user']
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -128,6 +135,9 @@ const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-
 
 /** What the addon receives (core/src/spec.rs ContainerSpec). */
 export interface Spec extends SecuritySpec {
+  devices?: DeviceNode[]
+  shmSize?: string
+  oomScoreAdj?: number
   argv: string[]
   env: string[]
   cwd: string
@@ -249,6 +259,11 @@ function imageStopSignal(value: string): number {
   const n = /^\d+$/.test(value) ? Number(value) : rt ? 34 + Number(rt[1]) : name === 'SIGRTMIN' ? 34 : constants.signals[name as NodeJS.Signals]
   if (!Number.isInteger(n) || n < 1 || n > 64) throw rangeError('image', `has a StopSignal lonely does not know (give \`killSignal\`)`, value)
   return n
+}
+
+function oomScore(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < -1000 || value > 1000) throw rangeError('oomScoreAdj', 'must be an integer from -1000 to 1000', value)
+  return value
 }
 
 function stdioValue(option: string, value: unknown): StdioOption {
@@ -562,6 +577,8 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   if (o.keep && !found) throw rangeError('keep', 'goes with `image`', o.keep)
   const limits = normalizeLimits(o.limits)
   const rlimits = normalizeRlimits(o.rlimits)
+  const devices = deviceNodes(o.devices)
+  const shmSize = size('shmSize', o.shmSize === undefined ? undefined : typeof o.shmSize === 'string' ? String(parseBytes('shmSize', o.shmSize)) : o.shmSize)
   const encoding = o.encoding ?? 'utf8'
   if (encoding !== 'utf8' && encoding !== 'buffer') throw rangeError('encoding', 'must be "utf8" or "buffer"', encoding)
 
@@ -610,6 +627,9 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       // Sent only when set: no limits means no cgroup at all (the fast path).
       ...(limits ? { limits } : {}),
       ...(rlimits.length ? { rlimits } : {}),
+      ...(devices.length ? { devices } : {}),
+      ...(shmSize !== null ? { shmSize } : {}),
+      ...(o.oomScoreAdj !== undefined ? { oomScoreAdj: oomScore(o.oomScoreAdj) } : {}),
       ...security,
       ...(imageRoot ? { image: imageRoot.spec } : {}),
       ...(idMaps ? { idMaps } : {}),

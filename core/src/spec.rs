@@ -125,6 +125,9 @@ pub struct ContainerSpec {
     /// Device nodes made in the container's /dev besides docker's (an OCI `linux.devices`).
     #[serde(default)]
     pub devices: Vec<DeviceNode>,
+    /// Size of /dev/shm as tmpfs's `size=` (docker's --shm-size). None: docker's 64 MiB.
+    #[serde(default)]
+    pub shm_size: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

@@ -9,6 +9,10 @@ import type { OptionError } from '../optionerror'
 import { inspect, store as storeDir } from '../images'
 import { SHELLS, UsageError, flagName, invalid, type Parsed } from './flags'
 import { mountFlag, tmpfsFlag, volumeFlag } from './mounts'
+import { hostDevices } from '../devices'
+
+/** The nodes every container's /dev has already (docker's six and the terminals). */
+const STANDARD_DEVICES = new Set(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty', '/dev/console', '/dev/ptmx'])
 
 /** Node's timers take at most 2^31-1 ms (about 24.8 days). */
 const MAX_SECONDS = Math.floor(0x7fffffff / 1000)
@@ -188,6 +192,30 @@ export function buildPlan(p: Parsed): Plan {
     else throw invalid('security-opt', opt, 'must be seccomp=unconfined|PROFILE, no-new-privileges[=true|false], systempaths=unconfined or allow-setuid')
   }
 
+  for (const d of all('device')) {
+    const [host, inside, access, ...more] = d.split(':')
+    const perms = inside !== undefined && /^[rwm]+$/.test(inside) && access === undefined ? inside : access
+    const target = perms === inside ? undefined : inside
+    if (!host?.startsWith('/') || more.length || (target !== undefined && !target.startsWith('/dev/'))) throw invalid('device', d, 'must be HOST[:CONTAINER][:rwm], HOST an absolute path and CONTAINER under /dev')
+    if (perms !== undefined && perms !== 'rwm' && perms !== 'mrw') throw invalid('device', d, `access ${JSON.stringify(perms)} needs a device cgroup rule lonely does not write: only rwm is supported`)
+    options.devices = [...(options.devices ?? []), target === undefined ? host : { source: host, target }]
+  }
+  if (p.bools.get('privileged')) {
+    // docker --privileged: all of it, on purpose (the help says DANGEROUS).
+    options.capAdd = ['ALL']
+    options.seccomp = 'unconfined'
+    options.maskedPaths = []
+    options.readonlyPaths = []
+    options.devices = [...hostDevices().filter((h) => !STANDARD_DEVICES.has(h)), ...(options.devices ?? [])]
+  }
+  const shm = last('shm-size')
+  if (shm !== undefined) options.shmSize = shm
+  const oom = last('oom-score-adj')
+  if (oom !== undefined) {
+    if (!/^-?\d+$/.test(oom)) throw invalid('oom-score-adj', oom, 'must be a whole number from -1000 to 1000')
+    options.oomScoreAdj = Number(oom)
+  }
+
   const rlimits: NonNullable<ContainerOptions['rlimits']> = {}
   for (const u of all('ulimit')) {
     const m = /^([a-z]+)=(-1|unlimited|\d+)(?::(-1|unlimited|\d+))?$/.exec(u)
@@ -243,7 +271,7 @@ export function translate(e: OptionError, plan: Plan | undefined): string {
       timeout: 'timeout', killSignal: 'stop-signal', forceKillAfterDelay: 'stop-timeout', rlimits: 'ulimit',
       'limits.memory': 'memory', 'limits.memorySwap': 'memory-swap', 'limits.cpus': 'cpus', 'limits.cpuShares': 'cpu-shares',
       'limits.cpuset': 'cpuset-cpus', 'limits.cpusetMems': 'cpuset-mems', 'limits.pids': 'pids-limit',
-      capAdd: 'cap-add', capDrop: 'cap-drop', seccomp: 'security-opt', noNewPrivileges: 'security-opt', allowSetuid: 'security-opt',
+      capAdd: 'cap-add', capDrop: 'cap-drop', devices: 'device', shmSize: 'shm-size', oomScoreAdj: 'oom-score-adj', seccomp: 'security-opt', noNewPrivileges: 'security-opt', allowSetuid: 'security-opt',
     }
     const long = byOption[option] ?? byOption[option.split(/[.[]/)[0]]
     if (long) flag = flagName(long)

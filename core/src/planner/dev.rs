@@ -145,7 +145,10 @@ pub fn make(
     // /dev/shm and /dev/mqueue: filesystems of their own, as docker's (what `df`, the OCI
     // validation suite and shm-size expect), in /dev's tmpfs through its fd.
     let private = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
-    let shm = vec![param("mode", "1777"), param("size", "65536k")];
+    let shm = vec![
+        param("mode", "1777"),
+        param("size", spec.shm_size.as_deref().unwrap_or("65536k")),
+    ];
     let mut extra = vec![("shm", ("tmpfs", "shm"), shm, 0o1777)];
     if spec.namespaces.ipc {
         // mqueue shows the mounter's IPC namespace: only the container's own (never the host's).
