@@ -67,7 +67,7 @@ pub fn prepare(
     if !spec.detached {
         plan.push(Op::ParentDeathSignal(libc::SIGKILL));
     }
-    super::steps::console(ns.mount, handles, &mut plan);
+    super::steps::console(spec, handles, &mut plan);
     drop_privileges(&Privileges::of(spec, handles), host, &mut plan)?;
     Ok(Prepared {
         clone_flags: libc::CLONE_VM | libc::CLONE_VFORK,
