@@ -111,7 +111,9 @@ const BAD: Bad[] = [
   { title: 'groups that is not an array', options: () => ({ groups: 5 }), error: TypeError, message: 'Option `groups` must be an array of group ids; got 5.' },
   { title: 'rootfs with namespaces.mount false', options: () => ({ rootfs: root, namespaces: { mount: false } }), error: RangeError, message: 'Option `namespaces.mount` must stay on to use `rootfs` or `mounts`; got false.' },
   { title: 'mounts with namespaces.mount false', options: () => ({ namespaces: { mount: false }, mounts: [{ type: 'tmpfs', target: '/x' }] }), error: RangeError, message: 'Option `namespaces.mount` must stay on to use `rootfs` or `mounts`; got false.' },
-  { title: 'tty that is not a boolean', options: () => ({ tty: 'yes' }), error: TypeError, message: "Option `tty` must be a boolean; got 'yes'." },
+  { title: 'tty that is not a boolean', options: () => ({ tty: 'yes' }), error: TypeError, message: "Option `tty` must be a boolean or { columns, rows }; got 'yes'." },
+  { title: 'tty with a size of 0 columns', options: () => ({ tty: { columns: 0, rows: 24 } }), error: RangeError, message: 'Option `tty.columns` must be an integer from 1 to 65535; got 0.' },
+  { title: 'sysctls that is not an object', options: () => ({ sysctls: 'net.ipv4.ip_forward=1' }), error: TypeError, message: /^Option `sysctls` must be an object of sysctl names to values.*; got 'net.ipv4.ip_forward=1'\.$/ },
   { title: 'readonlyRoot that is not a boolean', options: () => ({ readonlyRoot: 1 }), error: TypeError, message: 'Option `readonlyRoot` must be a boolean; got 1.' },
 ]
 
@@ -265,7 +267,7 @@ test.serial('out of file descriptors: every stage that needs one (the parent\'s 
     })()`
   const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { encoding: 'utf8', timeout: 60_000 })
   const [pipes, rootfs, child, control] = JSON.parse(out.trim().split('\n').pop()!)
-  for (const [what, seen, stage] of [['pipes', pipes, /^pipe2$/], ['rootfs', rootfs, /^open rootfs$/], ['child', child, /^(mount( \w+)?|open_tree)$/]] as const) {
+  for (const [what, seen, stage] of [['pipes', pipes, /^pipe2$/], ['rootfs', rootfs, /^open rootfs$/], ['child', child, /^(mount( \w+)?|open_tree|write `\/proc\/sys\/net\/ipv4\/ip_unprivileged_port_start`)$/]] as const) {
     t.is(seen.name, 'ContainerError', `${what}: ${JSON.stringify(seen)}`)
     t.is(seen.code, 'EMFILE', what)
     t.regex(seen.stage, stage, what)

@@ -82,6 +82,23 @@ int main(int argc, char **argv) {
 }
 `
 
+// Binds TCP 127.0.0.1:80 and opens an ICMP echo ("ping") datagram socket, printing `ok` or the
+// errno's name for each: what docker's two default sysctls let any user do.
+const PORT_PING_C = String.raw`
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <sys/socket.h>
+static const char *why(int ok) { return ok ? "ok" : errno == EACCES ? "EACCES" : errno == EPERM ? "EPERM" : "other"; }
+int main(void) {
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(80), .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  printf("bind80 %s\n", why(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0));
+  printf("icmp %s\n", why(socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP) >= 0));
+  return 0;
+}
+`
+
 test.before(async () => {
   root = makeBusyboxRoot()
   // mkdtemp makes the root 0700: a non-root uid could not even chdir to `/` inside.
@@ -93,6 +110,8 @@ test.before(async () => {
   execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'escape'), path.join(scratch, 'escape.c')])
   fs.writeFileSync(path.join(scratch, 'netns-cookie.c'), NETNS_COOKIE_C)
   execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'netns-cookie'), path.join(scratch, 'netns-cookie.c')])
+  fs.writeFileSync(path.join(scratch, 'port-ping.c'), PORT_PING_C)
+  execFileSync('gcc', ['-static', '-O2', '-o', path.join(root, 'port-ping'), path.join(scratch, 'port-ping.c')])
   warm = await warmUp([['true']], [['true'], { rootfs: root }])
 })
 
@@ -288,6 +307,35 @@ for (const [what, work, options, cookieArg, moved] of LEFT_BEHIND) {
     }
   })
 }
+
+// Docker sets net.ipv4.ip_unprivileged_port_start=0 and net.ipv4.ping_group_range="0 2147483647"
+// in every network namespace it makes (not with --network host): uid 1000, with no capability
+// at all, binds port 80 and opens ICMP echo sockets there.
+const HOST_SYSCTLS = ['ip_unprivileged_port_start', 'ping_group_range'].map((k) => `/proc/sys/net/ipv4/${k}`)
+const hostSysctls = () => HOST_SYSCTLS.map((f) => fs.readFileSync(f, 'utf8').trim().replace(/\s+/g, ' '))
+
+ctest('[busybox] as docker, uid 1000 binds port 80 and opens an ICMP echo socket in its own network namespace (docker\'s default sysctls); not with the host\'s network or with the sysctls set back; the host\'s values are untouched', async (t) => {
+  const host = hostSysctls()
+  const asUser = { rootfs: root, uid: 1000, gid: 1000 }
+  const own = await go(['/port-ping'], asUser)
+  t.is(own.exitCode, 0, own.stderr)
+  t.deepEqual(lines(own.stdout), ['bind80 ok', 'icmp ok'])
+  const seen = await sh('cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range', asUser)
+  t.deepEqual(lines(seen.stdout), ['0', '0 2147483647'])
+  // Control: the same program without the defaults is refused (so the check can fail).
+  const setBack = await go(['/port-ping'], { ...asUser, sysctls: { 'net.ipv4.ip_unprivileged_port_start': 1024, 'net.ipv4.ping_group_range': '1 0' } })
+  t.deepEqual(lines(setBack.stdout), ['bind80 EACCES', 'icmp EACCES'], 'a caller\'s sysctls override the defaults')
+  // The host's network (docker --network host): the host's values, none of ours.
+  const hostNet = await go(['/port-ping'], { ...asUser, namespaces: { net: false } })
+  const [start, range] = host
+  const [low, high] = range.split(' ').map(Number)
+  t.deepEqual(lines(hostNet.stdout), [`bind80 ${Number(start) <= 80 ? 'ok' : 'EACCES'}`, `icmp ${low <= 1000 && 1000 <= high ? 'ok' : 'EACCES'}`], `host: ${host.join(' / ')}`)
+  t.deepEqual(hostSysctls(), host, 'the host\'s sysctls are unchanged')
+  // And a sysctl that would be the host's (net.* without a network namespace) is refused up front.
+  await t.throwsAsync(run(['true'], { namespaces: { net: false }, sysctls: { 'net.ipv4.ip_forward': '1' } }), { instanceOf: RangeError, message: /Option `sysctls\.net\.ipv4\.ip_forward` needs the container's own net namespace.*got '1'/ })
+  await t.throwsAsync(run(['true'], { sysctls: { 'kernel.panic': '1' } }), { instanceOf: RangeError, message: /`kernel\.panic`, which is not a namespaced sysctl/ })
+  await t.throwsAsync(run(['true'], { sysctls: { 'net.ipv4.ip_forward': true } as never }), { instanceOf: TypeError, message: /Option `sysctls\.net\.ipv4\.ip_forward` must be a non-empty string.*got true/ })
+})
 
 ctest('[busybox] a pimreg device a container made and removed (NET_RAW only) leaves no advanced interface index for the next', async (t) => {
   // Control: inside one namespace the index counter shows every device ever made.

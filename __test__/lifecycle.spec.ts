@@ -7,7 +7,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
 
-import { ContainerError, liveContainers, run, spawn, type ContainerProcess } from '../index'
+import { ContainerError, create, liveContainers, run, spawn, type ContainerProcess } from '../index'
 import { warmUp, expectNoLeak, settled, snapshot } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
@@ -397,17 +397,76 @@ test.serial('cancelSignal: abort() rejects with isCanceled and kills the grandch
   await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 
-test.serial('an already-aborted cancelSignal cancels at once', async (t) => {
+// execa's `cancelSignal can already be aborted`: the promise rejects (never a synchronous throw)
+// with isCanceled, failed and "Command was canceled", its cause the signal's reason. execa spawns
+// and SIGTERMs at once; a container is not even made (no clone), so nothing it would do happens.
+test.serial('an already-aborted cancelSignal starts nothing (no clone: its write into a bind mount never happens) and rejects as execa\'s, with isCanceled, for run(), spawn().wait(), create(), and exec()/run() of a created container', async (t) => {
   const before = await warmUp()
-  const tag = uniqueSleep()
-  const error = await t.throwsAsync(run(['sleep', tag], { cancelSignal: AbortSignal.abort(), forceKillAfterDelay: 300 }), { instanceOf: ContainerError })
-  t.is(error?.isCanceled, true)
-  t.is(error?.timedOut, false)
-  t.is(error?.exitCode, undefined)
-  t.is(error?.message, `Command was canceled: sleep ${tag}`)
-  // A 1000 s sleep that ends at all was killed; well under the sleep is "at once" here.
-  t.true(error!.durationMs < 10_000, `durationMs ${error!.durationMs}`)
-  t.deepEqual(sleepers(tag), [])
+  const out = fs.mkdtempSync('/tmp/lonely-cancel-')
+  t.teardown(() => fs.rmSync(out, { recursive: true, force: true }))
+  const mounts = [{ type: 'bind' as const, source: out, target: '/out' }]
+  const writes = (name: string) => ['/bin/sh', '-c', `echo ran > /out/${name}`]
+  const ended = (e: Partial<ContainerError> | undefined, command: string) => {
+    t.like(e, { isCanceled: true, failed: true, timedOut: false, pid: 0, exitCode: undefined, signal: undefined, command })
+  }
+  // An error (run, create): execa's message too. A wait() resolves with the same exit, no message.
+  const canceled = (e: Partial<ContainerError> | undefined, command: string) => {
+    ended(e, command)
+    t.is(e?.message, `Command was canceled: ${command}`)
+  }
+  const live = liveContainers()
+  const reason = new Error('stop')
+  const promise = run(writes('run'), { mounts, cancelSignal: AbortSignal.abort(reason) })
+  t.is(liveContainers(), live, 'no container exists, not even for a moment')
+  const error = await t.throwsAsync(promise, { instanceOf: ContainerError })
+  canceled(error, writes('run').join(' '))
+  t.is(error?.cause, reason, 'as execa: the cause is the signal\'s reason')
+  t.like(await run(writes('run'), { mounts, cancelSignal: AbortSignal.abort(), reject: false }), { isCanceled: true, failed: true })
+
+  const proc = spawn(writes('spawn'), { mounts, cancelSignal: AbortSignal.abort() })
+  let exitEvent: unknown[] | undefined
+  proc.on('exit', (...args) => (exitEvent = args))
+  t.is(proc.pid, 0)
+  t.false(proc.kill(), 'nothing to kill')
+  t.false(proc.resize(80, 24))
+  const exit = await proc.wait()
+  ended(exit, writes('spawn').join(' '))
+  t.true(proc.isCanceled)
+  t.deepEqual(exitEvent, [null, null])
+  t.truthy(proc.stdout, 'its streams are there, and ended')
+  t.is((await proc.stdout!.toArray()).length, 0)
+
+  canceled(await t.throwsAsync(create(writes('create'), { mounts, cancelSignal: AbortSignal.abort() }), { instanceOf: ContainerError }), writes('create').join(' '))
+
+  const c = await create(undefined, { mounts })
+  t.teardown(() => c.stop().catch(() => {}))
+  const exec = c.exec(writes('exec'), { cancelSignal: AbortSignal.abort() })
+  ended(await exec.wait(), writes('exec').join(' '))
+  canceled(await t.throwsAsync(c.run(writes('exec-run'), { cancelSignal: AbortSignal.abort() }), { instanceOf: ContainerError }), writes('exec-run').join(' '))
+  // Control: the same exec without the signal does write (so the absent files mean something).
+  t.like(await c.run(writes('control')), { exitCode: 0 })
+  await c.stop()
+  t.deepEqual(fs.readdirSync(out), ['control'], 'only the control ran')
+  await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
+})
+
+test.serial('an abort during the run reports isCanceled every time (20 runs, 20 spawns, as execa\'s error.isCanceled)', async (t) => {
+  const before = await warmUp()
+  for (let i = 0; i < 20; i++) {
+    const controller = new AbortController()
+    const promise = run(['sleep', '1000'], { cancelSignal: controller.signal, killSignal: 'SIGKILL', reject: false })
+    setTimeout(() => controller.abort(), i % 5)
+    const r = await promise
+    t.like(r, { isCanceled: true, failed: true, signal: 'SIGKILL', timedOut: false }, `run ${i}`)
+  }
+  for (let i = 0; i < 20; i++) {
+    const controller = new AbortController()
+    const proc = spawn(['/bin/sh', '-c', 'echo up; exec sleep 1000'], { cancelSignal: controller.signal, killSignal: 'SIGKILL', stdin: 'ignore' })
+    proc.stdout!.once('data', () => controller.abort())
+    const exit = await proc.wait()
+    t.like(exit, { isCanceled: true, failed: true, signal: 'SIGKILL' }, `spawn ${i}`)
+    t.true(proc.isCanceled)
+  }
   await expectNoLeak(t, before, { tries: SETTLE_TRIES, threads: true })
 })
 

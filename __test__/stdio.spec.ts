@@ -7,7 +7,7 @@ import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFile } from 'node:child_process'
 
-import { ContainerError, run, spawn, type ContainerProcess } from '../index'
+import { ContainerError, create, run, spawn, type ContainerProcess } from '../index'
 import { settled, type Snapshot, expectNoLeak, warmUp, endSuite } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
@@ -308,6 +308,35 @@ ctest('tty: true, resize() sets the terminal size the container sees (and it get
   const plain = spawn(['true'], { stdin: 'ignore' })
   t.false(plain.resize(80, 24), 'no terminal: false')
   await plain
+})
+
+// docker run -t sends its client's terminal size with the create, so the command's first
+// TIOCGWINSZ sees it; lonely's `tty: { columns, rows }` is that size, and `tty: true` (no
+// client size to take) is 80x24. Before, a terminal started as 0x0 until resize().
+ctest('tty: { columns, rows } is the size the command\'s first TIOCGWINSZ sees (stty size), as docker run -t\'s client size; tty: true is 80x24; for exec() too, its own size and not PID 1\'s', async (t) => {
+  const size = async (tty: unknown) => (await run(['stty', 'size'], { tty: tty as never, input: '' })).stdout
+  t.is(await size(true), '24 80')
+  t.is(await size({ columns: 132, rows: 43 }), '43 132')
+  t.is(await size({ columns: 100 }), '24 100')
+  t.is(await size({ rows: 50 }), '50 80')
+  // spawn(): the size is there before the first byte, no resize() needed.
+  const c = spawn(['stty', 'size'], { tty: { columns: 200, rows: 60 } })
+  t.is(await ttyOutput(c), '60 200\r\n')
+  const box = await create(undefined, { tty: { columns: 50, rows: 10 } })
+  t.teardown(() => box.stop().catch(() => {}))
+  t.is((await box.run(['stty', 'size', '-F', '/dev/pts/0'])).stdout, '10 50', 'PID 1\'s terminal (the first of its own devpts)')
+  t.is((await box.run(['stty', 'size'], { tty: true, input: '' })).stdout, '24 80', 'an exec\'s own terminal')
+  t.is((await box.run(['stty', 'size'], { tty: { columns: 90, rows: 30 }, input: '' })).stdout, '30 90')
+  t.throws(() => box.exec(['true'], { tty: { columns: 0, rows: 30 } }), { instanceOf: RangeError, message: 'Option `tty.columns` must be an integer from 1 to 65535; got 0.' })
+  await box.stop()
+  for (const [bad, kind, message] of [
+    [{ columns: 80.5 }, RangeError, 'Option `tty.columns` must be an integer from 1 to 65535; got 80.5.'],
+    [{ rows: 70000 }, RangeError, 'Option `tty.rows` must be an integer from 1 to 65535; got 70000.'],
+    [{ cols: 80 }, RangeError, 'Option `tty` has an unknown key `cols` (known: columns, rows); got { cols: 80 }.'],
+    ['yes', TypeError, 'Option `tty` must be a boolean or { columns, rows }; got \'yes\'.'],
+  ] as const) {
+    t.throws(() => spawn(['true'], { tty: bad as never }), { instanceOf: kind, message })
+  }
 })
 
 ctest('tty: true gives a terminal on stdin/stdout/stderr, stderr merged into stdout', async (t) => {

@@ -80,13 +80,44 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   #running = true
   #terminal: TerminalInput | undefined
 
-  /** Starts the container; throws ContainerError if setup or exec failed. */
+  /**
+   * Starts the container; throws ContainerError if setup or exec failed. With a `cancelSignal`
+   * that is already aborted nothing starts (no clone): the handle ends at once as canceled.
+   */
   constructor(opts: Normalized) {
     super()
     this.#opts = opts
     this.command = opts.spec.argv.join(' ') || 'lonely-init'
     let resolveExit!: (e: ContainerExit) => void
     this.#exited = new Promise((resolve) => (resolveExit = resolve))
+    if (opts.cancelSignal?.aborted) {
+      opts.discard?.()
+      this.pid = 0
+      this.startTime = null
+      this.ttyFd = null
+      this.isCanceled = true
+      this.#running = false
+      // As child_process's streams of a process that is gone: there, and already ended.
+      const ended = (fd: number) => {
+        if (opts.spec.stdio[fd] !== 'pipe' || opts.relayed.includes(fd)) return null
+        const s = new PassThrough()
+        s.end()
+        return s
+      }
+      this.stdin = ended(0)
+      this.stdout = ended(1)
+      this.stderr = opts.spec.tty ? null : ended(2)
+      this.#done = this.#exited
+      const exit: ContainerExit = {
+        command: this.command, pid: 0, durationMs: performance.now() - this.#started,
+        timedOut: false, isCanceled: true, failed: true, oomKilled: false,
+      }
+      queueMicrotask(() => {
+        this.emit('exit', null, null)
+        resolveExit(exit)
+      })
+      return
+    }
     const started = native().spawnContainer(JSON.stringify(opts.spec), (info: ExitInfo) => resolveExit(this.#onExit(info)))
     if (started.failure) {
       opts.discard?.()
@@ -129,8 +160,7 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
     const cancel = opts.cancelSignal
     if (cancel) {
       const onAbort = () => this.#stop('isCanceled')
-      if (cancel.aborted) queueMicrotask(onAbort)
-      else cancel.addEventListener('abort', onAbort, { once: true })
+      cancel.addEventListener('abort', onAbort, { once: true })
       this.#exited.then(() => cancel.removeEventListener('abort', onAbort))
     }
   }
@@ -200,8 +230,10 @@ export class ContainerProcess extends EventEmitter implements PromiseLike<Contai
   }
 
   /**
-   * Sets the container's terminal size (`tty: true`), as a terminal emulator does when its
-   * window changes: the container gets SIGWINCH. False without a terminal or once it ended.
+   * Sets the container's terminal size (`tty`), as a terminal emulator does when its window
+   * changes: the programs on it get SIGWINCH and read the new size with TIOCGWINSZ (`stty size`).
+   * The size it starts with is the `tty` option's (80x24 for `tty: true`). False without a
+   * terminal or once it ended.
    */
   resize(columns: number, rows: number): boolean {
     for (const [name, v] of [['columns', columns], ['rows', rows]] as const) {

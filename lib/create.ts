@@ -11,7 +11,7 @@ import { ContainerProcess, toStats, type ContainerExit } from './container'
 import { normalizeExec, type ExecOptions, type ExecRunOptions } from './exec'
 import { native } from './native'
 import { byteCount, containerPath, normalize, rangeError, typeError, type ContainerOptions } from './options'
-import type { ContainerResult, Stats } from './result'
+import { ContainerError, failureMessage, type ContainerResult, type Stats } from './result'
 import { runToEnd, type Output } from './runtoend'
 import { isHeld, isRunning, makeStateDir, recordedExit, stateRoot, states, writeState, type DetachedState } from './detached'
 import { optionError } from './optionerror'
@@ -329,7 +329,13 @@ export async function create(command?: string[], options: ContainerOptions & Det
     const given = rest as Record<string, unknown>
     const withStdio = 'stdio' in given || 'stdin' in given || 'stdout' in given || 'stderr' in given ? rest : { ...rest, stdio: 'ignore' as const }
     const opts = command === undefined ? normalize([], { ...withStdio, init: true }, false) : normalize(command, withStdio, false)
-    return new Container(new ContainerProcess(opts), opts, { id: randomBytes(8).toString('hex'), name: null, dir: null })
+    const proc = new ContainerProcess(opts)
+    // An already-aborted cancelSignal: nothing was made, so there is no container to hand back.
+    if (proc.pid === 0) {
+      const exit = { ...(await proc.wait()), stdout: '', stderr: '' }
+      throw new ContainerError(failureMessage(exit, 0)!, { ...exit, cause: opts.cancelSignal?.reason })
+    }
+    return new Container(proc, opts, { id: randomBytes(8).toString('hex'), name: null, dir: null })
   }
   for (const key of ['stdio', 'stdout', 'stderr', 'input', 'timeout', 'cancelSignal', 'keep'] as const) {
     if (rest[key] !== undefined) throw optionError(RangeError, key, `Option \`${key}\` does not go with \`detached\`: its output goes to its log and to whoever attaches, and it lives until stopped.`)

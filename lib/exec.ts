@@ -6,7 +6,7 @@ import { constants } from 'node:os'
 import { resolveGroups, resolveUser } from './users'
 import { ownOnly } from './own'
 import { optionError } from './optionerror'
-import { bool, byteCount, command, containerPath, id, millis, rangeError, signalNumber, streamsOf, typeError, type ContainerOptions, type Normalized, type RunOptions } from './options'
+import { bool, byteCount, command, containerPath, id, millis, rangeError, signalNumber, streamsOf, terminalOption, typeError, type ContainerOptions, type Normalized, type RunOptions } from './options'
 
 /** What an exec may set; every other option is the container's. */
 export type ExecOptions = Pick<ContainerOptions, 'env' | 'cwd' | 'user' | 'uid' | 'gid' | 'groups' | 'tty' | 'stdio' | 'stdin' | 'stdout' | 'stderr' | 'input' | 'timeout' | 'cancelSignal' | 'killSignal' | 'forceKillAfterDelay'>
@@ -36,7 +36,7 @@ export function normalizeExec(container: Normalized, pid: number, cmd: unknown, 
   if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids or names', o.groups)
   const added = resolveGroups(rootDirs, (o.groups ?? []).map((g, i) => (typeof g === 'string' ? g : id(`groups[${i}]`, g, 0))), 'groups')
   const groups = o.groups === undefined && user === undefined ? base.groups : [...new Set([...(user?.groups ?? []), ...added])]
-  const tty = bool('tty', o.tty, false)
+  const { tty, size: ttySize } = terminalOption(o.tty)
   const { streams, relayed } = streamsOf(o, tty)
   // docker exec: the container's environment, with the exec's `env` over it (TERM with a terminal).
   const environment = new Map(base.env.map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]))
@@ -63,6 +63,8 @@ export function normalizeExec(container: Normalized, pid: number, cmd: unknown, 
       gid,
       groups,
       tty,
+      // Its own terminal's size, never PID 1's.
+      ttySize,
       stdio: streams,
       mounts: [],
       join: pid,

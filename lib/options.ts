@@ -13,6 +13,7 @@ import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type Securit
 import { findImage, imageCommand, makeImageRoot, type ImageRootSpec } from './imageroot'
 import { resolveGroups, resolveUser } from './users'
 import { optionError } from './optionerror'
+import { normalizeSysctls } from './sysctls'
 
 export type StdioOption = 'pipe' | 'inherit' | 'ignore' | number
 /** `size` ids from `containerId` inside the container are `hostId`... outside. */
@@ -22,6 +23,13 @@ export interface IdRange {
   size: number
 }
 export type NamespaceName = 'pid' | 'mount' | 'uts' | 'ipc' | 'net' | 'cgroup' | 'user'
+/** A terminal's size in character cells (`tty`, `resize()`). */
+export interface TtySize {
+  /** Default 80. */
+  columns?: number
+  /** Default 24. */
+  rows?: number
+}
 
 export type Mount =
   | { type: 'bind'; source: string; target: string; readonly?: boolean }
@@ -84,8 +92,20 @@ export interface ContainerOptions extends SecurityOptions {
   mounts?: Mount[]
   /** Mount the rootfs read-only (the default mirror root is always read-only). */
   readonlyRoot?: boolean
-  /** A pseudo-terminal on stdin/stdout/stderr, as `docker run -t`. */
-  tty?: boolean
+  /**
+   * A pseudo-terminal on stdin/stdout/stderr, as `docker run -t`. `true` makes it 80x24;
+   * `{ columns, rows }` another size. The command's first TIOCGWINSZ sees it; `resize()`
+   * changes it later (SIGWINCH).
+   */
+  tty?: boolean | TtySize
+  /**
+   * Namespaced sysctls, as `docker run --sysctl`: net.* (needs `namespaces.net`), kernel.shm*,
+   * kernel.msg*, kernel.sem, fs.mqueue.* (`namespaces.ipc`), kernel.domainname (`namespaces.uts`).
+   * With its own network namespace a container gets docker's defaults first:
+   * `net.ipv4.ip_unprivileged_port_start: '0'` and (without a user namespace)
+   * `net.ipv4.ping_group_range: '0 2147483647'`; these override them.
+   */
+  sysctls?: Record<string, string | number>
   /**
    * Default false. True: PID 1 is lonely-init (docker --init, tini's job), which runs the
    * command as its child, forwards signals to it, reaps every zombie, and exits with its status.
@@ -127,7 +147,7 @@ const RUN_ONLY = ['reject', 'encoding', 'maxBuffer', 'stripFinalNewline'] as con
 const CONTAINER_KEYS = [
   'rootfs', 'hostname', 'namespaces', 'env', 'cwd', 'user', 'uid', 'gid', 'groups', 'stdio', 'stdin', 'stdout',
   'stderr', 'input', 'timeout', 'cancelSignal', 'killSignal', 'forceKillAfterDelay', 'mounts', 'readonlyRoot', 'tty', 'init',
-  'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'allowSetuid', 'seccomp', 'maskedPaths', 'readonlyPaths', 'devices', 'shmSize', 'oomScoreAdj',
+  'image', 'store', 'keep', 'entrypoint', 'uidMap', 'gidMap', 'limits', 'rlimits', 'capAdd', 'capDrop', 'noNewPrivileges', 'allowSetuid', 'seccomp', 'maskedPaths', 'readonlyPaths', 'devices', 'shmSize', 'oomScoreAdj', 'sysctls',
 ] as const
 const NAMESPACES: NamespaceName[] = ['pid', 'mount', 'uts', 'ipc', 'net', 'cgroup', 'user']
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
@@ -152,6 +172,10 @@ export interface Spec extends SecuritySpec {
   gid: number
   groups: number[]
   tty: boolean
+  /** With `tty`: the terminal's size before the command runs. */
+  ttySize?: { columns: number; rows: number }
+  /** Namespaced sysctls, written in the container's namespaces (docker's defaults included). */
+  sysctl?: Record<string, string>
   stdio: StdioOption[]
   limits?: LimitsSpec
   rlimits?: Array<{ name: string; soft: number; hard: number }>
@@ -213,6 +237,23 @@ export function bool(option: string, value: unknown, fallback: boolean): boolean
   if (value === undefined) return fallback
   if (typeof value !== 'boolean') throw typeError(option, 'a boolean', value)
   return value
+}
+
+/** `tty`: false, true (80x24, docker's default size when its client has none), or a size. */
+export function terminalOption(value: unknown): { tty: boolean; size?: { columns: number; rows: number } } {
+  if (value === undefined || value === false) return { tty: false }
+  if (value === true) return { tty: true, size: { columns: 80, rows: 24 } }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw typeError('tty', 'a boolean or { columns, rows }', value)
+  for (const key of Object.keys(value)) {
+    if (key !== 'columns' && key !== 'rows') throw rangeError('tty', `has an unknown key \`${key}\` (known: columns, rows)`, value)
+  }
+  const cells = (key: 'columns' | 'rows', fallback: number): number => {
+    const v = (value as TtySize)[key]
+    if (v === undefined) return fallback
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 0xffff) throw rangeError(`tty.${key}`, 'must be an integer from 1 to 65535', v)
+    return v
+  }
+  return { tty: true, size: { columns: cells('columns', 80), rows: cells('rows', 24) } }
 }
 
 export function id(option: string, value: unknown, fallback: number): number {
@@ -570,8 +611,9 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     const gid = o.gid ?? gidDefault
     if (!inside(idMaps.gid, gid)) throw rangeError('gid', 'must be inside a `gidMap` range', gid)
   }
-  const tty = bool('tty', o.tty, false)
+  const { tty, size: ttySize } = terminalOption(o.tty)
   const { streams, relayed } = streamsOf(o, tty)
+  const sysctl = normalizeSysctls(o.sysctls, ns)
   if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids', o.groups)
   if (o.keep !== undefined && typeof o.keep !== 'boolean') throw typeError('keep', 'a boolean', o.keep)
   if (o.keep && !found) throw rangeError('keep', 'goes with `image`', o.keep)
@@ -622,7 +664,9 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
       gid,
       groups,
       tty,
+      ...(ttySize ? { ttySize } : {}),
       stdio: streams,
+      ...(Object.keys(sysctl).length ? { sysctl } : {}),
       ...(init ? { init } : {}),
       // Sent only when set: no limits means no cgroup at all (the fast path).
       ...(limits ? { limits } : {}),

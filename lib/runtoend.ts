@@ -57,7 +57,8 @@ export async function runToEnd<O>(opts: Normalized): Promise<ContainerResult<Out
   const result: ContainerResult<Output<O>> = { ...exit, stdout: decode(out), stderr: decode(err) }
   const message = overflowed ? `${overflowed} exceeded maxBuffer (${opts.maxBuffer} bytes): ${result.command}` : failureMessage(result, opts.timeout)
   if (!message) return result
-  const error = new ContainerError<Output<O>>(message, { ...result, failed: true })
+  // As execa's: a canceled run's cause is the signal's reason (an AbortError by default).
+  const error = new ContainerError<Output<O>>(message, { ...result, failed: true, ...(result.isCanceled ? { cause: opts.cancelSignal?.reason } : {}) })
   if (opts.reject) throw error
   return error
 }

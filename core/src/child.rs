@@ -140,9 +140,12 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
         Op::ForkIntoPidns => Err(Errno::EINVAL),
         Op::ParentDeathSignal(sig) => sys.set_parent_death_signal(*sig),
         Op::Dup2 { from, to } => sys.dup2(*from, *to),
-        Op::Console { ptmx, sock } => {
+        Op::Console { ptmx, sock, size } => {
             let (master, slave) = sys.open_pty(ptmx)?;
             let wired = (|| {
+                if let Some((rows, cols)) = size {
+                    sys.set_window_size(master, *rows, *cols)?;
+                }
                 for to in 0..3 {
                     sys.dup2(slave, to)?;
                 }

@@ -75,6 +75,9 @@ impl Sys for Recorder {
         self.record(format!("open_pty {}", s(ptmx)))
             .map(|_| (50, 51))
     }
+    fn set_window_size(&self, master: c_int, rows: u16, cols: u16) -> SysResult<()> {
+        self.record(format!("winsize {master} {rows} {cols}"))
+    }
     fn send_fd(&self, sock: c_int, fd: c_int) -> SysResult<()> {
         self.record(format!("send_fd {sock} {fd}"))
     }
@@ -406,4 +409,26 @@ fn exec_searches_the_path_and_prefers_eacces_over_enoent() {
         Errno::ENOEXEC,
         "a real error stops the search"
     );
+}
+
+#[test]
+fn the_terminal_is_sized_before_its_master_is_sent_and_a_failure_sends_nothing() {
+    let plan = [Op::Console {
+        ptmx: c"/dev/pts/ptmx".to_owned(),
+        sock: 9,
+        size: Some((43, 132)),
+    }];
+    let rec = Recorder::default();
+    assert_eq!(setup(&rec, &plan, &mut [-1]), Ok(()));
+    let calls = rec.calls.into_inner();
+    let at = |c: &str| calls.iter().position(|x| x == c).unwrap();
+    assert!(at("winsize 50 43 132") < at("dup2 51 0"), "{calls:?}");
+    assert!(at("winsize 50 43 132") < at("send_fd 9 50"), "{calls:?}");
+    let failing = Recorder {
+        fail: Some(("winsize", Errno::ENOTTY)),
+        ..Default::default()
+    };
+    assert_eq!(setup(&failing, &plan, &mut [-1]), Err((0, Errno::ENOTTY)));
+    let calls = failing.calls.into_inner();
+    assert!(!calls.iter().any(|c| c.starts_with("send_fd")), "{calls:?}");
 }

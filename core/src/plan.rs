@@ -53,11 +53,12 @@ pub enum Op {
         from: c_int,
         to: c_int,
     },
-    /// Open a pty in the container's devpts, make its slave fds 0-2 and the controlling
-    /// terminal, and send the master to the parent over `sock`.
+    /// Open a pty in the container's devpts, give it `size` (rows, columns), make its slave
+    /// fds 0-2 and the controlling terminal, and send the master to the parent over `sock`.
     Console {
         ptmx: CString,
         sock: c_int,
+        size: Option<(u16, u16)>,
     },
     /// unshare(flags): namespaces that must be made after an earlier step (cgroup after the cgroup join).
     Unshare(c_int),
@@ -268,6 +269,11 @@ impl Op {
             Op::OpenDevOfCwd { .. } => ("open".into(), Some("/dev".into())),
             Op::ParentDeathSignal(_) => ("prctl PR_SET_PDEATHSIG".into(), None),
             Op::Dup2 { to, .. } => (format!("dup2 stdio {to}"), None),
+            Op::Console {
+                ptmx,
+                size: Some((rows, cols)),
+                ..
+            } => (format!("open console {cols}x{rows}"), Some(s(ptmx))),
             Op::Console { ptmx, .. } => ("open console".into(), Some(s(ptmx))),
             Op::Unshare(_) => ("unshare".into(), None),
             Op::JoinNamespace { .. } => ("setns".into(), None),

@@ -33,6 +33,10 @@ pub struct ContainerSpec {
     pub groups: Vec<u32>,
     #[serde(default)]
     pub tty: bool,
+    /// With `tty`: the terminal's size from its first instruction (TIOCSWINSZ before exec).
+    /// None: the kernel's 0x0, as an OCI config without `consoleSize`.
+    #[serde(default)]
+    pub tty_size: Option<TtySize>,
     #[serde(default = "inherit_all")]
     pub stdio: [Stdio; 3],
     /// cgroup limits; None: no cgroup at all.
@@ -267,6 +271,14 @@ pub struct Handles {
     pub init: Option<i32>,
     /// With `held`: the read end of the pipe lonely-init waits on before the command.
     pub hold: Option<i32>,
+}
+
+/// A terminal's window size in character cells.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TtySize {
+    pub columns: u16,
+    pub rows: u16,
 }
 
 #[derive(Debug, Default, Deserialize, Clone)]

@@ -45,6 +45,8 @@ pub trait Sys {
     fn set_controlling_tty(&self, fd: c_int) -> SysResult<()>;
     /// Opens a pty through `ptmx`: (master, slave), both CLOEXEC.
     fn open_pty(&self, ptmx: &CStr) -> SysResult<(c_int, c_int)>;
+    /// TIOCSWINSZ on a pty master: the size its slave's programs see.
+    fn set_window_size(&self, master: c_int, rows: u16, cols: u16) -> SysResult<()>;
     /// sendmsg(SCM_RIGHTS) of one fd.
     fn send_fd(&self, sock: c_int, fd: c_int) -> SysResult<()>;
     fn unshare(&self, flags: c_int) -> SysResult<()>;
@@ -226,6 +228,16 @@ impl Sys for Kernel {
 
     fn set_controlling_tty(&self, fd: c_int) -> SysResult<()> {
         check_int(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
+    }
+
+    fn set_window_size(&self, master: c_int, rows: u16, cols: u16) -> SysResult<()> {
+        let size = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        check_int(unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &size) }).map(drop)
     }
 
     fn open_pty(&self, ptmx: &CStr) -> SysResult<(c_int, c_int)> {

@@ -73,7 +73,14 @@ const CREATE_HELP = `Usage: lonely create [OPTIONS] IMAGE [COMMAND] [ARG...], or
 Create a detached container, not started: every setup step is done and PID 1 waits until
 \`lonely start\`. Prints its id. Takes run's flags (-d is implied):`
 
-export async function runTty(plan: Pick<Plan, 'interactive' | 'timeoutSeconds' | 'options'>, start: () => ContainerProcess = () => spawn((plan as Plan).command, { ...plan.options, tty: true })): Promise<number> {
+/** The pty's size at start: your terminal's, as docker run -t sends it with the create (else 80x24). */
+export const clientTty = (): true | { columns: number; rows: number } => {
+  if (!process.stdout.isTTY) return true
+  const [columns, rows] = process.stdout.getWindowSize()
+  return columns > 0 && rows > 0 ? { columns, rows } : true
+}
+
+export async function runTty(plan: Pick<Plan, 'interactive' | 'timeoutSeconds' | 'options'>, start: () => ContainerProcess = () => spawn((plan as Plan).command, { ...plan.options, tty: clientTty() })): Promise<number> {
   const signals = new SignalForwarder()
   let proc: ContainerProcess
   try {

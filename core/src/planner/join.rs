@@ -67,7 +67,7 @@ pub fn prepare(
     if !spec.detached {
         plan.push(Op::ParentDeathSignal(libc::SIGKILL));
     }
-    super::steps::console(ns.mount, handles, &mut plan);
+    super::steps::console(spec, handles, &mut plan);
     let privileges = Privileges {
         make_cwd: false, // docker exec -w of a missing directory fails
         ..Privileges::of(spec, handles)

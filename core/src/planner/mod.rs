@@ -130,7 +130,7 @@ pub fn prepare(
         )?;
     }
     // After pivot_root: /dev/pts is the container's own devpts instance.
-    steps::console(ns.mount, handles, &mut plan);
+    steps::console(spec, handles, &mut plan);
     // A joined UTS namespace keeps the name its owner gave it.
     if let (true, None, Some(name)) = (ns.uts, handles.utsns, &spec.hostname) {
         plan.push(Op::Hostname(name.as_bytes().to_vec()));

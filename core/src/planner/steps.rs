@@ -73,10 +73,11 @@ pub fn stdio(spec: &ContainerSpec, handles: &Handles, plan: &mut Vec<Op>) {
     }
 }
 
-/// With a terminal: a pty of the container's own devpts (after pivot_root or setns), sent back.
-pub fn console(mount: bool, handles: &Handles, plan: &mut Vec<Op>) {
+/// With a terminal: a pty of the container's own devpts (after pivot_root or setns), at the
+/// spec's size, sent back.
+pub fn console(spec: &ContainerSpec, handles: &Handles, plan: &mut Vec<Op>) {
     if let Some(sock) = handles.console {
-        let ptmx = if mount {
+        let ptmx = if spec.namespaces.mount {
             c"/dev/pts/ptmx"
         } else {
             c"/dev/ptmx"
@@ -84,6 +85,7 @@ pub fn console(mount: bool, handles: &Handles, plan: &mut Vec<Op>) {
         plan.push(Op::Console {
             ptmx: ptmx.to_owned(),
             sock,
+            size: spec.tty_size.map(|t| (t.rows, t.columns)),
         });
     }
 }

@@ -451,3 +451,30 @@ fn a_joined_mount_namespace_is_entered_instead_of_a_new_one_and_needs_a_rootfs()
         Err(SpecError::JoinedMountNamespace)
     ));
 }
+
+#[test]
+fn the_console_gets_the_spec_size_before_it_is_sent() {
+    let handles = Handles {
+        stdio: [0, 1, 2],
+        console: Some(9),
+        ..Default::default()
+    };
+    let sized = BASE.replacen(
+        '{',
+        r#"{"tty":true,"ttySize":{"columns":132,"rows":43},"#,
+        1,
+    );
+    let consoles = |s: &str| -> Vec<Option<(u16, u16)>> {
+        let p = spec(s).prepare(&handles).unwrap();
+        p.plan
+            .iter()
+            .filter_map(|o| match o {
+                Op::Console { size, .. } => Some(*size),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(consoles(&sized), [Some((43, 132))]);
+    // No size (an OCI config without consoleSize): the kernel's 0x0, as runc.
+    assert_eq!(consoles(&BASE.replacen('{', r#"{"tty":true,"#, 1)), [None]);
+}
