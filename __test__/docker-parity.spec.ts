@@ -6,7 +6,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 
-import { images } from '../index'
+import { images, spawn as libSpawn } from '../index'
 import { BUSYBOX, dockerArchive, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
@@ -277,4 +277,54 @@ test('docker --shm-size and --oom-score-adj: /dev/shm\'s size (default 64m) and 
   const control = await lonely(['run', '--', 'sh', '-c', 'df -k /dev/shm | tail -1 | tr -s " " | cut -d" " -f2'])
   t.is(control.stdout, '65536\n')
   t.regex((await lonely(['run', '--oom-score-adj', '2000', '--', 'true'])).stderr, /--oom-score-adj: oomScoreAdj must be an integer from -1000 to 1000/)
+})
+
+/** The container's memory cgroup directory on the host, from /proc/<pid>/cgroup (v1 memory or v2). */
+function memoryCgroup(pid: number): string | undefined {
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => / - cgroup2? /.test(l))
+  for (const line of fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').trim().split('\n')) {
+    const [, names, own] = line.split(':')
+    for (const m of mounts) {
+      const [left, right] = m.split(' - ')
+      const [fstype, , opts] = right.split(' ')
+      const v1 = fstype === 'cgroup' && names.split(',').includes('memory') && opts.split(',').includes('memory')
+      const dir = path.join(left.split(' ')[4], own)
+      if ((v1 || (names === '' && fstype === 'cgroup2')) && (fs.existsSync(path.join(dir, 'memory.soft_limit_in_bytes')) || fs.existsSync(path.join(dir, 'memory.low')))) return dir
+    }
+  }
+  return undefined
+}
+
+test('docker --memory-reservation: the soft limit is in the container\'s cgroup (v1 memory.soft_limit_in_bytes, v2 memory.low); above --memory it is refused', async (t) => {
+  const proc = libSpawn(['sleep', '30'], { limits: { memory: '64m', memoryReservation: '32MiB' }, stdio: 'ignore' })
+  try {
+    const dir = memoryCgroup(proc.pid)
+    t.truthy(dir, 'the container has a memory cgroup')
+    const file = fs.existsSync(path.join(dir!, 'memory.soft_limit_in_bytes')) ? 'memory.soft_limit_in_bytes' : 'memory.low'
+    t.is(fs.readFileSync(path.join(dir!, file), 'utf8').trim(), String(32 * 1024 * 1024))
+  } finally {
+    proc.kill('SIGKILL')
+    await proc.wait()
+  }
+  // Control: without it the soft limit is the kernel's "none".
+  const plain = libSpawn(['sleep', '30'], { limits: { memory: '64m' }, stdio: 'ignore' })
+  try {
+    const dir = memoryCgroup(plain.pid)!
+    const file = fs.existsSync(path.join(dir, 'memory.soft_limit_in_bytes')) ? 'memory.soft_limit_in_bytes' : 'memory.low'
+    t.not(fs.readFileSync(path.join(dir, file), 'utf8').trim(), String(32 * 1024 * 1024))
+  } finally {
+    plain.kill('SIGKILL')
+    await plain.wait()
+  }
+  const over = await lonely(['run', '-m', '64m', '--memory-reservation', '128m', '--', 'true'])
+  t.regex(over.stderr, /invalid value for --memory-reservation: limits\.memoryReservation must be at most limits\.memory/)
+})
+
+test('docker --sysctl KEY=VALUE and --domainname: namespaced ones set inside, others refused; the host\'s value is untouched', async (t) => {
+  const before = fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8')
+  const r = await lonely(['run', '--sysctl', 'net.ipv4.ip_forward=1', '--domainname', 'example.org', '--', 'sh', '-c', 'cat /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/domainname'])
+  t.is(r.stdout, '1\nexample.org\n', r.stderr)
+  t.is(fs.readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8'), before)
+  t.regex((await lonely(['run', '--sysctl', 'kernel.panic=1', '--', 'true'])).stderr, /--sysctl: sysctls has `kernel.panic`, which is not a namespaced sysctl/)
+  t.regex((await lonely(['run', '--network', 'host', '--sysctl', 'net.ipv4.ip_forward=1', '--', 'true'])).stderr, /needs the container's own net namespace/)
 })

@@ -9,6 +9,8 @@ export interface Limits {
   memory?: number | string
   /** Memory plus swap (docker's --memory-swap); -1 for unlimited swap. Default: no swap. */
   memorySwap?: number | string
+  /** A soft limit the kernel reclaims the container down to under memory pressure (docker's --memory-reservation; v1 memory.soft_limit_in_bytes, v2 memory.low). */
+  memoryReservation?: number | string
   /** Fraction of the host's CPUs, as `docker --cpus` (0.5 = half of one CPU). */
   cpus?: number
   /** Relative weight, 2 to 262144 (docker's --cpu-shares; 1024 is the default weight). */
@@ -35,6 +37,7 @@ export type Rlimits = Partial<Record<RlimitName, RlimitValue>>
 export interface LimitsSpec {
   memory?: number
   memorySwap?: number
+  memoryReservation?: number
   cpus?: number
   cpuShares?: number
   cpusetCpus?: string
@@ -71,7 +74,7 @@ export function normalizeLimits(value: unknown): LimitsSpec | null {
   if (value === undefined) return null
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw optionError(TypeError, `limits`, `Option \`limits\` must be an object; got ${show(value)}.`)
   const l = value as Limits
-  const known = ['memory', 'memorySwap', 'cpus', 'cpuShares', 'cpuset', 'cpusetMems', 'pids', 'ioWeight']
+  const known = ['memory', 'memorySwap', 'memoryReservation', 'cpus', 'cpuShares', 'cpuset', 'cpusetMems', 'pids', 'ioWeight']
   for (const key of Object.keys(l)) {
     if (!known.includes(key)) throw optionError(RangeError, `limits`, `Option \`limits\` has an unknown key \`${key}\` (known: ${known.join(', ')}).`)
   }
@@ -84,6 +87,11 @@ export function normalizeLimits(value: unknown): LimitsSpec | null {
     if (out.memory === undefined) throw bad('limits.memorySwap', 'given together with `limits.memory`', l.memorySwap)
     out.memorySwap = l.memorySwap === -1 ? -1 : parseBytes('limits.memorySwap', l.memorySwap)
     if (out.memorySwap !== -1 && out.memorySwap < out.memory) throw bad('limits.memorySwap', `at least limits.memory (${out.memory} bytes), or -1`, l.memorySwap)
+  }
+  if (l.memoryReservation !== undefined) {
+    out.memoryReservation = parseBytes('limits.memoryReservation', l.memoryReservation)
+    // docker: "Minimum memory limit should be larger than memory reservation limit".
+    if (out.memory !== undefined && out.memoryReservation > out.memory) throw bad('limits.memoryReservation', `at most limits.memory (${out.memory} bytes)`, l.memoryReservation)
   }
   if (l.cpus !== undefined) {
     const max = os.availableParallelism()

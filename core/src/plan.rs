@@ -320,7 +320,7 @@ impl Op {
             ),
             Op::WaitForMaps(_) => ("wait for uid_map/gid_map".into(), None),
             Op::Chdir(p) => ("chdir".into(), Some(s(p))),
-            Op::MakeDirs { dirs, .. } => ("mkdir -p".into(), dirs.last().map(|d| s(d))),
+            Op::MakeDirs { dirs, .. } => ("mkdir -p".into(), dirs.last().map(s)),
             Op::VerifyCwd => ("getcwd".into(), None),
             Op::CloseFds { .. } => ("close_range".into(), None),
             Op::ParentAlive(_) => ("check the parent is alive".into(), None),

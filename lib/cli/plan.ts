@@ -153,6 +153,8 @@ export function buildPlan(p: Parsed): Plan {
   if (memory !== undefined) limits.memory = memory
   const swap = last('memory-swap')
   if (swap !== undefined) limits.memorySwap = swap === '-1' ? -1 : swap
+  const reservation = last('memory-reservation')
+  if (reservation !== undefined) limits.memoryReservation = reservation
   const cpus = last('cpus')
   if (cpus !== undefined) {
     if (!/^(\d+\.?\d*|\.\d+)$/.test(cpus)) throw invalid('cpus', cpus, 'must be a number of CPUs, like 1.5, or 0 for no limit')
@@ -208,6 +210,15 @@ export function buildPlan(p: Parsed): Plan {
     options.readonlyPaths = []
     options.devices = [...hostDevices().filter((h) => !STANDARD_DEVICES.has(h)), ...(options.devices ?? [])]
   }
+  const sysctls: Record<string, string> = {}
+  for (const kv of all('sysctl')) {
+    const eq = kv.indexOf('=')
+    if (eq <= 0) throw invalid('sysctl', kv, 'must be KEY=VALUE, like net.ipv4.ip_forward=1')
+    sysctls[kv.slice(0, eq)] = kv.slice(eq + 1)
+  }
+  const domain = last('domainname')
+  if (domain !== undefined) sysctls['kernel.domainname'] = domain
+  if (Object.keys(sysctls).length) options.sysctls = sysctls
   const shm = last('shm-size')
   if (shm !== undefined) options.shmSize = shm
   const oom = last('oom-score-adj')
@@ -269,9 +280,9 @@ export function translate(e: OptionError, plan: Plan | undefined): string {
     const byOption: Record<string, string> = {
       rootfs: 'rootfs', image: 'image', store: 'store', entrypoint: 'entrypoint', keep: 'image', hostname: 'hostname', env: 'env', cwd: 'workdir', user: 'user', uid: 'user', gid: 'user', groups: 'group-add',
       timeout: 'timeout', killSignal: 'stop-signal', forceKillAfterDelay: 'stop-timeout', rlimits: 'ulimit',
-      'limits.memory': 'memory', 'limits.memorySwap': 'memory-swap', 'limits.cpus': 'cpus', 'limits.cpuShares': 'cpu-shares',
+      'limits.memory': 'memory', 'limits.memorySwap': 'memory-swap', 'limits.memoryReservation': 'memory-reservation', 'limits.cpus': 'cpus', 'limits.cpuShares': 'cpu-shares',
       'limits.cpuset': 'cpuset-cpus', 'limits.cpusetMems': 'cpuset-mems', 'limits.pids': 'pids-limit',
-      capAdd: 'cap-add', capDrop: 'cap-drop', devices: 'device', shmSize: 'shm-size', oomScoreAdj: 'oom-score-adj', seccomp: 'security-opt', noNewPrivileges: 'security-opt', allowSetuid: 'security-opt',
+      capAdd: 'cap-add', capDrop: 'cap-drop', devices: 'device', sysctls: 'sysctl', shmSize: 'shm-size', oomScoreAdj: 'oom-score-adj', seccomp: 'security-opt', noNewPrivileges: 'security-opt', allowSetuid: 'security-opt',
     }
     const long = byOption[option] ?? byOption[option.split(/[.[]/)[0]]
     if (long) flag = flagName(long)

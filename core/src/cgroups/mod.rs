@@ -22,6 +22,9 @@ pub struct Limits {
     pub memory: Option<u64>,
     /// Memory plus swap, in bytes (docker's --memory-swap); -1 for unlimited swap.
     pub memory_swap: Option<i64>,
+    /// A soft limit, reclaimed down to under pressure (docker's --memory-reservation).
+    #[serde(default)]
+    pub memory_reservation: Option<u64>,
     /// Fraction of CPUs, as `docker --cpus`.
     pub cpus: Option<f64>,
     /// Relative CPU weight in v1 shares (2..262144), as `docker --cpu-shares`.

@@ -20,7 +20,13 @@ pub struct V1 {
 /// Which controllers a container uses: memory, cpuacct and pids always (accounting), the rest per limit.
 fn wanted(limits: &Limits) -> Vec<(&'static str, Option<&'static str>)> {
     let mut w = vec![
-        ("memory", limits.memory.map(|_| "memory")),
+        (
+            "memory",
+            limits
+                .memory
+                .map(|_| "memory")
+                .or(limits.memory_reservation.map(|_| "memoryReservation")),
+        ),
         ("cpuacct", None),
         ("pids", limits.pids.map(|_| "pids")),
     ];
@@ -170,6 +176,10 @@ impl V1 {
 
     fn apply(&self, l: &Limits) -> Result<(), CgroupError> {
         if let Some(mem) = self.dir("memory") {
+            if let Some(bytes) = l.memory_reservation {
+                let soft = mem.join("memory.soft_limit_in_bytes");
+                write_limit("memoryReservation", &soft, &bytes.to_string())?;
+            }
             if let Some(bytes) = l.memory {
                 write_limit(
                     "memory",

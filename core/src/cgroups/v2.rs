@@ -30,6 +30,8 @@ fn required(l: &Limits) -> Vec<(&'static str, &'static str)> {
     let mut r = Vec::new();
     if l.memory.is_some() || l.memory_swap.is_some() {
         r.push(("memory", "memory"));
+    } else if l.memory_reservation.is_some() {
+        r.push(("memory", "memoryReservation"));
     }
     if l.cpus.is_some() || l.cpu_shares.is_some() {
         r.push((
@@ -170,6 +172,13 @@ impl V2 {
 
     fn apply(&mut self, l: &Limits) -> Result<(), CgroupError> {
         let d = &self.dir;
+        if let Some(bytes) = l.memory_reservation {
+            write_limit(
+                "memoryReservation",
+                &d.join("memory.low"),
+                &bytes.to_string(),
+            )?;
+        }
         if let Some(bytes) = l.memory {
             write_limit("memory", &d.join("memory.max"), &bytes.to_string())?;
             let swap = match l.memory_swap {
