@@ -328,3 +328,16 @@ test('docker --sysctl KEY=VALUE and --domainname: namespaced ones set inside, ot
   t.regex((await lonely(['run', '--sysctl', 'kernel.panic=1', '--', 'true'])).stderr, /--sysctl: sysctls has `kernel.panic`, which is not a namespaced sysctl/)
   t.regex((await lonely(['run', '--network', 'host', '--sysctl', 'net.ipv4.ip_forward=1', '--', 'true'])).stderr, /needs the container's own net namespace/)
 })
+
+test('explain() / --print-plan: every step with its parameters, the pooled namespace and cgroup joins a real run does, the clone flags and the command', async (t) => {
+  const r = await lonely(['run', '--print-plan', '-u', '1000', '-m', '64m', '-h', 'box', '--', '/bin/echo', 'hi'])
+  t.is(r.code, 0, r.stderr)
+  for (const step of [/^clone: pid,mnt,uts$/m, /setns: net made ahead of time$/m, /setns: ipc made ahead of time$/m, /join cgroup$/m, /unshare: cgroup$/m,
+    /sethostname: box$/m, /set credentials: uid 1000, gid \d+, groups \[/m, /prctl PR_CAPBSET_DROP: keep 0x[0-9a-f]+$/m, /seccomp: \d+ BPF instructions$/m, /mount proc: source=proc attrs 0x[0-9a-f]+$/m, /^exec `\/bin\/echo hi`$/m]) {
+    t.regex(r.stdout, step)
+  }
+  // Control: without a limit there is no cgroup to join; with the host's network, no pooled netns.
+  const plain = await lonely(['run', '--print-plan', '--network', 'host', '--', 'true'])
+  t.notRegex(plain.stdout, /join cgroup|setns: net/)
+  t.regex(plain.stdout, /setns: ipc made ahead of time/)
+})

@@ -79,7 +79,8 @@ function ctest(title: string, fn: (t: ExecutionContext) => Promise<void>): void 
 }
 
 function go(command: string[], options: RunOptions = {}): Promise<ContainerResult> {
-  return run(command, { rootfs: root, reject: false, stdin: 'ignore', ...options }) as Promise<ContainerResult>
+  // The attacks' scratch space: a private tmpfs /tmp (a rootfs has none of lonely's, as docker).
+  return run(command, { rootfs: root, reject: false, stdin: 'ignore', mounts: [{ type: 'tmpfs', target: '/tmp' }], ...options }) as Promise<ContainerResult>
 }
 
 /** Runs `attack <call> [args]` as PID 1 and returns what it printed (`OK`, `EPERM`...). */

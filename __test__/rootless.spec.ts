@@ -93,10 +93,12 @@ maybe('the hardening holds rootless: capabilities, no_new_privs, seccomp', (t) =
 
 maybe('mount is refused by seccomp rootless; control: unconfined with SYS_ADMIN mounts inside its own namespace', (t) => {
   const attack = ['sh', '-c', 'mkdir -p /tmp/m && mount -t tmpfs none /tmp/m && echo mounted']
-  const denied = asNobody(attack, { rootfs: root })
+  // A scratch tmpfs at /tmp: the rootfs's own is root's, not the rootless user's (lonely mounts no /tmp there, as docker).
+  const tmp = [{ type: 'tmpfs' as const, target: '/tmp' }]
+  const denied = asNobody(attack, { rootfs: root, mounts: tmp })
   t.not(denied.exitCode, 0)
   t.regex(denied.stderr!, /operation not permitted|permission denied/i)
-  const control = asNobody(attack, { rootfs: root, seccomp: 'unconfined', capAdd: ['SYS_ADMIN'] })
+  const control = asNobody(attack, { rootfs: root, mounts: tmp, seccomp: 'unconfined', capAdd: ['SYS_ADMIN'] })
   t.is(control.stdout, 'mounted', control.stderr)
 })
 
@@ -191,7 +193,7 @@ maybe('rootless: create() then exec joins the container\'s user namespace too (r
   const script = `
     const { create } = require('./index.ts')
     ;(async () => {
-      const c = await create(['sh', '-c', 'echo pid1 > /tmp/f; exec sleep 3600'], { rootfs: ${JSON.stringify(root)} })
+      const c = await create(['sh', '-c', 'echo pid1 > /tmp/f; exec sleep 3600'], { rootfs: ${JSON.stringify(root)}, mounts: [{ type: 'tmpfs', target: '/tmp' }] })
       let r
       for (let i = 0; i < 50; i++) { r = await c.run(['sh', '-c', 'cat /tmp/f && id -u && cat /proc/self/uid_map && readlink /proc/self/ns/pid && readlink /proc/1/ns/pid'], { reject: false }); if (r.exitCode === 0) break; await new Promise((ok) => setTimeout(ok, 20)) }
       console.log(JSON.stringify({ out: r.stdout, err: r.stderr }))

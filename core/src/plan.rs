@@ -383,16 +383,77 @@ fn c(s: &str) -> CString {
     CString::new(s).expect("paths are checked for NUL before planning")
 }
 
-/// A human-readable listing of the plan, one step per line.
+/// The namespaces of clone/unshare/setns flags, by their /proc/PID/ns names.
+pub fn namespaces_of(flags: c_int) -> String {
+    let names = [
+        (libc::CLONE_NEWUSER, "user"),
+        (libc::CLONE_NEWPID, "pid"),
+        (libc::CLONE_NEWNS, "mnt"),
+        (libc::CLONE_NEWUTS, "uts"),
+        (libc::CLONE_NEWIPC, "ipc"),
+        (libc::CLONE_NEWNET, "net"),
+        (libc::CLONE_NEWCGROUP, "cgroup"),
+    ];
+    let on: Vec<&str> = names
+        .iter()
+        .filter(|(f, _)| flags & f != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    on.join(",")
+}
+
+impl Op {
+    /// What the step does it with, for `explain()` (none where the stage says it all).
+    pub fn params(&self) -> Option<String> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim_end().replace('\n', "; ");
+        Some(match self {
+            Op::Unshare(flags) => namespaces_of(*flags),
+            Op::JoinNamespace { nstype, .. } => format!("{} made ahead of time", namespaces_of(*nstype)),
+            Op::Rlimit { soft, hard, .. } => format!("soft {soft}, hard {hard}"),
+            Op::NewFs { params, attrs, .. } => {
+                let p: Vec<String> = params
+                    .iter()
+                    .map(|(k, v)| match v {
+                        Some(v) => format!("{}={}", k.to_string_lossy(), v.to_string_lossy()),
+                        None => k.to_string_lossy().into_owned(),
+                    })
+                    .collect();
+                format!("{} attrs {attrs:#x}", p.join(","))
+            }
+            Op::RootAttrs(attrs) => format!("attrs {attrs:#x}"),
+            Op::BoundingSet { keep, .. } => format!("keep {keep:#x}"),
+            Op::Capabilities {
+                effective,
+                permitted,
+                inheritable,
+                ambient,
+            } => format!("effective {effective:#x}, permitted {permitted:#x}, inheritable {inheritable:#x}, ambient {ambient:#x}"),
+            Op::WriteProc { text: t, .. } => text(t),
+            Op::Seccomp(program) => format!("{} BPF instructions", program.0.len()),
+            Op::Hostname(name) => text(name),
+            Op::Personality(p) => format!("{p:#x}"),
+            Op::Credentials { uid, gid, groups, .. } => format!("uid {uid}, gid {gid}, groups {groups:?}"),
+            Op::IdMaps { uid_map, gid_map } => format!("uid_map {}, gid_map {}", text(uid_map), text(gid_map)),
+            Op::MakeDirs { uid, gid, .. } => format!("owned by {uid}:{gid}"),
+            _ => return None,
+        })
+    }
+}
+
+/// A human-readable listing of the plan, one step per line, each with its parameters.
 pub fn describe(plan: &[Op]) -> String {
     plan.iter()
         .enumerate()
         .map(|(i, op)| {
             let (stage, path) = op.stage();
-            match path {
+            let mut line = match path {
                 Some(p) => format!("{i:3} {stage} `{p}`"),
                 None => format!("{i:3} {stage}"),
+            };
+            if let Some(params) = op.params() {
+                line.push_str(&format!(": {params}"));
             }
+            line
         })
         .collect::<Vec<_>>()
         .join("\n")

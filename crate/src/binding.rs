@@ -212,12 +212,28 @@ pub fn describe_plan(spec_json: String) -> Result<String> {
         Error::new(Status::InvalidArg, f.message)
     };
     let spec = spec::parse(&spec_json).map_err(failed)?;
+    // Stand-ins (-1) for what a real run opens first, so that the plan lists its steps too: the
+    // pool's network and IPC namespaces, the cgroup join, the parent's pidfd.
+    let pooled = |wanted: bool| (wanted && !spec.namespaces.user).then_some(-1);
     let handles = spec::Handles {
         stdio: [0, 1, 2],
+        netns: pooled(spec.namespaces.net && spec.join_paths.net.is_none()),
+        ipcns: pooled(spec.namespaces.ipc && spec.join_paths.ipc.is_none()),
+        cgroup_procs: if spec.limits.is_some() {
+            vec![-1]
+        } else {
+            vec![]
+        },
+        parent_pidfd: (!spec.detached).then_some(-1),
         ..Default::default()
     };
     let prepared = spec.prepare(&handles).map_err(failed)?;
-    Ok(plan::describe(&prepared.plan))
+    let clone = format!("clone: {}", plan::namespaces_of(prepared.clone_flags));
+    let exec = format!("exec `{}`", spec.argv.join(" "));
+    Ok(format!(
+        "{clone}\n{}\n{exec}",
+        plan::describe(&prepared.plan)
+    ))
 }
 
 /// Sets a pty's window size (the CLI forwards its terminal's size).
