@@ -98,7 +98,7 @@ const EVERY_FLAG = [
   '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--init', '--rm', '-i, --interactive', '-t, --tty',
   '-d, --detach', '--name NAME', '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
   '--cpuset-cpus LIST', '--cpuset-mems LIST', '--pids-limit N', '--ulimit NAME=SOFT[:HARD]',
-  '--cap-add CAP', '--cap-drop CAP', '--device HOST[:CONTAINER][:rwm]', '--privileged', '--shm-size BYTES', '--oom-score-adj N', '--memory-reservation BYTES', '--sysctl KEY=VALUE', '--domainname NAME', '--security-opt OPT', '--image NAME[:TAG]|ID', '--store DIR', '--entrypoint CMD',
+  '--cap-add CAP', '--cap-drop CAP', '--device HOST[:CONTAINER][:rwm]', '--privileged', '--shm-size BYTES', '--oom-score-adj N', '--memory-reservation BYTES', '--sysctl KEY=VALUE', '--domainname NAME', '--platform OS/ARCH[/VARIANT]', '--security-opt OPT', '--image NAME[:TAG]|ID', '--store DIR', '--entrypoint CMD',
 ]
 
 test('lonely run --help documents every flag, its default, and the exit codes', async (t) => {

@@ -341,3 +341,16 @@ test('explain() / --print-plan: every step with its parameters, the pooled names
   t.notRegex(plain.stdout, /join cgroup|setns: net/)
   t.regex(plain.stdout, /setns: ipc made ahead of time/)
 })
+
+itest('docker run --platform: the image\'s own platform runs; another is refused naming what the image is (lonely emulates and pulls nothing)', async (t) => {
+  const arch = process.arch === 'arm64' ? 'arm64' : 'amd64'
+  const other = arch === 'arm64' ? 'amd64' : 'arm64'
+  const same = await lonely(['run', '--store', store, '--platform', `linux/${arch}`, IMAGE])
+  t.is(same.stdout, 'parity box\n', same.stderr)
+  const refused = await lonely(['run', '--store', store, '--platform', `linux/${other}`, IMAGE])
+  t.is(refused.code, 125)
+  t.regex(refused.stderr, new RegExp(`invalid value "linux/${other}" for --platform: the image "parity/box:1" is linux/${arch}: lonely runs no other platform`))
+  const host = await lonely(['run', '--platform', `linux/${other}`, '--', 'true'])
+  t.regex(host.stderr, /this host is linux\//)
+  t.is((await lonely(['run', '--platform', 'amd64', '--', 'true'])).code, 125)
+})

@@ -54,6 +54,7 @@ export const RUN_FLAGS: Flag[] = [
   { long: 'privileged', help: 'DANGEROUS: what docker --privileged gives: every capability, no seccomp, no masked or read-only /proc and /sys paths, every host device node in /dev. Root in such a container can take the host over; use it only for code you trust.' },
   { long: 'sysctl', arg: 'KEY=VALUE', help: 'A namespaced sysctl (repeatable), as docker: net.* (with the container\'s own network), kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*; others are refused. By default net.ipv4.ip_unprivileged_port_start=0 and net.ipv4.ping_group_range="0 2147483647", as docker.' },
   { long: 'domainname', arg: 'NAME', help: 'The NIS domain name inside the container (its own UTS namespace; kernel.domainname).' },
+  { long: 'platform', arg: 'OS/ARCH[/VARIANT]', help: 'Refuse to run unless the image (or, without one, this host) is this platform, like linux/amd64 or linux/arm64/v8: lonely emulates nothing and pulls no other variant.' },
   { long: 'shm-size', arg: 'BYTES', help: 'Size of /dev/shm (bytes, or with a k/m/g suffix). Default 64m, as docker.' },
   { long: 'oom-score-adj', arg: 'N', help: 'The container\'s OOM score adjustment, -1000 to 1000 (lowering it below lonely\'s needs CAP_SYS_RESOURCE).' },
   { long: 'init', help: 'Run lonely-init as PID 1 (as docker --init, tini): it runs COMMAND as its child, forwards signals to it, reaps zombies, and exits with its status. Default: COMMAND is PID 1.' },

@@ -42,6 +42,34 @@ function imageWord(word: string, store: string | undefined): boolean {
   throw new UsageError(noSuchImage(word, store, dir))
 }
 
+/** docker's Go names for Node's architectures. */
+const GOARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64' }
+
+/** --platform: the image's (or this host's) os/arch[/variant] must be the one asked for. */
+function checkPlatform(wanted: string, image: string | undefined, store: string | undefined): void {
+  const m = /^([a-z0-9]+)\/([a-z0-9]+)(?:\/([a-z0-9]+))?$/.exec(wanted)
+  if (!m) throw invalid('platform', wanted, 'must be OS/ARCH[/VARIANT], like linux/amd64')
+  let have: { os: string; architecture: string; variant?: string }
+  let what: string
+  if (image === undefined) {
+    have = { os: process.platform, architecture: GOARCH[process.arch] ?? process.arch }
+    what = 'this host'
+  } else {
+    let config: { os: string; architecture: string; variant?: string }
+    try {
+      config = inspect(image, { store: storeDir(store === undefined ? {} : { store }) }).config
+    } catch {
+      return // the missing image is reported by the run itself
+    }
+    have = config
+    what = `the image ${JSON.stringify(image)}`
+  }
+  const shown = `${have.os}/${have.architecture}${have.variant ? `/${have.variant}` : ''}`
+  if (m[1] !== have.os || m[2] !== have.architecture || (m[3] !== undefined && have.variant !== undefined && m[3] !== have.variant)) {
+    throw invalid('platform', wanted, `${what} is ${shown}: lonely runs no other platform (no emulation, no pull)`)
+  }
+}
+
 /** The fix for an image that is not in the store. */
 export function noSuchImage(word: string, store: string | undefined, dir = storeDir(store === undefined ? {} : { store })): string {
   const load = `lonely load${store === undefined ? '' : ` --store ${store}`} -i FILE`
@@ -89,6 +117,8 @@ export function buildPlan(p: Parsed): Plan {
     }
   }
   if (image !== undefined) options.image = image
+  const platform = last('platform')
+  if (platform !== undefined) checkPlatform(platform, image, store)
   const entrypoint = last('entrypoint')
   if (entrypoint !== undefined) options.entrypoint = entrypoint === '' ? [] : [entrypoint]
   const hostname = last('hostname')
