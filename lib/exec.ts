@@ -3,10 +3,9 @@
 // container's own, as for its PID 1: an exec never gets more than the container has.
 import { constants } from 'node:os'
 
-import { resolveGroups, resolveUser } from './users'
 import { ownOnly } from './own'
 import { optionError } from './optionerror'
-import { bool, byteCount, command, containerPath, id, millis, rangeError, signalNumber, streamsOf, terminalOption, typeError, type ContainerOptions, type Normalized, type RunOptions } from './options'
+import { bool, byteCount, command, containerPath, groupsOf, id, userOf, millis, rangeError, signalNumber, streamsOf, terminalOption, typeError, type ContainerOptions, type Normalized, type RunOptions } from './options'
 
 /** What an exec may set; every other option is the container's. */
 export type ExecOptions = Pick<ContainerOptions, 'env' | 'cwd' | 'user' | 'uid' | 'gid' | 'groups' | 'tty' | 'stdio' | 'stdin' | 'stdout' | 'stderr' | 'input' | 'timeout' | 'cancelSignal' | 'killSignal' | 'forceKillAfterDelay'>
@@ -28,13 +27,11 @@ export function normalizeExec(container: Normalized, pid: number, cmd: unknown, 
   const base = container.spec
   // docker exec -u: the user looked up in the container's own /etc/passwd and /etc/group.
   const rootDirs = base.image ? [...base.image.lowerdirs].reverse().concat(base.image.upper) : [base.rootfs ?? '/']
-  if (o.user !== undefined && (o.uid !== undefined || o.gid !== undefined)) throw rangeError('user', 'and `uid`/`gid` exclude each other', o.user)
-  if (o.user !== undefined && typeof o.user !== 'string') throw typeError('user', 'a string like "alice", "1000", "alice:staff" or "1000:1000"', o.user)
-  const user = o.user !== undefined ? resolveUser(rootDirs, o.user, 'user') : o.uid !== undefined ? resolveUser(rootDirs, String(id('uid', o.uid, 0)), 'uid') : undefined
+  const user = userOf(o, rootDirs)
   const uid = id('uid', user?.uid, base.uid)
   const gid = id('gid', o.gid, user?.gid ?? base.gid)
   if (o.groups !== undefined && !Array.isArray(o.groups)) throw typeError('groups', 'an array of group ids or names', o.groups)
-  const added = resolveGroups(rootDirs, (o.groups ?? []).map((g, i) => (typeof g === 'string' ? g : id(`groups[${i}]`, g, 0))), 'groups')
+  const added = groupsOf(o.groups, rootDirs)
   const groups = o.groups === undefined && user === undefined ? base.groups : [...new Set([...(user?.groups ?? []), ...added])]
   const { tty, size: ttySize } = terminalOption(o.tty)
   const { streams, relayed } = streamsOf(o, tty)

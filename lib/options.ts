@@ -11,7 +11,7 @@ import { normalizeLimits, normalizeRlimits, parseBytes, type Limits, type Limits
 import { deviceNodes, type Device, type DeviceNode } from './devices'
 import { checkRootfsLinks, normalizeSecurity, type SecurityOptions, type SecuritySpec } from './security'
 import { findImage, imageCommand, makeImageRoot, type ImageRootSpec } from './imageroot'
-import { resolveGroups, resolveUser } from './users'
+import { resolveGroups, resolveUser, type User } from './users'
 import { optionError } from './optionerror'
 import { normalizeSysctls } from './sysctls'
 
@@ -528,6 +528,20 @@ function userMaps(o: ContainerOptions): Spec['idMaps'] {
   return { uid, gid, newuidmap: root ? null : helper('newuidmap', 'uidMap'), newgidmap: root ? null : helper('newgidmap', 'gidMap') }
 }
 
+/** docker's -u (`user`, or a numeric `uid`; else the image's User) looked up in the root made of `rootDirs`. */
+export function userOf(o: { user?: unknown; uid?: unknown; gid?: unknown }, rootDirs: string[], imageUser?: string): User | undefined {
+  if (o.user !== undefined && (o.uid !== undefined || o.gid !== undefined)) throw rangeError('user', 'and `uid`/`gid` exclude each other', o.user)
+  if (o.user !== undefined && typeof o.user !== 'string') throw typeError('user', 'a string like "alice", "1000", "alice:staff" or "1000:1000"', o.user)
+  if (o.user !== undefined) return resolveUser(rootDirs, noNul('user', o.user as string), 'user')
+  if (o.uid !== undefined) return resolveUser(rootDirs, String(id('uid', o.uid, 0)), 'uid')
+  return imageUser ? resolveUser(rootDirs, imageUser, 'image') : undefined
+}
+
+/** docker's --group-add (`groups`, an array checked by the caller): ids, and names looked up in the root's /etc/group. */
+export function groupsOf(groups: unknown[] | undefined, rootDirs: string[]): number[] {
+  return resolveGroups(rootDirs, (groups ?? []).map((g, i) => (typeof g === 'string' ? noNul(`groups[${i}]`, g) : id(`groups[${i}]`, g, 0))), 'groups')
+}
+
 export function env(value: unknown, name: string, home: string, tty: boolean, image: string[] = []): string[] {
   const base: Record<string, string> = { PATH: DEFAULT_PATH, HOSTNAME: name, HOME: home }
   // The image's Env over the defaults (docker), the caller's over both.
@@ -588,12 +602,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const name = hostname(o.hostname)
   // docker's users: looked up in the container's own /etc/passwd and /etc/group, inside its root.
   const rootDirs = found ? found.image.layers.map((l) => l.dir) : [rootfs ?? '/']
-  if (o.user !== undefined && (o.uid !== undefined || o.gid !== undefined)) throw rangeError('user', 'and `uid`/`gid` exclude each other', o.user)
-  if (o.user !== undefined && typeof o.user !== 'string') throw typeError('user', 'a string like "alice", "1000", "alice:staff" or "1000:1000"', o.user)
-  const user = o.user !== undefined ? resolveUser(rootDirs, noNul('user', o.user), 'user')
-    : o.uid !== undefined ? resolveUser(rootDirs, String(id('uid', o.uid, 0)), 'uid')
-    : config?.user ? resolveUser(rootDirs, config.user, 'image')
-    : undefined
+  const user = userOf(o, rootDirs, config?.user)
   const uid = id('uid', user?.uid, 0)
   const gidDefault = id('gid', user?.gid, 0)
   const idMaps = ns.user ? userMaps(o) : undefined
@@ -629,7 +638,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
   const readonlyRoot = bool('readonlyRoot', o.readonlyRoot, false)
   const binds = mounts(o.mounts, rootfs)
   const gid = id('gid', o.gid, gidDefault)
-  const added = resolveGroups(rootDirs, (o.groups ?? []).map((g, i) => (typeof g === 'string' ? noNul(`groups[${i}]`, g) : id(`groups[${i}]`, g, 0))), 'groups')
+  const added = groupsOf(o.groups, rootDirs)
   // Where setgroups is denied (one id mapped), the user's listed groups cannot be had either.
   const listed = ns.user && !idMaps ? [] : (user?.groups ?? [])
   const groups = [...new Set([...listed, ...added])]
