@@ -21,44 +21,26 @@ const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysr
 const HYBRID = fs.existsSync('/sys/fs/cgroup/unified/cgroup.controllers') && fs.existsSync('/sys/fs/cgroup/memory')
 const UNSHARE_WRAPPER = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"']
 
-/** One create/start/wait/delete of `id` with `bin` (runc's command line), in ms. */
-function cycle(bin, root, bundle, id, createVia = []) {
-  // No pipes: the container keeps the runtime's stdio, and a pipe would stay open while it waits for start.
-  const logFile = `${root}.log`
-  const run = (args) => {
-    const argv = [bin, '--root', root, '--log', logFile, ...args]
-    const [file, ...rest] = args[0] === 'create' ? [...createVia, ...argv] : argv
-    const r = cp.spawnSync(file, rest, { stdio: 'ignore' })
-    if (r.status !== 0) throw new Error(`${path.basename(bin)} ${args.join(' ')}: exit ${r.status}: ${fs.existsSync(logFile) ? fs.readFileSync(logFile, 'utf8').trim().split('\n').pop() : ''}`)
-    return r
+// The cycle is timed by a small native driver (bench/cycle): an engine execs the runtime from
+// Go, at a fork+exec's cost; Node's spawnSync adds ~0.8 ms per command, which would be
+// counted four times per cycle for every contender.
+const DRIVER = path.join(__dirname, '..', 'target', 'release', 'bench-cycle')
+
+function driver(request) {
+  if (!fs.existsSync(DRIVER)) {
+    const b = cp.spawnSync('cargo', ['build', '--release', '--quiet', '-p', 'bench-cycle'], { stdio: 'inherit', cwd: path.join(__dirname, '..') })
+    if (b.status !== 0) throw new Error('cargo build -p bench-cycle failed')
   }
-  const t = process.hrtime.bigint()
-  run(['create', '--bundle', bundle, id])
-  run(['start', id])
-  for (;;) {
-    const s = cp.spawnSync(bin, ['--root', root, 'state', id], { encoding: 'utf8' })
-    if (s.status !== 0 || JSON.parse(s.stdout).status === 'stopped') break
-  }
-  run(['delete', '--force', id])
-  return Number(process.hrtime.bigint() - t) / 1e6
+  const r = cp.spawnSync(DRIVER, [], { input: JSON.stringify(request), stdio: ['pipe', 'pipe', 'inherit'], maxBuffer: 1 << 26 })
+  if (r.status !== 0) throw new Error(`bench-cycle: exit ${r.status}`)
+  return JSON.parse(r.stdout)
 }
 
 /** The median cost of the hybrid-host wrapper around `true`, in ms. */
 function wrapperCost() {
-  const times = []
-  for (let i = 0; i < 30; i++) {
-    const t = process.hrtime.bigint()
-    cp.spawnSync(UNSHARE_WRAPPER[0], [...UNSHARE_WRAPPER.slice(1), 'true'], { stdio: 'ignore' })
-    times.push(Number(process.hrtime.bigint() - t) / 1e6)
-  }
-  const spawnTrue = []
-  for (let i = 0; i < 30; i++) {
-    const t = process.hrtime.bigint()
-    cp.spawnSync('true', [], { stdio: 'ignore' })
-    spawnTrue.push(Number(process.hrtime.bigint() - t) / 1e6)
-  }
+  const wrapped = driver({ spawn: [...UNSHARE_WRAPPER, 'true'], n: 30 }).medianMs
   // The wrapper replaces nothing: the runtime's own spawn is counted once, in the cycle.
-  return Math.max(0, stats.summarize(times).median - stats.summarize(spawnTrue).median)
+  return Math.max(0, wrapped - driver({ spawn: ['true'], n: 30 }).medianMs)
 }
 
 function main() {
@@ -66,6 +48,9 @@ function main() {
   const quick = argv.includes('--quick')
   const out = argv.includes('--out') ? argv[argv.indexOf('--out') + 1] : path.join(__dirname, 'runtime-results.json')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lonely-bench-runtime-'))
+  // State roots on a tmpfs, as engines keep them (/run/containerd/runc, /run/lonely-runtime):
+  // on a disk file system each create and delete pays the file system's inode allocation.
+  const states = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'lonely-bench-runtime-'))
   try {
     const rootfs = makeBusyboxRoot(dir, staticBusybox())
     const bundle = makeBundle(dir, rootfs, { maskedPaths: MASKED, readonlyPaths: READONLY, dropCaps: true, noNewPrivileges: true })
@@ -73,28 +58,25 @@ function main() {
     const createVia = { crun: HYBRID ? UNSHARE_WRAPPER : [] }
     const wrapperMs = HYBRID ? wrapperCost() : 0
     const skipped = {}
+    const contender = (name, bin) => ({ name, bin, root: path.join(states, `${name}-state`), log: path.join(states, `${name}-state.log`), createVia: createVia[name] ?? [] })
     for (const [name, bin] of Object.entries(contenders)) {
       if (!bin) {
         skipped[name] = 'not installed'
         delete contenders[name]
         continue
       }
-      try {
-        cycle(bin, path.join(dir, `${name}-state`), bundle, 'probe', createVia[name])
-      } catch (e) {
-        skipped[name] = e.message
+      const probe = driver({ bundle, rounds: 1, perRound: 1, contenders: [contender(name, bin)] })
+      if (probe.errors[name]) {
+        skipped[name] = probe.errors[name]
         delete contenders[name]
       }
     }
     const rounds = 5
     const perRound = quick ? 6 : 30
-    const samples = Object.fromEntries(Object.keys(contenders).map((n) => [n, []]))
-    for (let r = 0; r < rounds; r++) {
-      log(`round ${r + 1}/${rounds}`)
-      for (const [name, bin] of Object.entries(contenders)) {
-        for (let i = 0; i < perRound; i++) samples[name].push(cycle(bin, path.join(dir, `${name}-state`), bundle, `c${r}-${i}`, createVia[name]) - (createVia[name]?.length ? wrapperMs : 0))
-      }
-    }
+    log(`${rounds} rounds of ${perRound} cycles each, interleaved`)
+    const run = driver({ bundle, rounds, perRound, contenders: Object.entries(contenders).map(([n, b]) => contender(n, b)) })
+    for (const [n, why] of Object.entries(run.errors)) skipped[n] = why
+    const samples = Object.fromEntries(Object.entries(run.samples).map(([n, s]) => [n, s.map((ms) => ms - (createVia[n]?.length ? wrapperMs : 0))]))
     const results = Object.fromEntries(Object.entries(samples).map(([n, s]) => {
       const x = stats.summarize(s)
       return [n, { medianMs: stats.round(x.median), p90Ms: stats.round(x.p90), samples: x.n }]
@@ -108,6 +90,7 @@ function main() {
     for (const [n, note] of Object.entries(notes)) process.stdout.write(`${n}: ${note}\n`)
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
+    fs.rmSync(states, { recursive: true, force: true })
   }
 }
 

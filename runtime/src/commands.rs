@@ -198,8 +198,19 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
         if let Some(h) = &converted.hooks {
             s.insert("hooks".into(), h.clone());
         }
+        let hooks = hooks::from_state(&s);
+        let create_stages = [
+            Stage::Prestart,
+            Stage::CreateRuntime,
+            Stage::CreateContainer,
+        ];
+        let has_create_hooks = hooks
+            .as_ref()
+            .is_some_and(|h| create_stages.iter().any(|st| !st.of(h).is_empty()));
         // `creating` until the create-time hooks are done: `start` must not overtake them.
-        s.insert("creating".into(), json!(true));
+        if has_create_hooks {
+            s.insert("creating".into(), json!(true));
+        }
         dir.write(&s)?;
         if parsed.tty {
             let master = running.stdio[1]
@@ -210,12 +221,7 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
                 .ok_or("process.terminal needs --console-socket")?;
             send_console(socket, master)?;
         }
-        let hooks = hooks::from_state(&s);
-        for stage in [
-            Stage::Prestart,
-            Stage::CreateRuntime,
-            Stage::CreateContainer,
-        ] {
+        for stage in create_stages {
             hooks::run(
                 stage,
                 hooks.as_ref(),
@@ -223,8 +229,11 @@ fn create(p: &Parsed, root: &Path) -> Result<Dir> {
                 running.pid,
             )?;
         }
-        s.remove("creating");
-        dir.write(&s)?;
+        // One write when there is nothing to wait for: each costs a file and a rename.
+        if has_create_hooks {
+            s.remove("creating");
+            dir.write(&s)?;
+        }
         // Last, as runc: an engine that waits for the pid file finds a container ready to start.
         if let Some(pid_file) = p.flag("pid-file") {
             std::fs::write(pid_file, running.pid.to_string())
