@@ -179,8 +179,11 @@ test.serial('exec --process FILE: in the container\'s PID namespace with its own
   noLeaks(t)
 })
 
-test.serial('process.terminal: the pty master arrives over --console-socket (SCM_RIGHTS), and the command has a terminal', async (t) => {
-  const b = bundle('tty', ['sh', '-c', 'tty; test -t 0 && echo yes'], (c) => (c.process.terminal = true))
+test.serial('process.terminal: the pty master arrives over --console-socket (SCM_RIGHTS), and the command has a terminal of process.consoleSize', async (t) => {
+  const b = bundle('tty', ['sh', '-c', 'tty; test -t 0 && echo yes; stty size'], (c) => {
+    c.process.terminal = true
+    c.process.consoleSize = { height: 30, width: 100 }
+  })
   const sock = path.join(work, 'console.sock')
   // The engine's side: receive the master, read the terminal to its end.
   const receiver = spawn('python3', ['-c', `
@@ -209,7 +212,8 @@ os.write(1, out)`], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.is(created.status, 0, created.stderr)
   t.is(runtime(['start', 'tty']).status, 0)
   await new Promise((r) => receiver.on('close', r))
-  t.regex(got, /name=\/dev\/ptmx\n\/dev\/pts\/\d+\r\nyes\r\n/)
+  // The size is there before the command runs (a pty starts at 0x0).
+  t.regex(got, /name=\/dev\/ptmx\n\/dev\/pts\/\d+\r\nyes\r\n30 100\r\n/)
   t.true(await eventually(() => state('tty').status === 'stopped'))
   t.is(runtime(['delete', 'tty']).status, 0)
   noLeaks(t)

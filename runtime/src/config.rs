@@ -84,6 +84,17 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         json!(user.additional_gids().clone().unwrap_or_default()),
     );
     out.insert("tty".into(), json!(process.terminal().unwrap_or(false)));
+    // The pty's first size (TIOCSWINSZ before exec), as runc applies it: a command that reads
+    // its size at start (a pager, a shell's COLUMNS) sees the engine's and not 0x0.
+    if let Some(size) = process
+        .console_size()
+        .filter(|_| process.terminal() == Some(true))
+    {
+        out.insert(
+            "ttySize".into(),
+            json!({ "columns": size.width().min(u16::MAX as u64), "rows": size.height().min(u16::MAX as u64) }),
+        );
+    }
     out.insert("stdio".into(), json!(["inherit", "inherit", "inherit"]));
     out.insert(
         "noNewPrivileges".into(),
