@@ -14,7 +14,7 @@ const SUITE = path.join(process.env.LONELY_OCI_CACHE ?? '/var/cache/lonely-oci',
 // Not here: the slow ones (delete and kill wait out their timeouts, readonly_paths), and the
 // suite's races (poststart: the command's echo against the hook's; pidfile).
 const SUBSET = [
-  'create', 'state', 'hostname', 'mounts', 'linux_ns_path', 'linux_ns_nopath', 'linux_masked_paths',
+  'create', 'state', 'hostname', 'mounts', 'linux_ns_path', 'linux_ns_nopath', 'linux_ns_itype', 'linux_masked_paths',
   'linux_seccomp', 'linux_sysctl', 'linux_uid_mappings', 'linux_devices', 'linux_cgroups_devices',
   'linux_cgroups_pids', 'poststop_fail', 'prestart_fail', 'process_user', 'process_capabilities_fail',
   'root_readonly_true',

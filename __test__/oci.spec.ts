@@ -6,7 +6,7 @@ import test, { type ExecutionContext } from 'ava'
 import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process'
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process'
 
 import { eventually, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
 
@@ -152,6 +152,46 @@ test.serial('kill ID 15 reaches a trap; kill --all ID 9 ends every process; ps -
   // A dying PID 1's cmdline is empty before its exit is done: stopped is what an engine waits for.
   t.true(await eventually(() => state('all').status === 'stopped'))
   t.is(runtime(['delete', 'all']).status, 0)
+  noLeaks(t)
+})
+
+test.serial('no mount namespace (the spec: inherit the runtime\'s): the container is in the caller\'s mount namespace, its root a detached tree; nothing is mounted there, a chroot escape stays inside (a plain chroot\'s does not), exec enters the same root', async (t) => {
+  const attack = path.join(work, 'attack')
+  execFileSync('gcc', ['-static', '-O0', '-Wall', '-o', attack, path.join(__dirname, 'fixtures', 'attack.c')])
+  const root = path.join(work, 'detached-root')
+  fs.cpSync(rootfs, root, { recursive: true, verbatimSymlinks: true })
+  fs.copyFileSync(attack, path.join(root, 'attack'))
+  fs.chmodSync(path.join(root, 'attack'), 0o755)
+  const marker = path.join(work, 'host-only-marker')
+  fs.writeFileSync(marker, '')
+  // Control: a plain chroot into the same root (no detached tree) is climbed out of.
+  t.is(execFileSync('chroot', [root, '/attack', 'chroot-escape', '/tmp/jail', marker], { encoding: 'utf8' }), 'OK host-marker-visible\n')
+  fs.rmSync(path.join(root, 'tmp', 'jail'), { recursive: true, force: true })
+  const caps = ['CAP_SYS_CHROOT', 'CAP_KILL']
+  const b = bundle('nomnt', ['sh', '-c', 'readlink /proc/self/ns/mnt; ls /; sleep 1000'], (c) => {
+    c.root = { path: root, readonly: true }
+    c.linux.namespaces = c.linux.namespaces.filter((n: { type: string }) => n.type !== 'mount')
+    c.mounts.push({ destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] })
+    c.process.capabilities = { bounding: caps, effective: caps, permitted: caps }
+  })
+  const c = createWithPipe(t, b, 'nomnt')
+  t.true(await eventually(() => fs.existsSync(path.join(b, 'init.pid')) && state('nomnt').status === 'created', 10_000), c.output())
+  t.is(runtime(['start', 'nomnt']).status, 0)
+  t.true(await eventually(() => c.output().includes('sys\n'), 10_000), c.output())
+  t.is(c.output().split('\n')[0], fs.readlinkSync('/proc/self/ns/mnt'), 'the caller\'s mount namespace')
+  t.true(c.output().includes('attack\n'), 'the rootfs is its root')
+  t.deepEqual(ourMounts(), mountsBefore, 'its /proc, /dev, /sys and /tmp are in no mount table of the caller\'s')
+  const proc = (args: string[]) => {
+    const file = path.join(work, `process-${Date.now()}.json`)
+    fs.writeFileSync(file, JSON.stringify({ terminal: false, user: { uid: 0, gid: 0 }, args, env: ['PATH=/bin'], cwd: '/', capabilities: { bounding: caps, effective: caps, permitted: caps } }))
+    return file
+  }
+  const climbed = runtime(['exec', '--process', proc(['/attack', 'chroot-escape', '/tmp/jail', marker]), 'nomnt'])
+  t.is(climbed.stdout, 'OK host-marker-hidden\n', climbed.stderr)
+  const seen = runtime(['exec', '--process', proc(['sh', '-c', 'cd /; cd ../..; ls /attack; readlink /proc/self/ns/mnt']), 'nomnt'])
+  t.is(seen.stdout, `/attack\n${fs.readlinkSync('/proc/self/ns/mnt')}\n`, seen.stderr)
+  t.is(runtime(['delete', '--force', 'nomnt']).status, 0)
+  await c.closed
   noLeaks(t)
 })
 

@@ -225,6 +225,19 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             slots[*slot] = sys.fs_mount(fstype, params, *attrs)?;
             Ok(())
         }
+        Op::EnterRootfsShared { fd, .. } => sys.fchdir(*fd),
+        Op::KeepRootDetached { slot } => {
+            slots[ROOT] = slots[*slot];
+            Ok(())
+        }
+        Op::ChrootInto { fd } => {
+            let root = fd.unwrap_or(slots[ROOT]);
+            let entered = sys.chroot_into(root);
+            if fd.is_none() {
+                sys.close(root);
+            }
+            entered
+        }
         Op::AttachRoot { slot } => {
             sys.move_mount(slots[*slot], libc::AT_FDCWD, STAGE)?;
             sys.close(slots[*slot]);

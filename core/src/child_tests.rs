@@ -168,6 +168,9 @@ impl Sys for Recorder {
     fn pivot_into(&self, root: c_int) -> SysResult<()> {
         self.record(format!("pivot {root}"))
     }
+    fn chroot_into(&self, root: c_int) -> SysResult<()> {
+        self.record(format!("chroot {root}"))
+    }
     fn chdir(&self, path: &CStr) -> SysResult<()> {
         self.record(format!("chdir {}", s(path)))
     }

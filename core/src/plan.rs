@@ -109,6 +109,22 @@ pub enum Op {
     AttachRoot {
         slot: usize,
     },
+    /// No mount namespace (the caller's is inherited): fchdir to the rootfs the parent opened,
+    /// nothing unshared. Its clone is then built as a detached tree, never attached to the
+    /// caller's mount table (move_mount into a detached tree: Linux 6.15).
+    EnterRootfsShared {
+        fd: c_int,
+        shown: CString,
+    },
+    /// The detached tree in slot is the root (slot ROOT), as it is: no stage in a namespace.
+    KeepRootDetached {
+        slot: usize,
+    },
+    /// chroot into the detached root (`fd` None: slot ROOT; Some: an exec's copy of a
+    /// running container's root, its PID 1's /proc/PID/root), then chdir("/").
+    ChrootInto {
+        fd: Option<c_int>,
+    },
     /// mkdir -p inside the root, one component per entry.
     EnsureDir {
         components: Vec<InRoot>,
@@ -285,6 +301,9 @@ impl Op {
             Op::CloneRootfs { shown, .. } => ("open_tree".into(), Some(s(shown))),
             Op::NewFs { fstype, .. } => (format!("mount {}", s(fstype)), None),
             Op::AttachRoot { .. } => ("attach root".into(), Some(s(&STAGE.to_owned()))),
+            Op::EnterRootfsShared { shown, .. } => ("enter rootfs".into(), Some(s(shown))),
+            Op::KeepRootDetached { .. } => ("keep root detached".into(), None),
+            Op::ChrootInto { .. } => ("chroot".into(), None),
             // Mount points exist only to be mounted on: their failures are the mount's.
             Op::EnsureDir { components } => ("mount".into(), components.last().map(abs)),
             Op::EnsureFile { target } => ("mount".into(), Some(abs(target))),

@@ -368,8 +368,10 @@ pub enum SpecError {
         "spec: joining a PID namespace goes with neither a user namespace nor a detached monitor"
     )]
     JoinedPidNamespace,
-    #[error("spec: rootfs and mounts need the mount namespace")]
+    #[error("spec: an image and mounts without a rootfs need the mount namespace")]
     NeedsMountNamespace,
+    #[error("spec: a rootfs in the caller's mount namespace goes with no user namespace (its mounts need the caller's privileges)")]
+    SharedMountNamespaceUser,
     #[error("spec: joining a mount namespace goes with a rootfs and no user namespace")]
     JoinedMountNamespace,
     #[error("spec: {0}")]
@@ -423,9 +425,15 @@ impl ContainerSpec {
     /// The `ignore` streams that get the container's own /dev/null (it has a /dev of ours and
     /// no terminal); the others of them get the host's, opened by stdio::wire.
     pub fn null_stdio(&self) -> [bool; 3] {
-        let own_dev = self.namespaces.mount && !self.tty;
+        let own_dev = self.own_root() && !self.tty;
         self.stdio
             .map(|s| own_dev && s == Stdio::Named(Named::Ignore))
+    }
+
+    /// A root of lonely's making (its /dev, /proc): in a mount namespace of its own, or a
+    /// rootfs chrooted into as a detached tree in the caller's.
+    pub fn own_root(&self) -> bool {
+        self.namespaces.mount || self.rootfs.is_some()
     }
 
     /// Builds the plan around the fds made for this container, with this host's facts.

@@ -85,6 +85,9 @@ pub trait Sys {
     fn chown_at(&self, dir: c_int, name: &CStr, uid: u32, gid: u32) -> SysResult<()>;
     fn close(&self, fd: c_int);
     fn pivot_into(&self, root: c_int) -> SysResult<()>;
+    /// fchdir + chroot(".") + chdir("/"): a root that is a detached mount tree, in the
+    /// caller's own mount namespace (no mount namespace asked for).
+    fn chroot_into(&self, root: c_int) -> SysResult<()>;
     fn chdir(&self, path: &CStr) -> SysResult<()>;
     /// The working directory is inside this process's root (ENOENT if not).
     fn verify_cwd(&self) -> SysResult<()>;
@@ -513,6 +516,12 @@ impl Sys for Kernel {
         let dot = c".";
         check(unsafe { libc::syscall(libc::SYS_pivot_root, dot.as_ptr(), dot.as_ptr()) })?;
         check_int(unsafe { libc::umount2(dot.as_ptr(), libc::MNT_DETACH) })?;
+        check_int(unsafe { libc::chdir(c"/".as_ptr()) }).map(drop)
+    }
+
+    fn chroot_into(&self, root: c_int) -> SysResult<()> {
+        check_int(unsafe { libc::fchdir(root) })?;
+        check_int(unsafe { libc::chroot(c".".as_ptr()) })?;
         check_int(unsafe { libc::chdir(c"/".as_ptr()) }).map(drop)
     }
 

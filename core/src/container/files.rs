@@ -30,21 +30,10 @@ pub enum FileError {
 /// The root of the live container whose PID 1 is `pid` (`start`: its start time, for one
 /// another process started), as an O_PATH fd: every lookup below it stays inside.
 pub(super) fn container_root(pid: i32, start: Option<u64>) -> Result<OwnedFd, FileError> {
-    // The magic link into its mount namespace's root: the one link followed on purpose.
-    let proc = std::ffi::CString::new(format!("/proc/{pid}/root")).expect("no NUL");
-    let root = unsafe {
-        libc::open(
-            proc.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if root < 0 {
-        return Err(FileError::Open {
-            path: "/".into(),
-            errno: Errno::last(),
-        });
-    }
-    let root = unsafe { OwnedFd::from_raw_fd(root) };
+    let root = super::foreign::open_proc_root(pid).map_err(|errno| FileError::Open {
+        path: "/".into(),
+        errno,
+    })?;
     // Opened first, checked after: a pid is not reused before the reaper reaps it, so if the
     // container still lives now, the root we hold is its own.
     let live = match start {

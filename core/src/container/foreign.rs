@@ -43,3 +43,38 @@ pub fn signal(pid: i32, start: u64, sig: i32) -> bool {
     };
     ret == 0
 }
+
+/// `/proc/PID/root` opened O_PATH: the magic link into its mount namespace's root (or its
+/// chroot), the one link followed on purpose. Callers check afterwards that `pid` is still theirs.
+pub fn open_proc_root(pid: i32) -> Result<OwnedFd, nix::errno::Errno> {
+    let path = std::ffi::CString::new(format!("/proc/{pid}/root")).expect("no NUL in a path");
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// PID 1's root directory, checked after the open to still belong to the process `pidfd`
+/// refers to: a pid reused since then would have an exited pidfd.
+pub fn open_root(
+    pid: i32,
+    pidfd: &impl std::os::fd::AsRawFd,
+) -> Result<OwnedFd, crate::spec::SpecError> {
+    let fd = open_proc_root(pid).map_err(|_| crate::spec::SpecError::NotRunning)?;
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Readable: the process has exited, and the root opened may be a newer process's.
+    match unsafe { libc::poll(&mut poll, 1, 0) } {
+        0 => Ok(fd),
+        _ => Err(crate::spec::SpecError::NotRunning),
+    }
+}

@@ -316,6 +316,11 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
         }
         (None, None) => return Err(SpecError::NotRunning.into()),
     };
+    // A root in the caller's mount namespace (no mount namespace of its own): its PID 1's root,
+    // opened after the pidfd, so the pid cannot be another process's yet.
+    let root = (!spec.namespaces.mount && spec.rootfs.is_some())
+        .then(|| super::foreign::open_root(pid, &pidfd))
+        .transpose()?;
     let mut wired =
         stdio::wire(&spec.stdio, spec.tty, spec.null_stdio()).map_err(StartError::Stdio)?;
     // With `hold_fd` (lonely-runtime's exec with a terminal): the command waits, as lonely-init
@@ -331,13 +336,14 @@ fn exec(spec: &ContainerSpec, pid: i32, on_exit: OnExit) -> Result<Running, Star
         console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
         parent_pidfd: own_pidfd(),
         join: Some(pidfd.as_raw_fd()),
+        rootfs: root.as_ref().map(|fd| fd.as_raw_fd()),
         init,
         hold: spec.hold_fd,
         ..Default::default()
     };
     let prepared = spec.prepare(&handles)?;
     let spawned = spawn(&prepared, command_name(spec), None, None);
-    drop((std::mem::take(&mut wired.child), pidfd, procs));
+    drop((std::mem::take(&mut wired.child), pidfd, procs, root));
     let spawned = spawned?;
     let mut undo = Undo {
         child: Some(spawned.pid),

@@ -177,9 +177,10 @@ pub fn make(
     dev
 }
 
-/// Read-only once every node exists (in a user namespace the nodes are binds, nodev anyway).
-pub fn seal(user: bool, dev: usize, plan: &mut Vec<Op>) {
-    if !user {
+/// Read-only once every node exists (in a user namespace the nodes are binds, nodev anyway;
+/// `keep_writable` also for a detached root, whose inner mounts take no mount_setattr).
+pub fn seal(keep_writable: bool, dev: usize, plan: &mut Vec<Op>) {
+    if !keep_writable {
         plan.push(Op::DevReadonly { dir: dev });
     }
 }

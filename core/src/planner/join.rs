@@ -45,6 +45,11 @@ pub fn prepare(
         }
     }
     plan.push(Op::JoinNamespace { fd: pidfd, nstype });
+    if !ns.mount && spec.rootfs.is_some() {
+        // No mount namespace to join: the container's root is a detached tree, entered by chroot.
+        let root = handles.rootfs.ok_or(SpecError::NotRunning)?;
+        plan.push(Op::ChrootInto { fd: Some(root) });
+    }
     let null = spec.null_stdio();
     if handles.console.is_none() && null.contains(&true) {
         // setns left the working directory at the container's root: its /dev is ours to open.

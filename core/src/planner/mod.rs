@@ -52,14 +52,18 @@ pub fn prepare(
         if !["c", "u", "b", "p"].contains(&node.kind.as_str()) {
             return bad("type must be c, u, b or p");
         }
-        if ns.user || !ns.mount {
+        if ns.user || !spec.own_root() {
             return bad(
                 "device nodes need lonely's own /dev, without a user namespace (no mknod there)",
             );
         }
     }
-    if !ns.mount && (spec.rootfs.is_some() || spec.image.is_some() || !spec.mounts.is_empty()) {
+    // Without a mount namespace only a rootfs can be a root: a detached tree, chrooted into.
+    if !ns.mount && (spec.image.is_some() || (spec.rootfs.is_none() && !spec.mounts.is_empty())) {
         return Err(SpecError::NeedsMountNamespace);
+    }
+    if !ns.mount && spec.rootfs.is_some() && ns.user {
+        return Err(SpecError::SharedMountNamespaceUser);
     }
     // The rootfs is found again by path in the joined namespace; a new user namespace could
     // not enter one its parent's user namespace owns.
@@ -121,7 +125,7 @@ pub fn prepare(
         plan.push(sysctl(key, value)?);
     }
     let mut slot_count = 1;
-    if ns.mount {
+    if ns.mount || spec.rootfs.is_some() {
         slot_count = filesystem(
             spec,
             (handles.rootfs.unwrap_or(-1), handles.mntns),
@@ -214,7 +218,9 @@ pub fn filesystem(
     let host_sys = kernel::clone_host_sys(spec, &mut slots, plan);
     let sources = binds::clone_sources(spec, host, &mut slots, plan)?;
 
-    let mirror = root::attach(cloned, plan);
+    // No mount namespace: the whole tree stays detached, the caller's mount table untouched.
+    let detached = !spec.namespaces.mount;
+    let mirror = root::attach(cloned, detached, plan);
     let proc = kernel::mount_proc(&mut slots, plan);
     let dev = dev::make(spec, host_devices, &mut slots, plan);
     let sys = kernel::mount_sys(host_sys, &mut slots, plan);
@@ -230,7 +236,9 @@ pub fn filesystem(
         &mut slots,
         plan,
     )?;
-    dev::seal(spec.namespaces.user, dev, plan);
-    root::finish(mirror || spec.readonly_root, plan);
+    // A detached tree's inner mounts take no mount_setattr (only its root does): such a /dev
+    // stays writable, as docker's is.
+    dev::seal(spec.namespaces.user || detached, dev, plan);
+    root::finish(mirror || spec.readonly_root, detached, plan);
     Ok(slots.0 + 1)
 }

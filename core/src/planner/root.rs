@@ -26,6 +26,14 @@ pub fn enter(
     plan: &mut Vec<Op>,
 ) -> Result<(), SpecError> {
     if let Some(rootfs) = &spec.rootfs {
+        if !spec.namespaces.mount {
+            // The caller's mount namespace: nothing in it is touched, private or not.
+            plan.push(Op::EnterRootfsShared {
+                fd: rootfs_fd,
+                shown: cstring("rootfs", rootfs)?,
+            });
+            return Ok(());
+        }
         // Before the namespace exists (clone leaves it to us when there is a rootfs).
         plan.push(Op::EnterRootfs {
             fd: rootfs_fd,
@@ -114,9 +122,14 @@ pub fn clone(
     })
 }
 
-/// Covers the stage with the root, then the mirror's trees and links in it.
-pub fn attach(root: Root, plan: &mut Vec<Op>) -> bool {
-    plan.push(Op::AttachRoot { slot: root.slot });
+/// Covers the stage with the root (or, without a mount namespace, keeps it detached), then
+/// the mirror's trees and links in it.
+pub fn attach(root: Root, detached: bool, plan: &mut Vec<Op>) -> bool {
+    plan.push(if detached {
+        Op::KeepRootDetached { slot: root.slot }
+    } else {
+        Op::AttachRoot { slot: root.slot }
+    });
     for (dir, slot) in root.host_dirs {
         attach_in_root(plan, slot, InRoot::new(&dir), false);
     }
@@ -130,11 +143,16 @@ pub fn attach(root: Root, plan: &mut Vec<Op>) -> bool {
     root.mirror
 }
 
-/// Read-only if asked (or the mirror), then pivot_root: the last filesystem steps.
-pub fn finish(read_only: bool, plan: &mut Vec<Op>) {
+/// Read-only if asked (or the mirror), then pivot_root (chroot into a detached root): the
+/// last filesystem steps.
+pub fn finish(read_only: bool, detached: bool, plan: &mut Vec<Op>) {
     if read_only {
         // Last: every mount point above had to be created in a writable root.
         plan.push(Op::RootAttrs(MOUNT_ATTR_RDONLY));
     }
-    plan.push(Op::PivotRoot);
+    plan.push(if detached {
+        Op::ChrootInto { fd: None }
+    } else {
+        Op::PivotRoot
+    });
 }

@@ -77,7 +77,7 @@ pub fn stdio(spec: &ContainerSpec, handles: &Handles, plan: &mut Vec<Op>) {
 /// spec's size, sent back.
 pub fn console(spec: &ContainerSpec, handles: &Handles, plan: &mut Vec<Op>) {
     if let Some(sock) = handles.console {
-        let ptmx = if spec.namespaces.mount {
+        let ptmx = if spec.own_root() {
             c"/dev/pts/ptmx"
         } else {
             c"/dev/ptmx"
