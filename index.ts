@@ -14,7 +14,7 @@ export { images } from './lib/images'
 export { runtimePath } from './lib/runtimepath'
 export type { Image, ImageConfig, ImageLayer, LoadedImage, LoadOptions, LoadProgress, RemoveResult, StoreOptions } from './lib/images'
 export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }
-export type { IdRange, Mount, NamespaceName, StdioOption, TtySize } from './lib/options'
+export type { IdRange, Mount, NamespaceName, Propagation, StdioOption, TtySize } from './lib/options'
 export type { SetupFailure, Stats, Usage } from './lib/result'
 export type { OptionError } from './lib/optionerror'
 export type { Limits, RlimitName, Rlimits, RlimitValue } from './lib/limits'

@@ -192,7 +192,7 @@ itest('docker creates a missing -w DIR and WorkingDir, owned by the user; docker
   }
 })
 
-itest('docker -v: a missing host path is made, named volumes live in the store and outlast the container (lonely volume ls/inspect/rm); z/Z/cached are ignored with a note, rshared refused', async (t) => {
+itest('docker -v: a missing host path is made, named volumes live in the store and outlast the container (lonely volume ls/inspect/rm); z/Z/cached are ignored with a note', async (t) => {
   const missing = path.join(work, 'made', 'by', 'v')
   const made = await lonely(['run', '--rootfs', root, '-v', `${missing}:/data:z`, '--', 'sh', '-c', 'echo kept > /data/f'])
   t.is(made.code, 0, made.stderr)
@@ -211,6 +211,36 @@ itest('docker -v: a missing host path is made, named volumes live in the store a
   const bind = await lonely(['run', '--rootfs', root, '--mount', `type=bind,source=${path.join(work, 'absent')},target=/a`, '--', 'true'])
   t.is(bind.code, 125)
   t.false(fs.existsSync(path.join(work, 'absent')))
+  t.is(ourMounts(), mountsBefore)
+})
+
+itest('docker -v SRC:DST:rslave and --mount bind-propagation=rshared: a mount the host makes below SRC after the start appears inside; rshared also sends the container\'s own to the host; control: a bind without the option sees nothing', async (t) => {
+  const src = path.join(work, 'propagated')
+  fs.mkdirSync(src)
+  // Each container says it is up, waits for the host's mount, then looks and mounts its own.
+  const look = (id: string) => ['sh', '-c', `touch /v/up-${id}; while [ ! -e /v/go ]; do sleep 0.05; done; cat /v/late/f 2>/dev/null || echo nothing; mkdir /v/in-${id}; mount -t tmpfs in /v/in-${id} && echo mounted`]
+  const run = (id: string, bind: string[]) => `"$LONELY" run --rootfs "$ROOT" --cap-add SYS_ADMIN --security-opt seccomp=unconfined ${bind.map((b) => `'${b}'`).join(' ')} -- ${look(id).map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')} > "$W/${id}.out" 2>&1 &`
+  // The caller: a mount namespace of its own (gone with it) where SRC is a shared tmpfs.
+  const script = [
+    'set -eu',
+    'mount -t tmpfs src "$SRC"; mount --make-shared "$SRC"; mkdir "$SRC/late"',
+    run('slave', ['-v', `${src}:/v:rslave`]),
+    run('shared', ['--mount', `type=bind,src=${src},dst=/v,bind-propagation=rshared`]),
+    run('plain', ['-v', `${src}:/v`]),
+    'for id in slave shared plain; do while [ ! -e "$SRC/up-$id" ]; do sleep 0.05; done; done',
+    'mount -t tmpfs late "$SRC/late"; echo "from the host" > "$SRC/late/f"; touch "$SRC/go"',
+    'wait',
+    'for id in slave shared plain; do if mountpoint -q "$SRC/in-$id"; then echo "caller sees in-$id"; fi; done',
+  ].join('\n')
+  const r = spawnSync('unshare', ['-m', '--propagation', 'unchanged', 'sh', '-c', script], {
+    encoding: 'utf8', timeout: 60_000, env: { ...process.env, LONELY: LAUNCHER, ROOT: root, W: work, SRC: src },
+  })
+  t.is(r.status, 0, r.stderr)
+  const out = (id: string) => fs.readFileSync(path.join(work, `${id}.out`), 'utf8')
+  t.is(out('slave'), 'from the host\nmounted\n')
+  t.is(out('shared'), 'from the host\nmounted\n')
+  t.is(out('plain'), 'nothing\nmounted\n', 'control: private')
+  t.is(r.stdout, 'caller sees in-shared\n', 'only the rshared bind sends its mounts back')
   t.is(ourMounts(), mountsBefore)
 })
 

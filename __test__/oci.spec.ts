@@ -506,8 +506,8 @@ test.serial('linux.uidMappings/gidMappings: a user namespace with the config\'s 
   noLeaks(t)
 })
 
-test.serial('mount options: a bind\'s ro, nosuid and noexec and a tmpfs\'s noexec reach the kernel (binds are always nodev); mountinfo lists the mounts in the config\'s order (a tmpfs before the binds); a propagation option lonely does not apply is a note in the log', async (t) => {
-  const b = bundle('mount-opts', ['sh', '-c', 'awk \'$5 ~ /^\\/mnt\\// { print $5, $6 }\' /proc/self/mountinfo'], (c) => {
+test.serial('mount options: a bind\'s ro, nosuid and noexec and a tmpfs\'s noexec reach the kernel (binds are always nodev); mountinfo lists the mounts in the config\'s order (a tmpfs before the binds); a tmpfs\'s `shared` makes it shared, `rprivate` and no option leave a bind private', async (t) => {
+  const b = bundle('mount-opts', ['sh', '-c', 'awk \'$5 ~ /^\\/mnt\\// { print $5, $6, $7 }\' /proc/self/mountinfo'], (c) => {
     c.mounts.push(
       { destination: '/mnt/scratch', type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'size=1m', 'shared'] },
       { destination: '/mnt/bin', type: 'bind', source: '/usr/bin', options: ['rbind', 'ro', 'nosuid', 'noexec', 'rprivate'] },
@@ -525,8 +525,56 @@ test.serial('mount options: a bind\'s ro, nosuid and noexec and a tmpfs\'s noexe
   // Since Linux 6.8 mountinfo is in creation order: the binds' sources, cloned before the root
   // is covered, are cloned again as they are attached (runtime-tools' `mounts` checks this).
   t.deepEqual([...opts.keys()], ['/mnt/scratch', '/mnt/bin', '/mnt/plain'], c.output())
-  t.regex(fs.readFileSync(path.join(work, 'log.json'), 'utf8'), /mount \/mnt\/scratch: propagation `shared` not applied/)
+  const tags = new Map(c.output().trim().split('\n').map((l) => [l.split(' ')[0], l.split(' ')[2]]))
+  t.regex(tags.get('/mnt/scratch') ?? '', /^shared:\d+$/, c.output())
+  t.deepEqual([tags.get('/mnt/bin'), tags.get('/mnt/plain')], ['-', '-'], c.output())
   t.is(runtime(['delete', 'mount-opts']).status, 0)
+  noLeaks(t)
+})
+
+test.serial('mount propagation, on a caller whose mounts are all shared (as systemd leaves a host): rslave and rshared binds receive the host\'s mounts made after create, an rshared one also sends its own back, a bind without an option does neither; rootfsPropagation rslave makes the root receive them; none of lonely\'s own mounts reaches the caller', (t) => {
+  const kinds = ['slave', 'shared', 'none']
+  const sources = kinds.map((k) => path.join(work, `prop-src-${k}`))
+  for (const s of sources) fs.mkdirSync(s)
+  fs.mkdirSync(path.join(rootfs, 'late'))
+  t.teardown(() => fs.rmdirSync(path.join(rootfs, 'late')))
+  const caps = ['CAP_SYS_ADMIN']
+  const bundleFor = (id: string, options: Record<string, string[]>, rootfsPropagation?: string) => bundle(id, ['sh', '-c', [
+    `for d in ${kinds.join(' ')}; do cat /$d/late/f 2>/dev/null || echo "$d: nothing"; mkdir /$d/in-${id}; mount -t tmpfs in /$d/in-${id}; done`,
+    'cat /late/f 2>/dev/null || echo "root: nothing"',
+    'awk \'$5 == "/" { print "root", $7 }\' /proc/self/mountinfo',
+  ].join('; ')], (c) => {
+    c.process.capabilities = { bounding: caps, effective: caps, permitted: caps }
+    kinds.forEach((k, i) => c.mounts.push({ destination: `/${k}`, type: 'bind', source: sources[i], options: ['rbind', ...(options[k] ?? [])] }))
+    if (rootfsPropagation) c.linux.rootfsPropagation = rootfsPropagation
+  })
+  bundleFor('prop', { slave: ['rslave'], shared: ['rshared'] }, 'rslave')
+  bundleFor('plain', {}) // control: the same binds without an option
+  t.teardown(() => ['prop', 'plain'].forEach((id) => runtime(['delete', '--force', id])))
+  // The caller: a mount namespace of its own (gone with it), every mount in it shared.
+  const script = [
+    'set -eu',
+    'mount --make-rshared /',
+    'for s in "$@"; do mount -t tmpfs src "$s"; mount --make-shared "$s"; done',
+    'before=$(wc -l < /proc/self/mountinfo)',
+    'for id in prop plain; do "$R" $G create --bundle "$W/$id" --pid-file "$W/$id/pid" $id > "$W/$id.out" 2>&1; done',
+    'echo "caller mounts: $before before create, $(wc -l < /proc/self/mountinfo) after"',
+    'for s in "$@" "$ROOTFS"; do mkdir -p "$s/late"; mount -t tmpfs late "$s/late"; echo "$(basename "$s"): from the host" > "$s/late/f"; done',
+    'for id in prop plain; do "$R" $G start $id; done',
+    'for i in $(seq 100); do "$R" $G state prop | grep -q stopped && "$R" $G state plain | grep -q stopped && break; sleep 0.1; done',
+    'for s in "$@"; do for id in prop plain; do if mountpoint -q "$s/in-$id"; then echo "caller sees $(basename "$s")/in-$id"; fi; done; done',
+  ].join('\n')
+  const r = spawnSync('unshare', ['-m', '--propagation', 'unchanged', 'sh', '-c', script, 'sh', ...sources], {
+    encoding: 'utf8', timeout: 30_000, env: { ...process.env, R: RUNTIME, G: global().join(' '), W: work, ROOTFS: rootfs },
+  })
+  t.is(r.status, 0, r.stderr)
+  const [before, after] = r.stdout.match(/caller mounts: (\d+) before create, (\d+) after/)!.slice(1)
+  t.is(after, before, 'lonely\'s /proc, /dev, /sys and binds are in no table of the caller\'s, its / shared or not')
+  t.deepEqual(r.stdout.split('\n').filter((l) => l.startsWith('caller sees')), ['caller sees prop-src-shared/in-prop'], r.stdout)
+  const prop = fs.readFileSync(path.join(work, 'prop.out'), 'utf8')
+  t.is(prop.replace(/root master:\d+/, 'root master:N'), 'prop-src-slave: from the host\nprop-src-shared: from the host\nnone: nothing\nlonely-root: from the host\nroot master:N\n'.replace('lonely-root', path.basename(rootfs)), prop)
+  t.is(fs.readFileSync(path.join(work, 'plain.out'), 'utf8'), 'slave: nothing\nshared: nothing\nnone: nothing\nroot: nothing\nroot -\n', 'control: private binds and root')
+  for (const id of ['prop', 'plain']) t.is(runtime(['delete', id]).status, 0)
   noLeaks(t)
 })
 

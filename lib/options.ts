@@ -31,8 +31,23 @@ export interface TtySize {
   rows?: number
 }
 
+/** docker's bind propagation types; a bind is recursive, so `slave` acts as `rslave`. */
+export type Propagation = 'private' | 'rprivate' | 'slave' | 'rslave' | 'shared' | 'rshared'
+export const PROPAGATIONS: readonly Propagation[] = ['private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared']
+
 export type Mount =
-  | { type: 'bind'; source: string; target: string; readonly?: boolean }
+  | {
+      type: 'bind'
+      source: string
+      target: string
+      readonly?: boolean
+      /**
+       * Default private: nothing mounted on either side reaches the other. `rslave`: mounts the
+       * host makes below the source later appear inside; `rshared`: also the container's own
+       * appear on the host (only a container allowed to mount can make any).
+       */
+      propagation?: Propagation
+    }
   | {
       type: 'tmpfs'
       target: string
@@ -167,7 +182,7 @@ export interface Spec extends SecuritySpec {
   readonlyRoot: boolean
   /** The container's own tmpfs /tmp. */
   tmp: boolean
-  mounts: Array<{ type: 'bind'; source: string; target: string; readonly: boolean } | { type: 'tmpfs'; target: string; size: string | null; mode: string | null; readonly: boolean; noexec: boolean; uid: number | null; gid: number | null }>
+  mounts: Array<{ type: 'bind'; source: string; target: string; readonly: boolean; propagation: Propagation | null } | { type: 'tmpfs'; target: string; size: string | null; mode: string | null; readonly: boolean; noexec: boolean; uid: number | null; gid: number | null }>
   uid: number
   gid: number
   groups: number[]
@@ -453,7 +468,7 @@ function mounts(value: unknown, root: string | null): Spec['mounts'] {
     if (root) checkInsideRoot(`${at}.target`, root, target)
     if (m.type === 'bind') {
       for (const key of Object.keys(m)) {
-        if (!['type', 'source', 'target', 'readonly'].includes(key)) throw rangeError(at, `has an unknown key \`${key}\``, m)
+        if (!['type', 'source', 'target', 'readonly', 'propagation'].includes(key)) throw rangeError(at, `has an unknown key \`${key}\``, m)
       }
       if (typeof m.source !== 'string' || m.source === '') throw typeError(`${at}.source`, 'a host path', m.source)
       let real: string
@@ -465,7 +480,9 @@ function mounts(value: unknown, root: string | null): Spec['mounts'] {
       // As for rootfs: a symlink is what a writer of a parent directory would swap in, so the
       // path must have none, and the parent opens it with none followed (spec.rs source_identity).
       const source = symlinkFree(`${at}.source`, real, m.source)
-      return { type: 'bind' as const, source, target, readonly: bool(`${at}.readonly`, m.readonly, false) }
+      const propagation = m.propagation ?? null
+      if (propagation !== null && !PROPAGATIONS.includes(propagation)) throw rangeError(`${at}.propagation`, `must be one of ${PROPAGATIONS.join(', ')}`, m.propagation)
+      return { type: 'bind' as const, source, target, readonly: bool(`${at}.readonly`, m.readonly, false), propagation }
     }
     if (m.type === 'tmpfs') {
       for (const key of Object.keys(m)) {

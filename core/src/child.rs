@@ -169,6 +169,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             src,
             slot,
             attrs,
+            propagation,
             expect,
         } => {
             let fd = match expect {
@@ -186,10 +187,19 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 }
             };
             slots[*slot] = fd;
-            if *attrs != 0 {
-                sys.set_mount_attrs(fd, *attrs, true)?;
+            if *attrs != 0 || *propagation != 0 {
+                sys.mount_setattr(fd, *attrs, *propagation, true)?;
             }
             Ok(())
+        }
+        Op::SetPropagation {
+            slot, propagation, ..
+        } => sys.mount_setattr(slots[*slot], 0, *propagation, true),
+        Op::RootPropagation(propagation) => {
+            let root = sys.open_dir(c"/")?;
+            let set = sys.mount_setattr(root, 0, *propagation, false);
+            sys.close(root);
+            set
         }
         Op::EnterRootfs { fd, join: None, .. } => {
             sys.fchdir(*fd)?;
@@ -211,10 +221,15 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
             sys.close(found);
             entered
         }
-        Op::CloneRootfs { slot, attrs, .. } => {
+        Op::CloneRootfs {
+            slot,
+            attrs,
+            propagation,
+            ..
+        } => {
             let fd = sys.open_tree(c".")?;
             slots[*slot] = fd;
-            sys.set_mount_attrs(fd, *attrs, true)
+            sys.mount_setattr(fd, *attrs, *propagation, true)
         }
         Op::NewFs {
             fstype,

@@ -101,8 +101,19 @@ impl Sys for Recorder {
     fn file_id(&self, fd: c_int) -> SysResult<(u64, u64)> {
         self.record(format!("file_id {fd}")).map(|_| (0, 0))
     }
-    fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
-        self.record(format!("setattr {fd} {attrs:#x} {recursive}"))
+    fn mount_setattr(
+        &self,
+        fd: c_int,
+        attrs: u64,
+        propagation: u64,
+        recursive: bool,
+    ) -> SysResult<()> {
+        match propagation {
+            0 => self.record(format!("setattr {fd} {attrs:#x} {recursive}")),
+            p => self.record(format!(
+                "setattr {fd} {attrs:#x} propagation {p:#x} {recursive}"
+            )),
+        }
     }
     fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()> {
         self.record(format!("move_mount {from} {to_dir} {}", s(to_path)))

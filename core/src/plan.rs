@@ -73,16 +73,31 @@ pub enum Op {
         fd: c_int,
         nstype: c_int,
     },
+    /// mount("/", MS_REC|MS_PRIVATE) in the new mount namespace, once every host tree is cloned
+    /// (a clone made before keeps its link to the host's mount, for a bind that asks for it).
     MakeMountsPrivate,
-    /// open_tree(src, OPEN_TREE_CLONE|AT_RECURSIVE) into slot; attrs set recursively on the copy.
+    /// open_tree(src, OPEN_TREE_CLONE|AT_RECURSIVE) into slot; attrs and `propagation` (an
+    /// MS_* type; 0: the source's, kept for a later SetPropagation) set recursively on the copy.
     /// With `expect` (a bind source: a path someone else may rename), src is opened with no
     /// symlink followed and cloned through that fd only if it is still (st_dev, st_ino).
     CloneTree {
         src: CString,
         slot: usize,
         attrs: u64,
+        propagation: u64,
         expect: Option<(u64, u64)>,
     },
+    /// mount_setattr(slot, propagation, AT_RECURSIVE) on a detached tree: a mount's asked-for
+    /// propagation type, set after its last clone (an unbindable tree cannot be cloned).
+    SetPropagation {
+        slot: usize,
+        propagation: u64,
+        shown: CString,
+    },
+    /// The root mount's own propagation type (linux.rootfsPropagation), once it is the root:
+    /// "/" opened and set with mount_setattr (a shared root cannot be pivoted into). Not
+    /// recursive: the binds below keep theirs, lonely's /proc, /dev and /sys stay private.
+    RootPropagation(u64),
     /// fchdir to the rootfs the parent opened once (rootfs.rs), then unshare the mount
     /// namespace: the working directory moves to the new namespace's copy of that mount.
     /// With `join`: setns into that mount namespace instead, then the rootfs is `shown` there,
@@ -92,11 +107,13 @@ pub enum Op {
         shown: CString,
         join: Option<c_int>,
     },
-    /// open_tree(".", OPEN_TREE_CLONE|AT_RECURSIVE) of the entered rootfs into slot, with attrs.
+    /// open_tree(".", OPEN_TREE_CLONE|AT_RECURSIVE) of the entered rootfs into slot, with attrs
+    /// and a propagation type (MS_SLAVE keeps it a receiver of the host's mounts).
     CloneRootfs {
         shown: CString,
         slot: usize,
         attrs: u64,
+        propagation: u64,
     },
     /// A fresh filesystem (fsopen/fsconfig/fsmount) into slot.
     NewFs {
@@ -297,6 +314,8 @@ impl Op {
             Op::Rlimit { resource, .. } => (format!("setrlimit {resource}"), None),
             Op::MakeMountsPrivate => ("make mounts private".into(), Some("/".into())),
             Op::CloneTree { src, .. } => ("open_tree".into(), Some(s(src))),
+            Op::SetPropagation { shown, .. } => ("set propagation".into(), Some(s(shown))),
+            Op::RootPropagation(_) => ("set propagation".into(), Some("/".into())),
             Op::EnterRootfs { shown, .. } => ("enter rootfs".into(), Some(s(shown))),
             Op::CloneRootfs { shown, .. } => ("open_tree".into(), Some(s(shown))),
             Op::NewFs { fstype, .. } => (format!("mount {}", s(fstype)), None),

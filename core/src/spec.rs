@@ -22,6 +22,10 @@ pub struct ContainerSpec {
     pub rootfs: Option<String>,
     #[serde(default)]
     pub readonly_root: bool,
+    /// The root mount's propagation after pivot_root (an OCI `linux.rootfsPropagation`);
+    /// None: private, as every mount lonely makes.
+    #[serde(default)]
+    pub root_propagation: Option<Propagation>,
     /// The container's own tmpfs /tmp (docker's); an OCI config gets only the mounts it lists.
     #[serde(default = "yes")]
     pub tmp: bool,
@@ -327,6 +331,9 @@ pub enum MountSpec {
         noexec: bool,
         #[serde(default)]
         nosuid: bool,
+        /// None: private (nothing propagates to or from the source).
+        #[serde(default)]
+        propagation: Option<Propagation>,
     },
     Tmpfs {
         target: String,
@@ -341,7 +348,37 @@ pub enum MountSpec {
         uid: Option<u32>,
         #[serde(default)]
         gid: Option<u32>,
+        #[serde(default)]
+        propagation: Option<Propagation>,
     },
+}
+
+/// A mount's propagation type (mount(8)'s names). lonely's binds are recursive, so a bind's
+/// applies to the whole bound tree (`slave` acts as `rslave`); the root's to the root mount.
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Propagation {
+    Private,
+    Rprivate,
+    Slave,
+    Rslave,
+    Shared,
+    Rshared,
+    Unbindable,
+    Runbindable,
+}
+
+impl Propagation {
+    /// The MS_* flag mount_setattr takes in its `propagation` field.
+    pub fn flag(self) -> u64 {
+        use crate::sys::{MS_PRIVATE, MS_SHARED, MS_SLAVE, MS_UNBINDABLE};
+        match self {
+            Propagation::Private | Propagation::Rprivate => MS_PRIVATE,
+            Propagation::Slave | Propagation::Rslave => MS_SLAVE,
+            Propagation::Shared | Propagation::Rshared => MS_SHARED,
+            Propagation::Unbindable | Propagation::Runbindable => MS_UNBINDABLE,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,16 @@ pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+// Propagation types, as mount_setattr's `propagation` field takes them (MS_* are c_ulong,
+// u32 on 32-bit targets).
+#[allow(clippy::unnecessary_cast)]
+pub const MS_PRIVATE: u64 = libc::MS_PRIVATE as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const MS_SLAVE: u64 = libc::MS_SLAVE as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const MS_SHARED: u64 = libc::MS_SHARED as u64;
+#[allow(clippy::unnecessary_cast)]
+pub const MS_UNBINDABLE: u64 = libc::MS_UNBINDABLE as u64;
 
 #[repr(C)]
 struct MountAttr {
@@ -62,7 +72,18 @@ pub trait Sys {
     fn open_no_symlinks(&self, path: &CStr) -> SysResult<c_int>;
     /// (st_dev, st_ino) of an fd.
     fn file_id(&self, fd: c_int) -> SysResult<(u64, u64)>;
-    fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()>;
+    /// mount_setattr(fd, "", AT_EMPTY_PATH): `attrs` set and, unless 0, the propagation
+    /// type `propagation` (MS_PRIVATE, MS_SLAVE...), in one call.
+    fn mount_setattr(
+        &self,
+        fd: c_int,
+        attrs: u64,
+        propagation: u64,
+        recursive: bool,
+    ) -> SysResult<()>;
+    fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
+        self.mount_setattr(fd, attrs, 0, recursive)
+    }
     fn move_mount(&self, from: c_int, to_dir: c_int, to_path: &CStr) -> SysResult<()>;
     fn fs_mount(
         &self,
@@ -367,11 +388,17 @@ impl Sys for Kernel {
         Ok((st.st_dev, st.st_ino))
     }
 
-    fn set_mount_attrs(&self, fd: c_int, attrs: u64, recursive: bool) -> SysResult<()> {
+    fn mount_setattr(
+        &self,
+        fd: c_int,
+        attrs: u64,
+        propagation: u64,
+        recursive: bool,
+    ) -> SysResult<()> {
         let attr = MountAttr {
             attr_set: attrs,
             attr_clr: 0,
-            propagation: 0,
+            propagation,
             userns_fd: 0,
         };
         let flags = libc::AT_EMPTY_PATH as c_uint | if recursive { AT_RECURSIVE } else { 0 };

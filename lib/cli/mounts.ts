@@ -3,6 +3,7 @@
 import * as path from 'node:path'
 
 import type { Mount } from '../../index'
+import { PROPAGATIONS, type Propagation } from '../options'
 import { store as storeDir } from '../images'
 import { invalid } from './flags'
 
@@ -45,20 +46,16 @@ export function volumeFlag(v: string, store: string | undefined): FlagMount {
   }
   const [src, target, opts] = parts
   let readonly = false
+  let propagation: Propagation | undefined
   const notes: string[] = []
   for (const opt of opts === undefined ? [] : opts.split(',')) {
     if (opt === 'ro' || opt === 'rw') readonly = opt === 'ro'
-    else if (opt === 'private' || opt === 'rprivate') continue // every lonely mount is private
+    else if ((PROPAGATIONS as readonly string[]).includes(opt)) propagation = opt as Propagation
     else if (opt in IGNORED) notes.push(`-v ${JSON.stringify(v)}: option ${opt} ignored (${IGNORED[opt]})`)
-    else if (/^r?(shared|slave)$/.test(opt)) throw invalid('volume', v, `${opt} propagation is not supported: lonely's mounts are private (no mount reaches the host or comes back from it)`)
-    else throw invalid('volume', v, `unknown option ${JSON.stringify(opt)}: use ro, rw, private, rprivate (z, Z, cached, delegated, consistent and nocopy are ignored)`)
+    else throw invalid('volume', v, `unknown option ${JSON.stringify(opt)}: use ro, rw, ${PROPAGATIONS.join(', ')} (z, Z, cached, delegated, consistent and nocopy are ignored)`)
   }
-  if (src.startsWith('/') || src.startsWith('.')) {
-    const source = path.resolve(src)
-    return { mount: { type: 'bind', source, target, readonly }, make: source, notes }
-  }
-  const source = volumeSource('volume', v, src, store)
-  return { mount: { type: 'bind', source, target, readonly }, make: source, notes }
+  const source = src.startsWith('/') || src.startsWith('.') ? path.resolve(src) : volumeSource('volume', v, src, store)
+  return { mount: { type: 'bind', source, target, readonly, ...(propagation && { propagation }) }, make: source, notes }
 }
 
 /** `--mount type=bind|volume|tmpfs,...` (docker's CSV of key=value). */
@@ -85,8 +82,8 @@ export function mountFlag(m: string, store: string | undefined): FlagMount {
   if (!(type in known)) throw invalid('mount', m, `type must be bind, volume or tmpfs (got ${JSON.stringify(type)})`)
   for (const key of fields.keys()) if (!known[type].includes(key)) throw invalid('mount', m, `${key} does not go with type=${type} (known: ${known[type].join(', ')})`)
   const notes = fields.has('consistency') ? [`--mount ${JSON.stringify(m)}: consistency ignored (${IGNORED.cached})`] : []
-  const propagation = fields.get('bind-propagation')
-  if (propagation !== undefined && propagation !== 'private' && propagation !== 'rprivate') throw invalid('mount', m, `bind-propagation=${propagation} is not supported: lonely's mounts are private`)
+  const propagation = fields.get('bind-propagation') as Propagation | undefined
+  if (propagation !== undefined && !PROPAGATIONS.includes(propagation)) throw invalid('mount', m, `bind-propagation must be one of ${PROPAGATIONS.join(', ')} (got ${JSON.stringify(propagation)})`)
   if (type === 'tmpfs') {
     const mount: Mount = { type: 'tmpfs', target, readonly }
     const size = fields.get('tmpfs-size')
@@ -102,7 +99,7 @@ export function mountFlag(m: string, store: string | undefined): FlagMount {
   if (type === 'bind') {
     // docker --mount type=bind refuses a missing source (only -v makes it).
     if (!src) throw invalid('mount', m, 'type=bind needs source=SRC')
-    return { mount: { type: 'bind', source: path.resolve(src), target, readonly }, notes }
+    return { mount: { type: 'bind', source: path.resolve(src), target, readonly, ...(propagation && { propagation }) }, notes }
   }
   if (!src) throw invalid('mount', m, 'type=volume needs source=NAME (anonymous volumes are not supported)')
   const source = volumeSource('mount', m, src, store)

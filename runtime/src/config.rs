@@ -228,14 +228,14 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
         if let Some(sysctl) = linux.sysctl() {
             out.insert("sysctl".into(), json!(sysctl));
         }
-        if let Some(p) = linux
-            .rootfs_propagation()
-            .as_deref()
-            .filter(|p| PROPAGATION.contains(p))
-        {
-            notes.push(format!(
-                "linux.rootfsPropagation `{p}` not applied (lonely's mounts are private)"
-            ));
+        if let Some(p) = linux.rootfs_propagation().as_deref() {
+            if !PROPAGATION.contains(&p) {
+                return Err(unsupported(format!(
+                    "linux.rootfsPropagation `{p}`: not one of {}",
+                    PROPAGATION.join(", ")
+                )));
+            }
+            out.insert("rootPropagation".into(), json!(p));
         }
         if let Some(p) = linux.personality() {
             if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
@@ -355,8 +355,10 @@ fn join_paths(spec: &Spec) -> Value {
     json!({ "pid": path(LinuxNamespaceType::Pid), "net": path(LinuxNamespaceType::Network), "ipc": path(LinuxNamespaceType::Ipc), "uts": path(LinuxNamespaceType::Uts), "mnt": path(LinuxNamespaceType::Mount) })
 }
 
-/// Propagation options other than lonely's own (private).
-const PROPAGATION: [&str; 6] = [
+/// mount(8)'s propagation types, as OCI mount options and linux.rootfsPropagation name them.
+const PROPAGATION: [&str; 8] = [
+    "private",
+    "rprivate",
     "shared",
     "rshared",
     "slave",
@@ -434,13 +436,15 @@ fn mounts(
         let options = m.options().clone().unwrap_or_default();
         let has = |flag: &str| options.iter().any(|o| o == flag);
         let bind = has("bind") || has("rbind") || typ == "bind";
-        // Every mount of a container is private (nothing propagates to or from the host).
-        if let Some(p) = options.iter().find(|o| PROPAGATION.contains(&o.as_str())) {
-            notes.push(format!(
-                "mount {dest}: propagation `{p}` not applied (lonely's mounts are private)"
-            ));
-        }
+        // The last one counts, as in runc; none: private (nothing propagates either way).
+        let propagation = options
+            .iter()
+            .rev()
+            .find(|o| PROPAGATION.contains(&o.as_str()));
         if !bind && BUILT_IN.iter().any(|(d, t)| *d == dest && *t == typ) {
+            if let Some(p) = propagation.filter(|p| !p.ends_with("private")) {
+                notes.push(format!("mount {dest}: propagation `{p}` not applied (lonely makes this mount itself, private)"));
+            }
             continue; // lonely's planner makes it, with its own masks and flags
         }
         if !bind && dest == "/sys/fs/cgroup" && (typ == "cgroup" || typ == "cgroup2") {
@@ -465,6 +469,7 @@ fn mounts(
                 "readonly": has("ro"),
                 "noexec": has("noexec"),
                 "nosuid": has("nosuid"),
+                "propagation": propagation,
             }));
         } else if typ == "tmpfs" {
             let value = |key: &str| {
@@ -472,7 +477,7 @@ fn mounts(
                     .iter()
                     .find_map(|o| o.strip_prefix(&format!("{key}=")).map(str::to_owned))
             };
-            out.push(json!({ "type": "tmpfs", "target": dest, "size": value("size"), "mode": value("mode"), "noexec": has("noexec") }));
+            out.push(json!({ "type": "tmpfs", "target": dest, "size": value("size"), "mode": value("mode"), "noexec": has("noexec"), "propagation": propagation }));
         } else {
             return Err(unsupported(format!(
                 "mount {dest}: type {typ:?} is not supported yet"

@@ -4,8 +4,11 @@
 use super::host::HostFacts;
 use super::steps::{attach_in_root, new_fs, param, Slots};
 use crate::plan::{InRoot, Op};
-use crate::spec::{container_path, cstring, ContainerSpec, MountSpec, SpecError};
-use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::spec::{container_path, cstring, ContainerSpec, MountSpec, Propagation, SpecError};
+use crate::sys::{
+    MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_PRIVATE,
+    MS_SHARED, MS_SLAVE,
+};
 
 /// Each bind's slot and whether its source is a directory, in `spec.mounts` order.
 pub struct Sources(Vec<(usize, bool)>);
@@ -24,6 +27,7 @@ pub fn clone_sources(
             readonly,
             noexec,
             nosuid: own_nosuid,
+            propagation,
             ..
         } = m
         {
@@ -38,6 +42,11 @@ pub fn clone_sources(
                 src: cstring("mounts.source", source)?,
                 slot,
                 attrs,
+                // A slave or shared bind keeps the source's own peers until SetPropagation.
+                propagation: match propagation.map(|p| p.flag()) {
+                    Some(MS_SLAVE | MS_SHARED) => 0,
+                    _ => MS_PRIVATE,
+                },
                 expect: Some(id),
             });
             sources.push((slot, dir));
@@ -56,7 +65,11 @@ pub fn attach(
     let mut sources = sources.0.into_iter();
     for m in &spec.mounts {
         match m {
-            MountSpec::Bind { target, .. } => {
+            MountSpec::Bind {
+                target,
+                propagation,
+                ..
+            } => {
                 let (slot, dir) = sources.next().expect("one bind slot per bind mount");
                 let rel = container_path("mounts.target", target)?;
                 let at = InRoot::new(&rel);
@@ -73,6 +86,7 @@ pub fn attach(
                     plan.push(Op::EnsureFile { target: at.clone() });
                 }
                 plan.push(Op::Reclone { slot });
+                set_propagation(*propagation, slot, target, plan)?;
                 plan.push(Op::Attach {
                     slot,
                     target: at,
@@ -87,6 +101,7 @@ pub fn attach(
                 readonly,
                 uid,
                 gid,
+                propagation,
             } => {
                 let rel = container_path("mounts.target", target)?;
                 let mut params = vec![param("mode", mode.as_deref().unwrap_or("1777"))];
@@ -108,9 +123,28 @@ pub fn attach(
                         | flag(*noexec, MOUNT_ATTR_NOEXEC)
                         | flag(*readonly, MOUNT_ATTR_RDONLY),
                 );
+                set_propagation(*propagation, fs, target, plan)?;
                 attach_in_root(plan, fs, InRoot::new(&rel), false);
             }
         }
+    }
+    Ok(())
+}
+
+/// A mount's asked-for propagation type on its detached tree, just before its attach
+/// (private, lonely's own, is what it already has).
+fn set_propagation(
+    propagation: Option<Propagation>,
+    slot: usize,
+    target: &str,
+    plan: &mut Vec<Op>,
+) -> Result<(), SpecError> {
+    if let Some(p) = propagation.filter(|p| p.flag() != MS_PRIVATE) {
+        plan.push(Op::SetPropagation {
+            slot,
+            propagation: p.flag(),
+            shown: cstring("mounts.target", target)?,
+        });
     }
     Ok(())
 }

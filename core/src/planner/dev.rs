@@ -5,7 +5,7 @@
 use super::steps::{c, kernel_fs_at, new_fs, param, Slots};
 use crate::plan::{InRoot, Op};
 use crate::spec::ContainerSpec;
-use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MS_PRIVATE};
 
 /// The container's devices (docker's set): name, major, minor. This list is the device
 /// allowlist (docker's devices cgroup does that job): /dev, where nodes open, is read-only
@@ -38,6 +38,7 @@ pub fn clone_host_devices(user: bool, slots: &mut Slots, plan: &mut Vec<Op>) -> 
                 src: c(&format!("/dev/{name}")),
                 slot,
                 attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC,
+                propagation: MS_PRIVATE,
                 expect: None,
             });
             devices.push((name.to_string(), slot));

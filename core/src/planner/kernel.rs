@@ -7,7 +7,9 @@ use super::steps::{kernel_fs_at, new_fs, Slots};
 use crate::plan::{InRoot, Op};
 use crate::security;
 use crate::spec::{container_path, ContainerSpec, SpecError};
-use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::sys::{
+    MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_PRIVATE,
+};
 
 const SYS_ATTRS: u64 = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC;
 
@@ -24,6 +26,7 @@ pub fn clone_host_sys(
             src: super::steps::c("/sys"),
             slot,
             attrs: SYS_ATTRS,
+            propagation: MS_PRIVATE,
             expect: None,
         });
         slot

@@ -239,6 +239,11 @@ pub fn filesystem(
     // A detached tree's inner mounts take no mount_setattr (only its root does): such a /dev
     // stays writable, as docker's is.
     dev::seal(spec.namespaces.user || detached, dev, plan);
-    root::finish(mirror || spec.readonly_root, detached, plan);
+    root::finish(
+        mirror || spec.readonly_root,
+        detached,
+        spec.root_propagation,
+        plan,
+    );
     Ok(slots.0 + 1)
 }

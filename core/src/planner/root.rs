@@ -6,8 +6,10 @@ use std::ffi::CString;
 use super::host::{HostEntry, HostFacts};
 use super::steps::{attach_in_root, c, param, Slots};
 use crate::plan::{InRoot, Op, ROOT};
-use crate::spec::{cstring, ContainerSpec, SpecError};
-use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY};
+use crate::spec::{cstring, ContainerSpec, Propagation, SpecError};
+use crate::sys::{
+    MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_PRIVATE, MS_SHARED, MS_SLAVE,
+};
 
 /// The cloned root and, for the mirror, the host trees to attach in it.
 pub struct Root {
@@ -18,7 +20,7 @@ pub struct Root {
     host_links: Vec<(String, CString)>,
 }
 
-/// Enters the rootfs and makes mounts private: the first filesystem steps.
+/// Enters the rootfs: the first filesystem step.
 pub fn enter(
     spec: &ContainerSpec,
     rootfs_fd: i32,
@@ -41,7 +43,6 @@ pub fn enter(
             join,
         });
     }
-    plan.push(Op::MakeMountsPrivate);
     Ok(())
 }
 
@@ -62,6 +63,12 @@ pub fn clone(
             shown: cstring("rootfs", rootfs)?,
             slot,
             attrs: MOUNT_ATTR_NODEV | nosuid,
+            // A slave still receives the host's mounts; a shared root waits for pivot_root
+            // (which refuses one), then RootPropagation makes it shared.
+            propagation: match spec.root_propagation.map(|p| p.flag()) {
+                Some(MS_SLAVE | MS_SHARED) => MS_SLAVE,
+                _ => MS_PRIVATE,
+            },
         }),
         (None, Some(image)) => {
             // The image's layers read-only, the container's own writes in `upper`.
@@ -107,6 +114,7 @@ pub fn clone(
                         src: c(&format!("/{dir}")),
                         slot: tree,
                         attrs: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV,
+                        propagation: MS_PRIVATE,
                         expect: None,
                     });
                     host_dirs.push((dir.to_string(), tree));
@@ -125,11 +133,14 @@ pub fn clone(
 /// Covers the stage with the root (or, without a mount namespace, keeps it detached), then
 /// the mirror's trees and links in it.
 pub fn attach(root: Root, detached: bool, plan: &mut Vec<Op>) -> bool {
-    plan.push(if detached {
-        Op::KeepRootDetached { slot: root.slot }
+    if detached {
+        plan.push(Op::KeepRootDetached { slot: root.slot });
     } else {
-        Op::AttachRoot { slot: root.slot }
-    });
+        // After every clone (a bind that asks keeps its link to the host's mount), before the
+        // first attach: nothing mounted in this namespace reaches the host's.
+        plan.push(Op::MakeMountsPrivate);
+        plan.push(Op::AttachRoot { slot: root.slot });
+    }
     for (dir, slot) in root.host_dirs {
         attach_in_root(plan, slot, InRoot::new(&dir), false);
     }
@@ -143,9 +154,14 @@ pub fn attach(root: Root, detached: bool, plan: &mut Vec<Op>) -> bool {
     root.mirror
 }
 
-/// Read-only if asked (or the mirror), then pivot_root (chroot into a detached root): the
-/// last filesystem steps.
-pub fn finish(read_only: bool, detached: bool, plan: &mut Vec<Op>) {
+/// Read-only if asked (or the mirror), then pivot_root (chroot into a detached root), then
+/// the root's own propagation type: the last filesystem steps.
+pub fn finish(
+    read_only: bool,
+    detached: bool,
+    propagation: Option<Propagation>,
+    plan: &mut Vec<Op>,
+) {
     if read_only {
         // Last: every mount point above had to be created in a writable root.
         plan.push(Op::RootAttrs(MOUNT_ATTR_RDONLY));
@@ -155,4 +171,7 @@ pub fn finish(read_only: bool, detached: bool, plan: &mut Vec<Op>) {
     } else {
         Op::PivotRoot
     });
+    if let Some(p) = propagation {
+        plan.push(Op::RootPropagation(p.flag()));
+    }
 }

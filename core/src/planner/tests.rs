@@ -478,3 +478,43 @@ fn the_console_gets_the_spec_size_before_it_is_sent() {
     // No size (an OCI config without consoleSize): the kernel's 0x0, as runc.
     assert_eq!(consoles(&BASE.replacen('{', r#"{"tty":true,"#, 1)), [None]);
 }
+
+#[test]
+fn propagation_every_host_tree_is_cloned_before_mounts_go_private_and_only_an_asked_bind_keeps_its_peers(
+) {
+    use crate::sys::{MS_PRIVATE, MS_SHARED, MS_SLAVE};
+    let s = spec_with(
+        r#","rootfs":"/","rootPropagation":"rslave","mounts":[{"type":"bind","source":"/tmp","target":"/a","propagation":"rshared"},{"type":"bind","source":"/tmp","target":"/b"}]"#,
+    );
+    let mut plan = vec![];
+    plan_fn(&s, &mut plan);
+    let at = |f: &dyn Fn(&Op) -> bool| plan.iter().position(f).unwrap();
+    let private = at(&|o| matches!(o, Op::MakeMountsPrivate));
+    let last_clone = plan
+        .iter()
+        .rposition(|o| matches!(o, Op::CloneTree { .. } | Op::CloneRootfs { .. }))
+        .unwrap();
+    // A clone made after the namespace went private could never reach the host's peers.
+    assert!(last_clone < private);
+    assert!(private < at(&|o| matches!(o, Op::AttachRoot { .. })));
+    let props: Vec<u64> = plan
+        .iter()
+        .filter_map(|o| match o {
+            Op::CloneTree { propagation, .. } | Op::CloneRootfs { propagation, .. } => {
+                Some(*propagation)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        props,
+        [MS_SLAVE, 0, MS_PRIVATE],
+        "root a slave, the rshared bind as cloned, the plain bind private"
+    );
+    let set =
+        at(&|o| matches!(o, Op::SetPropagation { propagation, .. } if *propagation == MS_SHARED));
+    assert!(
+        matches!(plan[set - 1], Op::Reclone { .. }) && matches!(plan[set + 1], Op::Attach { .. })
+    );
+    assert_eq!(plan.last(), Some(&Op::RootPropagation(MS_SLAVE)));
+}
