@@ -96,7 +96,7 @@ const EVERY_FLAG = [
   '--rootfs DIR', '-h, --hostname NAME', '-e, --env K=V', '-w, --workdir DIR', '-u, --user NAME|UID[:GROUP|GID]', '--group-add GROUP', '--env-file FILE',
   '-v, --volume SRC:DST[:OPTS]', '--mount type=T,...', '--tmpfs DST[:OPTS]', '--read-only', '--network none|host',
   '--timeout SECONDS', '--stop-signal SIGNAL', '--stop-timeout SECONDS', '--init', '--rm', '-i, --interactive', '-t, --tty',
-  '-d, --detach', '--name NAME', '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
+  '-d, --detach', '--name NAME', '-l, --label KEY=VALUE', '--label-file FILE', '--print-plan', '--help', '-m, --memory BYTES', '--memory-swap BYTES', '--cpus N', '-c, --cpu-shares N',
   '--cpuset-cpus LIST', '--cpuset-mems LIST', '--pids-limit N', '--ulimit NAME=SOFT[:HARD]',
   '--cap-add CAP', '--cap-drop CAP', '--device HOST[:CONTAINER][:rwm]', '--privileged', '--shm-size BYTES', '--oom-score-adj N', '--memory-reservation BYTES', '--sysctl KEY=VALUE', '--domainname NAME', '--platform OS/ARCH[/VARIANT]', '--security-opt OPT', '--image NAME[:TAG]|ID', '--store DIR', '--entrypoint CMD',
 ]

@@ -6,8 +6,8 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { spawn, spawnSync } from 'node:child_process'
 
-import { images, spawn as libSpawn } from '../index'
-import { BUSYBOX, dockerArchive, makeBusyboxRoot, ourMounts, removeRoot } from './helpers'
+import { create, images, spawn as libSpawn } from '../index'
+import { BUSYBOX, dockerArchive, makeBusyboxRoot, ourMounts, removeDetached, removeRoot } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
 const LAUNCHER = path.join(REPO, 'bin/lonely')
@@ -57,7 +57,7 @@ test.before(async () => {
   const archive = dockerArchive(root, work, [
     { tag: IMAGE, cmd: ['cat', '/etc/os'], config: { WorkingDir: '/app/src' } },
     { tag: NOUSER, cmd: ['id'], config: { User: 'nosuch' } },
-    { tag: STOPPER, cmd: ['sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo ready; while :; do sleep 0.05; done'], config: { StopSignal: 'USR1' } },
+    { tag: STOPPER, cmd: ['sh', '-c', 'trap "echo got-usr1; exit 0" USR1; echo ready; while :; do sleep 0.05; done'], config: { StopSignal: 'USR1', Labels: { 'org.example.team': 'images', tier: 'base' } } },
   ])
   await images.load(archive, { store })
 })
@@ -241,6 +241,39 @@ itest('docker -v SRC:DST:rslave and --mount bind-propagation=rshared: a mount th
   t.is(out('shared'), 'from the host\nmounted\n')
   t.is(out('plain'), 'nothing\nmounted\n', 'control: private')
   t.is(r.stdout, 'caller sees in-shared\n', 'only the rshared bind sends its mounts back')
+  t.is(ourMounts(), mountsBefore)
+})
+
+itest('docker run --label / -l / --label-file: kept with a detached container over its image\'s Labels, shown by inspect, found by ps --filter label=KEY[=VALUE]; accepted on a foreground run', async (t) => {
+  const env = { ...process.env, LONELY_STATE_DIR: fs.mkdtempSync(path.join(work, 'state-')) }
+  const file = path.join(work, 'labels')
+  fs.writeFileSync(file, '# team file\nfrom=file\n\ntier=file\n')
+  try {
+    const web = await lonely(['run', '-d', '--store', store, '--label-file', file, '-l', 'tier=web', '--label', 'solo', STOPPER], env)
+    t.is(web.code, 0, web.stderr)
+    const db = await lonely(['run', '-d', '--rootfs', root, '-l', 'tier=db', '--', 'sleep', '100'], env)
+    t.is(db.code, 0, db.stderr)
+    const [webId, dbId] = [web.stdout.trim().slice(0, 12), db.stdout.trim().slice(0, 12)]
+    const inspected = JSON.parse((await lonely(['inspect', webId], env)).stdout)
+    t.deepEqual(inspected[0].labels, { 'org.example.team': 'images', tier: 'web', from: 'file', solo: '' }, 'the image\'s, the file\'s, then -l, later ones winning')
+    const ps = async (...filters: string[]) => (await lonely(['ps', '-q', ...filters.flatMap((f) => ['--filter', f])], env)).stdout.trim().split('\n').filter(Boolean).sort()
+    t.deepEqual(await ps('label=tier=web'), [webId])
+    t.deepEqual(await ps('label=solo'), [webId])
+    t.deepEqual(await ps('label=tier'), [webId, dbId].sort())
+    t.deepEqual(await ps('label=tier=db', 'label=solo'), [], 'every filter must hold')
+    t.deepEqual(await ps(), [webId, dbId].sort(), 'control: no filter lists both')
+    const bad = await lonely(['ps', '--filter', 'status=running'], env)
+    t.is(bad.code, 125)
+    t.regex(bad.stderr, /invalid filter "status=running": lonely ps filters by label=KEY or label=KEY=VALUE/)
+    const badLabel = await lonely(['run', '-d', '--rootfs', root, '-l', '=x', '--', 'true'], env)
+    t.regex(badLabel.stderr, /invalid value "=x" for -l\/--label: must be KEY=VALUE or KEY/)
+    const foreground = await lonely(['run', '--rm', '-l', 'ci=job', '--rootfs', root, '--', 'echo', 'ran'], env)
+    t.is(foreground.stdout, 'ran\n', foreground.stderr)
+    await t.throwsAsync(create(['true'], { labels: { a: 'b' } }), { instanceOf: RangeError, message: /Option `labels` goes with `detached: true`/ })
+    await t.throwsAsync(create(['true'], { detached: true, stateDir: env.LONELY_STATE_DIR, labels: { a: 1 as never } }), { instanceOf: TypeError, message: /Option `labels.a` must be a string; got 1/ })
+  } finally {
+    await removeDetached(env.LONELY_STATE_DIR)
+  }
   t.is(ourMounts(), mountsBefore)
 })
 

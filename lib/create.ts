@@ -13,6 +13,7 @@ import { native } from './native'
 import { byteCount, containerPath, normalize, rangeError, typeError, type ContainerOptions } from './options'
 import { ContainerError, failureMessage, type ContainerResult, type Stats } from './result'
 import { runToEnd, type Output } from './runtoend'
+import { show } from './show'
 import { isHeld, isRunning, makeStateDir, recordedExit, stateRoot, states, writeState, type DetachedState } from './detached'
 import { optionError } from './optionerror'
 import { attachTo, startHeld, type Attachment } from './attach'
@@ -322,10 +323,10 @@ export class Container extends EventEmitter {
  * defaults to 'ignore' (PID 1's output would otherwise fill a pipe nobody reads).
  */
 export async function create(command?: string[], options: ContainerOptions & DetachedOptions = {}): Promise<Container> {
-  const { detached, name, stateDir, start: startNow, ...rest } = options as ContainerOptions & DetachedOptions
+  const { detached, name, stateDir, start: startNow, labels, ...rest } = options as ContainerOptions & DetachedOptions
   if (detached !== undefined && typeof detached !== 'boolean') throw optionError(TypeError, 'detached', `Option \`detached\` must be a boolean; got ${String(detached)}.`)
   if (!detached) {
-    for (const [key, v] of [['name', name], ['stateDir', stateDir], ['start', startNow]] as const) if (v !== undefined) throw optionError(RangeError, key, `Option \`${key}\` goes with \`detached: true\`.`)
+    for (const [key, v] of [['name', name], ['stateDir', stateDir], ['start', startNow], ['labels', labels]] as const) if (v !== undefined) throw optionError(RangeError, key, `Option \`${key}\` goes with \`detached: true\`.`)
     const given = rest as Record<string, unknown>
     const withStdio = 'stdio' in given || 'stdin' in given || 'stdout' in given || 'stderr' in given ? rest : { ...rest, stdio: 'ignore' as const }
     const opts = command === undefined ? normalize([], { ...withStdio, init: true }, false) : normalize(command, withStdio, false)
@@ -344,6 +345,7 @@ export async function create(command?: string[], options: ContainerOptions & Det
   const stdin = rest.stdin ?? 'ignore'
   if (stdin !== 'ignore' && stdin !== 'pipe') throw optionError(RangeError, 'stdin', `Option \`stdin\` of a detached container is 'ignore' (default) or 'pipe' (kept open for attach, as docker run -i); got ${JSON.stringify(stdin)}.`)
   if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name))) throw optionError(RangeError, 'name', `Option \`name\` must be [A-Za-z0-9][A-Za-z0-9_.-]*, at most 128 characters; got ${JSON.stringify(name)}.`)
+  const given = labelsOption(labels)
   const root = stateRoot(stateDir)
   const id = randomBytes(8).toString('hex')
   const dir = makeStateDir(root, id, name ?? null)
@@ -356,6 +358,8 @@ export async function create(command?: string[], options: ContainerOptions & Det
     if (opts.layer) opts.spec.layerLock = opts.layer.lock
     const proc = new ContainerProcess(opts)
     const state: DetachedState = { id, name: name ?? null, pid: proc.pid, start: proc.startTime ?? 0, created: new Date().toISOString(), command: command ?? [], spec: opts.spec, cgroups: native().containerCgroups(proc.pid), stopSignal: opts.killSignal, ...(startNow === false ? { held: true } : {}), ...(opts.layer ? { layer: opts.layer.dir } : {}) }
+    const all = { ...opts.imageLabels, ...given }
+    if (Object.keys(all).length) state.labels = all
     writeState(dir, state)
     // Seen as any process sees it (its state): its exit, delivered here unref'd, keeps Node alive for nobody.
     return new Container({ ...state, dir }, opts, { id, name: name ?? null, dir })
@@ -378,6 +382,19 @@ export interface DetachedOptions {
   name?: string
   /** Where detached containers' state lives; default /run/lonely for root, $XDG_RUNTIME_DIR/lonely otherwise. */
   stateDir?: string
+  /** Metadata kept with it (as `docker run --label`), over the image's labels; `containers.list()` shows them. */
+  labels?: Record<string, string>
+}
+
+/** `labels`: string keys (not empty, no NUL) to string values. */
+function labelsOption(labels: unknown): Record<string, string> {
+  if (labels === undefined) return {}
+  if (typeof labels !== 'object' || labels === null || Array.isArray(labels)) throw optionError(TypeError, 'labels', `Option \`labels\` must be an object of strings; got ${show(labels)}.`)
+  for (const [key, value] of Object.entries(labels)) {
+    if (key === '' || key.includes('\0')) throw optionError(RangeError, 'labels', `Option \`labels\` has a key that is empty or holds a NUL; got ${show(key)}.`)
+    if (typeof value !== 'string') throw optionError(TypeError, `labels.${key}`, `Option \`labels.${key}\` must be a string; got ${show(value)}.`)
+  }
+  return { ...(labels as Record<string, string>) }
 }
 
 /** What `containers.list()` says of one. */
@@ -393,6 +410,8 @@ export interface ContainerInfo {
   signal?: NodeJS.Signals
   created: string
   command: string[]
+  /** Its labels: the image's, then `labels` (docker's Config.Labels). */
+  labels: Record<string, string>
 }
 
 /** Detached containers, from any process (as `docker ps -a`, `docker inspect`). */
@@ -402,7 +421,7 @@ export const containers = {
       const running = isRunning(s)
       const exit = running ? null : recordedExit(s)
       const status = !running ? 'exited' : s.held ? 'created' : 'running'
-      return { id: s.id, name: s.name, pid: s.pid, status, running, ...(exit?.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit?.signal ? { signal: exit.signal } : {}), created: s.created, command: s.command }
+      return { id: s.id, name: s.name, pid: s.pid, status, running, ...(exit?.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit?.signal ? { signal: exit.signal } : {}), created: s.created, command: s.command, labels: s.labels ?? {} }
     })
   },
 

@@ -33,6 +33,8 @@ export interface DetachedState {
   stopSignal?: number
   /** With an image: its writable layer's directory (its monitor holds the lock; remove() deletes it). */
   layer?: string
+  /** The image's labels, then the caller's (absent in older states: none). */
+  labels?: Record<string, string>
 }
 
 /** Where detached containers' state lives (option `stateDir`, else the runtime directory). */

@@ -221,6 +221,8 @@ export interface Normalized {
   keptLayer?: string
   /** An image container's own directory (its writable layer) and the fd of its lock. */
   layer?: { dir: string; lock: number }
+  /** The image's labels (a detached container's start from them, as docker's). */
+  imageLabels?: Record<string, string>
   input?: Uint8Array
   /** The `inherit` fds that get a pipe of ours and a relay (lib/relay.ts). */
   relayed: number[]
@@ -708,6 +710,7 @@ export function normalize(cmd: unknown, options: unknown, forRun: boolean): Norm
     release: imageRoot?.release,
     keptLayer: imageRoot && o.keep ? imageRoot.spec.upper : undefined,
     layer: imageRoot ? { dir: imageRoot.dir, lock: imageRoot.lock } : undefined,
+    ...(config && Object.keys(config.labels).length ? { imageLabels: { ...config.labels } } : {}),
     input: typeof o.input === 'string' ? Buffer.from(o.input) : o.input,
     relayed,
     cancelSignal: o.cancelSignal,

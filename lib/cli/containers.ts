@@ -43,6 +43,16 @@ function parse(args: string[], booleans: Record<string, string>, values: Record<
   return { flags, rest: args.slice(i) }
 }
 
+/** docker ps's `--filter label=KEY` (the label is set) and `label=KEY=VALUE` (to that value). */
+function labelFilter(filter: string): (labels: Record<string, string>) => boolean {
+  if (!filter.startsWith('label=') || filter.length === 'label='.length) throw new UsageError(`invalid filter ${JSON.stringify(filter)}: lonely ps filters by label=KEY or label=KEY=VALUE`)
+  const rule = filter.slice('label='.length)
+  const eq = rule.indexOf('=')
+  if (eq < 0) return (labels) => rule in labels
+  const [key, value] = [rule.slice(0, eq), rule.slice(eq + 1)]
+  return (labels) => labels[key] === value
+}
+
 function need(rest: string[], what: string, cmd: string): void {
   if (rest.length === 0) throw new UsageError(`"lonely ${cmd}" requires ${what}`)
 }
@@ -90,8 +100,9 @@ export async function containerCommand(cmd: string, args: string[]): Promise<num
       return attachHere(c, { stdin: !flags.has('no-stdin') })
     }
     case 'ps': {
-      const { flags } = parse(args, { '-a': 'all', '--all': 'all', '-q': 'quiet', '--quiet': 'quiet' }, {})
-      const all = containers.list().filter((c) => c.running || flags.has('all'))
+      const { flags } = parse(args, { '-a': 'all', '--all': 'all', '-q': 'quiet', '--quiet': 'quiet' }, { '-f': 'filter', '--filter': 'filter' })
+      const wanted = (flags.get('filter') ?? []).map(labelFilter)
+      const all = containers.list().filter((c) => (c.running || flags.has('all')) && wanted.every((w) => w(c.labels)))
       if (flags.has('quiet')) {
         for (const c of all) process.stdout.write(`${c.id.slice(0, 12)}\n`)
         return 0

@@ -63,6 +63,8 @@ export const RUN_FLAGS: Flag[] = [
   { long: 'tty', short: 't', help: 'Allocate a pseudo-terminal for the container\'s stdin/stdout/stderr (stderr is merged into stdout). With -i your terminal is put in raw mode while it runs and restored after; its size follows yours. Default: no terminal, the container writes straight to your stdout/stderr.' },
   { long: 'detach', short: 'd', help: 'Run the container in the background, detached from lonely: print its id and exit 0. It outlives lonely, watched by lonely-monitor; find it with `lonely ps`, enter it with `lonely exec`, attach to it with `lonely attach` (-i keeps its stdin open, -t gives it a terminal), end it with `lonely stop` and `lonely rm`. Its stdout and stderr go to `lonely logs`.' },
   { long: 'name', arg: 'NAME', help: 'A unique name for a detached container (-d), usable wherever an id is.' },
+  { long: 'label', short: 'l', arg: 'KEY=VALUE', help: 'Metadata kept with a detached container (repeatable; KEY alone: an empty value), over the image\'s labels, as docker: `lonely ps --filter label=KEY[=VALUE]` finds it, `lonely inspect` shows it. Accepted on a foreground run, where nothing lists it.' },
+  { long: 'label-file', arg: 'FILE', help: 'Labels from FILE (repeatable): one KEY=VALUE per line, lines starting with # and blank lines skipped. --label flags override it.' },
   { long: 'print-plan', help: 'Print the setup steps the container would get and exit 0 without running anything.' },
   { long: 'help', help: 'Print this help.' },
 ]
@@ -109,7 +111,7 @@ Commands:
   start      Start created containers (-a: attached): lonely start [-a] [-i] ID...
   attach     Attach this terminal to a detached container (^P^Q detaches): lonely attach ID
   cp         Copy files between a container and the host: lonely cp ID:SRC DEST, lonely cp SRC ID:DEST
-  ps         List detached containers (lonely run -d): lonely ps [-a] [-q]
+  ps         List detached containers (lonely run -d): lonely ps [-a] [-q] [--filter label=KEY[=VALUE]]
   exec       Run a command in a detached container: lonely exec [-i] [-t] [-u UID[:GID]] [-w DIR] [-e K=V] ID CMD...
   logs       Print a detached container's stdout and stderr (-f: and follow them): lonely logs [-f] ID
   stop       SIGTERM, then SIGKILL after -t seconds (default 10): lonely stop [-t S] ID...

@@ -87,6 +87,8 @@ export interface Plan {
   /** -d: created detached, its id printed. */
   detach: boolean
   name?: string
+  /** --label-file, then --label (docker's order: later wins). */
+  labels: Record<string, string>
   /** Which flag and value produced mounts[i], to name it in errors. */
   mountFlags: string[]
   /** Host directories to make before the container runs: missing -v sources, named volumes. */
@@ -295,7 +297,27 @@ export function buildPlan(p: Parsed): Plan {
   }
   const name = last('name')
   if (name !== undefined && !p.bools.get('detach')) throw invalid('name', name, 'goes with -d/--detach (only detached containers are found by name)')
-  return { command, options, interactive, tty, timeoutSeconds, printPlan: p.bools.get('print-plan') ?? false, mountFlags, makeDirs, notes, detach: p.bools.get('detach') ?? false, ...(name !== undefined ? { name } : {}) }
+  const labels: Record<string, string> = {}
+  const setLabel = (line: string, bad: (why: string) => Error) => {
+    const eq = line.indexOf('=')
+    const key = eq < 0 ? line : line.slice(0, eq)
+    if (key === '' || key.includes('\0')) throw bad(`must be KEY=VALUE or KEY (got ${JSON.stringify(line)})`)
+    labels[key] = eq < 0 ? '' : line.slice(eq + 1)
+  }
+  for (const file of all('label-file')) {
+    let text: string
+    try {
+      text = fs.readFileSync(file, 'utf8')
+    } catch (e) {
+      throw invalid('label-file', file, `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.trim()
+      if (line !== '' && !line.startsWith('#')) setLabel(line, (why) => invalid('label-file', file, `line ${i + 1} ${why}`))
+    })
+  }
+  for (const l of all('label')) setLabel(l, (why) => invalid('label', l, why))
+  return { command, options, interactive, tty, timeoutSeconds, printPlan: p.bools.get('print-plan') ?? false, mountFlags, makeDirs, notes, detach: p.bools.get('detach') ?? false, labels, ...(name !== undefined ? { name } : {}) }
 }
 
 /** Names the flag behind a library validation error (its `option`: `hostname`, `mounts[0].source`...). */

@@ -185,6 +185,7 @@ export async function run(args: string[], created = false): Promise<number> {
         stdin: plan.interactive ? 'pipe' : 'ignore',
         ...(created ? { start: false } : {}),
         ...(plan.name !== undefined ? { name: plan.name } : {}),
+        ...(Object.keys(plan.labels).length ? { labels: plan.labels } : {}),
       })
       process.stdout.write(`${c.id}\n`)
       return 0
