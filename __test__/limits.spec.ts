@@ -119,6 +119,25 @@ test.serial('the container sees its own cgroup as the root', async (t) => {
   t.regex(memory!, /:\/$/)
 })
 
+test.serial('docker mounts the container\'s own cgroup read-only at /sys/fs/cgroup: Node\'s process.constrainedMemory() (libuv reads it there, as JVMs, .NET and Go do) is the limit; nothing there is writable; control: without it the limit is unseen', async (t) => {
+  const probe = ['node', '-e', 'console.log(process.constrainedMemory())']
+  const limited = await run(probe, { limits: { memory: '64m' } })
+  t.is(limited.stdout, String(64 * 1024 * 1024), limited.stderr)
+  const unified = cgroupMode() === 'unified'
+  // v2: cgroup2 itself; v1: a tmpfs of hierarchies, each rooted at the container's cgroup.
+  const files = unified ? ['memory.max', 'cpu.max', 'pids.max'] : ['memory/memory.limit_in_bytes', 'cpu/cpu.cfs_quota_us', 'pids/pids.max']
+  const seen = await run(['sh', '-c', `cat ${files.map((f) => `/sys/fs/cgroup/${f}`).join(' ')}; awk '$5 ~ /^\\/sys\\/fs\\/cgroup/ { print $6 }' /proc/self/mountinfo | sort -u; mkdir /sys/fs/cgroup/${unified ? '' : 'memory/'}sub 2>&1 | grep -c Read-only`], { limits: { memory: '64m', cpus: 0.5, pids: 50 } })
+  const lines = seen.stdout.trim().split('\n')
+  t.deepEqual(lines.slice(0, 3), unified ? ['67108864', '50000 100000', '50'] : ['67108864', '50000', '50'], seen.stdout + seen.stderr)
+  t.true(lines.slice(3, -1).every((o) => o.split(',')[0] === 'ro'), `every mount there is read-only: ${seen.stdout}`)
+  t.is(lines.at(-1), '1', 'a cgroup cannot be made inside')
+  // Control: in the caller's cgroup namespace it is not mounted (it would show the host's tree).
+  const shared = await run(probe, { limits: { memory: '64m' }, namespaces: { cgroup: false } })
+  t.not(shared.stdout, String(64 * 1024 * 1024), 'without the mount the limit is not seen')
+  // No limits, no cgroup of its own: nothing to show.
+  t.is((await run(['ls', '/sys/fs/cgroup'])).stdout, '')
+})
+
 test.serial('bad limit values are refused before anything runs, naming the limit', (t) => {
   const cases: Array<[unknown, RegExp]> = [
     [{ memory: 'lots' }, /`limits.memory` must be a positive number of bytes.*'lots'/],

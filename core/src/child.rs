@@ -361,7 +361,7 @@ fn apply<S: Sys>(sys: &S, op: &Op, slots: &mut [c_int]) -> Result<(), Errno> {
                 None => Ok(()),
             }
         }
-        Op::DevReadonly { dir } => sys.set_mount_attrs(slots[*dir], MOUNT_ATTR_RDONLY, false),
+        Op::Readonly { dir, .. } => sys.set_mount_attrs(slots[*dir], MOUNT_ATTR_RDONLY, false),
         Op::BindDevice { at, dir, slot } => {
             // Our own fresh /dev tmpfs, through its fd: create and bind at once.
             let made = sys

@@ -195,9 +195,11 @@ pub enum Op {
         dir: usize,
         fds: [bool; 3],
     },
-    /// Remount the container's /dev (slots[dir]) read-only: no node can be added where nodes open.
-    DevReadonly {
+    /// Remount a tmpfs lonely filled (slots[dir], shown as `shown`) read-only, once filled: no
+    /// node can be added to /dev where nodes open, no entry to /sys/fs/cgroup.
+    Readonly {
         dir: usize,
+        shown: &'static str,
     },
     /// mount_setattr on the root mount itself (not recursive).
     RootAttrs(u64),
@@ -333,7 +335,7 @@ impl Op {
             Op::BindDevice { at, .. } => ("mount".into(), Some(abs(at))),
             Op::OpenNull { .. } => ("open character device 1:3".into(), Some("/dev/null".into())),
             Op::NullStdio { .. } => ("stdio from".into(), Some("/dev/null".into())),
-            Op::DevReadonly { .. } => ("remount read-only".into(), Some("/dev".into())),
+            Op::Readonly { shown, .. } => ("remount read-only".into(), Some(shown.to_string())),
             Op::MaskPath { target, .. } => ("mask".into(), Some(abs(target))),
             Op::Rebind { target, attrs, .. } if attrs & crate::sys::MOUNT_ATTR_RDONLY != 0 => {
                 ("remount read-only".into(), Some(abs(target)))

@@ -29,6 +29,9 @@ pub struct ContainerSpec {
     /// The container's own tmpfs /tmp (docker's); an OCI config gets only the mounts it lists.
     #[serde(default = "yes")]
     pub tmp: bool,
+    /// Its own cgroup, read-only at /sys/fs/cgroup (docker's); an OCI config lists its own mounts.
+    #[serde(default = "yes")]
+    pub cgroup_mount: bool,
     #[serde(default)]
     pub mounts: Vec<MountSpec>,
     pub uid: u32,
@@ -261,6 +264,8 @@ pub struct Handles {
     pub mntns: Option<i32>,
     /// cgroup.procs of the container's cgroup, one per hierarchy.
     pub cgroup_procs: Vec<i32>,
+    /// The cgroup filesystems that show the container's cgroup (its /sys/fs/cgroup).
+    pub cgroup_fs: Vec<crate::cgroups::CgroupFs>,
     /// With a tty: the socket the child sends the pty master over.
     pub console: Option<i32>,
     /// With id ranges: the pipe the child waits on until the parent wrote its maps.

@@ -224,6 +224,11 @@ pub fn describe_plan(spec_json: String) -> Result<String> {
         } else {
             vec![]
         },
+        cgroup_fs: spec
+            .limits
+            .as_ref()
+            .map(|l| lonely_core::cgroups::planned_filesystems(l, spec.detached))
+            .unwrap_or_default(),
         parent_pidfd: (!spec.detached).then_some(-1),
         ..Default::default()
     };

@@ -73,6 +73,7 @@ pub fn convert(spec: &Spec, bundle: &Path) -> Result<Converted, ConfigError> {
     out.insert("rootfs".into(), json!(rootfs.display().to_string()));
     // The mounts the config lists, and no /tmp of lonely's own (runc's way).
     out.insert("tmp".into(), json!(false));
+    out.insert("cgroupMount".into(), json!(false)); // the config's own /sys/fs/cgroup, if any
     out.insert(
         "readonlyRoot".into(),
         json!(root.readonly().unwrap_or(false)),

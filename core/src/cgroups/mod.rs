@@ -115,8 +115,24 @@ pub enum CgroupError {
     },
 }
 
+/// A cgroup filesystem the container's /sys/fs/cgroup shows (mounted in its cgroup namespace,
+/// so its root is the container's own cgroup).
+#[derive(Debug, Clone, PartialEq)]
+pub enum CgroupFs {
+    /// cgroup2, at /sys/fs/cgroup itself.
+    Unified,
+    /// A v1 hierarchy at /sys/fs/cgroup/`dir` (the host's name for it, `cpu,cpuacct`), mounted
+    /// with its controllers (all of them: the kernel reuses a hierarchy only for its exact set).
+    Hierarchy {
+        dir: String,
+        controllers: Vec<String>,
+    },
+}
+
 /// A container's cgroup, created before clone.
 pub trait Cgroup: Send {
+    /// The filesystems that show it from inside (v1: one per hierarchy it has a directory in).
+    fn filesystems(&self) -> Vec<CgroupFs>;
     /// `cgroup.procs` of every hierarchy, open for writing: the child writes "0" to each.
     fn join_fds(&self) -> Vec<i32>;
     /// The container's cgroup directories (one per hierarchy used), for a later process to join.
@@ -210,6 +226,19 @@ fn check_files(limits: &Limits) -> Result<(), CgroupError> {
 }
 
 /// Makes the container's cgroup with `limits` applied (`detached`: named so no sweep takes it).
+/// The filesystems a container with `limits` would show at /sys/fs/cgroup, nothing made.
+pub fn planned_filesystems(limits: &Limits, detached: bool) -> Vec<CgroupFs> {
+    let (Ok(host), Ok(place)) = (detect(), Place::of(limits, detached)) else {
+        return Vec::new();
+    };
+    match &host.mode {
+        Mode::Unified { .. } => vec![CgroupFs::Unified],
+        Mode::Legacy { controllers } | Mode::Hybrid { controllers, .. } => {
+            v1::planned_filesystems(controllers, &place, limits)
+        }
+    }
+}
+
 pub fn create(limits: &Limits, detached: bool) -> Result<Box<dyn Cgroup>, CgroupError> {
     let host = detect()?;
     let place = Place::of(limits, detached)?;

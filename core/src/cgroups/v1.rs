@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 
 use super::host::Controller;
 use super::{
-    kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, Limits,
-    Place, Stats,
+    kill_listed, read_key, read_u64, remove_dir, write, write_limit, Cgroup, CgroupError, CgroupFs,
+    Limits, Place, Stats,
 };
 
 pub struct V1 {
     /// Controller name -> the container's directory in that controller's hierarchy.
     dirs: Vec<(String, PathBuf)>,
+    /// The hierarchies those directories are in.
+    filesystems: Vec<CgroupFs>,
     procs: Vec<OwnedFd>,
     oom: Option<OwnedFd>,
 }
@@ -49,6 +51,72 @@ fn wanted(limits: &Limits) -> Vec<(&'static str, Option<&'static str>)> {
     w
 }
 
+/// The host's controllers a container uses, in order; a limit needing a missing one is an error.
+fn used<'a>(
+    controllers: &'a [Controller],
+    place: &Place,
+    limits: &Limits,
+) -> Result<Vec<&'a Controller>, CgroupError> {
+    let mut want: Vec<(String, Option<&'static str>)> = if place.all_controllers() {
+        controllers.iter().map(|c| (c.name.clone(), None)).collect()
+    } else {
+        wanted(limits)
+            .into_iter()
+            .map(|(c, by)| (c.to_owned(), by))
+            .collect()
+    };
+    for f in &limits.files {
+        if !want.iter().any(|(c, _)| c == f.controller()) {
+            want.push((f.controller().to_owned(), Some("files")));
+        }
+    }
+    let mut out = Vec::new();
+    for (controller, needed_by) in want {
+        match (controllers.iter().find(|c| c.name == controller), needed_by) {
+            (Some(c), _) => out.push(c),
+            (None, Some(limit)) => {
+                return Err(CgroupError::Unsupported {
+                    limit,
+                    why: format!("this host has no cgroup v1 `{controller}` controller mounted"),
+                })
+            }
+            (None, None) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The hierarchy `c` is in, as the container's /sys/fs/cgroup shows it.
+fn hierarchy(controllers: &[Controller], c: &Controller) -> CgroupFs {
+    CgroupFs::Hierarchy {
+        dir: c
+            .mount
+            .file_name()
+            .map_or_else(|| c.name.clone(), |n| n.to_string_lossy().into_owned()),
+        controllers: controllers
+            .iter()
+            .filter(|o| o.mount == c.mount)
+            .map(|o| o.name.clone())
+            .collect(),
+    }
+}
+
+/// The hierarchies a container with `limits` would have, nothing made (a plan to print).
+pub fn planned_filesystems(
+    controllers: &[Controller],
+    place: &Place,
+    limits: &Limits,
+) -> Vec<CgroupFs> {
+    let mut out: Vec<CgroupFs> = Vec::new();
+    for c in used(controllers, place, limits).unwrap_or_default() {
+        let fs = hierarchy(controllers, c);
+        if !out.contains(&fs) {
+            out.push(fs);
+        }
+    }
+    out
+}
+
 impl V1 {
     /// Cgroups that already exist (another process made them), each named by the controller
     /// files it has: for reading only.
@@ -69,6 +137,7 @@ impl V1 {
             .collect();
         V1 {
             dirs,
+            filesystems: Vec::new(),
             procs: Vec::new(),
             oom: None,
         }
@@ -81,6 +150,7 @@ impl V1 {
     ) -> Result<V1, CgroupError> {
         let mut cg = V1 {
             dirs: Vec::new(),
+            filesystems: Vec::new(),
             procs: Vec::new(),
             oom: None,
         };
@@ -106,36 +176,11 @@ impl V1 {
         place: &Place,
         limits: &Limits,
     ) -> Result<(), CgroupError> {
-        let mut want: Vec<(String, Option<&'static str>)> = if place.all_controllers() {
-            controllers.iter().map(|c| (c.name.clone(), None)).collect()
-        } else {
-            wanted(limits)
-                .into_iter()
-                .map(|(c, by)| (c.to_owned(), by))
-                .collect()
-        };
-        for f in &limits.files {
-            if !want.iter().any(|(c, _)| c == f.controller()) {
-                want.push((f.controller().to_owned(), Some("files")));
-            }
-        }
-        for (controller, needed_by) in want {
-            let Some(c) = controllers.iter().find(|c| c.name == controller) else {
-                match needed_by {
-                    Some(limit) => {
-                        return Err(CgroupError::Unsupported {
-                            limit,
-                            why: format!(
-                                "this host has no cgroup v1 `{controller}` controller mounted"
-                            ),
-                        })
-                    }
-                    None => continue,
-                }
-            };
+        for c in used(controllers, place, limits)? {
             let dir = place.dir(&c.base, &c.mount);
             // Co-mounted controllers (cpu,cpuacct) share one directory: make it once.
             if !self.dirs.iter().any(|(_, d)| *d == dir) {
+                self.filesystems.push(hierarchy(controllers, c));
                 match place {
                     Place::Nested(_) => {
                         std::fs::create_dir(&dir).map_err(|source| CgroupError::Mkdir {
@@ -143,10 +188,10 @@ impl V1 {
                             source,
                         })?
                     }
-                    Place::Path(_) => make_path(&dir, controller == "cpuset")?,
+                    Place::Path(_) => make_path(&dir, c.name == "cpuset")?,
                 }
             }
-            self.dirs.push((controller, dir));
+            self.dirs.push((c.name.clone(), dir));
         }
         self.apply(limits)?;
         for f in &limits.files {
@@ -309,6 +354,10 @@ fn oom_eventfd(mem: &Path) -> Result<OwnedFd, CgroupError> {
 }
 
 impl Cgroup for V1 {
+    fn filesystems(&self) -> Vec<CgroupFs> {
+        self.filesystems.clone()
+    }
+
     fn join_fds(&self) -> Vec<i32> {
         self.procs.iter().map(|f| f.as_raw_fd()).collect()
     }

@@ -235,6 +235,10 @@ impl V2 {
 }
 
 impl Cgroup for V2 {
+    fn filesystems(&self) -> Vec<super::CgroupFs> {
+        vec![super::CgroupFs::Unified]
+    }
+
     fn join_fds(&self) -> Vec<i32> {
         self.procs.iter().map(|f| f.as_raw_fd()).collect()
     }

@@ -205,6 +205,11 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
             .as_ref()
             .map(|c| c.join_fds())
             .unwrap_or_default(),
+        cgroup_fs: undo
+            .cgroup
+            .as_ref()
+            .map(|c| c.filesystems())
+            .unwrap_or_default(),
         console: wired.console.as_ref().map(|(child, _)| child.as_raw_fd()),
         rootfs: rootfs.as_ref().map(|fd| fd.as_raw_fd()),
         parent_pidfd: own_pidfd(),

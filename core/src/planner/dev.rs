@@ -182,6 +182,9 @@ pub fn make(
 /// `keep_writable` also for a detached root, whose inner mounts take no mount_setattr).
 pub fn seal(keep_writable: bool, dev: usize, plan: &mut Vec<Op>) {
     if !keep_writable {
-        plan.push(Op::DevReadonly { dir: dev });
+        plan.push(Op::Readonly {
+            dir: dev,
+            shown: "/dev",
+        });
     }
 }

@@ -3,7 +3,8 @@
 //! read-only paths, applied beneath the fds of the filesystems we mounted.
 
 use super::host::HostFacts;
-use super::steps::{kernel_fs_at, new_fs, Slots};
+use super::steps::{kernel_fs_at, new_fs, param, Slots};
+use crate::cgroups::CgroupFs;
 use crate::plan::{InRoot, Op};
 use crate::security;
 use crate::spec::{container_path, ContainerSpec, SpecError};
@@ -50,6 +51,73 @@ pub fn mount_sys(host_sys: Option<usize>, slots: &mut Slots, plan: &mut Vec<Op>)
         host_sys.unwrap_or_else(|| new_fs(plan, slots, ("sysfs", "sysfs"), vec![], SYS_ATTRS));
     kernel_fs_at(plan, sys, "sys");
     sys
+}
+
+/// The container's own cgroup, read-only at /sys/fs/cgroup (docker's): cgroup filesystems made
+/// in its cgroup namespace, whose root is its cgroup. v2: cgroup2 there; v1: a tmpfs with one
+/// directory per hierarchy it has a directory in, and a link per co-mounted controller.
+pub fn mount_cgroup(sys: usize, filesystems: &[CgroupFs], slots: &mut Slots, plan: &mut Vec<Op>) {
+    let at = InRoot::beneath(sys, "sys", "fs/cgroup");
+    if filesystems.contains(&CgroupFs::Unified) {
+        let fs = new_fs(plan, slots, ("cgroup2", "cgroup2"), vec![], SYS_ATTRS);
+        plan.push(Op::Attach {
+            slot: fs,
+            target: at,
+            keep: false,
+        });
+        return;
+    }
+    let dir = new_fs(
+        plan,
+        slots,
+        ("tmpfs", "tmpfs"),
+        vec![param("mode", "0755"), param("size", "64k")],
+        MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+    );
+    plan.push(Op::Attach {
+        slot: dir,
+        target: at,
+        keep: true,
+    });
+    let inside = |name: &str| InRoot::beneath(dir, "sys/fs/cgroup", name);
+    for fs in filesystems {
+        let CgroupFs::Hierarchy {
+            dir: name,
+            controllers,
+        } = fs
+        else {
+            continue;
+        };
+        plan.push(Op::Mkdir {
+            at: inside(name),
+            dir,
+            mode: 0o755,
+        });
+        let flags = controllers.iter().map(|c| (c_string(c), None)).collect();
+        let hierarchy = new_fs(plan, slots, ("cgroup", "cgroup"), flags, SYS_ATTRS);
+        plan.push(Op::Attach {
+            slot: hierarchy,
+            target: inside(name),
+            keep: false,
+        });
+        for controller in controllers.iter().filter(|c| *c != name) {
+            plan.push(Op::Symlink {
+                link_target: c_string(name),
+                at: inside(controller),
+                dir,
+            });
+        }
+    }
+    // Last: its directories had to be made in a writable tmpfs.
+    plan.push(Op::Readonly {
+        dir,
+        shown: "/sys/fs/cgroup",
+    });
+}
+
+/// A name the kernel gave (a controller, a hierarchy's directory): no NUL in it.
+fn c_string(name: &str) -> std::ffi::CString {
+    std::ffi::CString::new(name).unwrap_or_default()
 }
 
 /// The slots of the filesystems the protections go beneath.

@@ -128,7 +128,11 @@ pub fn prepare(
     if ns.mount || spec.rootfs.is_some() {
         slot_count = filesystem(
             spec,
-            (handles.rootfs.unwrap_or(-1), handles.mntns),
+            (
+                handles.rootfs.unwrap_or(-1),
+                handles.mntns,
+                &handles.cgroup_fs,
+            ),
             host,
             &mut plan,
         )?;
@@ -206,7 +210,7 @@ fn sysctl(key: &str, value: &str) -> Result<Op, SpecError> {
 /// `rootfs_fd`: the rootfs the parent opened (rootfs.rs), when `spec.rootfs` is set.
 pub fn filesystem(
     spec: &ContainerSpec,
-    (rootfs_fd, mntns): (i32, Option<i32>),
+    (rootfs_fd, mntns, cgroup_fs): (i32, Option<i32>, &[crate::cgroups::CgroupFs]),
     host: &HostFacts,
     plan: &mut Vec<Op>,
 ) -> Result<usize, SpecError> {
@@ -224,6 +228,10 @@ pub fn filesystem(
     let proc = kernel::mount_proc(&mut slots, plan);
     let dev = dev::make(spec, host_devices, &mut slots, plan);
     let sys = kernel::mount_sys(host_sys, &mut slots, plan);
+    // In its own cgroup namespace only: another shows the caller's cgroup, or the host's tree.
+    if spec.cgroup_mount && spec.namespaces.cgroup && !detached && !cgroup_fs.is_empty() {
+        kernel::mount_cgroup(sys, cgroup_fs, &mut slots, plan);
+    }
     if spec.tmp {
         binds::tmp(&mut slots, plan);
     }

@@ -202,7 +202,7 @@ fn every_slot_is_within_the_count() {
             | Op::Device { dir, .. }
             | Op::Mkdir { dir, .. }
             | Op::NullStdio { dir, .. }
-            | Op::DevReadonly { dir } => vec![*dir],
+            | Op::Readonly { dir, .. } => vec![*dir],
             Op::MaskPath {
                 null,
                 empty,
@@ -223,7 +223,7 @@ fn every_slot_is_within_the_count() {
 fn the_rootfs_is_cloned_from_the_parents_fd_never_its_path() {
     let s = spec_with(r#","rootfs":"/srv/root""#);
     let mut out = vec![];
-    filesystem(&s, (42, None), &HostFacts::read(), &mut out).unwrap();
+    filesystem(&s, (42, None, &[]), &HostFacts::read(), &mut out).unwrap();
     assert!(out.iter().any(
         |o| matches!(o, Op::EnterRootfs { fd: 42, shown, join: None } if shown.to_str() == Ok("/srv/root"))
     ));
@@ -236,7 +236,7 @@ fn the_rootfs_is_cloned_from_the_parents_fd_never_its_path() {
 fn kernel_paths_go_through_the_planned_filesystems_fds_with_no_symlink() {
     let s = spec_with(r#","rootfs":"/srv/root""#);
     let mut out = vec![];
-    filesystem(&s, (42, None), &HostFacts::read(), &mut out).unwrap();
+    filesystem(&s, (42, None, &[]), &HostFacts::read(), &mut out).unwrap();
     // The slots of the proc, dev and sys filesystems, kept open after their attach.
     let kept = |at: &str| {
         out.iter()
@@ -310,7 +310,7 @@ fn kernel_paths_go_through_the_planned_filesystems_fds_with_no_symlink() {
 }
 
 fn plan_fn(s: &ContainerSpec, out: &mut Vec<Op>) -> usize {
-    filesystem(s, (-1, None), &HostFacts::read(), out).unwrap()
+    filesystem(s, (-1, None, &[]), &HostFacts::read(), out).unwrap()
 }
 
 /// A host built here: only /usr (and `bin -> usr/bin`), no kernel path, a bounding set without SYS_ADMIN.
