@@ -643,3 +643,45 @@ for (const kind of KINDS) {
     }
   })
 }
+
+/** Every path under `dir` with its kind: the rootfs as a caller would compare it. */
+function tree(dir: string, rel = ''): string[] {
+  return fs.readdirSync(path.join(dir, rel), { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(rel, e.name)
+    return [`${p}${e.isDirectory() ? '/' : e.isSymbolicLink() ? '@' : ''}`, ...(e.isDirectory() ? tree(dir, p) : [])]
+  })
+}
+
+ctest('a --rootfs comes back as it was given: the mount points lonely made for missing targets (a file bind, nested directories, a tmpfs, /proc, /dev, /sys) are gone after the container, with readonlyRoot too and after a setup failure; what the container wrote there stays', async (t) => {
+  const given = makeBusyboxRoot()
+  t.teardown(() => removeRoot(given))
+  for (const d of ['proc', 'dev', 'sys']) fs.rmdirSync(path.join(given, d))
+  const before = tree(given)
+  const file = path.join(os.tmpdir(), `lonely-conf-${process.pid}`)
+  fs.writeFileSync(file, 'conf\n')
+  t.teardown(() => fs.rmSync(file, { force: true }))
+  const mounts: ContainerOptions['mounts'] = [
+    { type: 'bind', source: file, target: '/etc/myconf', readonly: true },
+    { type: 'bind', source: '/usr/bin', target: '/new/deep/bin', readonly: true },
+    { type: 'tmpfs', target: '/scratch' },
+  ]
+  const inside = await go(['/bin/sh', '-c', 'cat /etc/myconf; test -d /new/deep/bin && test -d /scratch && test -d /proc/self && echo mounted'], { rootfs: given, mounts, readonlyRoot: true })
+  t.is(inside.stdout, 'conf\nmounted', inside.stderr)
+  t.deepEqual(tree(given), before, 'the rootfs is as it was given (readonlyRoot)')
+  // Control of the check: during the run they were there.
+  const during = spawn(['/bin/sh', '-c', 'sleep 30'], { rootfs: given, mounts, stdin: 'ignore' })
+  await new Promise((r) => setTimeout(r, 300))
+  t.true(fs.existsSync(path.join(given, 'new/deep/bin')) && fs.existsSync(path.join(given, 'etc/myconf')), 'lonely made them for the run')
+  during.kill('SIGKILL')
+  await Promise.resolve(during).catch(() => {}) // a killed container rejects
+  t.deepEqual(tree(given), before, 'gone after a killed container')
+  const failed = await go(['/no/such/program'], { rootfs: given, mounts, reject: false })
+  t.is(failed.failed, true)
+  t.deepEqual(tree(given), before, 'gone after a setup failure (exec)')
+  // What the container wrote into a directory lonely made stays, and so does that directory.
+  const wrote = await go(['/bin/sh', '-c', 'echo mine > /new/deep/own'], { rootfs: given, mounts })
+  t.is(wrote.exitCode, 0, wrote.stderr)
+  t.is(fs.readFileSync(path.join(given, 'new/deep/own'), 'utf8'), 'mine\n')
+  t.false(fs.existsSync(path.join(given, 'new/deep/bin')), 'the empty mount point beside it is gone')
+  t.false(fs.existsSync(path.join(given, 'scratch')))
+})
