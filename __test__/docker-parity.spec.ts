@@ -4,9 +4,9 @@
 import test from 'ava'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 
-import { create, images, spawn as libSpawn } from '../index'
+import { create, images, run as libRun, spawn as libSpawn } from '../index'
 import { BUSYBOX, dockerArchive, makeBusyboxRoot, ourMounts, removeDetached, removeRoot } from './helpers'
 
 const REPO = path.resolve(__dirname, '..')
@@ -416,4 +416,66 @@ itest('docker run --platform: the image\'s own platform runs; another is refused
   const host = await lonely(['run', '--platform', `linux/${other}`, '--', 'true'])
   t.regex(host.stderr, /this host is linux\//)
   t.is((await lonely(['run', '--platform', 'amd64', '--', 'true'])).code, 125)
+})
+
+const GCC = ['/usr/bin/gcc', '/usr/bin/cc'].find((p) => fs.existsSync(p))
+const suidTest = BUSYBOX && GCC && process.geteuid?.() === 0 ? test.serial : test.skip
+
+suidTest('docker honours setuid (sudo, su) in an image: lonely clears the bits at load with a `lonely: note:`; --keep-setuid plus --security-opt allow-setuid and no-new-privileges=false give docker\'s; controls: any one missing leaves the euid the user\'s', async (t) => {
+  // An image with a static setuid-root helper that prints its euid, run as alice (uid 1000).
+  const dir = fs.mkdtempSync(path.join(work, 'suid-'))
+  const suidRoot = makeBusyboxRoot()
+  try {
+    fs.writeFileSync(path.join(dir, 'euid.c'), '#include <stdio.h>\n#include <unistd.h>\nint main(void) { printf("%d\\n", (int)geteuid()); return 0; }\n')
+    execFileSync(GCC!, ['-static', '-O2', '-o', path.join(suidRoot, 'bin/euid'), path.join(dir, 'euid.c')])
+    fs.chmodSync(path.join(suidRoot, 'bin/euid'), 0o4755)
+    fs.writeFileSync(path.join(suidRoot, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/tmp:/bin/sh\n')
+    // Two images (two configs) of the same layer, in one store: one loaded with the bits, one without.
+    const archive = (tag: string) => dockerArchive(suidRoot, fs.mkdtempSync(path.join(dir, 'a-')), [{ tag, cmd: ['/bin/euid'], config: { User: 'alice', Labels: { tag } } }])
+    const [STRIPPED, KEPT] = ['suid/stripped:1', 'suid/kept:1']
+    const suidStore = path.join(dir, 'store')
+    const plain = await lonely(['load', '--store', suidStore, '-i', archive(STRIPPED)])
+    t.is(plain.code, 0, plain.stderr)
+    t.is(plain.stdout, `Loaded image: ${STRIPPED}\n`)
+    t.regex(plain.stderr, /^lonely: note: layer sha256:[0-9a-f]{64}: setuid\/setgid bits cleared on 1 \(\.\/bin\/euid\): keep them with keepSetuid \(lonely load --keep-setuid\)$/m)
+    const kept = await lonely(['load', '--store', suidStore, '--keep-setuid', '-i', archive(KEPT)])
+    t.is(kept.code, 0, kept.stderr)
+    t.regex(kept.stderr, /^lonely: note: layer sha256:[0-9a-f]{64}: setuid\/setgid bits kept \(keepSetuid\) on 1 \(\.\/bin\/euid\)$/m)
+    // Same layer, two directories: one loaded without the bits is never taken for one with them.
+    const [a, b] = [STRIPPED, KEPT].map((ref) => images.inspect(ref, { store: suidStore }))
+    t.deepEqual([a.keepSetuid, b.keepSetuid], [false, true])
+    t.is(a.layers[0].diffId, b.layers[0].diffId)
+    t.not(a.layers[0].dir, b.layers[0].dir)
+    t.is(fs.statSync(path.join(a.layers[0].dir, 'bin/euid')).mode & 0o7777, 0o755)
+    t.is(fs.statSync(path.join(b.layers[0].dir, 'bin/euid')).mode & 0o7777, 0o4755)
+    // The library: the same notes in the result (a stored layer's are repeated), and a checked option.
+    const again = await images.load(archive(KEPT), { store: suidStore, keepSetuid: true })
+    t.is(again.layersReused, 1)
+    t.true(again.notes.some((n) => /\(already stored\): setuid\/setgid bits kept \(keepSetuid\) on 1/.test(n)), again.notes.join('\n'))
+    await t.throwsAsync(images.load(archive(KEPT), { store: suidStore, keepSetuid: 'yes' as never }), { instanceOf: TypeError, message: 'Option `keepSetuid` must be a boolean; got \'yes\'.' })
+
+    const euid = async (ref: string, ...opts: string[]) => {
+      const r = await lonely(['run', '--store', suidStore, ...opts.flatMap((o) => ['--security-opt', o]), ref])
+      t.is(r.code, 0, r.stderr)
+      return r.stdout
+    }
+    const both = ['allow-setuid', 'no-new-privileges=false']
+    t.is(await euid(KEPT, ...both), '0\n', 'both opt-ins: the setuid bit counts, as in docker')
+    t.is(await euid(KEPT), '1000\n', 'the default: nosuid and no_new_privs')
+    t.is(await euid(KEPT, 'no-new-privileges=false'), '1000\n', 'control: the overlay is nosuid without allow-setuid')
+    t.is(await euid(KEPT, 'allow-setuid'), '1000\n', 'control: no_new_privs without no-new-privileges=false')
+    t.is(await euid(STRIPPED, ...both), '1000\n', 'control: the bit was cleared at load')
+    // The library's options: the same.
+    const run = async (allowSetuid: boolean) => (await libRun([], { image: KEPT, store: suidStore, allowSetuid, noNewPrivileges: false })).stdout
+    t.is(await run(true), '0')
+    t.is(await run(false), '1000')
+    // rmi removes both directories of the layer (each image had its own).
+    for (const ref of [STRIPPED, KEPT]) await images.remove(ref, { store: suidStore })
+    t.false(fs.existsSync(a.layers[0].dir))
+    t.false(fs.existsSync(b.layers[0].dir))
+    t.is(ourMounts(), mountsBefore)
+  } finally {
+    removeRoot(suidRoot)
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
 })

@@ -53,6 +53,8 @@ export interface Image {
   /** Sum of the uncompressed layer sizes. */
   size: number
   loaded: Date
+  /** Its layers were loaded with `keepSetuid`: their setuid/setgid bits are kept (else cleared). */
+  keepSetuid: boolean
 }
 
 export interface LoadProgress {
@@ -90,6 +92,13 @@ export interface StoreOptions {
 export interface LoadOptions extends StoreOptions {
   /** Called on the JS thread while layers are read (about every MiB, and once per layer when done). */
   onProgress?: (progress: LoadProgress) => void
+  /**
+   * Default false: setuid/setgid bits are cleared as layers are extracted (a note names the
+   * files). True keeps them, for `sudo`/`su` in the image: such layers are stored apart from
+   * layers loaded without them, and the image (the last load of it wins) uses them. They raise
+   * privileges only in a container run with `allowSetuid: true` and `noNewPrivileges: false`.
+   */
+  keepSetuid?: boolean
 }
 
 export interface RemoveResult {
@@ -173,6 +182,7 @@ function image(n: NativeImage): Image {
     },
     size: n.size,
     loaded: new Date(n.loaded * 1000),
+    keepSetuid: n.keepSetuid,
   }
 }
 
@@ -183,15 +193,18 @@ function image(n: NativeImage): Image {
  */
 export async function load(archive: string, options?: LoadOptions): Promise<LoadedImage> {
   const file = pathString('path', archive)
-  const o = checkKeys('images.load()', options, ['store', 'onProgress'])
+  const o = checkKeys('images.load()', options, ['store', 'onProgress', 'keepSetuid'])
   const dir = store(o)
+  if (o.keepSetuid !== undefined && typeof o.keepSetuid !== 'boolean') {
+    throw optionError(TypeError, `keepSetuid`, `Option \`keepSetuid\` must be a boolean; got ${show(o.keepSetuid)}.`)
+  }
   const onProgress = o.onProgress
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw optionError(TypeError, `onProgress`, `Option \`onProgress\` must be a function; got ${show(onProgress)}.`)
   }
   let thrown: { error: unknown } | undefined
   const progress = onProgress
-    ? (p: Parameters<NonNullable<Parameters<Native['loadImage']>[2]>>[0]) => {
+    ? (p: Parameters<NonNullable<Parameters<Native['loadImage']>[3]>>[0]) => {
         if (thrown) return
         try {
           ;(onProgress as (p: LoadProgress) => void)({ ...p, state: p.state as LoadProgress['state'] })
@@ -202,7 +215,7 @@ export async function load(archive: string, options?: LoadOptions): Promise<Load
     : undefined
   let result: Awaited<ReturnType<Native['loadImage']>>
   try {
-    result = await native().loadImage(file, dir, progress)
+    result = await native().loadImage(file, dir, o.keepSetuid === true, progress)
   } finally {
     // Progress calls queued just before the end are delivered before this settles.
     if (progress) await new Promise((resolve) => setImmediate(resolve))

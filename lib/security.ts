@@ -36,10 +36,11 @@ export interface SecurityOptions {
   /** Paths made read-only (default: /proc/bus, /proc/fs, /proc/irq, /proc/sys, /proc/sysrq-trigger). */
   readonlyPaths?: string[]
   /**
-   * Default false: the rootfs and bind mounts are `nosuid`, and a container that writes into a
+   * Default false: the rootfs (an image's overlay too) and bind mounts are `nosuid`, and a container that writes into a
    * host directory (a writable `rootfs` or bind, without a user namespace) cannot make a file
    * setuid or setgid there, nor keep those bits when it writes to one (seccomp on the mode of
-   * chmod/open/mknod..., no FSETID or SETFCAP). True: docker's behaviour.
+   * chmod/open/mknod..., no FSETID or SETFCAP). True: docker's behaviour. A setuid binary raises
+   * privileges only with `noNewPrivileges: false` too (and, in an image, layers loaded with `keepSetuid`).
    */
   allowSetuid?: boolean
 }
@@ -49,7 +50,7 @@ export interface SecuritySpec {
   /** `capAdd: ['ALL']`: every capability this process may pass on (its bounding set), not an error for the rest. */
   capabilitiesAll: boolean
   noNewPrivileges: boolean
-  /** The rootfs and bind mounts are mounted nosuid. */
+  /** The rootfs (an image's overlay too) and bind mounts are mounted nosuid. */
   nosuid: boolean
   /** The default seccomp profile refuses setuid/setgid modes (core/src/seccomp/compact.rs). */
   setuidGuard: boolean

@@ -52,6 +52,8 @@ pub struct ImageInfo {
     pub size: f64,
     /// Seconds since the epoch.
     pub loaded: f64,
+    /// Its layers were loaded with their setuid/setgid bits kept.
+    pub keep_setuid: bool,
 }
 
 #[napi(object)]
@@ -116,6 +118,7 @@ impl From<images::Image> for ImageInfo {
             },
             size: i.size as f64,
             loaded: i.loaded as f64,
+            keep_setuid: i.keep_setuid,
         }
     }
 }
@@ -139,6 +142,7 @@ impl From<&images::Progress> for LoadProgress {
 pub struct LoadTask {
     path: String,
     store: String,
+    keep_setuid: bool,
     on_progress: Option<ThreadsafeFunction<LoadProgress, (), LoadProgress, Status, false>>,
 }
 
@@ -155,7 +159,13 @@ impl Task for LoadTask {
             }
         };
         store
-            .load(Path::new(&self.path), &mut report)
+            .load(
+                Path::new(&self.path),
+                images::LoadOptions {
+                    keep_setuid: self.keep_setuid,
+                },
+                &mut report,
+            )
             .map_err(failed)
     }
 
@@ -171,15 +181,18 @@ impl Task for LoadTask {
 
 /// Loads every image of a docker-archive, OCI archive or OCI layout directory into the
 /// store, on the threadpool. `onProgress` is called on the JS thread as layers are read.
+/// `keepSetuid` keeps the layers' setuid/setgid bits (stored apart from layers without them).
 #[napi(ts_return_type = "Promise<LoadResult>")]
 pub fn load_image(
     path: String,
     store_dir: String,
+    keep_setuid: bool,
     on_progress: Option<ThreadsafeFunction<LoadProgress, (), LoadProgress, Status, false>>,
 ) -> AsyncTask<LoadTask> {
     AsyncTask::new(LoadTask {
         path,
         store: store_dir,
+        keep_setuid,
         on_progress,
     })
 }

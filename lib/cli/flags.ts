@@ -49,7 +49,7 @@ export const RUN_FLAGS: Flag[] = [
   { long: 'ulimit', arg: 'NAME=SOFT[:HARD]', help: 'A resource limit (setrlimit) by name: nofile, nproc, core, fsize, stack, as, cpu, data, memlock, ... (repeatable); -1 or unlimited for none. Default: inherited from lonely.' },
   { long: 'cap-add', arg: 'CAP', help: 'Add a Linux capability (repeatable; CAP_ prefix optional; ALL for all). Default: docker\'s 14 (CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP) for root; none for other users.' },
   { long: 'cap-drop', arg: 'CAP', help: 'Drop a Linux capability (repeatable; ALL drops every one, then --cap-add picks).' },
-  { long: 'security-opt', arg: 'OPT', help: 'seccomp=unconfined, seccomp=PROFILE.json (docker/OCI format), no-new-privileges[=true|false] (default true), systempaths=unconfined (no masked or read-only /proc and /sys paths), allow-setuid (docker\'s setuid rules: the rootfs and -v binds not nosuid, setuid/setgid files may be made in them). Default: the built-in seccomp profile (docker\'s allowlist, plus TIOCSTI/TIOCLINUX blocked), no_new_privs, docker\'s masked paths.' },
+  { long: 'security-opt', arg: 'OPT', help: 'seccomp=unconfined, seccomp=PROFILE.json (docker/OCI format), no-new-privileges[=true|false] (default true), systempaths=unconfined (no masked or read-only /proc and /sys paths), allow-setuid (docker\'s setuid rules: the rootfs, an image\'s layers and -v binds not nosuid, setuid/setgid files may be made in them; a setuid binary such as sudo raises privileges only with no-new-privileges=false too, and in an image loaded with lonely load --keep-setuid). Default: the built-in seccomp profile (docker\'s allowlist, plus TIOCSTI/TIOCLINUX blocked), no_new_privs, docker\'s masked paths.' },
   { long: 'device', arg: 'HOST[:CONTAINER][:rwm]', help: 'Make the host device node HOST (e.g. /dev/fuse, /dev/net/tun, /dev/kvm, a GPU\'s nodes) in the container\'s /dev, at CONTAINER (default the same path), with the host\'s numbers, mode and owner (repeatable). Only rwm access (the default) is supported.' },
   { long: 'privileged', help: 'DANGEROUS: what docker --privileged gives: every capability, no seccomp, no masked or read-only /proc and /sys paths, every host device node in /dev. Root in such a container can take the host over; use it only for code you trust.' },
   { long: 'sysctl', arg: 'KEY=VALUE', help: 'A namespaced sysctl (repeatable), as docker: net.* (with the container\'s own network), kernel.shm*, kernel.msg*, kernel.sem, fs.mqueue.*; others are refused. By default net.ipv4.ip_unprivileged_port_start=0 and net.ipv4.ping_group_range="0 2147483647", as docker.' },
@@ -103,7 +103,8 @@ Linux containers from kernel primitives, no daemon: docker run as a command.
 Commands:
   run        Run a command in a new container (lonely run --help)
   load       Load an image from a docker save archive, an OCI archive or an OCI layout
-             directory: lonely load [--store DIR] -i FILE
+             directory: lonely load [--store DIR] [--keep-setuid] -i FILE (setuid/setgid
+             bits are cleared unless --keep-setuid; what was changed is printed as notes)
   images     List the loaded images: lonely images [--store DIR]
   rmi        Remove images by name or id: lonely rmi [--store DIR] IMAGE...
   volume     Named volumes, directories of the store: lonely volume ls|create|inspect|rm [--store DIR]

@@ -2,10 +2,11 @@
 import { images } from '../../index'
 import { MAIN_HELP, UsageError } from './flags'
 
-/** `lonely load|images|rmi` with docker's flags (-i/--input, --store). */
+/** `lonely load|images|rmi` with docker's flags (-i/--input, --store), and lonely's `load --keep-setuid`. */
 export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[]): Promise<number> {
   let store: string | undefined
   let input: string | undefined
+  let keepSetuid = false
   const rest: string[] = []
   for (let i = 0; i < args.length; i++) {
     const a = args[i]
@@ -16,6 +17,7 @@ export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[
     }
     if (a === '--store' || a.startsWith('--store=')) store = value()
     else if (cmd === 'load' && (a === '-i' || a === '--input' || a.startsWith('--input='))) input = value()
+    else if (cmd === 'load' && a === '--keep-setuid') keepSetuid = true
     else if (a === '-h' || a === '--help') {
       process.stdout.write(MAIN_HELP)
       return 0
@@ -28,11 +30,14 @@ export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[
     const bar = process.stderr.isTTY
     const loaded = await images.load(input, {
       ...opts,
+      ...(keepSetuid ? { keepSetuid } : {}),
       onProgress: bar
         ? (p) => process.stderr.write(`\r\x1b[Klayer ${p.layer + 1}/${p.layers} ${p.diffId.slice(7, 19)}: ${p.reused ? 'already stored' : p.state} ${p.total ? Math.floor((100 * p.done) / p.total) : 100}%`)
         : undefined,
     })
     if (bar) process.stderr.write('\r\x1b[K')
+    // What the load skipped or changed (setuid bits cleared, device nodes...), as run's notes.
+    for (const note of loaded.notes) process.stderr.write(`lonely: note: ${note}\n`)
     for (const img of loaded.images) {
       process.stdout.write(img.names.length ? img.names.map((n) => `Loaded image: ${n}\n`).join('') : `Loaded image ID: ${img.id}\n`)
     }

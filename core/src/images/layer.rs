@@ -5,8 +5,8 @@
 //! layer's root, one component at a time with `O_NOFOLLOW`: an entry that would go through
 //! a symlink is refused, whatever the symlink points to, so nothing can be written outside
 //! the layer. Entries with `..` or an absolute path are refused; hardlinks may only point
-//! to files of the same layer; device nodes are skipped; setuid/setgid bits and all
-//! xattrs but `user.*` are dropped (and counted in the notes).
+//! to files of the same layer; device nodes are skipped; setuid/setgid bits (unless the
+//! load asks to keep them) and all xattrs but `user.*` are dropped (and counted in the notes).
 //!
 //! Whiteouts become what overlayfs reads in a lower directory: `.wh.NAME` a 0:0 character
 //! device NAME, `.wh..wh..opq` the `trusted.overlay.opaque=y` xattr on its directory (and
@@ -67,8 +67,10 @@ impl Sampled {
 pub struct Notes {
     /// Character and block devices, not created (a container gets its /dev from the runtime).
     pub devices: Sampled,
-    /// Files whose setuid/setgid bits were cleared.
+    /// Files whose setuid/setgid bits were cleared (or kept, when the load keeps them).
     pub setid: Sampled,
+    /// The bits were kept (`keep_setuid`), not cleared.
+    pub setid_kept: bool,
     /// Extended attributes dropped (file capabilities, SELinux labels, trusted.*).
     pub xattrs: Sampled,
     /// Entries kept with the extracting user's ownership (not root: no chown).
@@ -81,7 +83,14 @@ impl Notes {
     pub fn describe(&self) -> Vec<String> {
         let mut out: Vec<String> = [
             self.devices.describe("device nodes skipped:"),
-            self.setid.describe("setuid/setgid bits cleared on"),
+            if self.setid_kept {
+                self.setid
+                    .describe("setuid/setgid bits kept (keepSetuid) on")
+            } else {
+                self.setid
+                    .describe("setuid/setgid bits cleared on")
+                    .map(|n| format!("{n}: keep them with keepSetuid (lonely load --keep-setuid)"))
+            },
             self.xattrs.describe("extended attributes dropped:"),
         ]
         .into_iter()
@@ -110,6 +119,8 @@ struct Extractor<'a> {
     root: OwnedFd,
     blob: &'a str,
     chown: bool,
+    /// Setuid/setgid bits are written as the tar has them (still counted in the notes).
+    keep_setuid: bool,
     /// The parent directory of the last entry (entries come grouped by directory).
     cached: Option<(Vec<Vec<u8>>, OwnedFd)>,
     dirs: HashMap<Vec<Vec<u8>>, Meta>,
@@ -119,7 +130,13 @@ struct Extractor<'a> {
 
 /// Extracts the tar stream `reader` into the empty directory `dir`. `blob` names the layer
 /// in errors. Stops at the tar's end-of-archive marker: the caller drains the rest.
-pub fn extract<R: Read>(reader: R, dir: &Path, blob: &str) -> Result<Notes, ImageError> {
+/// `keep_setuid` keeps the files' setuid/setgid bits (else cleared).
+pub fn extract<R: Read>(
+    reader: R,
+    dir: &Path,
+    blob: &str,
+    keep_setuid: bool,
+) -> Result<Notes, ImageError> {
     let root = nix::fcntl::open(
         dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -135,9 +152,13 @@ pub fn extract<R: Read>(reader: R, dir: &Path, blob: &str) -> Result<Notes, Imag
         root,
         blob,
         chown,
+        keep_setuid,
         cached: None,
         dirs: HashMap::new(),
-        notes: Notes::default(),
+        notes: Notes {
+            setid_kept: keep_setuid,
+            ..Notes::default()
+        },
         guard: guard.clone(),
     };
     let mut archive = tar::Archive::new(CountingReader {
@@ -609,7 +630,11 @@ impl Extractor<'_> {
         if mode & 0o6000 != 0 {
             self.notes.setid.add(entry);
         }
-        mode & !0o6000
+        if self.keep_setuid {
+            mode
+        } else {
+            mode & !0o6000
+        }
     }
 
     /// chown as root; without root, ownership stays the extracting user's (counted).
@@ -892,7 +917,7 @@ mod tests {
         append(&mut b, "opq/new", EntryType::Regular, b"x", None);
         append(&mut b, "etc/hard", EntryType::Link, b"", Some("opq/new"));
         let tar = b.into_inner().unwrap();
-        extract(&tar[..], &dir, "t").unwrap();
+        extract(&tar[..], &dir, "t", false).unwrap();
         let gone = std::fs::symlink_metadata(dir.join("etc/gone")).unwrap();
         assert!(gone.file_type().is_char_device());
         assert_eq!(gone.rdev(), 0);
@@ -937,7 +962,7 @@ mod tests {
         );
         append(&mut b, "l/evil", EntryType::Regular, b"pwned", None);
         let tar = b.into_inner().unwrap();
-        let e = extract(&tar[..], &dir, "t").unwrap_err().to_string();
+        let e = extract(&tar[..], &dir, "t", false).unwrap_err().to_string();
         assert!(
             e.contains("tar entry `l/evil`: its parent `l` is a symlink"),
             "{e}"
@@ -945,6 +970,43 @@ mod tests {
         assert!(!outside.join("evil").exists());
         remove_tree(&dir).unwrap();
         remove_tree(&outside).unwrap();
+    }
+
+    #[test]
+    fn images_layer_setuid_bits_cleared_unless_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, mode) in [("suid", 0o4755), ("sgid", 0o2711), ("plain", 0o755)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(EntryType::Regular);
+            h.set_mode(mode);
+            h.set_size(1);
+            b.append_data(&mut h, name, &b"x"[..]).unwrap();
+        }
+        let tar = b.into_inner().unwrap();
+        for keep in [false, true] {
+            let dir = scratch(&format!("setuid-{keep}"));
+            let notes = extract(&tar[..], &dir, "t", keep).unwrap();
+            let mode =
+                |n: &str| std::fs::metadata(dir.join(n)).unwrap().permissions().mode() & 0o7777;
+            let (suid, sgid) = if keep {
+                (0o4755, 0o2711)
+            } else {
+                (0o755, 0o711)
+            };
+            assert_eq!(
+                (mode("suid"), mode("sgid"), mode("plain")),
+                (suid, sgid, 0o755)
+            );
+            let described = notes.describe().join("\n");
+            let expected = if keep {
+                "setuid/setgid bits kept (keepSetuid) on 2 (suid, sgid)"
+            } else {
+                "setuid/setgid bits cleared on 2 (suid, sgid): keep them with keepSetuid (lonely load --keep-setuid)"
+            };
+            assert!(described.contains(expected), "{described}");
+            remove_tree(&dir).unwrap();
+        }
     }
 
     #[test]

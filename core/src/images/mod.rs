@@ -13,6 +13,8 @@
 //! <store>/blobs/sha256/<hex>        configs and manifests, as loaded (verified)
 //! <store>/layers/sha256/<diff_id>/  a layer's files: an overlayfs lower directory
 //! <store>/layers/sha256/<diff_id>.json  its size and what extraction changed
+//! <store>/layers/setuid/sha256/<diff_id>/  the same layer with its setuid/setgid bits kept
+//!                                   (loaded with keep_setuid; its record says so)
 //! <store>/tmp/                      loads in progress (cleared by the next load)
 //! ```
 //!
@@ -34,7 +36,7 @@ use std::path::PathBuf;
 
 pub use config::ImageConfig;
 pub use digest::Digest;
-pub use store::{Image, LayerInfo, LoadReport, Progress, Removed, Store};
+pub use store::{Image, LayerInfo, LoadOptions, LoadReport, Progress, Removed, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {

@@ -34,6 +34,8 @@ pub struct Image {
     pub size: u64,
     /// When it was loaded, in seconds since the epoch.
     pub loaded: u64,
+    /// Its layers were loaded with their setuid/setgid bits (`LoadOptions::keep_setuid`).
+    pub keep_setuid: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +45,14 @@ pub struct LayerInfo {
     pub dir: PathBuf,
     /// Uncompressed tar size in bytes.
     pub size: u64,
+}
+
+/// How a load extracts layers.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LoadOptions {
+    /// Keep the files' setuid/setgid bits (cleared by default). Such a layer is stored apart
+    /// (`layers/setuid/sha256/<diff_id>`): one loaded without them is never taken for it.
+    pub keep_setuid: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +96,9 @@ struct Record {
     manifest: Option<String>,
     layers: Vec<String>,
     loaded: u64,
+    /// Its layers are the ones with setuid/setgid bits kept (records without it: cleared).
+    #[serde(default)]
+    keep_setuid: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -101,6 +114,10 @@ struct LayerMeta {
     #[serde(default)]
     notes: Vec<String>,
 }
+
+/// Layers as extracted by default (setuid/setgid bits cleared), and with those bits kept.
+const LAYERS: &str = "layers/sha256";
+const LAYERS_SETUID: &str = "layers/setuid/sha256";
 
 /// Progress is reported every this many bytes of a blob.
 const PROGRESS_STEP: u64 = 1 << 20;
@@ -170,21 +187,48 @@ impl Store {
         self.root.join("blobs/sha256").join(digest.hex())
     }
 
-    /// The directory of the layer with this diff_id (whether or not it is stored).
-    pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
-        self.root.join("layers/sha256").join(diff_id.hex())
+    /// Where layers extracted with (`keep_setuid`) or without their setuid/setgid bits live.
+    fn layers_sub(keep_setuid: bool) -> &'static str {
+        if keep_setuid {
+            LAYERS_SETUID
+        } else {
+            LAYERS
+        }
     }
 
-    fn layer_meta_file(&self, diff_id: &Digest) -> PathBuf {
+    /// The directory of the layer with this diff_id (whether or not it is stored).
+    pub fn layer_dir(&self, diff_id: &Digest, keep_setuid: bool) -> PathBuf {
         self.root
-            .join("layers/sha256")
+            .join(Self::layers_sub(keep_setuid))
+            .join(diff_id.hex())
+    }
+
+    fn layer_meta_file(&self, diff_id: &Digest, keep_setuid: bool) -> PathBuf {
+        self.root
+            .join(Self::layers_sub(keep_setuid))
             .join(format!("{}.json", diff_id.hex()))
+    }
+
+    /// A stored layer's size and extraction notes (defaults when its file is unreadable).
+    fn layer_meta(&self, diff_id: &Digest, keep_setuid: bool) -> LayerMeta {
+        std::fs::read(self.layer_meta_file(diff_id, keep_setuid))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<LayerMeta>(&b).ok())
+            .unwrap_or_default()
     }
 
     fn init(&self) -> Result<(), ImageError> {
         let mut b = std::fs::DirBuilder::new();
         b.recursive(true).mode(0o700);
-        for sub in ["", "tmp", "images/sha256", "blobs/sha256", "layers/sha256"] {
+        // Mode 0700: a kept setuid-root file in a layer must not be reachable by other host users.
+        for sub in [
+            "",
+            "tmp",
+            "images/sha256",
+            "blobs/sha256",
+            LAYERS,
+            LAYERS_SETUID,
+        ] {
             let dir = self.root.join(sub);
             b.create(&dir)
                 .map_err(|source| ImageError::Mkdir { path: dir, source })?;
@@ -278,13 +322,10 @@ impl Store {
                 file: self.record_file(id).display().to_string(),
                 why: format!("layer {diff:?} is not a sha256 digest"),
             })?;
-            let size = std::fs::read(self.layer_meta_file(&diff_id))
-                .ok()
-                .and_then(|b| serde_json::from_slice::<LayerMeta>(&b).ok())
-                .map_or(0, |m| m.size);
+            let size = self.layer_meta(&diff_id, record.keep_setuid).size;
             layers.push(LayerInfo {
                 diff_id: diff.clone(),
-                dir: self.layer_dir(&diff_id),
+                dir: self.layer_dir(&diff_id, record.keep_setuid),
                 size,
             });
         }
@@ -304,6 +345,7 @@ impl Store {
             layers,
             config: parsed.config,
             loaded: record.loaded,
+            keep_setuid: record.keep_setuid,
         })
     }
 
@@ -398,13 +440,14 @@ impl Store {
     pub fn load(
         &self,
         path: &Path,
+        options: LoadOptions,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<LoadReport, ImageError> {
         self.init()?;
         let _lock = self.lock()?;
         self.clear_tmp()?;
         let result = self
-            .load_locked(path, progress)
+            .load_locked(path, options, progress)
             .map_err(|e| ImageError::In {
                 archive: path.to_owned(),
                 source: Box::new(e),
@@ -422,8 +465,10 @@ impl Store {
     fn load_locked(
         &self,
         path: &Path,
+        options: LoadOptions,
         progress: &mut dyn FnMut(&Progress),
     ) -> Result<LoadReport, ImageError> {
+        let keep = options.keep_setuid;
         let source = Source::open(path, &self.tmp().join("archive.tar"))?;
         let (plans, mut notes) = archive::read_images(&source)?;
         for plan in &plans {
@@ -463,7 +508,7 @@ impl Store {
         for plan in &plans {
             for layer in &plan.layers {
                 let size = sizes[index as usize];
-                let exists = self.layer_dir(&layer.diff_id).is_dir();
+                let exists = self.layer_dir(&layer.diff_id, keep).is_dir();
                 let mut report = |state: &'static str, bytes: u64| {
                     progress(&Progress {
                         state,
@@ -481,10 +526,17 @@ impl Store {
                 report(state, 0);
                 let mut tick = |bytes: u64| report(state, bytes);
                 if exists {
-                    self.read_layer(&source, layer, None, &mut tick)?;
+                    self.read_layer(&source, layer, None, keep, &mut tick)?;
+                    // What its first extraction changed still holds for what this image runs.
+                    let stored = self.layer_meta(&layer.diff_id, keep).notes;
+                    notes.extend(
+                        stored
+                            .into_iter()
+                            .map(|n| format!("layer {} (already stored): {n}", layer.diff_id)),
+                    );
                     reused += 1;
                 } else {
-                    let layer_notes = self.add_layer(&source, layer, &mut tick)?;
+                    let layer_notes = self.add_layer(&source, layer, keep, &mut tick)?;
                     notes.extend(
                         layer_notes
                             .into_iter()
@@ -499,7 +551,7 @@ impl Store {
         }
         let mut names = self.read_names()?;
         for plan in &plans {
-            self.commit(plan, &mut names)?;
+            self.commit(plan, keep, &mut names)?;
         }
         self.write_names(&names)?;
         let images = plans
@@ -519,6 +571,7 @@ impl Store {
         &self,
         source: &Source,
         layer: &LayerBlob,
+        keep_setuid: bool,
         tick: &mut dyn FnMut(u64),
     ) -> Result<Vec<String>, ImageError> {
         let tmp = self.tmp().join(format!("layer-{}", layer.diff_id.hex()));
@@ -529,14 +582,14 @@ impl Store {
                 path: tmp.clone(),
                 source,
             })?;
-        let (notes, size) = match self.read_layer(source, layer, Some(&tmp), tick) {
+        let (notes, size) = match self.read_layer(source, layer, Some(&tmp), keep_setuid, tick) {
             Ok((notes, size)) => (notes.unwrap_or_default(), size),
             Err(e) => {
                 let _ = layer::remove_tree(&tmp);
                 return Err(e);
             }
         };
-        let dir = self.layer_dir(&layer.diff_id);
+        let dir = self.layer_dir(&layer.diff_id, keep_setuid);
         std::fs::rename(&tmp, &dir).map_err(|source| ImageError::Rename {
             from: tmp,
             to: dir,
@@ -549,7 +602,7 @@ impl Store {
             notes: described.clone(),
         };
         write_atomic(
-            &self.layer_meta_file(&layer.diff_id),
+            &self.layer_meta_file(&layer.diff_id, keep_setuid),
             &serde_json::to_vec_pretty(&meta).expect("layer meta serialize"),
         )?;
         Ok(described)
@@ -564,6 +617,7 @@ impl Store {
         source: &Source,
         layer: &LayerBlob,
         into: Option<&Path>,
+        keep_setuid: bool,
         tick: &mut dyn FnMut(u64),
     ) -> Result<(Option<Notes>, u64), ImageError> {
         let (blob, size) = source.open_blob(&layer.name)?;
@@ -610,7 +664,7 @@ impl Store {
         let compression = decoder.compression();
         let mut plain = HashingReader::new(decoder);
         let extracted = match into {
-            Some(dir) => layer::extract(&mut plain, dir, &layer.name).map(Some),
+            Some(dir) => layer::extract(&mut plain, dir, &layer.name, keep_setuid).map(Some),
             None => Ok(None),
         };
         let drained = plain.drain();
@@ -636,7 +690,12 @@ impl Store {
     }
 
     /// Stores an image's config, manifest and record, and points its names at it.
-    fn commit(&self, plan: &ImagePlan, names: &mut Names) -> Result<(), ImageError> {
+    fn commit(
+        &self,
+        plan: &ImagePlan,
+        keep_setuid: bool,
+        names: &mut Names,
+    ) -> Result<(), ImageError> {
         let config_file = self.blob_file(&plan.id);
         if !config_file.exists() {
             write_atomic(&config_file, &plan.config)?;
@@ -652,6 +711,7 @@ impl Store {
             manifest: plan.manifest.as_ref().map(|(d, _)| d.to_string()),
             layers: plan.parsed.diff_ids.iter().map(|d| d.to_string()).collect(),
             loaded: now(),
+            keep_setuid,
         };
         write_atomic(
             &self.record_file(&plan.id),
@@ -714,28 +774,30 @@ impl Store {
 
     /// Deletes layers and blobs that no image record uses. Lock held.
     fn gc(&self) -> Result<u32, ImageError> {
+        // `sub/hex`: a layer kept with setuid bits is not the same one as without them.
         let mut used: HashSet<String> = HashSet::new();
         for id in self.ids()? {
             // A record that cannot be read stops the collection: its layers might be in use.
             let record = self.read_record(&id)?;
-            used.insert(id.hex().to_owned());
+            used.insert(format!("blobs/sha256/{}", id.hex()));
             used.extend(
                 record
                     .manifest
                     .as_deref()
                     .and_then(Digest::parse)
-                    .map(|d| d.hex().to_owned()),
+                    .map(|d| format!("blobs/sha256/{}", d.hex())),
             );
+            let layers = Self::layers_sub(record.keep_setuid);
             used.extend(
                 record
                     .layers
                     .iter()
                     .filter_map(|l| Digest::parse(l))
-                    .map(|d| d.hex().to_owned()),
+                    .map(|d| format!("{layers}/{}", d.hex())),
             );
         }
         let mut layers_removed = 0;
-        for sub in ["layers/sha256", "blobs/sha256"] {
+        for sub in [LAYERS, LAYERS_SETUID, "blobs/sha256"] {
             let dir = self.root.join(sub);
             let entries = match std::fs::read_dir(&dir) {
                 Ok(e) => e,
@@ -745,7 +807,7 @@ impl Store {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let hex = name.strip_suffix(".json").unwrap_or(&name);
-                if used.contains(hex) {
+                if used.contains(&format!("{sub}/{hex}")) {
                     continue;
                 }
                 let path = entry.path();
@@ -754,7 +816,7 @@ impl Store {
                     path: path.clone(),
                     source,
                 })?;
-                if is_dir && sub == "layers/sha256" {
+                if is_dir && sub != "blobs/sha256" {
                     layers_removed += 1;
                 }
             }

@@ -84,10 +84,11 @@ pub fn clone(
             if spec.namespaces.user {
                 params.push((c("userxattr"), None)); // overlayfs in a user namespace (Linux 5.11+)
             }
+            // nosuid unless `allowSetuid`: a layer loaded with keepSetuid has setuid files.
             plan.push(Op::NewFs {
                 fstype: c("overlay"),
                 params,
-                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+                attrs: nosuid | MOUNT_ATTR_NODEV,
                 slot,
             });
         }

@@ -518,3 +518,24 @@ fn propagation_every_host_tree_is_cloned_before_mounts_go_private_and_only_an_as
     );
     assert_eq!(plan.last(), Some(&Op::RootPropagation(MS_SLAVE)));
 }
+
+#[test]
+fn an_image_overlay_is_nosuid_unless_allow_setuid() {
+    use crate::sys::MOUNT_ATTR_NOSUID;
+    let overlay_attrs = |nosuid: bool| {
+        let s = spec_with(&format!(
+            r#","image":{{"lowerdirs":["/l"],"upper":"/u","work":"/w"}},"nosuid":{nosuid}"#
+        ));
+        let mut plan = vec![];
+        plan_fn(&s, &mut plan);
+        plan.iter()
+            .find_map(|o| match o {
+                Op::NewFs { fstype, attrs, .. } if fstype.to_str() == Ok("overlay") => Some(*attrs),
+                _ => None,
+            })
+            .expect("an overlay root")
+    };
+    assert_ne!(overlay_attrs(true) & MOUNT_ATTR_NOSUID, 0);
+    // allowSetuid: a layer loaded with keepSetuid has setuid files that must count.
+    assert_eq!(overlay_attrs(false) & MOUNT_ATTR_NOSUID, 0);
+}
