@@ -5,6 +5,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { execFileSync, spawn as spawnHost, spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 
 import * as lib from '../index'
 import { explain, images, run, spawn } from '../index'
@@ -122,6 +123,34 @@ itest('options override the config: command replaces Cmd, entrypoint [] clears i
 itest('the layers stack: the upper layer deleted one file and replaced another', async (t) => {
   const r = await run(['sh', '-c', 'cat /etc/replaced; ls /etc'], { image: REF, store, entrypoint: [] })
   t.is(r.stdout, 'new\ngroup\npasswd\nreplaced')
+})
+
+itest('an image of 50 layers runs (mount overlay once took them as one lowerdir string, which fsconfig caps at 256 bytes: EINVAL from 3 layers on); every layer is seen, the top one wins', async (t) => {
+  const dir = fs.mkdtempSync(path.join(work, 'fifty-'))
+  const layers: string[] = []
+  for (let i = 0; i < 50; i++) {
+    const content = path.join(dir, `content-${i}`)
+    fs.mkdirSync(path.join(content, 'layers'), { recursive: true })
+    if (i === 0) {
+      fs.mkdirSync(path.join(content, 'bin'))
+      fs.copyFileSync(BUSYBOX!, path.join(content, 'bin/busybox'))
+      fs.chmodSync(path.join(content, 'bin/busybox'), 0o755)
+      for (const applet of ['sh', 'cat', 'ls', 'wc']) fs.symlinkSync('busybox', path.join(content, 'bin', applet))
+    }
+    fs.writeFileSync(path.join(content, 'layers', String(i)), '')
+    fs.writeFileSync(path.join(content, 'layers', 'top'), `${i}\n`)
+    layers.push(`${i}.tar`)
+    sh('tar', ['-C', content, '-cf', path.join(dir, `${i}.tar`), '.'])
+  }
+  const diffs = layers.map((l) => `sha256:${createHash('sha256').update(fs.readFileSync(path.join(dir, l))).digest('hex')}`)
+  const config = JSON.stringify({ architecture: os.arch() === 'arm64' ? 'arm64' : 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffs }, config: { Cmd: ['sh'], Env: ['PATH=/bin'] } })
+  fs.writeFileSync(path.join(dir, 'config.json'), config)
+  fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: ['lonely/fifty:1'], Layers: layers }]))
+  const archive = path.join(work, 'fifty.tar')
+  sh('tar', ['-C', dir, '-cf', archive, 'manifest.json', 'config.json', ...layers])
+  await images.load(archive, { store })
+  const r = await run(['sh', '-c', 'ls /layers | wc -l; cat /layers/top'], { image: 'lonely/fifty:1', store })
+  t.is(r.stdout, '51\n49', r.stderr)
 })
 
 itest('writes go to a throwaway layer: invisible to the next container and to the store', async (t) => {

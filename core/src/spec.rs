@@ -424,6 +424,8 @@ pub enum SpecError {
     Sysctl(String),
     #[error("spec: devices: {0}")]
     Device(String),
+    #[error("image: {0}")]
+    ImageLayers(String),
     #[error("spec: rlimits: unknown resource `{0}`")]
     UnknownRlimit(String),
     #[error("spec: mount source `{path}`: {source}")]

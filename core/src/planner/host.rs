@@ -37,6 +37,8 @@ pub struct HostFacts {
     pub last_cap: u32,
     /// This process's euid and egid (what a user namespace maps 0 to).
     pub ids: (u32, u32),
+    /// overlayfs takes its layers one by one (`lowerdir+`, Linux 6.8): no 256-byte limit.
+    pub lowerdir_append: bool,
 }
 
 impl HostFacts {
@@ -49,8 +51,23 @@ impl HostFacts {
             bounding: security::bounding_set(),
             last_cap: security::last_cap(),
             ids: unsafe { (libc::geteuid(), libc::getegid()) },
+            lowerdir_append: kernel_at_least(6, 8),
         }
     }
+}
+
+/// The running kernel's release is `major.minor` or later (read once).
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    static RELEASE: OnceLock<(u32, u32)> = OnceLock::new();
+    let (have_major, have_minor) = *RELEASE.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let mut parts = text
+            .trim()
+            .split(['.', '-'])
+            .map(|p| p.parse().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0))
+    });
+    (have_major, have_minor) >= (major, minor)
 }
 
 /// The host's layout of `HOST_MIRROR`, read once per process (not on every spawn).

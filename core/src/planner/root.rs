@@ -72,15 +72,12 @@ pub fn clone(
         }),
         (None, Some(image)) => {
             // The image's layers read-only, the container's own writes in `upper`.
-            let mut params = vec![
-                param("source", "overlay"),
-                (
-                    c("lowerdir"),
-                    Some(cstring("image.lowerdirs", &image.lowerdirs.join(":"))?),
-                ),
+            let mut params = vec![param("source", "overlay")];
+            params.extend(lowerdirs(&image.lowerdirs, host.lowerdir_append)?);
+            params.extend([
                 (c("upperdir"), Some(cstring("image.upper", &image.upper)?)),
                 (c("workdir"), Some(cstring("image.work", &image.work)?)),
-            ];
+            ]);
             if spec.namespaces.user {
                 params.push((c("userxattr"), None)); // overlayfs in a user namespace (Linux 5.11+)
             }
@@ -129,6 +126,32 @@ pub fn clone(
         host_dirs,
         host_links,
     })
+}
+
+/// The layers, top first: one `lowerdir+` each where the kernel takes them so; else one
+/// `lowerdir` string, which fsconfig caps at 255 bytes (then a clear error, not EINVAL).
+pub(super) fn lowerdirs(
+    layers: &[String],
+    append: bool,
+) -> Result<Vec<(CString, Option<CString>)>, SpecError> {
+    if append {
+        return layers
+            .iter()
+            .map(|l| Ok((c("lowerdir+"), Some(cstring("image.lowerdirs", l)?))))
+            .collect();
+    }
+    let joined = layers.join(":");
+    if joined.len() > 255 {
+        return Err(SpecError::ImageLayers(format!(
+            "{} layers name {} bytes of lowerdir; this kernel takes at most 255 (Linux 6.8 takes any number, one by one)",
+            layers.len(),
+            joined.len()
+        )));
+    }
+    Ok(vec![(
+        c("lowerdir"),
+        Some(cstring("image.lowerdirs", &joined)?),
+    )])
 }
 
 /// Covers the stage with the root (or, without a mount namespace, keeps it detached), then

@@ -328,6 +328,7 @@ fn small_host() -> HostFacts {
         bounding: crate::security::mask(crate::security::DOCKER_DEFAULT).unwrap(),
         last_cap: 40,
         ids: (1000, 1000),
+        lowerdir_append: true,
     }
 }
 
@@ -538,4 +539,29 @@ fn an_image_overlay_is_nosuid_unless_allow_setuid() {
     assert_ne!(overlay_attrs(true) & MOUNT_ATTR_NOSUID, 0);
     // allowSetuid: a layer loaded with keepSetuid has setuid files that must count.
     assert_eq!(overlay_attrs(false) & MOUNT_ATTR_NOSUID, 0);
+}
+
+#[test]
+fn image_layers_go_one_by_one_where_the_kernel_takes_lowerdir_plus_else_one_string_with_a_clear_limit(
+) {
+    let layers: Vec<String> = (0..50)
+        .map(|i| format!("/var/lib/lonely/layers/sha256/{i:064}/fs"))
+        .collect();
+    let appended = super::root::lowerdirs(&layers, true).unwrap();
+    assert_eq!(appended.len(), 50);
+    assert!(appended.iter().all(|(k, _)| k.to_str() == Ok("lowerdir+")));
+    assert_eq!(
+        appended[0].1.as_deref().unwrap().to_str().unwrap(),
+        layers[0],
+        "top first"
+    );
+    let two = super::root::lowerdirs(&["/a".into(), "/b".into()], false).unwrap();
+    assert_eq!(two[0].1.as_deref().unwrap().to_str(), Ok("/a:/b"));
+    let err = super::root::lowerdirs(&layers, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("50 layers") && err.contains("Linux 6.8"),
+        "{err}"
+    );
 }
