@@ -153,6 +153,33 @@ itest('an image of 50 layers runs (mount overlay once took them as one lowerdir 
   t.is(r.stdout, '51\n49', r.stderr)
 })
 
+itest('docker rmi of an image a running container uses is refused (conflict, cannot be forced) and its files stay under it; one only a kept container uses needs force; once it ended the image goes', async (t) => {
+  const IMG = 'lonely/fifty:1'
+  const c = spawn(['sh', '-c', 'read line; ls /layers | wc -l'], { image: IMG, store, stderr: 'ignore' })
+  let out = ''
+  c.stdout!.on('data', (d) => (out += d))
+  await new Promise((r) => setTimeout(r, 300))
+  const id = (() => {
+    const held = fs.readdirSync(path.join(store, 'containers')).filter((d) => fs.existsSync(path.join(store, 'containers', d, 'image')))
+    return held.find((d) => lockHeld(d))
+  })()
+  t.truthy(id, 'the running container holds its lease')
+  await t.throwsAsync(images.remove(IMG, { store }), { message: new RegExp(`conflict: unable to delete [0-9a-f]{12} \\(cannot be forced\\) - image is being used by running container ${id}`) })
+  await t.throwsAsync(images.remove(IMG, { store, force: true }), { message: /cannot be forced/ })
+  c.stdin!.end('go\n')
+  t.is((await c).exitCode, 0)
+  t.is(out, '51\n', 'every file is still there under it')
+  // keep: true leaves a kept container: force is needed, as for docker's stopped one.
+  const kept = await run(['sh', '-c', 'exit 0'], { image: IMG, store, keep: true })
+  const keptId = path.basename(path.dirname(kept.keptLayer!))
+  await t.throwsAsync(images.remove(IMG, { store }), { message: new RegExp(`\\(must force\\) - container ${keptId} is using its referenced image`) })
+  await t.throwsAsync(images.remove(IMG, { store, force: 'yes' as never }), { instanceOf: TypeError, message: /Option `force` must be a boolean; got 'yes'/ })
+  const removed = await images.remove(IMG, { store, force: true })
+  t.deepEqual(removed.untagged, [IMG])
+  t.true(removed.layersRemoved >= 49, `its own layers went: ${removed.layersRemoved}`)
+  fs.rmSync(path.dirname(kept.keptLayer!), { recursive: true, force: true })
+})
+
 itest('writes go to a throwaway layer: invisible to the next container and to the store', async (t) => {
   const before = tree(path.join(store, 'layers'))
   const w = await run(['sh', '-c', 'echo mine > /etc/replaced && touch /data/new && cat /etc/replaced'], { image: REF, store, entrypoint: [], uid: 0, gid: 0 })

@@ -95,6 +95,8 @@ export function makeImageRoot(found: FoundImage): ImageRoot {
   fs.mkdirSync(dir, { mode: 0o700 })
   const lock = native().lockFile(path.join(dir, LOCK))
   if (lock === null) throw new Error(`lock \`${dir}\`: held by another process (a random name repeated)`)
+  // Its lease: `rmi` refuses an image whose id a held container directory records.
+  fs.writeFileSync(path.join(dir, 'image'), found.image.id)
   const upper = path.join(dir, 'upper')
   const work = path.join(dir, 'work')
   fs.mkdirSync(upper, { mode: 0o755 })

@@ -243,12 +243,16 @@ export function inspect(ref: string, options?: StoreOptions): Image {
 
 /**
  * Removes the name `ref` (the image goes with its last name), or given an id the image and
- * all its names; then deletes the layers no image uses any more.
+ * all its names; then deletes the layers no image uses any more. As docker's `rmi`: an image a
+ * running container uses is refused (its layers are under it; even with `force`), one a kept
+ * container (`keep: true`) uses is refused unless `force`.
  */
-export async function remove(ref: string, options?: StoreOptions): Promise<RemoveResult> {
+export async function remove(ref: string, options?: StoreOptions & { force?: boolean }): Promise<RemoveResult> {
   const r = reference(ref)
-  const o = checkKeys('images.remove()', options, ['store'])
-  return native().removeImage(store(o), r)
+  const o = checkKeys('images.remove()', options, ['store', 'force'])
+  const force = (o as { force?: unknown }).force ?? false
+  if (typeof force !== 'boolean') throw optionError(TypeError, 'force', `Option \`force\` must be a boolean; got ${show(force)}.`)
+  return native().removeImage(store(o), r, force)
 }
 
 export const images = { load, list, inspect, remove, defaultStore }

@@ -220,6 +220,7 @@ pub fn inspect_image(store_dir: String, reference: String) -> Result<ImageInfo> 
 pub struct RemoveTask {
     store: String,
     reference: String,
+    force: bool,
 }
 
 impl Task for RemoveTask {
@@ -228,7 +229,7 @@ impl Task for RemoveTask {
 
     fn compute(&mut self) -> Result<Self::Output> {
         let store = Store::new(&self.store).map_err(failed)?;
-        store.remove(&self.reference).map_err(failed)
+        store.remove(&self.reference, self.force).map_err(failed)
     }
 
     fn resolve(&mut self, _env: Env, out: Self::Output) -> Result<Self::JsValue> {
@@ -243,10 +244,11 @@ impl Task for RemoveTask {
 /// Removes a name (or, given an id, the image and all its names), then deletes the layers
 /// and blobs no image uses any more. Runs on the threadpool.
 #[napi(ts_return_type = "Promise<RemoveResult>")]
-pub fn remove_image(store_dir: String, reference: String) -> AsyncTask<RemoveTask> {
+pub fn remove_image(store_dir: String, reference: String, force: bool) -> AsyncTask<RemoveTask> {
     AsyncTask::new(RemoveTask {
         store: store_dir,
         reference,
+        force,
     })
 }
 

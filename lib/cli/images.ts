@@ -7,6 +7,7 @@ export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[
   let store: string | undefined
   let input: string | undefined
   let keepSetuid = false
+  let force = false
   const rest: string[] = []
   for (let i = 0; i < args.length; i++) {
     const a = args[i]
@@ -18,6 +19,7 @@ export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[
     if (a === '--store' || a.startsWith('--store=')) store = value()
     else if (cmd === 'load' && (a === '-i' || a === '--input' || a.startsWith('--input='))) input = value()
     else if (cmd === 'load' && a === '--keep-setuid') keepSetuid = true
+    else if (cmd === 'rmi' && (a === '-f' || a === '--force')) force = true
     else if (a === '-h' || a === '--help') {
       process.stdout.write(MAIN_HELP)
       return 0
@@ -55,7 +57,7 @@ export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[
   }
   if (rest.length === 0) throw new UsageError('"lonely rmi" requires at least one image')
   for (const ref of rest) {
-    const removed = await images.remove(ref, opts)
+    const removed = await images.remove(ref, { ...opts, ...(force ? { force } : {}) })
     for (const n of removed.untagged) process.stdout.write(`Untagged: ${n}\n`)
     for (const id of removed.deleted) process.stdout.write(`Deleted: ${id}\n`)
   }

@@ -148,6 +148,15 @@ pub enum ImageError {
     },
     #[error("no such image: `{reference}` (store `{}`)", store.display())]
     NotFound { reference: String, store: PathBuf },
+    /// docker's words: a running container's layers cannot go from under it.
+    #[error("conflict: unable to delete {id} (cannot be forced) - image is being used by running container {container}")]
+    InUse { id: String, container: String },
+    #[error("conflict: unable to remove repository reference \"{reference}\" (must force) - container {container} is using its referenced image {id}")]
+    KeptBy {
+        reference: String,
+        id: String,
+        container: String,
+    },
     #[error("`{reference}` matches several images: {}", matches.join(", "))]
     Ambiguous {
         reference: String,

@@ -725,7 +725,7 @@ impl Store {
 
     /// Removes a name; the image goes when no name is left or when `reference` is its id.
     /// Then layers and blobs no image uses are deleted.
-    pub fn remove(&self, reference: &str) -> Result<Removed, ImageError> {
+    pub fn remove(&self, reference: &str, force: bool) -> Result<Removed, ImageError> {
         if !self.root.join("names.json").exists() && !self.root.join("images").exists() {
             return Err(ImageError::NotFound {
                 reference: reference.to_owned(),
@@ -741,6 +741,14 @@ impl Store {
             deleted: Vec::new(),
             layers_removed: 0,
         };
+        let last_name = match &by_name {
+            Some(name) => !names.names.iter().any(|(k, v)| *v == id_text && k != name),
+            None => true,
+        };
+        if last_name {
+            // Lock held: no image container starts from this store until the layers are gone.
+            self.check_leases(reference, &id, force)?;
+        }
         match by_name {
             Some(name) => {
                 names.names.remove(&name);
@@ -770,6 +778,37 @@ impl Store {
         }
         removed.layers_removed = self.gc()?;
         Ok(removed)
+    }
+
+    /// The containers that use image `id` (their directories record it): a running one (its
+    /// lease, an flock, is held) refuses the removal, a kept one (`keep: true`) unless `force`.
+    fn check_leases(&self, reference: &str, id: &Digest, force: bool) -> Result<(), ImageError> {
+        let Ok(entries) = std::fs::read_dir(self.root.join("containers")) else {
+            return Ok(());
+        };
+        let short = id.hex()[..12].to_owned();
+        for entry in entries.flatten() {
+            let dir = entry.path();
+            let recorded = std::fs::read_to_string(dir.join("image")).unwrap_or_default();
+            if recorded.trim() != id.to_string() {
+                continue;
+            }
+            let container = entry.file_name().to_string_lossy().into_owned();
+            if lease_held(&dir.join("lock")) {
+                return Err(ImageError::InUse {
+                    id: short,
+                    container,
+                });
+            }
+            if !force && dir.join("kept").exists() {
+                return Err(ImageError::KeptBy {
+                    reference: reference.to_owned(),
+                    id: short,
+                    container,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Deletes layers and blobs that no image record uses. Lock held.
@@ -823,4 +862,19 @@ impl Store {
         }
         Ok(layers_removed)
     }
+}
+
+/// Whether a container's lease is held: its process (or its monitor) has the lock's flock.
+fn lease_held(lock: &Path) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(lock)
+    else {
+        return false;
+    };
+    // Taken and released at once: only asked whether someone holds it.
+    unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
 }
