@@ -12,7 +12,7 @@ export type { ExecOptions, ExecRunOptions } from './lib/exec'
 export type { Attachment, AttachedExit } from './lib/attach'
 export { images } from './lib/images'
 export { runtimePath } from './lib/runtimepath'
-export type { Image, ImageConfig, ImageLayer, LoadedImage, LoadOptions, LoadProgress, RemoveResult, StoreOptions } from './lib/images'
+export type { Image, ImageConfig, ImageLayer, LayerDamage, LoadedImage, LoadOptions, LoadProgress, RemoveResult, StoreOptions } from './lib/images'
 export type { ContainerExit, ContainerOptions, ContainerResult, RunOptions }
 export type { IdRange, Mount, NamespaceName, Propagation, StdioOption, TtySize } from './lib/options'
 export type { SetupFailure, Stats, Usage } from './lib/result'

@@ -255,4 +255,25 @@ export async function remove(ref: string, options?: StoreOptions & { force?: boo
   return native().removeImage(store(o), r, force)
 }
 
-export const images = { load, list, inspect, remove, defaultStore }
+/** A layer an image needs that the store does not have whole. */
+export interface LayerDamage {
+  image: string
+  names: string[]
+  layer: string
+  /** `missing`, or `incomplete: ...` (a deletion or an extraction that did not finish). */
+  problem: string
+}
+
+/**
+ * Checks every image's layers: each must be whole (its completion marker written after it was
+ * renamed into place). `repair: true` removes what damage left, so that loading the image's
+ * archive again extracts those layers anew (a damaged image never runs: inspect and run refuse it).
+ */
+export function check(options?: StoreOptions & { repair?: boolean }): LayerDamage[] {
+  const o = checkKeys('images.check()', options, ['store', 'repair'])
+  const repair = (o as { repair?: unknown }).repair ?? false
+  if (typeof repair !== 'boolean') throw optionError(TypeError, 'repair', `Option \`repair\` must be a boolean; got ${show(repair)}.`)
+  return native().checkImages(store(o), repair)
+}
+
+export const images = { load, list, inspect, remove, check, defaultStore }

@@ -85,6 +85,15 @@ pub struct RemoveResult {
     pub layers_removed: u32,
 }
 
+/// A layer an image needs that the store does not have whole.
+#[napi(object)]
+pub struct LayerDamage {
+    pub image: String,
+    pub names: Vec<String>,
+    pub layer: String,
+    pub problem: String,
+}
+
 impl From<images::Image> for ImageInfo {
     fn from(i: images::Image) -> Self {
         let c = i.config;
@@ -215,6 +224,24 @@ pub fn list_images(store_dir: String) -> Result<Vec<ImageInfo>> {
 pub fn inspect_image(store_dir: String, reference: String) -> Result<ImageInfo> {
     let store = Store::new(&store_dir).map_err(failed)?;
     store.inspect(&reference).map(Into::into).map_err(failed)
+}
+
+/// Every image's layers checked (each whole, with its completion marker); `repair` removes
+/// what damage left so that the next load extracts those layers again.
+#[napi]
+pub fn check_images(store_dir: String, repair: bool) -> Result<Vec<LayerDamage>> {
+    let store = Store::new(&store_dir).map_err(failed)?;
+    Ok(store
+        .check(repair)
+        .map_err(failed)?
+        .into_iter()
+        .map(|d| LayerDamage {
+            image: d.image,
+            names: d.names,
+            layer: d.layer,
+            problem: d.problem,
+        })
+        .collect())
 }
 
 pub struct RemoveTask {

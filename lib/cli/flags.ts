@@ -105,7 +105,7 @@ Commands:
   load       Load an image from a docker save archive, an OCI archive or an OCI layout
              directory: lonely load [--store DIR] [--keep-setuid] -i FILE (setuid/setgid
              bits are cleared unless --keep-setuid; what was changed is printed as notes)
-  images     List the loaded images: lonely images [--store DIR]
+  images     List the loaded images: lonely images [--store DIR] [--check [--repair]] (every layer whole; --repair clears damage for the next load)
   rmi        Remove images by name or id: lonely rmi [-f] [--store DIR] IMAGE... (one a running container uses is refused; -f removes one only kept containers use)
   volume     Named volumes, directories of the store: lonely volume ls|create|inspect|rm [--store DIR]
   create     Create a detached container, not started (run's flags): lonely create [OPTIONS] COMMAND...

@@ -8,6 +8,8 @@ export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[
   let input: string | undefined
   let keepSetuid = false
   let force = false
+  let checking = false
+  let repair = false
   const rest: string[] = []
   for (let i = 0; i < args.length; i++) {
     const a = args[i]
@@ -20,6 +22,8 @@ export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[
     else if (cmd === 'load' && (a === '-i' || a === '--input' || a.startsWith('--input='))) input = value()
     else if (cmd === 'load' && a === '--keep-setuid') keepSetuid = true
     else if (cmd === 'rmi' && (a === '-f' || a === '--force')) force = true
+    else if (cmd === 'images' && a === '--check') checking = true
+    else if (cmd === 'images' && a === '--repair') repair = true
     else if (a === '-h' || a === '--help') {
       process.stdout.write(MAIN_HELP)
       return 0
@@ -44,6 +48,12 @@ export async function imageCommand(cmd: 'load' | 'images' | 'rmi', args: string[
       process.stdout.write(img.names.length ? img.names.map((n) => `Loaded image: ${n}\n`).join('') : `Loaded image ID: ${img.id}\n`)
     }
     return 0
+  }
+  if (cmd === 'images' && (checking || repair)) {
+    const damage = images.check({ ...opts, repair })
+    for (const d of damage) process.stdout.write(`${d.names[0] ?? d.image.slice(7, 19)}: layer ${d.layer.slice(7, 19)} ${d.problem}${repair ? ' (removed: load the image again)' : ''}\n`)
+    if (damage.length === 0) process.stdout.write('every image is whole\n')
+    return damage.length && !repair ? 1 : 0
   }
   if (cmd === 'images') {
     const rows = images.list(opts).flatMap((img) => (img.names.length ? img.names : ['<none>:<none>']).map((n) => {

@@ -148,6 +148,8 @@ pub enum ImageError {
     },
     #[error("no such image: `{reference}` (store `{}`)", store.display())]
     NotFound { reference: String, store: PathBuf },
+    #[error("image `{reference}` is damaged: layer {layer} is not whole in the store (load its archive again; lonely images --check --repair lists and cleans what is broken)")]
+    Damaged { reference: String, layer: String },
     /// docker's words: a running container's layers cannot go from under it.
     #[error("conflict: unable to delete {id} (cannot be forced) - image is being used by running container {container}")]
     InUse { id: String, container: String },

@@ -126,6 +126,15 @@ pub struct Store {
     root: PathBuf,
 }
 
+/// A layer an image needs that the store does not have whole (images.check()).
+#[derive(Debug, Clone)]
+pub struct Damage {
+    pub image: String,
+    pub names: Vec<String>,
+    pub layer: String,
+    pub problem: String,
+}
+
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -207,6 +216,32 @@ impl Store {
         self.root
             .join(Self::layers_sub(keep_setuid))
             .join(format!("{}.json", diff_id.hex()))
+    }
+
+    /// A layer counts as stored only with its completion marker (its `<hex>.json`, written
+    /// after the directory was renamed into place, removed first when it is deleted).
+    fn layer_present(&self, diff_id: &Digest, keep_setuid: bool) -> bool {
+        self.layer_dir(diff_id, keep_setuid).is_dir()
+            && self.layer_meta_file(diff_id, keep_setuid).is_file()
+    }
+
+    /// Moves `path` into tmp/ (one rename: it is gone from where it was, whole), then deletes
+    /// it; a crash in between leaves it in tmp/, which the next locked step clears.
+    fn remove_away(&self, path: &Path) -> Result<(), ImageError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let _ = std::fs::DirBuilder::new().mode(0o700).create(self.tmp());
+        let away = self
+            .tmp()
+            .join(format!("gone-{}-{name}", std::process::id()));
+        std::fs::rename(path, &away).map_err(|source| ImageError::Rename {
+            from: path.to_owned(),
+            to: away.clone(),
+            source,
+        })?;
+        layer::remove_tree(&away).map_err(|source| ImageError::Remove { path: away, source })
     }
 
     /// A stored layer's size and extraction notes (defaults when its file is unreadable).
@@ -370,7 +405,70 @@ impl Store {
     pub fn inspect(&self, reference: &str) -> Result<Image, ImageError> {
         let names = self.read_names()?;
         let id = self.resolve(reference, &names)?.0;
-        self.image(&id, &names)
+        let keep = self.read_record(&id)?.keep_setuid;
+        let image = self.image(&id, &names)?;
+        // What runs from it must have every file: a damaged layer is an error, never a root.
+        for l in &image.layers {
+            if let Some(diff_id) =
+                Digest::parse(&l.diff_id).filter(|d| !self.layer_present(d, keep))
+            {
+                return Err(ImageError::Damaged {
+                    reference: reference.to_owned(),
+                    layer: diff_id.to_string(),
+                });
+            }
+        }
+        Ok(image)
+    }
+
+    /// Every image's layers, each present with its completion marker; with `repair`, what
+    /// damage left (a layer directory without its marker, a marker without its directory, a
+    /// dead load's or deletion's leftovers in tmp/) is removed, so the next load extracts the
+    /// layer again. The images that need it are listed either way.
+    pub fn check(&self, repair: bool) -> Result<Vec<Damage>, ImageError> {
+        let _lock = self.lock()?;
+        let names = self.read_names()?;
+        let mut damage = Vec::new();
+        for id in self.ids()? {
+            let record = self.read_record(&id)?;
+            for diff in &record.layers {
+                let Some(diff_id) = Digest::parse(diff) else {
+                    continue;
+                };
+                if self.layer_present(&diff_id, record.keep_setuid) {
+                    continue;
+                }
+                let dir = self.layer_dir(&diff_id, record.keep_setuid);
+                let marker = self.layer_meta_file(&diff_id, record.keep_setuid);
+                let problem = if dir.exists() {
+                    "incomplete: its directory has no completion marker"
+                } else {
+                    "missing"
+                };
+                if repair {
+                    if dir.exists() {
+                        self.remove_away(&dir)?;
+                    }
+                    let _ = std::fs::remove_file(&marker);
+                }
+                let id_text = id.to_string();
+                damage.push(Damage {
+                    image: id_text.clone(),
+                    names: names
+                        .names
+                        .iter()
+                        .filter(|(_, v)| **v == id_text)
+                        .map(|(k, _)| k.clone())
+                        .collect(),
+                    layer: diff_id.to_string(),
+                    problem: problem.to_owned(),
+                });
+            }
+        }
+        if repair {
+            self.clear_tmp()?;
+        }
+        Ok(damage)
     }
 
     /// The id `reference` names, and the name it matched (None when it matched an id).
@@ -508,7 +606,7 @@ impl Store {
         for plan in &plans {
             for layer in &plan.layers {
                 let size = sizes[index as usize];
-                let exists = self.layer_dir(&layer.diff_id, keep).is_dir();
+                let exists = self.layer_present(&layer.diff_id, keep);
                 let mut report = |state: &'static str, bytes: u64| {
                     progress(&Progress {
                         state,
@@ -590,6 +688,10 @@ impl Store {
             }
         };
         let dir = self.layer_dir(&layer.diff_id, keep_setuid);
+        // A directory without its marker is damage (a deletion or a copy that did not finish).
+        if dir.exists() {
+            self.remove_away(&dir)?;
+        }
         std::fs::rename(&tmp, &dir).map_err(|source| ImageError::Rename {
             from: tmp,
             to: dir,
@@ -843,20 +945,28 @@ impl Store {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(source) => return Err(ImageError::Read { path: dir, source }),
             };
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let hex = name.strip_suffix(".json").unwrap_or(&name);
-                if used.contains(&format!("{sub}/{hex}")) {
-                    continue;
-                }
-                let path = entry.path();
-                let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
-                layer::remove_tree(&path).map_err(|source| ImageError::Remove {
-                    path: path.clone(),
-                    source,
-                })?;
-                if is_dir && sub != "blobs/sha256" {
-                    layers_removed += 1;
+            let mut unused: Vec<(PathBuf, bool)> = entries
+                .flatten()
+                .filter(|entry| {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let hex = name.strip_suffix(".json").unwrap_or(&name).to_owned();
+                    !used.contains(&format!("{sub}/{hex}"))
+                })
+                .map(|e| (e.path(), e.file_type().map(|t| t.is_dir()).unwrap_or(false)))
+                .collect();
+            // Markers first: once its marker is gone a layer is absent, whatever is left of it.
+            unused.sort_by_key(|(_, is_dir)| *is_dir);
+            for (path, is_dir) in unused {
+                if is_dir {
+                    self.remove_away(&path)?;
+                    if sub != "blobs/sha256" {
+                        layers_removed += 1;
+                    }
+                } else {
+                    std::fs::remove_file(&path).map_err(|source| ImageError::Remove {
+                        path: path.clone(),
+                        source,
+                    })?;
                 }
             }
         }
