@@ -218,7 +218,8 @@ itest('docker -v SRC:DST:rslave and --mount bind-propagation=rshared: a mount th
   const src = path.join(work, 'propagated')
   fs.mkdirSync(src)
   // Each container says it is up, waits for the host's mount, then looks and mounts its own.
-  const look = (id: string) => ['sh', '-c', `touch /v/up-${id}; while [ ! -e /v/go ]; do sleep 0.05; done; cat /v/late/f 2>/dev/null || echo nothing; mkdir /v/in-${id}; mount -t tmpfs in /v/in-${id} && echo mounted`]
+  // Bounded waits (30 s): a container that never came up fails the test with its output, no hang.
+  const look = (id: string) => ['sh', '-c', `touch /v/up-${id}; i=0; while [ ! -e /v/go ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; cat /v/late/f 2>/dev/null || echo nothing; mkdir /v/in-${id}; mount -t tmpfs in /v/in-${id} && echo mounted`]
   const run = (id: string, bind: string[]) => `"$LONELY" run --rootfs "$ROOT" --cap-add SYS_ADMIN --security-opt seccomp=unconfined ${bind.map((b) => `'${b}'`).join(' ')} -- ${look(id).map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(' ')} > "$W/${id}.out" 2>&1 &`
   // The caller: a mount namespace of its own (gone with it) where SRC is a shared tmpfs.
   const script = [
@@ -227,13 +228,13 @@ itest('docker -v SRC:DST:rslave and --mount bind-propagation=rshared: a mount th
     run('slave', ['-v', `${src}:/v:rslave`]),
     run('shared', ['--mount', `type=bind,src=${src},dst=/v,bind-propagation=rshared`]),
     run('plain', ['-v', `${src}:/v`]),
-    'for id in slave shared plain; do while [ ! -e "$SRC/up-$id" ]; do sleep 0.05; done; done',
+    'for id in slave shared plain; do i=0; while [ ! -e "$SRC/up-$id" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; [ -e "$SRC/up-$id" ] || { echo "$id never came up: $(cat "$W/$id.out")" >&2; }; done',
     'mount -t tmpfs late "$SRC/late"; echo "from the host" > "$SRC/late/f"; touch "$SRC/go"',
     'wait',
     'for id in slave shared plain; do if mountpoint -q "$SRC/in-$id"; then echo "caller sees in-$id"; fi; done',
   ].join('\n')
   const r = spawnSync('unshare', ['-m', '--propagation', 'unchanged', 'sh', '-c', script], {
-    encoding: 'utf8', timeout: 60_000, env: { ...process.env, LONELY: LAUNCHER, ROOT: root, W: work, SRC: src },
+    encoding: 'utf8', timeout: 90_000, killSignal: 'SIGKILL', env: { ...process.env, LONELY: LAUNCHER, ROOT: root, W: work, SRC: src },
   })
   t.is(r.status, 0, r.stderr)
   const out = (id: string) => fs.readFileSync(path.join(work, `${id}.out`), 'utf8')

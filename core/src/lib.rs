@@ -9,7 +9,6 @@ mod child_tests;
 pub mod container;
 pub mod images;
 pub mod monitor;
-pub mod mountpoints;
 pub mod nspool;
 pub mod plan;
 pub mod planner;

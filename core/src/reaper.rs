@@ -44,8 +44,6 @@ struct Watched {
 pub struct Held {
     /// Closed then: the mount namespace's teardown runs here, not in the container's exit.
     pub mount_ns: Option<OwnedFd>,
-    /// Removed before the exit is delivered, once the mount namespace is gone.
-    pub mountpoints: Option<crate::mountpoints::Made>,
 }
 
 /// Epoll data: the pid, tagged when the event is the cgroup's OOM eventfd.
@@ -255,11 +253,6 @@ fn finish(r: &Reaper, pid: i32, mut w: Watched) {
         let _ = cg.remove();
         exit.oom_killed = w.oom || stats.oom_kills > 0;
         exit.cgroup = Some(stats);
-    }
-    if let Some(made) = w.held.mountpoints.take() {
-        // The caller gets its rootfs back as it gave it: the namespace goes first, then them.
-        drop(w.held.mount_ns.take());
-        drop(made);
     }
     (w.on_exit)(exit);
     drop(w.held.mount_ns);

@@ -2,7 +2,7 @@
 //! namespaces, the plan, clone, the console, the reaper. Whatever step fails, `Undo` removes
 //! what the earlier ones made (the cgroup; a child that already runs is killed and reaped).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::errno::Errno;
 
@@ -225,11 +225,6 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
             .or(spec.hold_fd),
     };
     let prepared = spec.prepare(&handles)?;
-    // Checked before the child makes any: what the rootfs lacks now is what it gets back.
-    let made = rootfs
-        .as_ref()
-        .filter(|_| spec.namespaces.mount && !spec.detached && !spec.unreaped)
-        .and_then(|fd| crate::mountpoints::missing(fd.as_fd(), &prepared.plan));
     let (maps_read, maps_first) = match (maps_pipe, &spec.id_maps) {
         (Some((read, release)), Some(maps)) => (Some(read), Some(MapsFirst { maps, release })),
         _ => (None, None),
@@ -290,7 +285,6 @@ pub fn start(spec: &ContainerSpec, on_exit: OnExit) -> Result<Running, StartErro
         mount_ns: (spec.namespaces.mount && spec.image.is_none())
             .then(|| namespace_of(spawned.pid, "mnt"))
             .flatten(),
-        mountpoints: made,
     };
     reaper::watch(
         spawned.pid,
