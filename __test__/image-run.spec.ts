@@ -125,7 +125,10 @@ itest('the layers stack: the upper layer deleted one file and replaced another',
   t.is(r.stdout, 'new\ngroup\npasswd\nreplaced')
 })
 
-itest('an image of 50 layers runs (mount overlay once took them as one lowerdir string, which fsconfig caps at 256 bytes: EINVAL from 3 layers on); every layer is seen, the top one wins', async (t) => {
+/** A docker-archive of lonely/fifty:1: 50 layers, each adding /layers/N and rewriting /layers/top (made once). */
+let fifty = ''
+function fiftyArchive(): string {
+  if (fifty) return fifty
   const dir = fs.mkdtempSync(path.join(work, 'fifty-'))
   const layers: string[] = []
   for (let i = 0; i < 50; i++) {
@@ -146,8 +149,13 @@ itest('an image of 50 layers runs (mount overlay once took them as one lowerdir 
   const config = JSON.stringify({ architecture: os.arch() === 'arm64' ? 'arm64' : 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: diffs }, config: { Cmd: ['sh'], Env: ['PATH=/bin'] } })
   fs.writeFileSync(path.join(dir, 'config.json'), config)
   fs.writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify([{ Config: 'config.json', RepoTags: ['lonely/fifty:1'], Layers: layers }]))
-  const archive = path.join(work, 'fifty.tar')
-  sh('tar', ['-C', dir, '-cf', archive, 'manifest.json', 'config.json', ...layers])
+  fifty = path.join(work, 'fifty.tar')
+  sh('tar', ['-C', dir, '-cf', fifty, 'manifest.json', 'config.json', ...layers])
+  return fifty
+}
+
+itest('an image of 50 layers runs (mount overlay once took them as one lowerdir string, which fsconfig caps at 256 bytes: EINVAL from 3 layers on); every layer is seen, the top one wins', async (t) => {
+  const archive = fiftyArchive()
   await images.load(archive, { store })
   const r = await run(['sh', '-c', 'ls /layers | wc -l; cat /layers/top'], { image: 'lonely/fifty:1', store })
   t.is(r.stdout, '51\n49', r.stderr)
@@ -155,9 +163,11 @@ itest('an image of 50 layers runs (mount overlay once took them as one lowerdir 
 
 itest('docker rmi of an image a running container uses is refused (conflict, cannot be forced) and its files stay under it; one only a kept container uses needs force; once it ended the image goes', async (t) => {
   const IMG = 'lonely/fifty:1'
+  await images.load(fiftyArchive(), { store })
   const c = spawn(['sh', '-c', 'read line; ls /layers | wc -l'], { image: IMG, store, stderr: 'ignore' })
   let out = ''
   c.stdout!.on('data', (d) => (out += d))
+  const ended = new Promise((r) => c.stdout!.on('close', r)) // the output may trail the exit
   await new Promise((r) => setTimeout(r, 300))
   const id = (() => {
     const held = fs.readdirSync(path.join(store, 'containers')).filter((d) => fs.existsSync(path.join(store, 'containers', d, 'image')))
@@ -168,6 +178,7 @@ itest('docker rmi of an image a running container uses is refused (conflict, can
   await t.throwsAsync(images.remove(IMG, { store, force: true }), { message: /cannot be forced/ })
   c.stdin!.end('go\n')
   t.is((await c).exitCode, 0)
+  await ended
   t.is(out, '51\n', 'every file is still there under it')
   // keep: true leaves a kept container: force is needed, as for docker's stopped one.
   const kept = await run(['sh', '-c', 'exit 0'], { image: IMG, store, keep: true })

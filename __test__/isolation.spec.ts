@@ -670,9 +670,11 @@ ctest('what lonely writes into a rootfs is exactly the mount points it lacks (em
   const second = spawn(['/bin/sh', '-c', 'read x; cat /etc/myconf; ls /new/deep/bin/ls'], { rootfs: given, mounts })
   let seen = ''
   second.stdout!.on('data', (d) => (seen += d))
+  const ended = new Promise((r) => second.stdout!.on('close', r)) // the output may trail the exit
   t.is((await first).exitCode, 0)
   second.stdin!.end('go\n')
   t.is((await second).exitCode, 0)
+  await ended
   t.is(seen, 'conf\n/new/deep/bin/ls\n', 'its mounts are still there once the first one ended')
   const made = tree(given).filter((p) => !before.includes(p)).sort()
   t.deepEqual(made, ['dev/', 'etc/myconf', 'new/', 'new/deep/', 'new/deep/bin/', 'proc/', 'scratch/', 'sys/'], 'exactly the mount points, nothing else')
