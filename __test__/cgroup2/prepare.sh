@@ -23,34 +23,36 @@ deb=$(ls -t linux-image-*.deb 2>/dev/null | head -n1 || true)
 [ -n "$deb" ] || { echo "no kernel: apt-get download linux-image-amd64's dependency into $cache" >&2; exit 1; }
 kv=$(dpkg-deb -f "$deb" Package | sed 's/^linux-image-//')
 
-if [ ! -f "kernel/boot/vmlinuz-$kv" ]; then
-  rm -rf kernel
-  dpkg-deb -x "$deb" kernel
-fi
-
+kernel="vmlinuz-$kv"
 initrd="initramfs-$kv.cpio.gz"
 stamp=$(cat "$here/initramfs-init" /bin/busybox "$deb" | sha256sum | cut -c1-16)
-if [ ! -f "$initrd" ] || [ "$(cat "$initrd.stamp" 2>/dev/null)" != "$stamp" ]; then
+if [ ! -f "$kernel" ] || [ ! -f "$initrd" ] || [ "$(cat "$initrd.stamp" 2>/dev/null)" != "$stamp" ]; then
+  # The package unpacked in a temporary directory: only the kernel and the initramfs are kept.
+  work=$(mktemp -d "$cache/build.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  dpkg-deb -x "$deb" "$work/pkg"
+  cp "$work/pkg/boot/vmlinuz-$kv" "$kernel.tmp"
   # 9p over virtio (pci and mmio, for -machine pc and microvm) and overlay, with their dependencies.
-  busybox depmod -b kernel "$kv"
-  deps=kernel/lib/modules/$kv/modules.dep
-  tree=$(mktemp -d "$cache/initramfs.XXXXXX")
-  trap 'rm -rf "$tree"' EXIT
+  busybox depmod -b "$work/pkg" "$kv"
+  mods=$work/pkg/lib/modules/$kv
+  tree=$work/initramfs
   mkdir -p "$tree"/{bin,dev,proc,sys,newroot,lib/modules/"$kv"}
   cp /bin/busybox "$tree/bin/busybox"
   for m in 9p 9pnet_virtio virtio_pci virtio_mmio overlay; do
-    line=$(grep -E "(^|/)$m\.ko:" "$deps")
+    line=$(grep -E "(^|/)$m\.ko:" "$mods/modules.dep")
     for f in ${line%%:*} ${line#*:}; do
       mkdir -p "$tree/lib/modules/$kv/$(dirname "$f")"
-      cp "kernel/lib/modules/$kv/$f" "$tree/lib/modules/$kv/$f"
+      cp "$mods/$f" "$tree/lib/modules/$kv/$f"
     done
   done
   busybox depmod -b "$tree" "$kv"
   cp "$here/initramfs-init" "$tree/init"
   chmod 755 "$tree/init"
   (cd "$tree" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$initrd.tmp"
+  mv "$kernel.tmp" "$kernel"
   mv "$initrd.tmp" "$initrd"
   echo "$stamp" >"$initrd.stamp"
+  rm -f $(ls linux-image-*.deb | grep -vxF "$deb") # older kernels
 fi
-echo "$cache/kernel/boot/vmlinuz-$kv"
+echo "$cache/$kernel"
 echo "$cache/$initrd"

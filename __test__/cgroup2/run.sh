@@ -11,7 +11,10 @@ repo=$(cd "$here/../.." && pwd)
 command -v qemu-system-x86_64 >/dev/null || { echo "qemu-system-x86_64 is missing: apt-get install qemu-system-x86" >&2; exit 1; }
 ls "$repo"/*.node >/dev/null 2>&1 || { echo "build first: npm run build" >&2; exit 1; }
 mapfile -t boot < <(bash "$here/prepare.sh")
-machine=${LONELY_CGROUP2_MACHINE:-microvm}
+# pc, not microvm: microvm has no HPET, and when TCG is too slow for the PIT calibration the
+# kernel finds no TSC frequency and hangs at boot (1 boot in ~4 here). tsc=reliable then keeps
+# the TSC as the clocksource (the HPET's emulated reads made node ~5x slower).
+machine=${LONELY_CGROUP2_MACHINE:-pc}
 if [ "$machine" = microvm ]; then
   bus=device machine_opts=(-machine microvm,rtc=on)
 else
@@ -27,7 +30,7 @@ timeout --kill-after=10 "${LONELY_CGROUP2_TIMEOUT:-45m}" qemu-system-x86_64 \
   "${machine_opts[@]}" -accel tcg,thread=multi -cpu max -smp 2 -m "${LONELY_CGROUP2_MEMORY:-3G}" \
   -nodefaults -no-user-config -display none -serial stdio -no-reboot \
   -kernel "${boot[0]}" -initrd "${boot[1]}" \
-  -append "console=ttyS0 ${LONELY_CGROUP2_KERNEL_LOG:-quiet loglevel=3} panic=-1 cgroup_no_v1=all lonely.repo=$repo lonely.ava=$ava" \
+  -append "console=ttyS0 ${LONELY_CGROUP2_KERNEL_LOG:-quiet loglevel=3} tsc=reliable panic=-1 cgroup_no_v1=all lonely.repo=$repo lonely.ava=$ava" \
   -fsdev local,id=root,path=/,readonly=on,security_model=none,multidevs=remap \
   -device "virtio-9p-$bus,fsdev=root,mount_tag=root" \
   -fsdev "local,id=repo,path=$repo,readonly=on,security_model=none,multidevs=remap" \
