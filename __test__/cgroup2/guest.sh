@@ -34,7 +34,7 @@ mkdir "$cg/system.slice/lonely-test.service"
 echo $$ >"$cg/system.slice/lonely-test.service/cgroup.procs"
 hostname lonely-cgroup2
 ip link set lo up 2>/dev/null || true
-echo "cgroup2: $(cat /proc/self/cgroup); root controllers: $(cat $cg/cgroup.subtree_control)"
+echo "cgroup2: $(cat /proc/self/cgroup); root controllers: $(cat $cg/cgroup.subtree_control); /tmp: $(stat -f -c %T /tmp)"
 echo "guest up after $(cut -d' ' -f1 /proc/uptime) s (kernel $(uname -r), $(nproc) CPUs, $(free -m | awk '/^Mem/ {print $2}') MiB)"
 cd "$repo"
 set +e

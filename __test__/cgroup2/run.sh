@@ -21,7 +21,11 @@ else
   bus=pci machine_opts=(-machine "$machine")
 fi
 log=$(mktemp /tmp/lonely-cgroup2.XXXXXX)
-trap 'rm -f "$log"' EXIT
+# The guest's /tmp and /var/tmp: a sparse ext4 image, deleted with the log when we exit.
+disk=$(mktemp /var/tmp/lonely-cgroup2-disk.XXXXXX)
+trap 'rm -f "$log" "$disk"' EXIT
+truncate -s 16G "$disk"
+mkfs.ext4 -q -F -E lazy_itable_init=1,lazy_journal_init=1 "$disk"
 ava=$(IFS=,; echo "$*")
 start=$(date +%s.%N)
 status=0
@@ -35,6 +39,7 @@ timeout --kill-after=10 "${LONELY_CGROUP2_TIMEOUT:-45m}" qemu-system-x86_64 \
   -device "virtio-9p-$bus,fsdev=root,mount_tag=root" \
   -fsdev "local,id=repo,path=$repo,readonly=on,security_model=none,multidevs=remap" \
   -device "virtio-9p-$bus,fsdev=repo,mount_tag=repo" \
+  -drive "file=$disk,format=raw,if=none,id=scratch,cache=unsafe" -device "virtio-blk-$bus,drive=scratch" \
   </dev/null 2>&1 | sed -u 's/\r$//' | tee "$log" || status=$?
 echo "VM wall time: $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN {printf "%.1f", e - s}') s"
 line=$(grep -a '^LONELY-CGROUP2-STATUS=' "$log" | tail -n1 || true)
