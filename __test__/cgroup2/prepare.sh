@@ -34,13 +34,13 @@ if [ ! -f "$kernel" ] || [ ! -f "$initrd" ] || [ "$(cat "$initrd.stamp" 2>/dev/n
   cp "$work/pkg/boot/vmlinuz-$kv" "$kernel.tmp"
   # 9p over virtio (pci and mmio, for -machine pc and microvm), overlay and the scratch disk's
   # virtio-blk and ext4 (crc32c by name: the crypto API loads it, not modules.dep), and fuse
-  # (/dev/fuse, as on most hosts), with their dependencies.
+  # and tun (/dev/fuse, /dev/net/tun, as on most hosts), with their dependencies.
   busybox depmod -b "$work/pkg" "$kv"
   mods=$work/pkg/lib/modules/$kv
   tree=$work/initramfs
   mkdir -p "$tree"/{bin,dev,proc,sys,newroot,lib/modules/"$kv"}
   cp /bin/busybox "$tree/bin/busybox"
-  for m in 9p 9pnet_virtio virtio_pci virtio_mmio overlay virtio_blk crc32c_generic ext4 fuse; do
+  for m in 9p 9pnet_virtio virtio_pci virtio_mmio overlay virtio_blk crc32c_generic ext4 fuse tun; do
     line=$(grep -E "(^|/)$m\.ko:" "$mods/modules.dep")
     for f in ${line%%:*} ${line#*:}; do
       mkdir -p "$tree/lib/modules/$kv/$(dirname "$f")"
