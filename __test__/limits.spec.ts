@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process'
 import { cgroupMode, run, spawn, ContainerError } from '../index'
 import { snapshot, settled, type Snapshot } from './helpers'
 
-/** Our own directory in every cgroup hierarchy, from /proc/self/cgroup and the mount table. */
+/** Where our containers' cgroups go in every hierarchy, from /proc/self/cgroup and the mount table. */
 function cgroupDirs(): string[] {
   const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => / - cgroup2? /.test(l))
   const dirs: string[] = []
@@ -19,7 +19,8 @@ function cgroupDirs(): string[] {
       const point = left.split(' ')[4]
       const [fstype, , opts] = right.split(' ')
       const match = names === '' ? fstype === 'cgroup2' : fstype === 'cgroup' && names.split(',').some((n) => opts.split(',').includes(n))
-      if (match) dirs.push(path.join(point, own))
+      // On v2 the library moves us into a `lonely-supervisor` leaf and nests containers beside it.
+      if (match) dirs.push(path.join(point, fstype === 'cgroup2' && path.basename(own) === 'lonely-supervisor' ? path.dirname(own) : own))
     }
   }
   return [...new Set(dirs)].filter((d) => fs.existsSync(d))

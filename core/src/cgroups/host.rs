@@ -119,6 +119,14 @@ pub fn parse(mountinfo: &str, cgroup: &str) -> Result<Mode, CgroupError> {
         }
     }
     match (unified, controllers.is_empty()) {
+        // Moved into the supervisor leaf (by ourselves earlier, or by another Node process of
+        // our cgroup, before it forked us): containers go beside it, where it was delegated.
+        (Some((base, mount)), true) if base.ends_with(super::v2::SUPERVISOR) && base != mount => {
+            Ok(Mode::Unified {
+                base: base.parent().unwrap_or(&mount).to_owned(),
+                mount,
+            })
+        }
         (Some((base, mount)), true) => Ok(Mode::Unified { base, mount }),
         (Some((unified, _)), false) => Ok(Mode::Hybrid {
             controllers,
@@ -172,6 +180,19 @@ mod tests {
             mode,
             Mode::Unified {
                 base: PathBuf::from("/sys/fs/cgroup/app"),
+                mount: PathBuf::from("/sys/fs/cgroup")
+            }
+        );
+    }
+
+    #[test]
+    fn a_process_in_the_supervisor_leaf_nests_containers_beside_it() {
+        let mounts = "30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate";
+        let mode = parse(mounts, "0::/system.slice/ci.service/lonely-supervisor\n").unwrap();
+        assert_eq!(
+            mode,
+            Mode::Unified {
+                base: PathBuf::from("/sys/fs/cgroup/system.slice/ci.service"),
                 mount: PathBuf::from("/sys/fs/cgroup")
             }
         );

@@ -1,6 +1,7 @@
 //! cgroup v2: one directory under the Node process's cgroup. The no-internal-processes
-//! rule is respected: if the Node process sits in the cgroup whose controllers must be
-//! delegated, it moves into a leaf of its own (`lonely-supervisor`) first.
+//! rule is respected: if processes sit in the cgroup whose controllers must be delegated
+//! (the Node process, and whatever else shares its cgroup), they move into a leaf
+//! (`lonely-supervisor`) first.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -15,7 +16,8 @@ pub struct V2 {
     procs: Option<OwnedFd>,
 }
 
-const SUPERVISOR: &str = "lonely-supervisor";
+/// The leaf the processes of a delegating cgroup move into; host.rs takes its parent as base.
+pub(super) const SUPERVISOR: &str = "lonely-supervisor";
 
 fn words(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)
@@ -68,25 +70,57 @@ fn delegate(base: &Path, controllers: &[&str]) -> Result<(), CgroupError> {
     }
     let control = base.join("cgroup.subtree_control");
     let value = missing.join(" ");
-    match std::fs::write(&control, &value) {
-        Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-            // The Node process itself is in `base`: move it to a leaf, then delegate.
-            let leaf = base.join(SUPERVISOR);
-            match std::fs::create_dir(&leaf) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(source) => return Err(CgroupError::Mkdir { path: leaf, source }),
+    let mut moved = false;
+    // A process that forks into `base` between the move and the write makes it EBUSY again.
+    for _ in 0..5 {
+        match std::fs::write(&control, &value) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                move_to_supervisor(base, !moved)?;
+                moved = true;
             }
-            write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
-            write(&control, &value)
+            Err(source) => {
+                return Err(CgroupError::Write {
+                    path: control,
+                    value,
+                    source,
+                })
+            }
         }
-        Err(source) => Err(CgroupError::Write {
-            path: control,
-            value,
-            source,
-        }),
     }
+    write(&control, &value)
+}
+
+/// The no-internal-processes rule: `base` may delegate only once no process is in it. The
+/// Node process, and every other process there (the npm or shell that started it, a test
+/// runner's workers), move into the leaf `lonely-supervisor`; it is under `base`, so whatever
+/// limits `base` or its parents set still cover them all.
+fn move_to_supervisor(base: &Path, ours_first: bool) -> Result<(), CgroupError> {
+    let leaf = base.join(SUPERVISOR);
+    match std::fs::create_dir(&leaf) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => return Err(CgroupError::Mkdir { path: leaf, source }),
+    }
+    let procs = leaf.join("cgroup.procs");
+    if ours_first {
+        write(&procs, &std::process::id().to_string())?;
+    }
+    let listed = std::fs::read_to_string(base.join("cgroup.procs")).unwrap_or_default();
+    for pid in listed.lines().map(str::trim).filter(|p| !p.is_empty()) {
+        match std::fs::write(&procs, pid) {
+            // ESRCH: it exited since the listing.
+            Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                return Err(CgroupError::Write {
+                    path: procs,
+                    value: pid.to_owned(),
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 impl V2 {
