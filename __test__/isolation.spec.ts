@@ -652,7 +652,7 @@ function tree(dir: string, rel = ''): string[] {
   })
 }
 
-ctest('what lonely writes into a rootfs is exactly the mount points it lacks (empty, left after the run, readonlyRoot too), and they stay: a second container\'s bind on one of them survives the first one\'s end (removing a mount point would detach it everywhere)', async (t) => {
+ctest('docker puts a container\'s mount points in its writable layer; with a --rootfs lonely writes exactly the mount points it lacks there (empty, left after the run, readonlyRoot too), and they stay: a second container\'s bind on one of them survives the first one\'s end (removing a mount point would detach it everywhere)', async (t) => {
   const given = makeBusyboxRoot()
   t.teardown(() => removeRoot(given))
   for (const d of ['proc', 'dev', 'sys']) fs.rmdirSync(path.join(given, d))
