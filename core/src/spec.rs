@@ -384,6 +384,12 @@ impl Propagation {
             Propagation::Unbindable | Propagation::Runbindable => MS_UNBINDABLE,
         }
     }
+
+    /// slave or shared: its clone must keep the host mount's peers until the type is set.
+    pub fn keeps_peers(self) -> bool {
+        use crate::sys::{MS_SHARED, MS_SLAVE};
+        matches!(self.flag(), MS_SLAVE | MS_SHARED)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

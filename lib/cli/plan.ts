@@ -97,6 +97,20 @@ export interface Plan {
   notes: string[]
 }
 
+/** docker's --env-file and --label-file: each line but blank ones and `#` comments, leading blanks off. */
+function fileLines(long: string, file: string, each: (line: string, bad: (why: string) => Error) => void): void {
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch (e) {
+    throw invalid(long, file, `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+  }
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trimStart()
+    if (line !== '' && !line.startsWith('#')) each(line, (why) => invalid(long, file, `line ${i + 1} ${why}`))
+  })
+}
+
 export function buildPlan(p: Parsed): Plan {
   const last = (long: string) => p.values.get(long)?.at(-1)
   const all = (long: string) => p.values.get(long) ?? []
@@ -135,19 +149,7 @@ export function buildPlan(p: Parsed): Plan {
     else if (process.env[e] !== undefined) env[e] = process.env[e]!
   }
   // docker's order: the files first, then -e, each later one winning.
-  for (const file of all('env-file')) {
-    let text: string
-    try {
-      text = fs.readFileSync(file, 'utf8')
-    } catch (e) {
-      throw invalid('env-file', file, `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
-    }
-    text.split(/\r?\n/).forEach((raw, i) => {
-      const line = raw.trimStart()
-      if (line === '' || line.startsWith('#')) return
-      setEnv(line, (why) => invalid('env-file', file, `line ${i + 1} ${why}`))
-    })
-  }
+  for (const file of all('env-file')) fileLines('env-file', file, setEnv)
   for (const e of all('env')) setEnv(e, (why) => invalid('env', e, why))
   if (Object.keys(env).length) options.env = env
 
@@ -304,18 +306,7 @@ export function buildPlan(p: Parsed): Plan {
     if (key === '' || key.includes('\0')) throw bad(`must be KEY=VALUE or KEY (got ${JSON.stringify(line)})`)
     labels[key] = eq < 0 ? '' : line.slice(eq + 1)
   }
-  for (const file of all('label-file')) {
-    let text: string
-    try {
-      text = fs.readFileSync(file, 'utf8')
-    } catch (e) {
-      throw invalid('label-file', file, `cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
-    }
-    text.split(/\r?\n/).forEach((raw, i) => {
-      const line = raw.trim()
-      if (line !== '' && !line.startsWith('#')) setLabel(line, (why) => invalid('label-file', file, `line ${i + 1} ${why}`))
-    })
-  }
+  for (const file of all('label-file')) fileLines('label-file', file, (line, bad) => setLabel(line.trimEnd(), bad))
   for (const l of all('label')) setLabel(l, (why) => invalid('label', l, why))
   return { command, options, interactive, tty, timeoutSeconds, printPlan: p.bools.get('print-plan') ?? false, mountFlags, makeDirs, notes, detach: p.bools.get('detach') ?? false, labels, ...(name !== undefined ? { name } : {}) }
 }

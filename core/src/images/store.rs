@@ -106,6 +106,17 @@ struct Names {
     names: BTreeMap<String, String>,
 }
 
+impl Names {
+    /// The names of the image `id` (`sha256:<hex>`), in name order.
+    fn of(&self, id: &str) -> Vec<String> {
+        self.names
+            .iter()
+            .filter(|(_, v)| *v == id)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LayerMeta {
@@ -365,16 +376,9 @@ impl Store {
             });
         }
         let id_text = id.to_string();
-        let mut image_names: Vec<String> = names
-            .names
-            .iter()
-            .filter(|(_, v)| **v == id_text)
-            .map(|(k, _)| k.clone())
-            .collect();
-        image_names.sort();
         Ok(Image {
+            names: names.of(&id_text),
             id: id_text,
-            names: image_names,
             manifest: record.manifest,
             size: layers.iter().map(|l| l.size).sum(),
             layers,
@@ -405,8 +409,8 @@ impl Store {
     pub fn inspect(&self, reference: &str) -> Result<Image, ImageError> {
         let names = self.read_names()?;
         let id = self.resolve(reference, &names)?.0;
-        let keep = self.read_record(&id)?.keep_setuid;
         let image = self.image(&id, &names)?;
+        let keep = image.keep_setuid;
         // What runs from it must have every file: a damaged layer is an error, never a root.
         for l in &image.layers {
             if let Some(diff_id) =
@@ -451,15 +455,9 @@ impl Store {
                     }
                     let _ = std::fs::remove_file(&marker);
                 }
-                let id_text = id.to_string();
                 damage.push(Damage {
-                    image: id_text.clone(),
-                    names: names
-                        .names
-                        .iter()
-                        .filter(|(_, v)| **v == id_text)
-                        .map(|(k, _)| k.clone())
-                        .collect(),
+                    image: id.to_string(),
+                    names: names.of(&id.to_string()),
                     layer: diff_id.to_string(),
                     problem: problem.to_owned(),
                 });
@@ -857,13 +855,7 @@ impl Store {
                 removed.untagged.push(name);
             }
             None => {
-                let all: Vec<String> = names
-                    .names
-                    .iter()
-                    .filter(|(_, v)| **v == id_text)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for name in all {
+                for name in names.of(&id_text) {
                     names.names.remove(&name);
                     removed.untagged.push(name);
                 }

@@ -7,7 +7,6 @@ use crate::plan::{InRoot, Op};
 use crate::spec::{container_path, cstring, ContainerSpec, MountSpec, Propagation, SpecError};
 use crate::sys::{
     MOUNT_ATTR_NODEV, MOUNT_ATTR_NOEXEC, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_PRIVATE,
-    MS_SHARED, MS_SLAVE,
 };
 
 /// Each bind's slot and whether its source is a directory, in `spec.mounts` order.
@@ -43,9 +42,10 @@ pub fn clone_sources(
                 slot,
                 attrs,
                 // A slave or shared bind keeps the source's own peers until SetPropagation.
-                propagation: match propagation.map(|p| p.flag()) {
-                    Some(MS_SLAVE | MS_SHARED) => 0,
-                    _ => MS_PRIVATE,
+                propagation: if propagation.is_some_and(Propagation::keeps_peers) {
+                    0
+                } else {
+                    MS_PRIVATE
                 },
                 expect: Some(id),
             });

@@ -3,7 +3,7 @@
 //! read-only paths, applied beneath the fds of the filesystems we mounted.
 
 use super::host::HostFacts;
-use super::steps::{kernel_fs_at, new_fs, param, Slots};
+use super::steps::{c, kernel_fs_at, new_fs, param, Slots};
 use crate::cgroups::CgroupFs;
 use crate::plan::{InRoot, Op};
 use crate::security;
@@ -93,7 +93,7 @@ pub fn mount_cgroup(sys: usize, filesystems: &[CgroupFs], slots: &mut Slots, pla
             dir,
             mode: 0o755,
         });
-        let flags = controllers.iter().map(|c| (c_string(c), None)).collect();
+        let flags = controllers.iter().map(|name| (c(name), None)).collect();
         let hierarchy = new_fs(plan, slots, ("cgroup", "cgroup"), flags, SYS_ATTRS);
         plan.push(Op::Attach {
             slot: hierarchy,
@@ -102,7 +102,7 @@ pub fn mount_cgroup(sys: usize, filesystems: &[CgroupFs], slots: &mut Slots, pla
         });
         for controller in controllers.iter().filter(|c| *c != name) {
             plan.push(Op::Symlink {
-                link_target: c_string(name),
+                link_target: c(name),
                 at: inside(controller),
                 dir,
             });
@@ -113,11 +113,6 @@ pub fn mount_cgroup(sys: usize, filesystems: &[CgroupFs], slots: &mut Slots, pla
         dir,
         shown: "/sys/fs/cgroup",
     });
-}
-
-/// A name the kernel gave (a controller, a hierarchy's directory): no NUL in it.
-fn c_string(name: &str) -> std::ffi::CString {
-    std::ffi::CString::new(name).unwrap_or_default()
 }
 
 /// The slots of the filesystems the protections go beneath.

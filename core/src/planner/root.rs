@@ -7,9 +7,7 @@ use super::host::{HostEntry, HostFacts};
 use super::steps::{attach_in_root, c, param, Slots};
 use crate::plan::{InRoot, Op, ROOT};
 use crate::spec::{cstring, ContainerSpec, Propagation, SpecError};
-use crate::sys::{
-    MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_PRIVATE, MS_SHARED, MS_SLAVE,
-};
+use crate::sys::{MOUNT_ATTR_NODEV, MOUNT_ATTR_NOSUID, MOUNT_ATTR_RDONLY, MS_PRIVATE, MS_SLAVE};
 
 /// The cloned root and, for the mirror, the host trees to attach in it.
 pub struct Root {
@@ -65,9 +63,10 @@ pub fn clone(
             attrs: MOUNT_ATTR_NODEV | nosuid,
             // A slave still receives the host's mounts; a shared root waits for pivot_root
             // (which refuses one), then RootPropagation makes it shared.
-            propagation: match spec.root_propagation.map(|p| p.flag()) {
-                Some(MS_SLAVE | MS_SHARED) => MS_SLAVE,
-                _ => MS_PRIVATE,
+            propagation: if spec.root_propagation.is_some_and(Propagation::keeps_peers) {
+                MS_SLAVE
+            } else {
+                MS_PRIVATE
             },
         }),
         (None, Some(image)) => {
